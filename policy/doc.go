@@ -1,0 +1,45 @@
+// Package policy parses, validates and compiles g0efilter's allowlist, and
+// keeps the live copy that the filter's components read.
+//
+// A policy lists the IP addresses and prefixes (IPv4 and IPv6) and the
+// domain names that a workload may reach. Domains are exact names
+// ("github.com"), wildcards ("*.alpinelinux.org", which matches names below
+// alpinelinux.org at any depth but not alpinelinux.org itself), or "*",
+// which allows every name and is flagged by [Policy.AllowsAnyDomain].
+//
+// Typical usage:
+//
+//	p, err := policy.Loader{Path: "/app/policy.yaml"}.Load()
+//	if err != nil {
+//		return err // names the file, line and value of every bad entry
+//	}
+//	snap, err := policy.Compile(p)
+//	if err != nil {
+//		return err
+//	}
+//	var live policy.Holder
+//	live.Store(snap)
+//	...
+//	if rule, ok := live.MatchHost(sni); ok {
+//		// allowed by rule
+//	}
+//
+// # Normalisation
+//
+// Every name is normalised once, when it is parsed: lower case, no trailing
+// dot, internationalised names in punycode. Matching then treats its input as
+// hostile: it folds case, ignores one trailing dot and refuses anything that
+// is not a valid host name, without allocating for ASCII names.
+//
+// # Precedence
+//
+// A [Loader] takes comma-separated lists (ALLOWLIST_IPS, ALLOWLIST_DOMAINS in
+// the g0efilter binary) that replace the file's list of the same kind. The
+// package never reads the environment; the caller passes the values.
+//
+// # Reloading
+//
+// A [Snapshot] is immutable. A [Holder] publishes the current one through an
+// atomic pointer, so readers take no lock and a reload never races a
+// decision. A policy that fails to load never replaces a good one.
+package policy

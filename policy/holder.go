@@ -1,0 +1,46 @@
+package policy
+
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
+// empty allows nothing; a Holder that was never given a Snapshot serves it,
+// so readers fail closed.
+var empty = &Snapshot{names: map[string]uint32{}}
+
+// Holder holds the live Snapshot. Readers call its methods or [Holder.Load]
+// without locks; a reload calls [Holder.Store], and each reader sees either
+// the old Snapshot or the new one, never a mix. The zero value is ready to
+// use and allows nothing until the first Store.
+type Holder struct {
+	current atomic.Pointer[Snapshot]
+}
+
+// Load returns the current Snapshot, never nil.
+func (h *Holder) Load() *Snapshot {
+	if s := h.current.Load(); s != nil {
+		return s
+	}
+	return empty
+}
+
+// Store makes s the current Snapshot. Storing nil is ignored: a policy is
+// replaced, never removed.
+func (h *Holder) Store(s *Snapshot) {
+	if s != nil {
+		h.current.Store(s)
+	}
+}
+
+// AllowHost is [Snapshot.AllowHost] on the current Snapshot.
+func (h *Holder) AllowHost(name string) bool { return h.Load().AllowHost(name) }
+
+// MatchHost is [Snapshot.MatchHost] on the current Snapshot.
+func (h *Holder) MatchHost(name string) (string, bool) { return h.Load().MatchHost(name) }
+
+// AllowAddr is [Snapshot.AllowAddr] on the current Snapshot.
+func (h *Holder) AllowAddr(a netip.Addr) bool { return h.Load().AllowAddr(a) }
+
+// MatchAddr is [Snapshot.MatchAddr] on the current Snapshot.
+func (h *Holder) MatchAddr(a netip.Addr) (netip.Prefix, bool) { return h.Load().MatchAddr(a) }

@@ -1,0 +1,364 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Policy is a parsed, normalised allowlist. Every entry has been validated;
+// duplicates are removed and the first spelling's position kept.
+//
+// A Policy is plain data. [Compile] turns it into a [Snapshot] that answers
+// "is this allowed?".
+type Policy struct {
+	// IPs are the allowlisted addresses and prefixes, IPv4 and IPv6. A single
+	// address is a /32 or /128 prefix.
+	IPs []netip.Prefix
+	// Domains are the allowlisted names in canonical form (see
+	// [NormalizeDomain]): "example.com", "*.example.com" or [AnyDomain].
+	Domains []string
+}
+
+// AllowsAnyDomain reports whether the policy contains [AnyDomain], which lets
+// every domain name through. Tools should make this visible: it disables
+// name-based filtering.
+func (p *Policy) AllowsAnyDomain() bool {
+	return slices.Contains(p.Domains, AnyDomain)
+}
+
+// Parse reads a policy document in YAML:
+//
+//	allowlist:
+//	  ips:
+//	    - "1.1.1.1"
+//	    - "2001:db8::/32"
+//	  domains:
+//	    - "github.com"
+//	    - "*.alpinelinux.org"
+//
+// source names the document in errors (usually the file path). Unknown keys,
+// values of the wrong type and invalid entries are all reported, each with its
+// line, as an [ErrorList]; a document with any mistake yields no Policy.
+// An empty document is an error ([ErrEmpty]); "allowlist: {}" allows nothing.
+func Parse(source string, data []byte) (*Policy, error) {
+	root, err := decodeOne(source, data)
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{source: source}
+	p := d.document(root)
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ReadFile reads and parses the policy file at path.
+func ReadFile(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// ParseIPList parses a comma-separated list of addresses and prefixes, such
+// as the value of ALLOWLIST_IPS, with the same validation as the file. Blank
+// items are skipped. source names the list in errors.
+func ParseIPList(source, list string) ([]netip.Prefix, error) {
+	var (
+		errs ErrorList
+		ips  []netip.Prefix
+	)
+	for i, item := range splitList(list) {
+		p, err := ParsePrefix(item)
+		if err != nil {
+			errs = append(errs, &Error{Source: source, Field: itemField(i), Value: item, Err: err})
+			continue
+		}
+		ips = appendUnique(ips, p)
+	}
+	return ips, errs.err()
+}
+
+// ParseDomainList parses a comma-separated list of domain patterns, such as
+// the value of ALLOWLIST_DOMAINS, with the same validation as the file. Blank
+// items are skipped. source names the list in errors.
+func ParseDomainList(source, list string) ([]string, error) {
+	var (
+		errs    ErrorList
+		domains []string
+	)
+	for i, item := range splitList(list) {
+		d, err := NormalizeDomain(item)
+		if err != nil {
+			errs = append(errs, &Error{Source: source, Field: itemField(i), Value: item, Err: err})
+			continue
+		}
+		domains = appendUnique(domains, d)
+	}
+	return domains, errs.err()
+}
+
+// splitList splits a comma-separated list, trimming items and dropping
+// blank ones.
+func splitList(list string) []string {
+	var items []string
+	for item := range strings.SplitSeq(list, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+func itemField(i int) string { return fmt.Sprintf("item %d", i+1) }
+
+func appendUnique[T comparable](list []T, v T) []T {
+	if slices.Contains(list, v) {
+		return list
+	}
+	return append(list, v)
+}
+
+// List is a comma-separated allowlist given outside the policy file, such as
+// an environment variable.
+type List struct {
+	// Name identifies the list in errors, such as "ALLOWLIST_IPS".
+	Name string
+	// Value is the comma-separated list.
+	Value string
+}
+
+// Loader loads a policy from a file and optional lists that replace the
+// file's entries of the same kind ("the environment wins"). It reads nothing
+// but what its fields name; the caller decides where the lists come from.
+type Loader struct {
+	// Path is the policy file. It is not read when both IPs and Domains are
+	// set. Empty means no file: the lists that are not set stay empty.
+	Path string
+	// IPs, when not nil, replaces the file's allowlist.ips.
+	IPs *List
+	// Domains, when not nil, replaces the file's allowlist.domains.
+	Domains *List
+}
+
+// Load reads the sources and returns the combined policy. Mistakes from every
+// source are reported together.
+func (l Loader) Load() (*Policy, error) {
+	p := &Policy{}
+	if l.Path != "" && (l.IPs == nil || l.Domains == nil) {
+		fp, err := ReadFile(l.Path)
+		if err != nil {
+			return nil, err
+		}
+		p = fp
+	}
+	var errs []error
+	if l.IPs != nil {
+		ips, err := ParseIPList(l.IPs.Name, l.IPs.Value)
+		p.IPs = ips
+		errs = append(errs, err)
+	}
+	if l.Domains != nil {
+		domains, err := ParseDomainList(l.Domains.Name, l.Domains.Value)
+		p.Domains = domains
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// decodeOne parses data as exactly one YAML document and returns its root.
+func decodeOne(source string, data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, ErrorList{{Source: source, Err: reason(ErrEmpty, "no policy document (to allow nothing, write \"allowlist: {}\")")}}
+		}
+		return nil, syntaxError(source, err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, syntaxError(source, err)
+	default:
+		return nil, ErrorList{{Source: source, Line: extra.Line, Err: reason(ErrSyntax, "more than one YAML document")}}
+	}
+	return doc.Content[0], nil
+}
+
+// syntaxError turns a yaml.v3 error ("yaml: line 3: did not find expected
+// key") into an [Error] carrying the line.
+func syntaxError(source string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if _, scanErr := fmt.Sscanf(n, "%d", &line); scanErr == nil {
+				msg = after
+			}
+		}
+	}
+	return ErrorList{{Source: source, Line: line, Err: reason(ErrSyntax, "%s", msg)}}
+}
+
+// decoder walks a YAML tree, collecting every mistake.
+type decoder struct {
+	source string
+	errs   ErrorList
+}
+
+func (d *decoder) fail(n *yaml.Node, field, value string, err error) {
+	d.errs = append(d.errs, &Error{Source: d.source, Line: n.Line, Field: field, Value: value, Err: err})
+}
+
+func (d *decoder) document(root *yaml.Node) *Policy {
+	p := &Policy{}
+	for key, value := range d.mapping(root, "") {
+		switch key.Value {
+		case "allowlist":
+			d.allowlist(value, p)
+		default:
+			d.fail(key, key.Value, "", reason(ErrUnknownKey, "the policy has only \"allowlist\""))
+		}
+	}
+	return p
+}
+
+func (d *decoder) allowlist(n *yaml.Node, p *Policy) {
+	for key, value := range d.mapping(n, "allowlist") {
+		field := "allowlist." + key.Value
+		switch key.Value {
+		case "ips":
+			for i, item := range d.sequence(value, field) {
+				prefix, err := ParsePrefix(item.Value)
+				if err != nil {
+					d.fail(item, fmt.Sprintf("%s[%d]", field, i), item.Value, err)
+					continue
+				}
+				p.IPs = appendUnique(p.IPs, prefix)
+			}
+		case "domains":
+			for i, item := range d.sequence(value, field) {
+				domain, err := NormalizeDomain(item.Value)
+				if err != nil {
+					d.fail(item, fmt.Sprintf("%s[%d]", field, i), item.Value, err)
+					continue
+				}
+				p.Domains = appendUnique(p.Domains, domain)
+			}
+		default:
+			d.fail(key, field, "", reason(ErrUnknownKey, "allowlist has only \"ips\" and \"domains\""))
+		}
+	}
+}
+
+// mapping yields the key and value nodes of a mapping node. A null node is an
+// empty mapping. Non-string keys, duplicate keys and other node kinds are
+// reported.
+func (d *decoder) mapping(n *yaml.Node, field string) func(yield func(key, value *yaml.Node) bool) {
+	return func(yield func(key, value *yaml.Node) bool) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, orRoot(field), "", reason(ErrType, "expected a mapping, found %s", describe(n)))
+			return
+		}
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				d.fail(k, orRoot(field), "", reason(ErrType, "expected a key, found %s", describe(k)))
+				continue
+			}
+			if line, dup := seen[k.Value]; dup {
+				d.fail(k, join(field, k.Value), "", reason(ErrDuplicateKey, "first given on line %d", line))
+				continue
+			}
+			seen[k.Value] = k.Line
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// sequence yields the scalar items of a sequence node with their index. A
+// null node is an empty sequence. Anything but non-null scalars is reported.
+func (d *decoder) sequence(n *yaml.Node, field string) func(yield func(int, *yaml.Node) bool) {
+	return func(yield func(int, *yaml.Node) bool) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, field, scalarValue(n), reason(ErrType, "expected a list, found %s", describe(n)))
+			return
+		}
+		for i, item := range n.Content {
+			if item.Kind != yaml.ScalarNode || isNull(item) {
+				d.fail(item, fmt.Sprintf("%s[%d]", field, i), "", reason(ErrType, "expected a string, found %s", describe(item)))
+				continue
+			}
+			if !yield(i, item) {
+				return
+			}
+		}
+	}
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+func scalarValue(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode {
+		return n.Value
+	}
+	return ""
+}
+
+// describe names a node's kind for error messages.
+func describe(n *yaml.Node) string {
+	switch {
+	case isNull(n):
+		return "nothing"
+	case n.Kind == yaml.ScalarNode:
+		return "a single value"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case n.Kind == yaml.AliasNode:
+		return "an alias (aliases are not supported)"
+	default:
+		return "an unexpected node"
+	}
+}
+
+func join(field, key string) string {
+	if field == "" {
+		return key
+	}
+	return field + "." + key
+}
+
+func orRoot(field string) string {
+	if field == "" {
+		return "document"
+	}
+	return field
+}
