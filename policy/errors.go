@@ -43,7 +43,7 @@ type Error struct {
 	Err error
 }
 
-// Error formats the mistake as "source:line: field "value": reason".
+// Error formats the mistake as `source:line: field "value": reason`.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Source)
@@ -51,11 +51,12 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, ":%d", e.Line)
 	}
 	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteByte(' ')
-	}
-	if e.Value != "" {
+	switch {
+	case e.Field != "" && e.Value != "":
+		fmt.Fprintf(&b, "%s %q: ", e.Field, e.Value)
+	case e.Field != "":
+		b.WriteString(e.Field + ": ")
+	case e.Value != "":
 		fmt.Fprintf(&b, "%q: ", e.Value)
 	}
 	b.WriteString(strings.TrimPrefix(e.Err.Error(), "policy: "))

@@ -7,7 +7,7 @@ import (
 
 // empty allows nothing; a Holder that was never given a Snapshot serves it,
 // so readers fail closed.
-var empty = &Snapshot{names: map[string]uint32{}}
+var empty = &Snapshot{names: newSuffixTable(0)}
 
 // Holder holds the live Snapshot. Readers call its methods or [Holder.Load]
 // without locks; a reload calls [Holder.Store], and each reader sees either

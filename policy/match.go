@@ -18,77 +18,66 @@ func (s *Snapshot) AllowHost(name string) bool {
 // rule that allows it: the exact name when listed, else the most specific
 // wildcard ("*.example.com"), else [AnyDomain].
 //
-// The name may come straight from the network: it is matched without regard
-// to case and with one trailing dot ignored. A name that no valid host name
-// could be (empty labels, bytes other than letters, digits, '-', '_' and '.',
-// a numeric last label such as an IP address, a port, over-long labels or
-// names) is never allowed, whatever the policy. A name with non-ASCII bytes
-// is converted to punycode first, which allocates; otherwise MatchHost does
-// not allocate, and its cost grows with the number of labels in the name,
-// not the number of rules.
+// The name may come straight from the network. It is matched without regard
+// to ASCII case and with one trailing dot ignored. A name that no valid host
+// name could be (empty labels, bytes other than letters, digits, '-', '_'
+// and '.', a numeric last label such as an IP address has, a port, labels
+// over 63 bytes or names over 253) is never allowed, whatever the policy.
+// Names on the wire are ASCII (internationalised names travel as punycode),
+// so a name with other bytes is not allowed either; convert one with
+// [NormalizeDomain] first.
+//
+// MatchHost does not allocate. It walks the name from the top-level label
+// down, one hash probe per label, and stops as soon as no rule lies below:
+// its cost grows with the number of labels, not the number of rules.
 func (s *Snapshot) MatchHost(name string) (rule string, ok bool) {
 	if n := len(name); n > 0 && name[n-1] == '.' {
 		name = name[:n-1]
 	}
-	switch checkHost(name) {
-	case hostCanonical:
-		return matchName(s, name)
-	case hostUpper:
-		var buf [maxNameLen]byte
-		for i := 0; i < len(name); i++ {
-			if c := name[i]; c != '.' {
-				buf[i] = hostByte[c]
-			} else {
-				buf[i] = '.'
-			}
-		}
-		return matchName(s, buf[:len(name)])
-	case hostUnicode:
-		ascii, err := normalizeName(name)
-		if err != nil {
-			return "", false
-		}
-		return matchName(s, ascii)
-	default:
+	if len(name) == 0 || len(name) > maxNameLen {
 		return "", false
 	}
-}
-
-// matchName walks a valid lower-case name's suffixes from the top-level
-// label down, one map lookup each, stopping as soon as no rule lies below.
-func matchName[T string | []byte](s *Snapshot, name T) (rule string, ok bool) {
-	wild := -1
-	for dot := len(name); ; {
-		dot = lastDot(name[:dot])
-		v, found := s.names[string(name[dot+1:])]
-		if !found {
-			break
+	t := s.names
+	h, wild := t.seed, ""
+	for end := len(name); ; {
+		dot := lastDot(name[:end])
+		label := name[dot+1 : end]
+		if len(label) == 0 || len(label) > maxLabelLen {
+			return "", false
 		}
+		h = hashLabel(h, label)
+		pos, flags := t.find(h)
 		if dot < 0 {
-			// The whole name: only an exact rule matches it.
-			if v&flagExact != 0 {
-				return s.nodes[v>>flagBits].name, true
+			// The whole name: only an exact rule matches it, and matching
+			// it byte for byte also proves the name valid.
+			if flags&flagExact != 0 && t.confirm(pos, name) {
+				return t.suffix(pos), true
 			}
 			break
 		}
-		if v&flagWildcard != 0 {
-			wild = int(v >> flagBits)
+		if flags&flagWildcard != 0 && t.confirm(pos, name[dot+1:]) {
+			// The labels left of the suffix have not been looked at yet.
+			if !validLabels(name[:dot]) {
+				return "", false
+			}
+			wild = t.keys[pos]
 		}
-		if v&flagParent == 0 {
+		if flags&flagParent == 0 {
 			break
 		}
+		end = dot
 	}
 	switch {
-	case wild >= 0:
-		return s.nodes[wild].wildcard, true
-	case s.any:
+	case wild != "":
+		return wild, true
+	case s.any && validLabels(name) && !numericLastLabel(name):
 		return AnyDomain, true
 	default:
 		return "", false
 	}
 }
 
-func lastDot[T string | []byte](name T) int {
+func lastDot(name string) int {
 	for i := len(name) - 1; i >= 0; i-- {
 		if name[i] == '.' {
 			return i
@@ -97,48 +86,35 @@ func lastDot[T string | []byte](name T) int {
 	return -1
 }
 
-// hostClass is what a quick scan learns about a host name.
-type hostClass uint8
-
-const (
-	hostInvalid   hostClass = iota // no valid host name
-	hostCanonical                  // valid and already lower case
-	hostUpper                      // valid once lower-cased
-	hostUnicode                    // has non-ASCII bytes: needs IDNA
-)
-
-// checkHost scans a name (without trailing dot) once: label lengths, bytes,
-// case, and a numeric last label, which only an IP address has.
-func checkHost(name string) hostClass {
-	class := hostCanonical
-	label, digits := 0, true
+// validLabels reports whether name is a dot-separated run of labels of 1 to
+// 63 bytes, each a letter (either case), digit, '-' or '_'.
+func validLabels(name string) bool {
+	label := 0
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c == '.' {
-			if label == 0 {
-				return hostInvalid
+		if name[i] == '.' {
+			if label == 0 || label > maxLabelLen {
+				return false
 			}
-			label, digits = 0, true
+			label = 0
 			continue
 		}
-		switch lower := hostByte[c]; {
-		case lower == 0 && c >= 0x80:
-			return hostUnicode
-		case lower == 0:
-			return hostInvalid
-		case lower != c:
-			class = hostUpper
+		if hostByte[name[i]] == 0 {
+			return false
 		}
 		label++
-		digits = digits && c >= '0' && c <= '9'
-		if label > maxLabelLen {
-			return hostInvalid
+	}
+	return label > 0 && label <= maxLabelLen
+}
+
+// numericLastLabel reports whether the last label is all digits, as in an
+// IPv4 address; no domain name ends that way.
+func numericLastLabel(name string) bool {
+	for i := len(name) - 1; i >= 0 && name[i] != '.'; i-- {
+		if name[i] < '0' || name[i] > '9' {
+			return false
 		}
 	}
-	if label == 0 || digits || len(name) > maxNameLen {
-		return hostInvalid
-	}
-	return class
+	return true
 }
 
 // isCanonical reports whether d is already in the form NormalizeDomain
@@ -148,12 +124,18 @@ func isCanonical(d string) bool {
 		return true
 	}
 	name := strings.TrimPrefix(d, "*.")
-	return checkHost(name) == hostCanonical &&
-		!strings.Contains(name, "xn--") &&
-		!strings.HasPrefix(name, "-") && !strings.HasSuffix(name, "-") &&
-		!strings.Contains(name, "-.") && !strings.Contains(name, ".-")
+	if len(name) > maxNameLen || !validLabels(name) || numericLastLabel(name) || strings.Contains(name, "xn--") ||
+		strings.HasPrefix(name, "-") || strings.HasSuffix(name, "-") ||
+		strings.Contains(name, "-.") || strings.Contains(name, ".-") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
-
 // AllowAddr reports whether the policy allows the address. See
 // [Snapshot.MatchAddr].
 func (s *Snapshot) AllowAddr(a netip.Addr) bool {

@@ -232,7 +232,7 @@ func (d *decoder) document(root *yaml.Node) *Policy {
 		case "allowlist":
 			d.allowlist(value, p)
 		default:
-			d.fail(key, key.Value, "", reason(ErrUnknownKey, "the policy has only \"allowlist\""))
+			d.fail(key, key.Value, "", unknownKey(key.Value, "allowlist"))
 		}
 	}
 	return p
@@ -261,7 +261,7 @@ func (d *decoder) allowlist(n *yaml.Node, p *Policy) {
 				p.Domains = appendUnique(p.Domains, domain)
 			}
 		default:
-			d.fail(key, field, "", reason(ErrUnknownKey, "allowlist has only \"ips\" and \"domains\""))
+			d.fail(key, field, "", unknownKey(key.Value, "ips", "domains"))
 		}
 	}
 }
@@ -318,6 +318,26 @@ func (d *decoder) sequence(n *yaml.Node, field string) func(yield func(int, *yam
 			}
 		}
 	}
+}
+
+// unknownKey explains a key that is not one of known, suggesting the one it
+// most likely misspells.
+func unknownKey(key string, known ...string) error {
+	folded := strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(key))
+	for _, k := range known {
+		if folded == k || strings.HasPrefix(k, folded) || strings.HasPrefix(folded, k) {
+			return reason(ErrUnknownKey, "did you mean %q?", k)
+		}
+	}
+	return reason(ErrUnknownKey, "expected %s", quoteAll(known))
+}
+
+func quoteAll(keys []string) string {
+	q := make([]string, len(keys))
+	for i, k := range keys {
+		q[i] = fmt.Sprintf("%q", k)
+	}
+	return strings.Join(q, " or ")
 }
 
 func isNull(n *yaml.Node) bool {

@@ -13,10 +13,7 @@ import (
 type Snapshot struct {
 	policy Policy
 
-	// names maps every domain suffix that a rule mentions to its node:
-	// the node's index shifted left by flagBits, ORed with its flags.
-	names map[string]uint32
-	nodes []node
+	names *suffixTable
 	any   bool
 
 	// v4 and v6 are the allowlisted prefixes with nested ones removed,
@@ -24,30 +21,13 @@ type Snapshot struct {
 	v4, v6 []netip.Prefix
 }
 
-// node is one domain suffix that a rule mentions.
-type node struct {
-	name     string // the suffix, which is also the exact rule when flagExact is set
-	wildcard string // "*." + name when flagWildcard is set
-}
-
-// Node flags, packed into the low bits of the names map's values so that a
-// lookup needs no second memory access.
-const (
-	flagExact    = 1 << iota // the suffix itself is allowed
-	flagWildcard             // every name below the suffix is allowed
-	flagParent               // some rule names something below the suffix
-	flagBits     = iota
-)
-
 // Compile builds a Snapshot from p. Entries that are not in canonical form
 // are normalised as [NormalizeDomain] and [ParsePrefix] would; an entry that
 // cannot be is an error, so a hand-built Policy is held to the same rules as
 // a parsed one. p is copied: changing it later does not change the Snapshot.
 func Compile(p *Policy) (*Snapshot, error) {
-	s := &Snapshot{
-		names: make(map[string]uint32, len(p.Domains)+len(p.Domains)/4),
-		nodes: make([]node, 0, len(p.Domains)+len(p.Domains)/4),
-	}
+	s := &Snapshot{}
+	s.policy.Domains = make([]string, 0, len(p.Domains))
 	var errs ErrorList
 	for i, d := range p.Domains {
 		if !isCanonical(d) {
@@ -59,7 +39,6 @@ func Compile(p *Policy) (*Snapshot, error) {
 			d = n
 		}
 		s.policy.Domains = append(s.policy.Domains, d)
-		s.addDomain(d)
 	}
 	for i, pfx := range p.IPs {
 		canonical := unmapPrefix(pfx)
@@ -73,42 +52,52 @@ func Compile(p *Policy) (*Snapshot, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
+	s.names, s.any = compileNames(s.policy.Domains)
 	s.v4, s.v6 = outermost(s.policy.IPs)
 	return s, nil
 }
 
-// addDomain records a canonical pattern in the suffix map.
-func (s *Snapshot) addDomain(d string) {
-	if d == AnyDomain {
-		s.any = true
-		return
-	}
-	name, wildcard := strings.CutPrefix(d, "*.")
-	if wildcard {
-		s.nodes[s.set(name, flagWildcard)].wildcard = d
-	} else {
-		s.set(name, flagExact)
-	}
-	// Mark the proper suffixes, longest first, as parents. Every suffix of a
-	// parent is a parent already, so the walk stops at the first one marked.
-	for rest := name; ; {
-		_, after, ok := strings.Cut(rest, ".")
-		if !ok || s.names[after]&flagParent != 0 {
-			return
+// compileNames builds the suffix table for canonical patterns. A hash
+// collision between two different suffixes, which has a chance of about
+// n²/2⁶² for n suffixes, is met by starting again with another seed.
+func compileNames(domains []string) (t *suffixTable, any bool) {
+	for {
+		t = newSuffixTable(len(domains) + len(domains)/8)
+		ok := true
+		for _, d := range domains {
+			if d == AnyDomain {
+				any = true
+				continue
+			}
+			if ok = addDomain(t, d); !ok {
+				break
+			}
 		}
-		s.set(after, flagParent)
-		rest = after
+		if ok {
+			return t, any
+		}
 	}
 }
 
-// set adds flag to the node for suffix, creating the node if needed, and
-// returns the node's index.
-func (s *Snapshot) set(suffix string, flag uint32) uint32 {
-	v, ok := s.names[suffix]
-	if !ok {
-		v = uint32(len(s.nodes)) << flagBits
-		s.nodes = append(s.nodes, node{name: suffix})
+// addDomain records a canonical pattern other than AnyDomain, walking its
+// suffixes from the top-level label down as a match does: each proper
+// suffix is the parent of something. It reports false on a hash collision.
+func addDomain(t *suffixTable, d string) bool {
+	name, wildcard := strings.CutPrefix(d, "*.")
+	h := t.seed
+	for end := len(name); ; {
+		dot := lastDot(name[:end])
+		h = hashLabel(h, name[dot+1:end])
+		if dot < 0 {
+			break
+		}
+		if !t.add(h, name[dot+1:], flagParent, "") {
+			return false
+		}
+		end = dot
 	}
-	s.names[suffix] = v | flag
-	return v >> flagBits
+	if wildcard {
+		return t.add(h, name, flagWildcard, d)
+	}
+	return t.add(h, name, flagExact, "")
 }
