@@ -127,6 +127,7 @@ func FuzzMatchHost(f *testing.F) {
 	}
 	s := mustCompile(f, &Policy{Domains: fuzzRules})
 	f.Fuzz(func(t *testing.T, name string) {
+		require.Equal(t, strings.LastIndexByte(name, '.'), lastDot(name), "%q", name)
 		for i := 0; i < len(name); i++ {
 			if name[i] >= 0x80 {
 				return // the IDNA path is covered by FuzzNormalizeDomain

@@ -7,7 +7,10 @@ import (
 
 // empty allows nothing; a Holder that was never given a Snapshot serves it,
 // so readers fail closed.
-var empty = &Snapshot{names: newSuffixTable(0)}
+var empty = func() *Snapshot {
+	names, _ := compileNames(nil)
+	return &Snapshot{names: names}
+}()
 
 // Holder holds the live Snapshot. Readers call its methods or [Holder.Load]
 // without locks; a reload calls [Holder.Store], and each reader sees either

@@ -74,6 +74,7 @@ func compileNames(domains []string) (t *suffixTable, any bool) {
 			}
 		}
 		if ok {
+			t.seal()
 			return t, any
 		}
 	}
@@ -87,7 +88,7 @@ func addDomain(t *suffixTable, d string) bool {
 	h := t.seed
 	for end := len(name); ; {
 		dot := lastDot(name[:end])
-		h = hashLabel(h, name[dot+1:end])
+		h = hashLabel(h, name, dot+1, end)
 		if dot < 0 {
 			break
 		}
