@@ -41,5 +41,17 @@
 //
 // A [Snapshot] is immutable. A [Holder] publishes the current one through an
 // atomic pointer, so readers take no lock and a reload never races a
-// decision. A policy that fails to load never replaces a good one.
+// decision. A [Watcher] follows the policy file — through editors that
+// rename, Kubernetes ConfigMap symlink swaps and Docker single-file bind
+// mounts, which send no events — and delivers each new snapshot that loads.
+// A policy that fails to load is reported and never replaces a good one.
+//
+// # Editing
+//
+// An [Editor] adds a domain or an address to the policy file, as a remote
+// unblock does, changing nothing else in it: comments, order and layout
+// stay, duplicates are not added, and the result is checked to mean the old
+// policy plus the new entry before it is written. The write cannot leave a
+// truncated file, and works on a single-file bind mount, where a file cannot
+// be renamed over.
 package policy

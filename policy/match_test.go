@@ -36,8 +36,8 @@ func TestMatchHost(t *testing.T) {
 		{"dl-cdn.alpinelinux.org", "*.alpinelinux.org"},
 		{"a.b.c.d.alpinelinux.org", "*.alpinelinux.org"}, // any depth
 		{"DL-CDN.AlpineLinux.ORG.", "*.alpinelinux.org"},
-		{"xalpinelinux.org", ""}, // a suffix match must fall on a label boundary
-		{"api.example.com", "api.example.com"},             // exact beats wildcard
+		{"xalpinelinux.org", ""},               // a suffix match must fall on a label boundary
+		{"api.example.com", "api.example.com"}, // exact beats wildcard
 		{"www.api.example.com", "*.example.com"},
 		{"b.example.net", ""},
 		{"x.b.example.net", "*.b.example.net"},
