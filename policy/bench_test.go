@@ -46,13 +46,24 @@ func randLabel(r *rand.Rand, min, max int) string {
 // (exact names, or one or two labels below a wildcard), half are not (same
 // shapes, unknown labels).
 func benchNames(rules []string, count int, seed uint64) []string {
+	return benchNamesMix(rules, count, seed, 2)
+}
+
+// refusedNames returns count names that no rule allows, shaped like the
+// allowed ones.
+func refusedNames(rules []string, count int, seed uint64) []string {
+	return benchNamesMix(rules, count, seed, 1)
+}
+
+// benchNamesMix makes one name in every period a refused one.
+func benchNamesMix(rules []string, count int, seed uint64, period int) []string {
 	r := rand.New(rand.NewPCG(2, seed))
 	names := make([]string, count)
 	for i := range names {
 		rule := rules[r.IntN(len(rules))]
 		base, wildcard := strings.CutPrefix(rule, "*.")
 		switch {
-		case i%2 == 1:
+		case i%period == period-1:
 			names[i] = randLabel(r, 4, 10) + "x." + base[strings.IndexByte(base, '.')+1:]
 		case wildcard && r.IntN(2) == 0:
 			names[i] = randLabel(r, 2, 8) + "." + randLabel(r, 2, 8) + "." + base
@@ -65,6 +76,23 @@ func benchNames(rules []string, count int, seed uint64) []string {
 	return names
 }
 
+// benchPools are the names the host benchmarks look up: a hot set of 16,
+// which stays in the CPU's caches, and two sets of 65536 that do not, one
+// half allowed and one all refused. Sizes are powers of two.
+func benchPools(rules []string) []struct {
+	name  string
+	names []string
+} {
+	return []struct {
+		name  string
+		names []string
+	}{
+		{"hot", benchNames(rules, 16, 3)},
+		{"random", benchNames(rules, 1<<16, 4)},
+		{"random-refused", refusedNames(rules, 1<<16, 5)},
+	}
+}
+
 func BenchmarkMatchHost(b *testing.B) {
 	for _, n := range benchSizes {
 		rules := benchRules(n)
@@ -72,20 +100,14 @@ func BenchmarkMatchHost(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		hot := benchNames(rules, 16, 3)
-		random := benchNames(rules, 1<<16, 4)
-		b.Run(fmt.Sprintf("rules=%d/hot", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				s.MatchHost(hot[i%len(hot)])
-			}
-		})
-		b.Run(fmt.Sprintf("rules=%d/random", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				s.MatchHost(random[i&(len(random)-1)])
-			}
-		})
+		for _, pool := range benchPools(rules) {
+			b.Run(fmt.Sprintf("rules=%d/%s", n, pool.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					s.MatchHost(pool.names[i&(len(pool.names)-1)])
+				}
+			})
+		}
 	}
 }
 
@@ -146,18 +168,13 @@ func BenchmarkMapLookup(b *testing.B) {
 		for _, r := range rules {
 			m[strings.TrimPrefix(r, "*.")] = struct{}{}
 		}
-		hot := benchNames(rules, 16, 3)
-		random := benchNames(rules, 1<<16, 4)
-		b.Run(fmt.Sprintf("rules=%d/hot", n), func(b *testing.B) {
-			for i := 0; b.Loop(); i++ {
-				_ = m[hot[i%len(hot)]]
-			}
-		})
-		b.Run(fmt.Sprintf("rules=%d/random", n), func(b *testing.B) {
-			for i := 0; b.Loop(); i++ {
-				_ = m[random[i&(len(random)-1)]]
-			}
-		})
+		for _, pool := range benchPools(rules) {
+			b.Run(fmt.Sprintf("rules=%d/%s", n, pool.name), func(b *testing.B) {
+				for i := 0; b.Loop(); i++ {
+					_ = m[pool.names[i&(len(pool.names)-1)]]
+				}
+			})
+		}
 	}
 }
 
