@@ -660,7 +660,7 @@ func writeEdit(path string, old, data []byte) error {
 	if !bytes.Equal(current, old) {
 		return errChanged
 	}
-	switch err = replaceFile(real, data, info.Mode().Perm()); {
+	switch err = replaceFile(real, data, info); {
 	case err == nil:
 		err = syncDir(filepath.Dir(real))
 	case mustWriteInPlace(err):
@@ -693,15 +693,20 @@ func mustWriteInPlace(err error) bool {
 }
 
 // replaceFile writes data to a new file beside path, with the permission
-// bits perm, syncs it and renames it over path.
-func replaceFile(path string, data []byte, perm fs.FileMode) error {
+// bits and (where the system has them) the owner of the file described by
+// info, syncs it and renames it over path. When the owner cannot be kept,
+// it fails with EPERM, which sends the caller to an edit in place.
+func replaceFile(path string, data []byte, info fs.FileInfo) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
 	_, err = tmp.Write(data)
 	if err == nil {
-		err = tmp.Chmod(perm)
+		err = tmp.Chmod(info.Mode().Perm())
+	}
+	if err == nil {
+		err = keepOwner(tmp, info)
 	}
 	if err == nil {
 		err = tmp.Sync()

@@ -628,3 +628,25 @@ func ExampleEditor() {
 	//     - "*.alpinelinux.org"
 	//     - "example.org"
 }
+
+// TestEditorKeepsOwner replaces a file owned by another user, as root may
+// when it edits a policy on a host directory mount, and checks that the
+// file keeps its owner.
+func TestEditorKeepsOwner(t *testing.T) {
+	requireMountPrivileges(t) // root on Linux, the same privilege chown needs
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("allowlist: {}\n"), 0o644))
+	const nobody = 65534
+	require.NoError(t, os.Chown(path, nobody, nobody))
+
+	added, err := (&Editor{Path: path}).AddDomain("example.org")
+	require.NoError(t, err)
+	assert.True(t, added)
+
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	st := info.Sys().(*syscall.Stat_t)
+	assert.Equal(t, uint32(nobody), st.Uid)
+	assert.Equal(t, uint32(nobody), st.Gid)
+}
