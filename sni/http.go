@@ -181,8 +181,13 @@ func (h *RequestHead) parseRequestLine(rest []byte) error {
 	if len(target) == 0 {
 		return malformedf("empty request target")
 	}
-	// No form of request target has a fragment (RFC 9112 §3.2).
-	for _, c := range target {
+	// No form of request target has a fragment (RFC 9112 §3.2). Skip 8
+	// bytes at a time while none is invalid, then find the first that is.
+	i := 0
+	for i+8 <= len(target) && targetMask(binary.LittleEndian.Uint64(target[i:])) == 0 {
+		i += 8
+	}
+	for _, c := range target[i:] {
 		if c <= ' ' || c >= 0x7f || c == '#' {
 			return malformedf("invalid byte %q in request target", c)
 		}
@@ -284,6 +289,18 @@ func nextField(b []byte, off int) (name, value []byte, next int, err error) {
 func controlMask(x uint64) uint64 {
 	del := x ^ ones*0x7f
 	return (x-ones*' ')&^x&highs | (del-ones)&^del&highs
+}
+
+// targetMask returns 0 if no byte of x is invalid in a request target, a
+// control byte, space, DEL, a byte of 0x80 or more, or '#'. It is not 0
+// otherwise, but does not say which byte it is. (x-ones*n)&^x&highs is not 0
+// if a byte of x is below n, for n up to 0x80 (Bit Twiddling Hacks, "Determine
+// if a word has a byte less than n"), and a byte of x^(ones*'#') is below 1
+// where x has a '#'. Adding 1 to the low 7 bits of a byte sets its high bit,
+// without a carry, if they are all set: the byte is DEL or 0xff.
+func targetMask(x uint64) uint64 {
+	hash := x ^ ones*'#'
+	return ((x-ones*0x21)&^x | (hash-ones)&^hash | x | (x&^highs + ones)) & highs
 }
 
 // isHost reports whether a field name is "Host", in any case.

@@ -2,6 +2,7 @@ package sni
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net/http"
 	"strings"
 	"testing"
@@ -246,4 +247,48 @@ func TestParseRequestHeadAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 	assert.Equal(t, "www.example.com", string(buf))
+}
+
+// TestTargetMask checks targetMask against the byte-by-byte rule of
+// parseRequestLine for every pair of byte values at every pair of adjacent
+// positions, the other bytes valid, so that a carry or borrow from one byte
+// into the next would show.
+func TestTargetMask(t *testing.T) {
+	invalid := func(c byte) bool { return c <= ' ' || c >= 0x7f || c == '#' }
+	for _, filler := range []byte{'a', '!', '~', '$'} {
+		for pos := range 7 {
+			for pair := range 1 << 16 {
+				var b [8]byte
+				for i := range b {
+					b[i] = filler
+				}
+				b[pos], b[pos+1] = byte(pair), byte(pair>>8)
+				want := invalid(b[pos]) || invalid(b[pos+1])
+				got := targetMask(binary.LittleEndian.Uint64(b[:])) != 0
+				if got != want {
+					t.Fatalf("targetMask(%q) != 0 is %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestTargetFirstInvalidByte checks that the error names the first invalid
+// byte of a request target wherever it is, also when a later one follows in
+// the same 8 bytes or in the next.
+func TestTargetFirstInvalidByte(t *testing.T) {
+	for n := 1; n <= 24; n++ {
+		for pos := range n {
+			for _, later := range []int{-1, pos + 1, pos + 8} {
+				target := []byte("/" + strings.Repeat("a", n-1))
+				target[pos] = '#'
+				if later >= 0 && later < n {
+					target[later] = 0x7f
+				}
+				_, err := ParseRequestHead([]byte("GET " + string(target) + " HTTP/1.1\r\nHost: a\r\n\r\n"))
+				require.ErrorIs(t, err, ErrMalformed, "%q", target)
+				require.ErrorContains(t, err, `invalid byte '#' in request target`, "%q", target)
+			}
+		}
+	}
 }
