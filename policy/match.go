@@ -71,7 +71,7 @@ func (s *Snapshot) MatchHost(name string) (rule string, ok bool) {
 	switch {
 	case wild != "":
 		return wild, true
-	case s.any && validLabels(name) && !numericLastLabel(name):
+	case s.anyDomain && validLabels(name) && !numericLastLabel(name):
 		return AnyDomain, true
 	default:
 		return "", false
@@ -238,4 +238,4 @@ func (s *Snapshot) Prefixes() (v4, v6 []netip.Prefix) {
 }
 
 // AllowsAnyDomain reports whether the policy allows every domain name.
-func (s *Snapshot) AllowsAnyDomain() bool { return s.any }
+func (s *Snapshot) AllowsAnyDomain() bool { return s.anyDomain }

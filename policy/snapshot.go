@@ -13,8 +13,8 @@ import (
 type Snapshot struct {
 	policy Policy
 
-	names *suffixTable
-	any   bool
+	names     *suffixTable
+	anyDomain bool // the policy has AnyDomain
 
 	// v4 and v6 are the allowlisted prefixes with nested ones removed,
 	// sorted by address, so that at most one can contain a given address.
@@ -52,7 +52,7 @@ func Compile(p *Policy) (*Snapshot, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	s.names, s.any = compileNames(s.policy.Domains)
+	s.names, s.anyDomain = compileNames(s.policy.Domains)
 	s.v4, s.v6 = outermost(s.policy.IPs)
 	return s, nil
 }
@@ -60,13 +60,13 @@ func Compile(p *Policy) (*Snapshot, error) {
 // compileNames builds the suffix table for canonical patterns. A hash
 // collision between two different suffixes, which has a chance of about
 // n²/2⁶² for n suffixes, is met by starting again with another seed.
-func compileNames(domains []string) (t *suffixTable, any bool) {
+func compileNames(domains []string) (t *suffixTable, anyDomain bool) {
 	for {
 		t = newSuffixTable(len(domains) + len(domains)/8)
 		ok := true
 		for _, d := range domains {
 			if d == AnyDomain {
-				any = true
+				anyDomain = true
 				continue
 			}
 			if ok = addDomain(t, d); !ok {
@@ -75,7 +75,7 @@ func compileNames(domains []string) (t *suffixTable, any bool) {
 		}
 		if ok {
 			t.seal()
-			return t, any
+			return t, anyDomain
 		}
 	}
 }
