@@ -154,9 +154,27 @@ type Loader struct {
 // Load reads the sources and returns the combined policy. Mistakes from every
 // source are reported together.
 func (l Loader) Load() (*Policy, error) {
+	var data []byte
+	if l.readsFile() {
+		var err error
+		if data, err = os.ReadFile(l.Path); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+	}
+	return l.load(data)
+}
+
+// readsFile reports whether loading needs the file at Path.
+func (l Loader) readsFile() bool {
+	return l.Path != "" && (l.IPs == nil || l.Domains == nil)
+}
+
+// load combines data, the content of the file when readsFile, with the
+// lists.
+func (l Loader) load(data []byte) (*Policy, error) {
 	p := &Policy{}
-	if l.Path != "" && (l.IPs == nil || l.Domains == nil) {
-		fp, err := ReadFile(l.Path)
+	if l.readsFile() {
+		fp, err := Parse(l.Path, data)
 		if err != nil {
 			return nil, err
 		}

@@ -3,10 +3,8 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -115,8 +113,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	path := w.Loader.Path
-	if path == "" || (w.Loader.IPs != nil && w.Loader.Domains != nil) {
-		snap, err := w.load()
+	if !w.Loader.readsFile() {
+		snap, err := w.load(nil)
 		if err != nil {
 			return err
 		}
@@ -138,10 +136,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 
 	f := watchedFile{path: path}
-	if _, err := f.read(); err != nil {
+	_, data, err := f.read()
+	if err != nil {
 		return err
 	}
-	snap, err := w.load()
+	snap, err := w.load(data)
 	if err != nil {
 		return err
 	}
@@ -216,7 +215,7 @@ func (w *Watcher) notify(dir string) (*fsnotify.Watcher, error) {
 // reload reads the file and, when its bytes changed, loads and delivers the
 // policy or reports why it could not.
 func (w *Watcher) reload(log *slog.Logger, f *watchedFile) {
-	changed, err := f.read()
+	changed, data, err := f.read()
 	switch {
 	case !changed:
 		return
@@ -224,23 +223,18 @@ func (w *Watcher) reload(log *slog.Logger, f *watchedFile) {
 		w.fail(log, err)
 		return
 	}
-	snap, err := w.load()
+	snap, err := w.load(data)
 	if err != nil {
-		var pathErr *fs.PathError
-		if errors.As(err, &pathErr) {
-			// The Loader could not read what f just read: the file is
-			// being replaced. Count the next read as a change.
-			f.forget()
-		}
 		w.fail(log, err)
 		return
 	}
 	w.deliver(log, snap)
 }
 
-// load loads and compiles the policy.
-func (w *Watcher) load() (*Snapshot, error) {
-	p, err := w.Loader.Load()
+// load loads the policy from data, the bytes of the file that were hashed,
+// and compiles it.
+func (w *Watcher) load(data []byte) (*Snapshot, error) {
+	p, err := w.Loader.load(data)
 	if err != nil {
 		return nil, err
 	}
@@ -275,21 +269,18 @@ type watchedFile struct {
 // read reads the file and reports whether it changed since the last read: its
 // bytes differ, or it has become readable or unreadable. The error is the read
 // error, if any.
-func (f *watchedFile) read() (changed bool, err error) {
+func (f *watchedFile) read() (changed bool, data []byte, err error) {
 	data, info, err := readWithInfo(f.path)
 	if err != nil {
 		changed = f.info != nil
 		f.info = nil
-		return changed, err
+		return changed, nil, err
 	}
 	sum := sha256.Sum256(data)
 	changed = f.info == nil || sum != f.sum
 	f.info, f.sum = info, sum
-	return changed, nil
+	return changed, data, nil
 }
-
-// forget makes the next read count as a change.
-func (f *watchedFile) forget() { f.info = nil }
 
 // statChanged reports whether the file's metadata differs from the last
 // read's. It is cheap enough to call on every poll.
