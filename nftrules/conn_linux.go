@@ -1,0 +1,437 @@
+package nftrules
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Conn manages the g0efilter table through one lasting netlink connection.
+// Its methods may be called from several goroutines; each sends one batch
+// that the kernel applies atomically.
+type Conn struct {
+	mu      sync.Mutex
+	nc      *nftables.Conn
+	applied *Ruleset // the last ruleset applied, for UpdateSets
+}
+
+// Open opens a lasting netlink connection to nftables in the namespace of
+// cfg. It needs CAP_NET_ADMIN in that namespace only to change rules.
+// Close it when done.
+func Open(cfg ConnConfig) (*Conn, error) {
+	size := cfg.SocketBuffer
+	if size <= 0 {
+		size = defaultSocketBuffer
+	}
+	opts := []nftables.ConnOption{
+		nftables.AsLasting(),
+		nftables.WithSockOptions(func(c *netlink.Conn) error { return setBuffers(c, size) }),
+	}
+	if cfg.NetNS != 0 {
+		opts = append(opts, nftables.WithNetNSFd(cfg.NetNS))
+	}
+	nc, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nftrules: open netlink: %w", err)
+	}
+	return &Conn{nc: nc}, nil
+}
+
+// setBuffers raises the socket buffers past the system limits
+// (SO_SNDBUFFORCE, which needs CAP_NET_ADMIN) or, failing that, up to them.
+func setBuffers(c *netlink.Conn, size int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var forceErr error
+	if err := rc.Control(func(fd uintptr) {
+		forceErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size)
+		if forceErr == nil {
+			forceErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size)
+		}
+	}); err != nil {
+		return err
+	}
+	if forceErr == nil {
+		return nil
+	}
+	if err := c.SetWriteBuffer(size); err != nil {
+		return err
+	}
+	return c.SetReadBuffer(size)
+}
+
+// Close closes the netlink connection. The rules stay installed.
+func (c *Conn) Close() error {
+	return c.nc.CloseLasting()
+}
+
+// Apply installs r in one atomic batch: a table of the same name left by a
+// previous run is deleted and the new one added in the same transaction,
+// so there is no instant without rules.
+func (c *Conn) Apply(r *Ruleset) error {
+	if err := validate(r); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyINet}
+	// Adding an existing table is not an error, so the delete that follows
+	// always finds one.
+	c.nc.AddTable(t)
+	c.nc.DelTable(t)
+	c.nc.AddTable(t)
+
+	sets := make(map[string]*nftables.Set, len(r.Sets))
+	for i := range r.Sets {
+		s := &r.Sets[i]
+		ns := nftSet(t, s)
+		// Neither call fails for a named set, and validate has checked
+		// the rules: nothing is left queued on an error return.
+		if err := c.nc.AddSet(ns, nil); err != nil {
+			return fmt.Errorf("nftrules: set %s: %w", s.Name, err)
+		}
+		if err := c.addElements(ns, s.Elements); err != nil {
+			return err
+		}
+		sets[s.Name] = ns
+	}
+	for i := range r.Chains {
+		ch := &r.Chains[i]
+		nch := c.nc.AddChain(nftChain(t, ch))
+		for j, rule := range ch.Rules {
+			exprs, err := ruleExprs(rule, sets)
+			if err != nil {
+				return fmt.Errorf("nftrules: chain %s rule %d: %w", ch.Name, j, err)
+			}
+			c.nc.AddRule(&nftables.Rule{Table: t, Chain: nch, Exprs: exprs})
+		}
+	}
+	if err := c.nc.Flush(); err != nil {
+		return fmt.Errorf("nftrules: apply table %s: %w", r.Table, err)
+	}
+	c.applied = r
+	return nil
+}
+
+// validate translates every rule against placeholder sets, so that Apply
+// queues nothing on the connection unless the whole batch can be built.
+func validate(r *Ruleset) error {
+	t := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyINet}
+	sets := make(map[string]*nftables.Set, len(r.Sets))
+	for i := range r.Sets {
+		sets[r.Sets[i].Name] = nftSet(t, &r.Sets[i])
+	}
+	for _, ch := range r.Chains {
+		for j, rule := range ch.Rules {
+			if _, err := ruleExprs(rule, sets); err != nil {
+				return fmt.Errorf("nftrules: chain %s rule %d: %w", ch.Name, j, err)
+			}
+		}
+	}
+	return nil
+}
+
+// UpdateSets replaces the elements of the allowlist sets (allow4, allow6)
+// of the last applied ruleset in one atomic batch: chains and rules are
+// untouched, so established connections survive and no packet sees a
+// half-updated set. v4 and v6 must be sorted and disjoint, as
+// policy.Snapshot.Prefixes returns them.
+//
+// When it is smaller than the new contents, only the difference from the
+// previous contents is sent (a one-prefix change to 10k prefixes takes
+// about 2 ms). Otherwise, or should the kernel refuse the difference (the
+// sets were changed behind this Conn's back), the sets are flushed and
+// refilled, still in one batch.
+func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
+	a4, err := checkPrefixes(v4, true)
+	if err != nil {
+		return err
+	}
+	a6, err := checkPrefixes(v6, false)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied == nil {
+		return ErrNotApplied
+	}
+	s4, s6 := c.applied.Set(SetAllow4), c.applied.Set(SetAllow6)
+	if s4 == nil || s6 == nil {
+		return fmt.Errorf("nftrules: applied ruleset lacks set %s or %s", SetAllow4, SetAllow6)
+	}
+	t := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyINet}
+	n4, n6 := nftSet(t, s4), nftSet(t, s6)
+
+	r4, d4 := diffPrefixes(s4.Elements, a4)
+	r6, d6 := diffPrefixes(s6.Elements, a6)
+	err = errFullReplace
+	// Deleting an element costs the kernel more than flushing it: send
+	// the difference only when it is smaller than the new contents.
+	if len(r4)+len(d4)+len(r6)+len(d6) <= len(a4)+len(a6) {
+		err = c.deleteElements(n4, r4)
+		if err == nil {
+			err = c.deleteElements(n6, r6)
+		}
+		if err == nil {
+			err = c.addElements(n4, d4)
+		}
+		if err == nil {
+			err = c.addElements(n6, d6)
+		}
+		if err == nil {
+			err = c.nc.Flush()
+		}
+	}
+	if err != nil {
+		c.nc.FlushSet(n4)
+		c.nc.FlushSet(n6)
+		err = c.addElements(n4, a4)
+		if err == nil {
+			err = c.addElements(n6, a6)
+		}
+		if err == nil {
+			err = c.nc.Flush()
+		}
+		if err != nil {
+			return fmt.Errorf("nftrules: update sets: %w", err)
+		}
+	}
+	// Keep the description in step, so that a later rendering shows what
+	// is installed. The previous value is not changed: callers may hold it.
+	r := *c.applied
+	r.Sets = append([]Set(nil), r.Sets...)
+	r.Set(SetAllow4).Elements = a4
+	r.Set(SetAllow6).Elements = a6
+	c.applied = &r
+	return nil
+}
+
+// errFullReplace marks an update that is sent as flush and refill.
+var errFullReplace = errors.New("full replace")
+
+// deleteElements queues the deletion of the elements of ps.
+func (c *Conn) deleteElements(ns *nftables.Set, ps []netip.Prefix) error {
+	for _, chunk := range chunks(setElements(ps, ns.Interval), ElementsPerMessage) {
+		if err := c.nc.SetDeleteElements(ns, chunk); err != nil {
+			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
+		}
+	}
+	return nil
+}
+
+// Applied returns the ruleset as last applied or updated through c, or
+// nil.
+func (c *Conn) Applied() *Ruleset {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.applied
+}
+
+// addElements queues the elements of ps in messages of at most
+// ElementsPerMessage elements.
+func (c *Conn) addElements(ns *nftables.Set, ps []netip.Prefix) error {
+	for _, chunk := range chunks(setElements(ps, ns.Interval), ElementsPerMessage) {
+		if err := c.nc.SetAddElements(ns, chunk); err != nil {
+			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
+		}
+	}
+	return nil
+}
+
+// chunks splits elems into runs of at most n elements (n+1 when that keeps
+// an interval's start and end together).
+func chunks(elems []nftables.SetElement, n int) [][]nftables.SetElement {
+	var out [][]nftables.SetElement
+	for len(elems) > 0 {
+		k := min(len(elems), n)
+		if k < len(elems) && elems[k].IntervalEnd {
+			k++
+		}
+		out = append(out, elems[:k])
+		elems = elems[k:]
+	}
+	return out
+}
+
+// setElements encodes prefixes as nftables elements: for an interval set,
+// the first address of each prefix and, flagged as an interval end, the
+// address after its last one (none when the prefix reaches the top of the
+// address space).
+func setElements(ps []netip.Prefix, interval bool) []nftables.SetElement {
+	n := len(ps)
+	if interval {
+		n *= 2
+	}
+	out := make([]nftables.SetElement, 0, n)
+	for _, p := range ps {
+		out = append(out, nftables.SetElement{Key: p.Addr().AsSlice()})
+		if !interval {
+			continue
+		}
+		if end := lastAddr(p).Next(); end.IsValid() {
+			out = append(out, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
+		}
+	}
+	return out
+}
+
+// lastAddr returns the last address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As16()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	for i := bits; i < 128; i++ {
+		a[i/8] |= 0x80 >> (i % 8)
+	}
+	last := netip.AddrFrom16(a)
+	if p.Addr().Is4() {
+		return last.Unmap()
+	}
+	return last
+}
+
+func nftSet(t *nftables.Table, s *Set) *nftables.Set {
+	key := nftables.TypeIPAddr
+	if s.Type == IPv6Addr {
+		key = nftables.TypeIP6Addr
+	}
+	return &nftables.Set{Table: t, Name: s.Name, KeyType: key, Interval: s.Interval, HasTimeout: s.Timeout}
+}
+
+func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
+	typ := nftables.ChainTypeFilter
+	if c.Type == ChainNAT {
+		typ = nftables.ChainTypeNAT
+	}
+	policy := nftables.ChainPolicyAccept
+	if c.Policy.Kind == VerdictDrop {
+		policy = nftables.ChainPolicyDrop
+	}
+	return &nftables.Chain{
+		Name:     c.Name,
+		Table:    t,
+		Type:     typ,
+		Hooknum:  nftables.ChainHookOutput,
+		Priority: nftables.ChainPriorityRef(nftables.ChainPriority(c.Priority)),
+		Policy:   &policy,
+	}
+}
+
+// Kernel constants not in x/sys/unix.
+const (
+	nfprotoV4 = unix.NFPROTO_IPV4
+	nfprotoV6 = unix.NFPROTO_IPV6
+	protoICMP = 58 // IPPROTO_ICMPV6
+)
+
+// ruleExprs translates a rule into nftables expressions, as nft would for
+// the rule's rendering (so that "nft list" prints that rendering back).
+func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
+	var out []expr.Any
+	for _, m := range r.Match {
+		e, err := matchExprs(m, sets)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e...)
+	}
+	if r.Log != nil {
+		out = append(out, &expr.Log{
+			Key:   1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_GROUP,
+			Group: r.Log.Group,
+			Data:  []byte(r.Log.Prefix),
+		})
+	}
+	switch r.Verdict.Kind {
+	case VerdictNone:
+	case VerdictAccept:
+		out = append(out, &expr.Verdict{Kind: expr.VerdictAccept})
+	case VerdictDrop:
+		out = append(out, &expr.Verdict{Kind: expr.VerdictDrop})
+	case VerdictReject:
+		out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+	case VerdictRedirect:
+		out = append(out,
+			&expr.Immediate{Register: 1, Data: binary.BigEndian.AppendUint16(nil, r.Verdict.Port)},
+			&expr.Redir{RegisterProtoMin: 1},
+		)
+	default:
+		return nil, fmt.Errorf("unknown verdict %d", r.Verdict.Kind)
+	}
+	return out, nil
+}
+
+func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+
+func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
+	switch m := m.(type) {
+	case DestInSet:
+		s, ok := sets[m.Set]
+		if !ok {
+			return nil, fmt.Errorf("no set %s", m.Set)
+		}
+		proto, off, n := byte(nfprotoV4), uint32(16), uint32(4)
+		if m.Family == IPv6Addr {
+			proto, off, n = nfprotoV6, 24, 16
+		}
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+		}, nil
+	case CtState:
+		return ctBits(expr.CtKeySTATE, uint32(m.State)), nil
+	case DestLocal:
+		return []expr.Any{
+			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(unix.RTN_LOCAL)},
+		}, nil
+	case MarkEq:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(m.Mark)},
+		}, nil
+	case OifLoopback:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyOIF, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(loopbackIndex)},
+		}, nil
+	case DPort:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(m.Proto)}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, m.Port)},
+		}, nil
+	case ICMPv6Type:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoICMP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{m.Type}},
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown match %T", m)
+}
+
+// ctBits matches a conntrack bitmask key having any of bits.
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: key, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(bits), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0)},
+	}
+}

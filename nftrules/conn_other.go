@@ -1,0 +1,30 @@
+//go:build !linux
+
+package nftrules
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+)
+
+// Conn manages the g0efilter table through netlink. On this operating
+// system every method returns [ErrUnsupported].
+type Conn struct{}
+
+// Open returns [ErrUnsupported] on this operating system.
+func Open(ConnConfig) (*Conn, error) {
+	return nil, fmt.Errorf("%w (GOOS=%s)", ErrUnsupported, runtime.GOOS)
+}
+
+// Apply returns [ErrUnsupported].
+func (c *Conn) Apply(*Ruleset) error { return ErrUnsupported }
+
+// UpdateSets returns [ErrUnsupported].
+func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error { return ErrUnsupported }
+
+// Close does nothing.
+func (c *Conn) Close() error { return nil }
+
+// Applied returns nil.
+func (c *Conn) Applied() *Ruleset { return nil }

@@ -1,0 +1,65 @@
+// Package nftrules builds g0efilter's nftables ruleset and installs it
+// through netlink, in one atomic batch, without running nft.
+//
+// Typical usage:
+//
+//	v4, v6 := snap.Prefixes() // a policy.Snapshot
+//	rs, err := nftrules.Build(nftrules.Config{Mode: nftrules.ModeHTTPS, Allow4: v4, Allow6: v6})
+//	if err != nil {
+//		return err
+//	}
+//	fmt.Print(rs) // dry run: the table in nft syntax
+//
+//	conn, err := nftrules.Open(nftrules.ConnConfig{})
+//	if err != nil {
+//		return err
+//	}
+//	defer conn.Close()
+//	if err := conn.Apply(rs); err != nil { // replaces a previous table atomically
+//		return err
+//	}
+//	...
+//	v4, v6 = next.Prefixes() // on reload
+//	err = conn.UpdateSets(v4, v6) // only the set elements change
+//
+// # One description
+//
+// [Build] is a pure function from a [Config] to a [Ruleset]: a table of
+// family inet (IPv4 and IPv6 alike), its sets, and two base chains on the
+// output hook whose rules are short lists of typed matches ([DestInSet],
+// [CtState], [DestLocal], [MarkEq], [OifLoopback], [DPort], [ICMPv6Type]),
+// an optional [Log] and a [Verdict]. [Ruleset.Render] prints it as
+// "nft list table inet g0efilter" prints the installed table; [Conn.Apply]
+// turns the same values into netlink messages. Tests install the ruleset
+// in a fresh network namespace and check that the kernel's listing equals
+// the rendering.
+//
+// # The ruleset
+//
+// In https mode (the default) the nat chain (output hook, priority -100)
+// lets allowlisted destinations, the filter's own sockets (those carrying
+// [Config.BypassMark]) and loopback traffic through untouched and
+// redirects TCP 80 and 443 to the local HTTP and HTTPS proxies. The filter
+// chain (output hook, priority 0, policy drop) accepts established and
+// related packets, packets to the host's own addresses (this includes the
+// redirected connections), marked packets, IPv6 neighbour discovery and
+// allowlisted destinations; it logs every other new connection to nflog
+// and rejects it, UDP 443 (QUIC) included.
+//
+// In dns mode the nat chain redirects UDP and TCP 53 to the local DNS
+// server, except for the filter's own marked queries; the filter chain
+// drops DoT (853) and any new connection whose destination is neither
+// allowlisted nor in the pinned4/pinned6 sets, which have per-element
+// timeouts and are filled from allowed DNS answers.
+//
+// # Updates
+//
+// [Conn.UpdateSets] changes only the elements of the allowlist sets, in one
+// batch, so established connections survive and no packet is ever
+// evaluated against a partly updated set. Elements go in messages of at
+// most [ElementsPerMessage] and the netlink socket buffers are raised, so
+// that sets of tens of thousands of prefixes fit in one batch.
+//
+// Netlink code is Linux only; on other systems [Open] returns
+// [ErrUnsupported] while [Build] and [Ruleset.Render] work everywhere.
+package nftrules

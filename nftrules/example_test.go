@@ -1,0 +1,78 @@
+package nftrules_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/g0lab/g0efilter/nftrules"
+)
+
+func ExampleBuild() {
+	rs, err := nftrules.Build(nftrules.Config{
+		Mode:   nftrules.ModeDNS,
+		Allow4: []netip.Prefix{netip.MustParsePrefix("1.1.1.1/32")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, c := range rs.Chains {
+		if c.Name == nftrules.ChainNATOut {
+			for _, r := range c.Rules {
+				fmt.Println(r)
+			}
+		}
+	}
+	// Output:
+	// meta mark 0x00006700 accept
+	// udp dport 53 redirect to :53
+	// tcp dport 53 redirect to :53
+}
+
+func ExampleRuleset_Render() {
+	rs, err := nftrules.Build(nftrules.Config{
+		Allow4: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := rs.Render(os.Stdout); err != nil {
+		panic(err)
+	}
+	// Output:
+	// table inet g0efilter {
+	// 	set allow4 {
+	// 		type ipv4_addr
+	// 		flags interval
+	// 		elements = { 192.0.2.0/24 }
+	// 	}
+	//
+	// 	set allow6 {
+	// 		type ipv6_addr
+	// 		flags interval
+	// 	}
+	//
+	// 	chain nat_output {
+	// 		type nat hook output priority -100; policy accept;
+	// 		ip daddr @allow4 accept
+	// 		ip6 daddr @allow6 accept
+	// 		meta mark 0x00006700 accept
+	// 		oif "lo" accept
+	// 		tcp dport 80 redirect to :8080
+	// 		tcp dport 443 redirect to :8443
+	// 	}
+	//
+	// 	chain output {
+	// 		type filter hook output priority filter; policy drop;
+	// 		ct state established,related accept
+	// 		fib daddr type local accept
+	// 		meta mark 0x00006700 accept
+	// 		icmpv6 type nd-router-solicit accept
+	// 		icmpv6 type nd-neighbor-solicit accept
+	// 		icmpv6 type nd-neighbor-advert accept
+	// 		ip daddr @allow4 accept
+	// 		ip6 daddr @allow6 accept
+	// 		ct state new log prefix "g0efilter blocked: " group 100 reject
+	// 	}
+	// }
+}

@@ -1,0 +1,49 @@
+package nftrules
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.nft golden files")
+
+func goldenConfigs() map[string]Config {
+	v4 := []netip.Prefix{
+		netip.MustParsePrefix("1.1.1.1/32"),
+		netip.MustParsePrefix("10.0.0.0/24"),
+		netip.MustParsePrefix("10.0.1.0/24"),
+		netip.MustParsePrefix("192.168.0.0/16"),
+	}
+	v6 := []netip.Prefix{
+		netip.MustParsePrefix("2001:db8::/32"),
+		netip.MustParsePrefix("2606:4700:4700::1111/128"),
+	}
+	return map[string]Config{
+		"https":       {Mode: ModeHTTPS, Allow4: v4, Allow6: v6},
+		"https_empty": {},
+		"dns":         {Mode: ModeDNS, Allow4: v4, Allow6: v6, DNSPort: 5353, BypassMark: 0x1, NflogGroup: 7},
+	}
+}
+
+func TestRenderGolden(t *testing.T) {
+	for name, cfg := range goldenConfigs() {
+		t.Run(name, func(t *testing.T) {
+			r, err := Build(cfg)
+			require.NoError(t, err)
+			got := r.String()
+			path := filepath.Join("testdata", name+".nft")
+			if *update {
+				require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+			}
+			want, err := os.ReadFile(path)
+			require.NoError(t, err, "run go test -update to create it")
+			assert.Equal(t, string(want), got)
+		})
+	}
+}

@@ -1,0 +1,184 @@
+package nftrules
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Render writes r in nft syntax, as "nft list table inet g0efilter" prints
+// it once installed: the dry-run view of exactly what [Conn.Apply] sends.
+// The output can also be loaded with "nft -f".
+func (r *Ruleset) Render(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "table inet %s {\n", r.Table)
+	first := true
+	sep := func() {
+		if !first {
+			bw.WriteString("\n")
+		}
+		first = false
+	}
+	for _, s := range r.Sets {
+		sep()
+		renderSet(bw, &s)
+	}
+	for _, c := range r.Chains {
+		sep()
+		fmt.Fprintf(bw, "\tchain %s {\n", c.Name)
+		fmt.Fprintf(bw, "\t\ttype %s hook output priority %s; policy %s;\n",
+			c.Type, priorityName(c.Type, c.Priority), c.Policy)
+		for _, rule := range c.Rules {
+			fmt.Fprintf(bw, "\t\t%s\n", rule)
+		}
+		bw.WriteString("\t}\n")
+	}
+	bw.WriteString("}\n")
+	return bw.Flush()
+}
+
+// String returns the rendering of r (see [Ruleset.Render]).
+func (r *Ruleset) String() string {
+	var b strings.Builder
+	_ = r.Render(&b)
+	return b.String()
+}
+
+func renderSet(w *bufio.Writer, s *Set) {
+	fmt.Fprintf(w, "\tset %s {\n\t\ttype %s\n", s.Name, s.Type)
+	var flags []string
+	if s.Interval {
+		flags = append(flags, "interval")
+	}
+	if s.Timeout {
+		flags = append(flags, "timeout")
+	}
+	if len(flags) > 0 {
+		fmt.Fprintf(w, "\t\tflags %s\n", strings.Join(flags, ","))
+	}
+	if len(s.Elements) > 0 {
+		w.WriteString("\t\telements = { ")
+		for i, p := range s.Elements {
+			if i > 0 {
+				w.WriteString(",\n\t\t\t     ")
+			}
+			if p.IsSingleIP() {
+				w.WriteString(p.Addr().String())
+			} else {
+				w.WriteString(p.String())
+			}
+		}
+		w.WriteString(" }\n")
+	}
+	w.WriteString("\t}\n")
+}
+
+// priorityName spells a priority as nft lists it: by its standard name
+// where nft has one for the hook, else as a number.
+func priorityName(t ChainType, p int32) string {
+	if t == ChainFilter && p == 0 {
+		return "filter"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// String returns "ipv4_addr" or "ipv6_addr".
+func (t SetType) String() string {
+	if t == IPv6Addr {
+		return "ipv6_addr"
+	}
+	return "ipv4_addr"
+}
+
+// String returns "filter" or "nat".
+func (t ChainType) String() string {
+	if t == ChainNAT {
+		return "nat"
+	}
+	return "filter"
+}
+
+// String returns the rule in nft syntax.
+func (r Rule) String() string {
+	var parts []string
+	for _, m := range r.Match {
+		parts = append(parts, matchString(m))
+	}
+	if r.Log != nil {
+		parts = append(parts, fmt.Sprintf("log prefix %q group %d", r.Log.Prefix, r.Log.Group))
+	}
+	if r.Verdict.Kind != VerdictNone {
+		parts = append(parts, r.Verdict.String())
+	}
+	return strings.Join(parts, " ")
+}
+
+// String returns the verdict in nft syntax ("accept", "redirect to :8080").
+func (v Verdict) String() string {
+	switch v.Kind {
+	case VerdictNone:
+		return ""
+	case VerdictAccept:
+		return "accept"
+	case VerdictDrop:
+		return "drop"
+	case VerdictReject:
+		return "reject"
+	case VerdictRedirect:
+		return fmt.Sprintf("redirect to :%d", v.Port)
+	}
+	return fmt.Sprintf("verdict(%d)", int(v.Kind))
+}
+
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+var icmpv6Names = map[uint8]string{
+	icmpv6RouterSolicit:   "nd-router-solicit",
+	icmpv6NeighborSolicit: "nd-neighbor-solicit",
+	icmpv6NeighborAdvert:  "nd-neighbor-advert",
+}
+
+func matchString(m Match) string {
+	switch m := m.(type) {
+	case DestInSet:
+		if m.Family == IPv6Addr {
+			return "ip6 daddr @" + m.Set
+		}
+		return "ip daddr @" + m.Set
+	case CtState:
+		var names []string
+		for _, b := range []struct {
+			bit  CtStateBit
+			name string
+		}{{CtInvalid, "invalid"}, {CtEstablished, "established"}, {CtRelated, "related"}, {CtNew, "new"}} {
+			if m.State&b.bit != 0 {
+				names = append(names, b.name)
+			}
+		}
+		return "ct state " + strings.Join(names, ",")
+	case DestLocal:
+		return "fib daddr type local"
+	case MarkEq:
+		return fmt.Sprintf("meta mark 0x%08x", m.Mark)
+	case OifLoopback:
+		return `oif "lo"`
+	case DPort:
+		return fmt.Sprintf("%s dport %d", m.Proto, m.Port)
+	case ICMPv6Type:
+		if n, ok := icmpv6Names[m.Type]; ok {
+			return "icmpv6 type " + n
+		}
+		return fmt.Sprintf("icmpv6 type %d", m.Type)
+	}
+	return fmt.Sprintf("?%T", m)
+}

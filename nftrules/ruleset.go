@@ -1,0 +1,392 @@
+package nftrules
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Defaults for the zero fields of a [Config].
+const (
+	DefaultHTTPPort   uint16 = 8080
+	DefaultHTTPSPort  uint16 = 8443
+	DefaultDNSPort    uint16 = 53
+	DefaultBypassMark uint32 = 0x6700
+	DefaultNflogGroup uint16 = 100
+	DefaultLogPrefix         = "g0efilter blocked: "
+)
+
+// Names of the table, chains and sets in a [Ruleset]. The table is of family
+// inet, so one ruleset covers IPv4 and IPv6.
+const (
+	TableName     = "g0efilter"
+	ChainOutput   = "output"     // filter hook output priority 0, policy drop
+	ChainNATOut   = "nat_output" // nat hook output priority -100, policy accept
+	SetAllow4     = "allow4"     // allowlisted IPv4 prefixes (interval set)
+	SetAllow6     = "allow6"     // allowlisted IPv6 prefixes (interval set)
+	SetPinned4    = "pinned4"    // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
+	SetPinned6    = "pinned6"    // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
+	maxLogPrefix  = 127
+	loopbackIndex = 1 // the loopback interface's index in every network namespace
+)
+
+// ErrConfig is wrapped by every error that [Build] returns.
+var ErrConfig = errors.New("nftrules: invalid config")
+
+// Mode selects how traffic that is not allowlisted by address is handled.
+type Mode int
+
+const (
+	// ModeHTTPS redirects TCP 80 and 443 to the local HTTP and HTTPS (SNI)
+	// proxies and blocks everything else that is not allowlisted. It is the
+	// zero value.
+	ModeHTTPS Mode = iota
+	// ModeDNS redirects DNS (UDP and TCP 53) to the local DNS server, blocks
+	// DoT (853) and blocks destinations that are neither allowlisted nor
+	// pinned from an allowed DNS answer.
+	ModeDNS
+)
+
+// String returns "https" or "dns".
+func (m Mode) String() string {
+	switch m {
+	case ModeHTTPS:
+		return "https"
+	case ModeDNS:
+		return "dns"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Config describes the ruleset to build. Its zero value is a valid https
+// mode configuration that allows nothing by address.
+type Config struct {
+	// Mode is ModeHTTPS (the zero value) or ModeDNS.
+	Mode Mode
+	// HTTPPort is the local port that TCP 80 is redirected to in https mode.
+	// Zero means 8080.
+	HTTPPort uint16
+	// HTTPSPort is the local port that TCP 443 is redirected to in https
+	// mode. Zero means 8443.
+	HTTPSPort uint16
+	// DNSPort is the local port that UDP and TCP 53 are redirected to in dns
+	// mode. Zero means 53.
+	DNSPort uint16
+	// BypassMark is the socket mark (SO_MARK) that the filter sets on its own
+	// upstream sockets; packets carrying it are neither redirected nor
+	// blocked. Zero means 0x6700.
+	BypassMark uint32
+	// NflogGroup is the nflog group that blocked new connections are logged
+	// to. Zero means 100.
+	NflogGroup uint16
+	// LogPrefix is the prefix of the log statement for blocked connections.
+	// Empty means "g0efilter blocked: ".
+	LogPrefix string
+	// Allow4 and Allow6 are the allowlisted destination prefixes, sorted and
+	// non-overlapping as policy.Snapshot.Prefixes returns them.
+	Allow4, Allow6 []netip.Prefix
+}
+
+func (c Config) withDefaults() Config {
+	if c.HTTPPort == 0 {
+		c.HTTPPort = DefaultHTTPPort
+	}
+	if c.HTTPSPort == 0 {
+		c.HTTPSPort = DefaultHTTPSPort
+	}
+	if c.DNSPort == 0 {
+		c.DNSPort = DefaultDNSPort
+	}
+	if c.BypassMark == 0 {
+		c.BypassMark = DefaultBypassMark
+	}
+	if c.NflogGroup == 0 {
+		c.NflogGroup = DefaultNflogGroup
+	}
+	if c.LogPrefix == "" {
+		c.LogPrefix = DefaultLogPrefix
+	}
+	return c
+}
+
+// Ruleset is the description of the table that g0efilter installs: the
+// single source from which both the netlink messages ([Conn.Apply]) and
+// the nft syntax rendering ([Ruleset.Render]) are produced. Build one with
+// [Build]; treat it as read-only.
+type Ruleset struct {
+	Table  string // always TableName; the family is inet
+	Sets   []Set
+	Chains []Chain
+}
+
+// SetType is the key type of a [Set].
+type SetType int
+
+const (
+	IPv4Addr SetType = iota // ipv4_addr
+	IPv6Addr                // ipv6_addr
+)
+
+// Set is a named set of addresses.
+type Set struct {
+	Name     string
+	Type     SetType
+	Interval bool // flags interval: elements are prefixes
+	Timeout  bool // flags timeout: elements may carry their own timeouts
+	Elements []netip.Prefix
+}
+
+// ChainType is "filter" or "nat".
+type ChainType int
+
+const (
+	ChainFilter ChainType = iota
+	ChainNAT
+)
+
+// Chain is a base chain on the output hook. The rules are evaluated in
+// order; the first verdict ends evaluation, else Policy applies.
+type Chain struct {
+	Name     string
+	Type     ChainType
+	Priority int32   // 0 for filter, -100 for nat
+	Policy   Verdict // VerdictAccept or VerdictDrop
+	Rules    []Rule
+}
+
+// Rule is a list of matches, all of which must hold, then an optional log
+// statement and a verdict.
+type Rule struct {
+	Match   []Match
+	Log     *Log    // nil means no log statement
+	Verdict Verdict // VerdictNone means continue with the next rule
+}
+
+// Log is a log statement that sends the packet to an nflog group.
+type Log struct {
+	Prefix string
+	Group  uint16
+}
+
+// VerdictKind is what a [Verdict] does.
+type VerdictKind int
+
+const (
+	VerdictNone     VerdictKind = iota // no verdict: continue
+	VerdictAccept                      // accept
+	VerdictDrop                        // drop
+	VerdictReject                      // reject (ICMP/ICMPv6 port unreachable)
+	VerdictRedirect                    // redirect to :Port (nat chains only)
+)
+
+// Verdict ends the evaluation of a chain.
+type Verdict struct {
+	Kind VerdictKind
+	Port uint16 // for VerdictRedirect
+}
+
+// Verdicts without arguments.
+var (
+	Accept = Verdict{Kind: VerdictAccept}
+	Drop   = Verdict{Kind: VerdictDrop}
+	Reject = Verdict{Kind: VerdictReject}
+)
+
+// RedirectTo returns a verdict that redirects to a local port.
+func RedirectTo(port uint16) Verdict { return Verdict{Kind: VerdictRedirect, Port: port} }
+
+// Match is one condition of a [Rule]. It is one of [DestInSet],
+// [CtState], [DestLocal], [MarkEq], [OifLoopback], [DPort] and
+// [ICMPv6Type].
+type Match interface{ isMatch() }
+
+// DestInSet matches a destination address in a named set ("ip daddr @allow4").
+type DestInSet struct {
+	Family SetType
+	Set    string
+}
+
+// CtStateBit is a conntrack state bit, as nft names them.
+type CtStateBit uint32
+
+// Conntrack states (values as in the kernel's ct state bitmask).
+const (
+	CtInvalid     CtStateBit = 1
+	CtEstablished CtStateBit = 2
+	CtRelated     CtStateBit = 4
+	CtNew         CtStateBit = 8
+)
+
+// CtState matches a packet whose conntrack state is any of the bits in
+// State ("ct state established,related").
+type CtState struct{ State CtStateBit }
+
+// DestLocal matches a packet to an address of this host, loopback or not
+// ("fib daddr type local").
+type DestLocal struct{}
+
+// MarkEq matches a packet whose mark equals Mark ("meta mark 0x00006700").
+type MarkEq struct{ Mark uint32 }
+
+// OifLoopback matches a packet routed out of the loopback interface
+// ("oif "lo"").
+type OifLoopback struct{}
+
+// Proto is a transport protocol.
+type Proto uint8
+
+// Transport protocols.
+const (
+	TCP Proto = 6
+	UDP Proto = 17
+)
+
+// DPort matches a transport protocol and destination port ("tcp dport 443").
+type DPort struct {
+	Proto Proto
+	Port  uint16
+}
+
+// ICMPv6Type matches an ICMPv6 message type ("icmpv6 type nd-neighbor-solicit").
+type ICMPv6Type struct{ Type uint8 }
+
+// Neighbour discovery messages that the output chain must let through for
+// IPv6 to work at all; conntrack does not track them.
+const (
+	icmpv6RouterSolicit   uint8 = 133
+	icmpv6NeighborSolicit uint8 = 135
+	icmpv6NeighborAdvert  uint8 = 136
+)
+
+func (DestInSet) isMatch()   {}
+func (CtState) isMatch()     {}
+func (DestLocal) isMatch()   {}
+func (MarkEq) isMatch()      {}
+func (OifLoopback) isMatch() {}
+func (DPort) isMatch()       {}
+func (ICMPv6Type) isMatch()  {}
+
+// Build returns the ruleset for cfg. It is a pure function: it needs no
+// privileges and runs on any OS.
+//
+// Both modes have a nat chain on the output hook at priority -100, which
+// sees the first packet of each connection before the filter chain, and a
+// filter chain on the output hook at priority 0 with policy drop. A
+// redirected connection leaves the nat chain with its destination
+// rewritten to 127.0.0.1 or ::1, but the filter chain still sees the
+// original output interface (the hook's state is fixed before the nat
+// chain runs), so "oif lo" would not match it there. The filter chain
+// accepts it, and the kernel's own ICMP errors for rejected IPv6 packets,
+// by "fib daddr type local": a destination that is an address of this
+// host never leaves the namespace.
+func Build(cfg Config) (*Ruleset, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Mode != ModeHTTPS && cfg.Mode != ModeDNS {
+		return nil, fmt.Errorf("%w: unknown mode %d", ErrConfig, int(cfg.Mode))
+	}
+	if len(cfg.LogPrefix) > maxLogPrefix {
+		return nil, fmt.Errorf("%w: log prefix longer than %d bytes", ErrConfig, maxLogPrefix)
+	}
+	a4, err := checkPrefixes(cfg.Allow4, true)
+	if err != nil {
+		return nil, err
+	}
+	a6, err := checkPrefixes(cfg.Allow6, false)
+	if err != nil {
+		return nil, err
+	}
+
+	r := &Ruleset{Table: TableName}
+	r.Sets = []Set{
+		{Name: SetAllow4, Type: IPv4Addr, Interval: true, Elements: a4},
+		{Name: SetAllow6, Type: IPv6Addr, Interval: true, Elements: a6},
+	}
+	bypass := Rule{Match: []Match{MarkEq{cfg.BypassMark}}, Verdict: Accept}
+	allow := []Rule{
+		{Match: []Match{DestInSet{IPv4Addr, SetAllow4}}, Verdict: Accept},
+		{Match: []Match{DestInSet{IPv6Addr, SetAllow6}}, Verdict: Accept},
+	}
+	lo := Rule{Match: []Match{OifLoopback{}}, Verdict: Accept}
+	filter := []Rule{
+		{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept},
+		{Match: []Match{DestLocal{}}, Verdict: Accept},
+		bypass,
+	}
+	for _, t := range []uint8{icmpv6RouterSolicit, icmpv6NeighborSolicit, icmpv6NeighborAdvert} {
+		filter = append(filter, Rule{Match: []Match{ICMPv6Type{t}}, Verdict: Accept})
+	}
+	logNew := &Log{Prefix: cfg.LogPrefix, Group: cfg.NflogGroup}
+	var nat []Rule
+
+	switch cfg.Mode {
+	case ModeHTTPS:
+		nat = append(nat, allow...)
+		nat = append(nat, bypass, lo,
+			Rule{Match: []Match{DPort{TCP, 80}}, Verdict: RedirectTo(cfg.HTTPPort)},
+			Rule{Match: []Match{DPort{TCP, 443}}, Verdict: RedirectTo(cfg.HTTPSPort)},
+		)
+		filter = append(filter, allow...)
+		filter = append(filter, Rule{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Reject})
+	case ModeDNS:
+		r.Sets = append(r.Sets,
+			Set{Name: SetPinned4, Type: IPv4Addr, Timeout: true},
+			Set{Name: SetPinned6, Type: IPv6Addr, Timeout: true},
+		)
+		// No "oif lo" accept here: queries to a loopback resolver (Docker's
+		// 127.0.0.11) must reach the filter's DNS server too.
+		nat = append(nat, bypass,
+			Rule{Match: []Match{DPort{UDP, 53}}, Verdict: RedirectTo(cfg.DNSPort)},
+			Rule{Match: []Match{DPort{TCP, 53}}, Verdict: RedirectTo(cfg.DNSPort)},
+		)
+		filter = append(filter,
+			Rule{Match: []Match{DPort{TCP, 853}}, Verdict: Drop},
+			Rule{Match: []Match{DPort{UDP, 853}}, Verdict: Drop},
+		)
+		filter = append(filter, allow...)
+		filter = append(filter,
+			Rule{Match: []Match{DestInSet{IPv4Addr, SetPinned4}}, Verdict: Accept},
+			Rule{Match: []Match{DestInSet{IPv6Addr, SetPinned6}}, Verdict: Accept},
+			Rule{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Drop},
+		)
+	}
+	r.Chains = []Chain{
+		{Name: ChainNATOut, Type: ChainNAT, Priority: -100, Policy: Accept, Rules: nat},
+		{Name: ChainOutput, Type: ChainFilter, Priority: 0, Policy: Drop, Rules: filter},
+	}
+	return r, nil
+}
+
+// checkPrefixes returns the prefixes of one family, masked, and refuses
+// those of the other family or overlapping ones (an interval set cannot
+// hold overlapping intervals).
+func checkPrefixes(ps []netip.Prefix, v4 bool) ([]netip.Prefix, error) {
+	family := "IPv6"
+	if v4 {
+		family = "IPv4"
+	}
+	out := make([]netip.Prefix, 0, len(ps))
+	for i, p := range ps {
+		if !p.IsValid() || p.Addr().Is4() != v4 || p.Addr().Is4In6() {
+			return nil, fmt.Errorf("%w: %v is not an %s prefix", ErrConfig, p, family)
+		}
+		p = p.Masked()
+		if i > 0 {
+			prev := out[len(out)-1]
+			if p.Addr().Less(prev.Addr()) || prev.Overlaps(p) {
+				return nil, fmt.Errorf("%w: %v and %v are not sorted and disjoint", ErrConfig, prev, p)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Set returns the set named name, or nil.
+func (r *Ruleset) Set(name string) *Set {
+	for i := range r.Sets {
+		if r.Sets[i].Name == name {
+			return &r.Sets[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package nftrules
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func pfx(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+func TestBuildErrors(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"v6 in Allow4":    {Allow4: pfx("2001:db8::/32")},
+		"v4 in Allow6":    {Allow6: pfx("10.0.0.0/8")},
+		"mapped v4 in v6": {Allow6: pfx("::ffff:10.0.0.0/104")},
+		"overlap":         {Allow4: pfx("10.0.0.0/8", "10.1.0.0/16")},
+		"unsorted":        {Allow4: pfx("10.1.0.0/16", "10.0.0.0/16")},
+		"duplicate":       {Allow6: pfx("2001:db8::/32", "2001:db8::/32")},
+		"invalid prefix":  {Allow4: []netip.Prefix{{}}},
+		"unknown mode":    {Mode: 7},
+		"long log prefix": {LogPrefix: strings.Repeat("x", 128)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Build(cfg)
+			require.ErrorIs(t, err, ErrConfig)
+		})
+	}
+}
+
+func TestBuildDefaults(t *testing.T) {
+	r, err := Build(Config{Allow4: pfx("10.0.0.1/8")})
+	require.NoError(t, err)
+	assert.Equal(t, pfx("10.0.0.0/8"), r.Set(SetAllow4).Elements, "host bits are masked")
+	s := r.String()
+	for _, want := range []string{"redirect to :8080", "redirect to :8443", "meta mark 0x00006700", "group 100", `prefix "g0efilter blocked: "`} {
+		assert.Contains(t, s, want)
+	}
+	assert.Nil(t, r.Set(SetPinned4), "https mode has no pinned sets")
+
+	r, err = Build(Config{Mode: ModeDNS})
+	require.NoError(t, err)
+	assert.Contains(t, r.String(), "redirect to :53")
+	require.NotNil(t, r.Set(SetPinned6))
+	assert.True(t, r.Set(SetPinned6).Timeout)
+}
+
+// The rules that the design rests on, by mode.
+func TestBuildInvariants(t *testing.T) {
+	for _, mode := range []Mode{ModeHTTPS, ModeDNS} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r, err := Build(Config{Mode: mode})
+			require.NoError(t, err)
+			require.Len(t, r.Chains, 2)
+			nat, filter := r.Chains[0], r.Chains[1]
+			assert.Equal(t, ChainNAT, nat.Type)
+			assert.Less(t, nat.Priority, filter.Priority, "nat runs before filter")
+			assert.Equal(t, Drop, filter.Policy, "fail closed")
+			assert.Equal(t, Rule{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept}, filter.Rules[0])
+			last := filter.Rules[len(filter.Rules)-1]
+			assert.Equal(t, []Match{CtState{CtNew}}, last.Match)
+			assert.NotNil(t, last.Log)
+			// The bypass mark comes before any redirect.
+			for _, rule := range nat.Rules {
+				if rule.Verdict.Kind == VerdictRedirect {
+					t.Fatalf("redirect %q before the bypass mark", rule)
+				}
+				if _, ok := rule.Match[0].(MarkEq); ok {
+					break
+				}
+			}
+		})
+	}
+}
+
+func TestDiffPrefixes(t *testing.T) {
+	old := pfx("10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24", "192.168.0.0/16")
+	cur := pfx("10.0.0.0/23", "10.0.2.0/24", "172.16.0.0/12")
+	removed, added := diffPrefixes(old, cur)
+	assert.Equal(t, pfx("10.0.0.0/24", "10.0.1.0/24", "192.168.0.0/16"), removed)
+	assert.Equal(t, pfx("10.0.0.0/23", "172.16.0.0/12"), added)
+
+	removed, added = diffPrefixes(old, old)
+	assert.Empty(t, removed)
+	assert.Empty(t, added)
+	removed, added = diffPrefixes(nil, cur)
+	assert.Empty(t, removed)
+	assert.Equal(t, cur, added)
+}
+
+func TestMode(t *testing.T) {
+	assert.Equal(t, "https", ModeHTTPS.String())
+	assert.Equal(t, "dns", ModeDNS.String())
+	assert.Equal(t, "Mode(9)", Mode(9).String())
+}
