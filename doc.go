@@ -13,6 +13,9 @@
 //   - [github.com/g0lab/g0efilter/sni]: read the server name from the first
 //     bytes of a connection — a TLS ClientHello or an HTTP/1.x request head —
 //     without consuming or decrypting anything.
+//   - [github.com/g0lab/g0efilter/nftrules]: build the nftables ruleset for
+//     a mode and an allowlist, render it for dry runs, install it through
+//     netlink in one atomic batch and update its sets on reload.
 //
 // # Data flow
 //
@@ -24,6 +27,8 @@
 //	                                  ▼
 //	                        Snapshot.MatchHost(name) ──► allow (with the rule) or block
 //
-// The kernel rules (nftables), the transparent proxy, the DNS filter, events
-// and the dashboard build on these two packages.
+//	Snapshot.Prefixes ──► nftrules.Build ──► Conn.Apply / Conn.UpdateSets ──► table inet g0efilter
+//
+// The binary, the transparent proxy, the DNS filter, events and the
+// dashboard build on these packages.
 package g0efilter
