@@ -1,0 +1,439 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/g0lab/g0efilter/nftrules"
+	"github.com/g0lab/g0efilter/policy"
+)
+
+// Environment variables read by g0efilter (see the "Environment — g0efilter"
+// table of the reference).
+const (
+	envLogLevel                  = "LOG_LEVEL"
+	envHostname                  = "HOSTNAME"
+	envHTTPPort                  = "HTTP_PORT"
+	envHTTPSPort                 = "HTTPS_PORT"
+	envPolicyPath                = "POLICY_PATH"
+	envAllowlistIPs              = "ALLOWLIST_IPS"
+	envAllowlistDomains          = "ALLOWLIST_DOMAINS"
+	envFilterMode                = "FILTER_MODE"
+	envDNSPort                   = "DNS_PORT"
+	envDNSUpstreams              = "DNS_UPSTREAMS"
+	envDashboardHost             = "DASHBOARD_HOST"
+	envDashboardAPIKey           = "DASHBOARD_API_KEY"
+	envDashboardQueueSize        = "DASHBOARD_QUEUE_SIZE"
+	envDashboardStartDelay       = "DASHBOARD_START_DELAY"
+	envLogFile                   = "LOG_FILE"
+	envNflogBufSize              = "NFLOG_BUFSIZE"
+	envNflogQThresh              = "NFLOG_QTHRESH"
+	envNotificationHost          = "NOTIFICATION_HOST"
+	envNotificationKey           = "NOTIFICATION_KEY"
+	envNotificationBackoff       = "NOTIFICATION_BACKOFF_SECONDS"
+	envNotificationIgnoreDomains = "NOTIFICATION_IGNORE_DOMAINS"
+	envEnableRemoteUnblock       = "ENABLE_REMOTE_UNBLOCK"
+	envUnblockPollInterval       = "UNBLOCK_POLL_INTERVAL"
+)
+
+// Defaults, as documented in the reference.
+const (
+	defaultPolicyPath          = "/app/policy.yaml"
+	defaultDNSUpstream         = "127.0.0.11:53" // Docker's embedded DNS
+	defaultDashboardQueueSize  = 1024
+	defaultDashboardStartDelay = 5 * time.Second
+	defaultNflogBufSize        = 96
+	defaultNflogQThresh        = 50
+	defaultNotificationBackoff = 60 * time.Second
+	defaultUnblockPollInterval = 10 * time.Second
+)
+
+// levelTrace is the TRACE log level, below slog.LevelDebug.
+const levelTrace = slog.LevelDebug - 4
+
+// config is everything g0efilter reads from its environment, validated.
+// Fields of features that later builds wire (dashboard shipping, Gotify,
+// nflog, remote unblock, the DNS server's upstreams) are parsed and checked
+// now, so that a typo fails at start-up rather than when they land.
+type config struct {
+	// LogLevel is the slog level; INFO by default.
+	LogLevel slog.Level
+	// Hostname identifies this filter in shipped events. Empty means the OS
+	// host name.
+	Hostname string
+
+	// Mode is the filter mode; https by default.
+	Mode nftrules.Mode
+	// HTTPPort, HTTPSPort and DNSPort are the local listening ports; 8080,
+	// 8443 and 53 by default.
+	HTTPPort, HTTPSPort, DNSPort uint16
+	// DNSUpstreams are the resolvers the DNS server forwards to, as
+	// "host:port"; 127.0.0.11:53 by default.
+	DNSUpstreams []string
+
+	// PolicyPath is the policy file; /app/policy.yaml by default.
+	PolicyPath string
+	// AllowIPs and AllowDomains, when not nil, replace the file's lists.
+	AllowIPs, AllowDomains *policy.List
+
+	// DashboardHost is the dashboard's base URL; nil means no shipping.
+	DashboardHost *url.URL
+	// DashboardAPIKey is presented to the dashboard.
+	DashboardAPIKey string
+	// DashboardQueueSize is how many events are buffered before dropping;
+	// 1024 by default.
+	DashboardQueueSize int
+	// DashboardStartDelay delays shipping; 5s by default.
+	DashboardStartDelay time.Duration
+
+	// LogFile is an optional persistent log file; empty means none.
+	LogFile string
+	// NflogBufSize and NflogQThresh tune the nflog subscription; 96 and 50
+	// by default.
+	NflogBufSize, NflogQThresh int
+
+	// NotificationHost is the Gotify server URL; nil means no notifications.
+	NotificationHost *url.URL
+	// NotificationKey is the Gotify application token.
+	NotificationKey string
+	// NotificationBackoff suppresses repeat alerts for a target; 60s by
+	// default.
+	NotificationBackoff time.Duration
+	// NotificationIgnoreDomains are canonical domain patterns never alerted
+	// on.
+	NotificationIgnoreDomains []string
+
+	// EnableRemoteUnblock turns on polling the dashboard for unblocks; off
+	// by default.
+	EnableRemoteUnblock bool
+	// UnblockPollInterval is the poll period; 10s by default.
+	UnblockPollInterval time.Duration
+}
+
+// envError is an invalid environment variable.
+type envError struct {
+	Name  string
+	Value string
+	Err   error
+}
+
+func (e *envError) Error() string {
+	return fmt.Sprintf("%s=%q: %v", e.Name, e.Value, e.Err)
+}
+
+func (e *envError) Unwrap() error { return e.Err }
+
+// loadConfig reads and validates the environment through lookup (os.LookupEnv
+// in main). Every invalid variable is reported, joined with errors.Join, each
+// naming the variable and its value.
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	p := envParser{lookup: lookup}
+	c := config{
+		LogLevel:                  p.level(envLogLevel),
+		Hostname:                  p.str(envHostname),
+		Mode:                      p.mode(envFilterMode),
+		HTTPPort:                  p.port(envHTTPPort, nftrules.DefaultHTTPPort),
+		HTTPSPort:                 p.port(envHTTPSPort, nftrules.DefaultHTTPSPort),
+		DNSPort:                   p.port(envDNSPort, nftrules.DefaultDNSPort),
+		DNSUpstreams:              p.upstreams(envDNSUpstreams),
+		PolicyPath:                p.str(envPolicyPath),
+		AllowIPs:                  p.ipList(envAllowlistIPs),
+		AllowDomains:              p.domainList(envAllowlistDomains),
+		DashboardHost:             p.url(envDashboardHost),
+		DashboardAPIKey:           p.str(envDashboardAPIKey),
+		DashboardQueueSize:        p.positive(envDashboardQueueSize, defaultDashboardQueueSize),
+		DashboardStartDelay:       p.duration(envDashboardStartDelay, defaultDashboardStartDelay, true),
+		LogFile:                   p.str(envLogFile),
+		NflogBufSize:              p.positive(envNflogBufSize, defaultNflogBufSize),
+		NflogQThresh:              p.positive(envNflogQThresh, defaultNflogQThresh),
+		NotificationHost:          p.url(envNotificationHost),
+		NotificationKey:           p.str(envNotificationKey),
+		NotificationBackoff:       p.seconds(envNotificationBackoff, defaultNotificationBackoff),
+		NotificationIgnoreDomains: p.domains(envNotificationIgnoreDomains),
+		EnableRemoteUnblock:       p.boolean(envEnableRemoteUnblock),
+		UnblockPollInterval:       p.duration(envUnblockPollInterval, defaultUnblockPollInterval, false),
+	}
+	if c.PolicyPath == "" {
+		c.PolicyPath = defaultPolicyPath
+	}
+
+	// The proxy ports coexist in https mode only; in dns mode the DNS server
+	// listens alone, so DNS_PORT is not compared with them.
+	if c.Mode == nftrules.ModeHTTPS && c.HTTPPort != 0 && c.HTTPPort == c.HTTPSPort {
+		v, _ := lookup(envHTTPSPort)
+		p.fail(envHTTPSPort, v, fmt.Errorf("same port as %s", envHTTPPort))
+	}
+	if c.EnableRemoteUnblock && c.DashboardHost == nil {
+		v, _ := lookup(envEnableRemoteUnblock)
+		p.fail(envEnableRemoteUnblock, v, fmt.Errorf("needs %s", envDashboardHost))
+	}
+	if c.NotificationHost != nil && c.NotificationKey == "" {
+		v, _ := lookup(envNotificationHost)
+		p.fail(envNotificationHost, v, fmt.Errorf("needs %s", envNotificationKey))
+	}
+	if err := errors.Join(p.errs...); err != nil {
+		return config{}, err
+	}
+	return c, nil
+}
+
+// envParser reads variables and collects the errors of the invalid ones.
+// Each method returns the default when the variable is unset or blank.
+type envParser struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (p *envParser) fail(name, value string, err error) {
+	p.errs = append(p.errs, &envError{Name: name, Value: value, Err: err})
+}
+
+// get returns the trimmed value and whether it is set and not blank.
+func (p *envParser) get(name string) (string, bool) {
+	v, ok := p.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (p *envParser) str(name string) string {
+	v, _ := p.get(name)
+	return v
+}
+
+func (p *envParser) level(name string) slog.Level {
+	v, ok := p.get(name)
+	if !ok {
+		return slog.LevelInfo
+	}
+	switch strings.ToUpper(v) {
+	case "TRACE":
+		return levelTrace
+	case "DEBUG":
+		return slog.LevelDebug
+	case "INFO":
+		return slog.LevelInfo
+	case "WARN", "WARNING":
+		return slog.LevelWarn
+	case "ERROR":
+		return slog.LevelError
+	}
+	p.fail(name, v, errors.New("want TRACE, DEBUG, INFO, WARN or ERROR"))
+	return slog.LevelInfo
+}
+
+func (p *envParser) mode(name string) nftrules.Mode {
+	v, ok := p.get(name)
+	if !ok {
+		return nftrules.ModeHTTPS
+	}
+	switch strings.ToLower(v) {
+	case "https":
+		return nftrules.ModeHTTPS
+	case "dns":
+		return nftrules.ModeDNS
+	}
+	p.fail(name, v, errors.New("want https or dns"))
+	return nftrules.ModeHTTPS
+}
+
+func parsePort(v string) (uint16, error) {
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || n == 0 {
+		return 0, errors.New("want a port number from 1 to 65535")
+	}
+	return uint16(n), nil
+}
+
+func (p *envParser) port(name string, def uint16) uint16 {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	n, err := parsePort(v)
+	if err != nil {
+		p.fail(name, v, err)
+		return def
+	}
+	return n
+}
+
+func (p *envParser) positive(name string, def int) int {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		p.fail(name, v, errors.New("want a positive integer"))
+		return def
+	}
+	return n
+}
+
+func (p *envParser) duration(name string, def time.Duration, zeroOK bool) time.Duration {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		p.fail(name, v, errors.New("want a duration such as 5s or 1m"))
+	case d < 0 || (d == 0 && !zeroOK):
+		p.fail(name, v, errors.New("want a positive duration"))
+	default:
+		return d
+	}
+	return def
+}
+
+func (p *envParser) seconds(name string, def time.Duration) time.Duration {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 0 {
+		p.fail(name, v, errors.New("want a whole number of seconds, 0 or more"))
+		return def
+	}
+	return time.Duration(n) * time.Second
+}
+
+func (p *envParser) boolean(name string) bool {
+	v, ok := p.get(name)
+	if !ok {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, v, errors.New("want true or false"))
+		return false
+	}
+	return b
+}
+
+func (p *envParser) url(name string) *url.URL {
+	v, ok := p.get(name)
+	if !ok {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, v, errors.New("want an http:// or https:// URL with a host"))
+		return nil
+	}
+	return u
+}
+
+// ipList and domainList treat a variable that is set but empty as unset:
+// Compose .env files often carry "ALLOWLIST_IPS=" as a placeholder, and that
+// must not replace the policy file's list with an empty one. The lists are
+// validated here, so that a mistake is a configuration error (exit 2); the
+// policy Loader parses them again when it loads.
+func (p *envParser) ipList(name string) *policy.List {
+	v, ok := p.get(name)
+	if !ok {
+		return nil
+	}
+	if _, err := policy.ParseIPList(name, v); err != nil {
+		p.fail(name, v, err)
+		return nil
+	}
+	return &policy.List{Name: name, Value: v}
+}
+
+func (p *envParser) domainList(name string) *policy.List {
+	v, ok := p.get(name)
+	if !ok {
+		return nil
+	}
+	if _, err := policy.ParseDomainList(name, v); err != nil {
+		p.fail(name, v, err)
+		return nil
+	}
+	return &policy.List{Name: name, Value: v}
+}
+
+// domains parses a comma-separated list of domain patterns into canonical
+// form, reporting each bad item.
+func (p *envParser) domains(name string) []string {
+	v, ok := p.get(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		d, err := policy.NormalizeDomain(item)
+		if err != nil {
+			p.fail(name, item, err)
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// upstreams parses a comma-separated list of resolvers, "host:port" or a bare
+// IP address, which gets port 53.
+func (p *envParser) upstreams(name string) []string {
+	v, ok := p.get(name)
+	if !ok {
+		return []string{defaultDNSUpstream}
+	}
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		u, err := parseUpstream(item)
+		if err != nil {
+			p.fail(name, item, err)
+			continue
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return []string{defaultDNSUpstream}
+	}
+	return out
+}
+
+func parseUpstream(s string) (string, error) {
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		if a.Zone() != "" {
+			return "", errors.New("zones are not supported")
+		}
+		return netip.AddrPortFrom(a, nftrules.DefaultDNSPort).String(), nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", errors.New("want host:port or an IP address")
+	}
+	if _, err := parsePort(port); err != nil {
+		return "", err
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return "", errors.New("zones are not supported")
+		}
+		return net.JoinHostPort(a.String(), port), nil
+	}
+	d, err := policy.NormalizeDomain(host)
+	if err != nil || strings.HasPrefix(d, "*") {
+		return "", errors.New("want an IP address or a host name")
+	}
+	return net.JoinHostPort(d, port), nil
+}

@@ -1,0 +1,405 @@
+// Command g0efilter is the reference egress filter: it reads its
+// configuration from the environment, installs the nftables ruleset for the
+// policy in its network namespace and keeps the allowlist sets in step with
+// the policy file.
+//
+// Usage:
+//
+//	g0efilter [run]           install the rules and follow the policy file
+//	g0efilter dry-run         print the ruleset that run would install
+//	g0efilter validate [PATH] check a policy file (default $POLICY_PATH)
+//	g0efilter check HOST|IP…  say whether the policy allows each target
+//	g0efilter version         print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/g0lab/g0efilter/nftrules"
+	"github.com/g0lab/g0efilter/policy"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // policy refused, check refused, or runtime failure
+	exitUsage   = 2 // bad command line or configuration
+)
+
+// Log attribute keys.
+const (
+	logKeyErr       = "err"
+	logKeyMode      = "mode"
+	logKeyPolicy    = "policy"
+	logKeyVersion   = "version"
+	logKeyHostname  = "hostname"
+	logKeyIPv4      = "ipv4"
+	logKeyIPv6      = "ipv6"
+	logKeyDomains   = "domains"
+	logKeyAnyDomain = "any_domain"
+	logKeyAdded     = "added"
+	logKeyRemoved   = "removed"
+	logKeyHTTPPort  = "http_port"
+	logKeyHTTPSPort = "https_port"
+	logKeyDNSPort   = "dns_port"
+	logKeyVariable  = "variable"
+)
+
+const usage = `usage: g0efilter [command] [arguments]
+
+commands:
+  run              install the nftables rules and follow the policy file (default)
+  dry-run          print the ruleset that run would install
+  validate [PATH]  check a policy file (default $POLICY_PATH)
+  check HOST|IP... report whether the policy allows each host name or address
+  version          print the version (also --version)
+
+Configuration comes from the environment (LOG_LEVEL, POLICY_PATH, FILTER_MODE, ...).
+`
+
+func main() {
+	ctx, stop := signalContext()
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+}
+
+// run is the whole program but for the process: it returns the exit code.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("g0efilter", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	showVersion := fs.Bool("version", false, "print the version")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "g0efilter: %v\n%s", err, usage)
+		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "g0efilter %s\n", version)
+		return exitOK
+	}
+	args = fs.Args()
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "g0efilter %s\n", version)
+		return exitOK
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "run", "dry-run", "validate", "check":
+	default:
+		fmt.Fprintf(stderr, "g0efilter: unknown command %q\n%s", cmd, usage)
+		return exitUsage
+	}
+
+	cfg, err := loadConfig(lookup)
+	if err != nil {
+		printErr(stderr, err)
+		return exitUsage
+	}
+
+	switch cmd {
+	case "run":
+		if len(args) > 0 {
+			return usageErr(stderr, "run takes no arguments")
+		}
+		return cmdRun(ctx, cfg, stderr)
+	case "dry-run":
+		if len(args) > 0 {
+			return usageErr(stderr, "dry-run takes no arguments")
+		}
+		return cmdDryRun(cfg, stdout, stderr)
+	case "validate":
+		if len(args) > 1 {
+			return usageErr(stderr, "validate takes at most one path")
+		}
+		path := cfg.PolicyPath
+		if len(args) == 1 {
+			path = args[0]
+		}
+		return cmdValidate(cfg, path, stdout, stderr)
+	default: // check
+		if len(args) == 0 {
+			return usageErr(stderr, "check needs at least one host name or IP address")
+		}
+		return cmdCheck(cfg, args, stdout, stderr)
+	}
+}
+
+// printErr writes err to w, one "g0efilter: " line per line of its message.
+func printErr(w io.Writer, err error) {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "g0efilter: %s\n", line)
+	}
+}
+
+func usageErr(w io.Writer, msg string) int {
+	fmt.Fprintf(w, "g0efilter: %s\n%s", msg, usage)
+	return exitUsage
+}
+
+// loader is the policy loader for cfg: the file, with the environment's
+// lists taking precedence.
+func loader(cfg config) policy.Loader {
+	return policy.Loader{Path: cfg.PolicyPath, IPs: cfg.AllowIPs, Domains: cfg.AllowDomains}
+}
+
+// loadSnapshot loads and compiles the policy of cfg.
+func loadSnapshot(cfg config) (*policy.Snapshot, error) {
+	p, err := loader(cfg).Load()
+	if err != nil {
+		return nil, err
+	}
+	return policy.Compile(p)
+}
+
+// ruleConfig is the nftrules configuration for cfg and the allowlist.
+func ruleConfig(cfg config, v4, v6 []netip.Prefix) nftrules.Config {
+	return nftrules.Config{
+		Mode:      cfg.Mode,
+		HTTPPort:  cfg.HTTPPort,
+		HTTPSPort: cfg.HTTPSPort,
+		DNSPort:   cfg.DNSPort,
+		Allow4:    v4,
+		Allow6:    v6,
+	}
+}
+
+func buildRuleset(cfg config, snap *policy.Snapshot) (*nftrules.Ruleset, error) {
+	v4, v6 := snap.Prefixes()
+	return nftrules.Build(ruleConfig(cfg, v4, v6))
+}
+
+func cmdDryRun(cfg config, stdout, stderr io.Writer) int {
+	snap, err := loadSnapshot(cfg)
+	if err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	if snap.AllowsAnyDomain() {
+		fmt.Fprintln(stderr, `g0efilter: warning: the policy allows any domain ("*")`)
+	}
+	rs, err := buildRuleset(cfg, snap)
+	if err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	if err := rs.Render(stdout); err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func cmdValidate(cfg config, path string, stdout, stderr io.Writer) int {
+	p, err := policy.ReadFile(path)
+	if err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	var v4, v6 int
+	for _, pfx := range p.IPs {
+		if pfx.Addr().Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	anyDomain := "no"
+	if p.AllowsAnyDomain() {
+		anyDomain = `yes ("*" disables name filtering)`
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	fmt.Fprintf(stdout, "  ips:        %d (%d IPv4, %d IPv6)\n", len(p.IPs), v4, v6)
+	fmt.Fprintf(stdout, "  domains:    %d\n", len(p.Domains))
+	fmt.Fprintf(stdout, "  any domain: %s\n", anyDomain)
+	for _, l := range []*policy.List{cfg.AllowIPs, cfg.AllowDomains} {
+		if l != nil {
+			fmt.Fprintf(stdout, "  note: %s is set and replaces the file's list\n", l.Name)
+		}
+	}
+	return exitOK
+}
+
+func cmdCheck(cfg config, targets []string, stdout, stderr io.Writer) int {
+	snap, err := loadSnapshot(cfg)
+	if err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	code := exitOK
+	for _, t := range targets {
+		var rule string
+		var ok bool
+		if a, err := netip.ParseAddr(t); err == nil {
+			var pfx netip.Prefix
+			pfx, ok = snap.MatchAddr(a)
+			rule = pfx.String()
+		} else {
+			rule, ok = snap.MatchHost(t)
+		}
+		if ok {
+			fmt.Fprintf(stdout, "%s: allowed by %s\n", t, rule)
+		} else {
+			fmt.Fprintf(stdout, "%s: blocked (no rule matches)\n", t)
+			code = exitFailure
+		}
+	}
+	return code
+}
+
+// newLogger returns a text logger on w at level, which names the TRACE level.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.LevelKey {
+				if l, ok := a.Value.Any().(slog.Level); ok && l <= levelTrace {
+					a.Value = slog.StringValue("TRACE")
+				}
+			}
+			return a
+		},
+	}))
+}
+
+func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
+	log := newLogger(stderr, cfg.LogLevel)
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	log.Info("starting", logKeyVersion, version, logKeyMode, cfg.Mode.String(),
+		logKeyPolicy, cfg.PolicyPath, logKeyHostname, hostname)
+
+	snap, err := loadSnapshot(cfg)
+	if err != nil {
+		log.Error("policy does not load; no rules installed", logKeyErr, err)
+		return exitFailure
+	}
+	rs, err := buildRuleset(cfg, snap)
+	if err != nil {
+		log.Error("cannot build the ruleset", logKeyErr, err)
+		return exitFailure
+	}
+	conn, err := nftrules.Open(nftrules.ConnConfig{})
+	if err != nil {
+		log.Error("cannot open netlink", logKeyErr, err)
+		return exitFailure
+	}
+	defer conn.Close()
+	if err := conn.Apply(rs); err != nil {
+		log.Error("cannot install the ruleset", logKeyErr, err)
+		return exitFailure
+	}
+	v4, v6 := snap.Prefixes()
+	log.Info("ruleset installed", logKeyIPv4, len(v4), logKeyIPv6, len(v6),
+		logKeyDomains, len(snap.Policy().Domains), logKeyAnyDomain, snap.AllowsAnyDomain())
+	if snap.AllowsAnyDomain() {
+		log.Warn(`the policy allows any domain ("*"): name filtering is off`)
+	}
+	switch cfg.Mode {
+	case nftrules.ModeHTTPS:
+		log.Warn("the HTTP and HTTPS proxies are not part of this build: redirected connections are refused (fail closed)",
+			logKeyHTTPPort, cfg.HTTPPort, logKeyHTTPSPort, cfg.HTTPSPort)
+	case nftrules.ModeDNS:
+		log.Warn("the DNS server is not part of this build: redirected DNS queries get no answer (fail closed)",
+			logKeyDNSPort, cfg.DNSPort)
+	}
+
+	for _, f := range unwiredFeatures(cfg) {
+		log.Warn("configured but not part of this build; ignored", logKeyVariable, f)
+	}
+
+	w := &policy.Watcher{
+		Loader: loader(cfg),
+		OnReload: func(next *policy.Snapshot) {
+			n4, n6 := next.Prefixes()
+			added, removed := diff(v4, n4)
+			a6, r6 := diff(v6, n6)
+			added, removed = added+a6, removed+r6
+			if added == 0 && removed == 0 {
+				log.Debug("policy loaded; allowlist sets unchanged")
+				return
+			}
+			if err := conn.UpdateSets(n4, n6); err != nil {
+				log.Error("cannot update the allowlist sets; the previous ones stay", logKeyErr, err)
+				return
+			}
+			v4, v6 = n4, n6
+			log.Info("policy reloaded", logKeyIPv4, len(n4), logKeyIPv6, len(n6),
+				logKeyDomains, len(next.Policy().Domains), logKeyAdded, added, logKeyRemoved, removed)
+		},
+		OnError: func(err error) {
+			log.Warn("policy not reloaded; the previous policy stays", logKeyErr, err)
+		},
+		Logger: log,
+	}
+	if err := w.Run(ctx); err != nil {
+		log.Error("cannot watch the policy; the rules stay installed", logKeyErr, err)
+		return exitFailure
+	}
+	log.Info("stopping; the rules stay installed (fail closed)")
+	return exitOK
+}
+
+// diff counts the prefixes of next that are not in prev (added) and those of
+// prev not in next (removed).
+func diff(prev, next []netip.Prefix) (added, removed int) {
+	old := make(map[netip.Prefix]struct{}, len(prev))
+	for _, p := range prev {
+		old[p] = struct{}{}
+	}
+	for _, p := range next {
+		if _, ok := old[p]; ok {
+			delete(old, p)
+		} else {
+			added++
+		}
+	}
+	return added, len(old)
+}
+
+// unwiredFeatures names the variables that are set for features this build
+// parses and validates but does not run yet.
+func unwiredFeatures(cfg config) []string {
+	var out []string
+	if cfg.DashboardHost != nil {
+		out = append(out, envDashboardHost)
+	}
+	if cfg.LogFile != "" {
+		out = append(out, envLogFile)
+	}
+	if cfg.NotificationHost != nil {
+		out = append(out, envNotificationHost)
+	}
+	if cfg.EnableRemoteUnblock {
+		out = append(out, envEnableRemoteUnblock)
+	}
+	return out
+}

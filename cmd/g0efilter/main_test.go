@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/nftrules"
+	"github.com/g0lab/g0efilter/policy"
+)
+
+const goodPolicy = `# test policy
+allowlist:
+  ips:
+    - "198.18.0.1"
+    - "198.18.1.0/24"
+    - "2001:db8::/32"
+  domains:
+    - "github.com"
+    - "*.example.org"
+`
+
+const brokenPolicy = `allowlist:
+  ips:
+    - "300.1.1.1"
+    - "198.18.0.1"
+  domains:
+    - "bad domain"
+    - "github.com"
+  extra: true
+`
+
+// writePolicy writes text to a policy file in a temporary directory.
+func writePolicy(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
+	return path
+}
+
+// runCmd runs the program with args and environment m.
+func runCmd(t *testing.T, m map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, env(m), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestDryRun(t *testing.T) {
+	path := writePolicy(t, goodPolicy)
+	snap, err := policy.Compile(mustRead(t, path))
+	require.NoError(t, err)
+	v4, v6 := snap.Prefixes()
+
+	tests := []struct {
+		mode string
+		env  map[string]string
+		cfg  nftrules.Config
+	}{
+		{"https", map[string]string{}, nftrules.Config{Mode: nftrules.ModeHTTPS, HTTPPort: 8080, HTTPSPort: 8443, DNSPort: 53}},
+		{"https ports", map[string]string{"HTTP_PORT": "3128", "HTTPS_PORT": "3129"}, nftrules.Config{Mode: nftrules.ModeHTTPS, HTTPPort: 3128, HTTPSPort: 3129}},
+		{"dns", map[string]string{"FILTER_MODE": "dns", "DNS_PORT": "5353"}, nftrules.Config{Mode: nftrules.ModeDNS, DNSPort: 5353}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			tt.env["POLICY_PATH"] = path
+			tt.cfg.Allow4, tt.cfg.Allow6 = v4, v6
+			want, err := nftrules.Build(tt.cfg)
+			require.NoError(t, err)
+
+			code, out, errOut := runCmd(t, tt.env, "dry-run")
+			require.Equal(t, 0, code, errOut)
+			assert.Equal(t, want.String(), out)
+			assert.Contains(t, out, "198.18.0.1")
+			assert.Contains(t, out, "2001:db8::/32")
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) *policy.Policy {
+	t.Helper()
+	p, err := policy.ReadFile(path)
+	require.NoError(t, err)
+	return p
+}
+
+func TestDryRunEnvListsWin(t *testing.T) {
+	path := writePolicy(t, goodPolicy)
+	code, out, errOut := runCmd(t, map[string]string{"POLICY_PATH": path, "ALLOWLIST_IPS": "203.0.113.7"}, "dry-run")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "203.0.113.7")
+	assert.NotContains(t, out, "198.18.0.1")
+}
+
+func TestDryRunBadPolicy(t *testing.T) {
+	path := writePolicy(t, brokenPolicy)
+	code, out, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "dry-run")
+	assert.Equal(t, 1, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "g0efilter: "+path+":3:")
+}
+
+func TestValidate(t *testing.T) {
+	good := writePolicy(t, goodPolicy)
+	anyDomain := writePolicy(t, "allowlist:\n  domains:\n    - \"*\"\n")
+	broken := writePolicy(t, brokenPolicy)
+
+	t.Run("good file from POLICY_PATH", func(t *testing.T) {
+		code, out, errOut := runCmd(t, map[string]string{"POLICY_PATH": good}, "validate")
+		require.Equal(t, 0, code, errOut)
+		assert.Equal(t, good+": ok\n"+
+			"  ips:        3 (2 IPv4, 1 IPv6)\n"+
+			"  domains:    2\n"+
+			"  any domain: no\n", out)
+	})
+	t.Run("any domain from argument", func(t *testing.T) {
+		code, out, errOut := runCmd(t, nil, "validate", anyDomain)
+		require.Equal(t, 0, code, errOut)
+		assert.Contains(t, out, "any domain: yes")
+	})
+	t.Run("broken file", func(t *testing.T) {
+		code, out, errOut := runCmd(t, nil, "validate", broken)
+		assert.Equal(t, 1, code)
+		assert.Empty(t, out)
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		require.Len(t, lines, 3, errOut)
+		for i, want := range []string{broken + ":3:", broken + ":6:", broken + ":8:"} {
+			assert.True(t, strings.HasPrefix(lines[i], "g0efilter: "+want), "line %d: %s", i, lines[i])
+		}
+		assert.Contains(t, lines[0], `"300.1.1.1"`)
+		assert.Contains(t, lines[1], `"bad domain"`)
+		assert.Contains(t, lines[2], "extra")
+	})
+	t.Run("missing file", func(t *testing.T) {
+		code, _, errOut := runCmd(t, nil, "validate", filepath.Join(t.TempDir(), "none.yaml"))
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "g0efilter: ")
+	})
+	t.Run("too many arguments", func(t *testing.T) {
+		code, _, errOut := runCmd(t, nil, "validate", good, good)
+		assert.Equal(t, 2, code)
+		assert.Contains(t, errOut, "usage:")
+	})
+}
+
+func TestCheck(t *testing.T) {
+	path := writePolicy(t, goodPolicy)
+	tests := []struct {
+		target string
+		code   int
+		out    string
+	}{
+		{"github.com", 0, "github.com: allowed by github.com\n"},
+		{"GitHub.com.", 0, "GitHub.com.: allowed by github.com\n"},
+		{"a.b.example.org", 0, "a.b.example.org: allowed by *.example.org\n"},
+		{"example.org", 1, "example.org: blocked (no rule matches)\n"},
+		{"evil.example", 1, "evil.example: blocked (no rule matches)\n"},
+		{"198.18.0.1", 0, "198.18.0.1: allowed by 198.18.0.1/32\n"},
+		{"198.18.1.200", 0, "198.18.1.200: allowed by 198.18.1.0/24\n"},
+		{"198.18.2.1", 1, "198.18.2.1: blocked (no rule matches)\n"},
+		{"2001:db8::5", 0, "2001:db8::5: allowed by 2001:db8::/32\n"},
+		{"::ffff:198.18.0.1", 0, "::ffff:198.18.0.1: allowed by 198.18.0.1/32\n"},
+		{"2001:db9::1", 1, "2001:db9::1: blocked (no rule matches)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			code, out, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "check", tt.target)
+			assert.Equal(t, tt.code, code, errOut)
+			assert.Equal(t, tt.out, out)
+		})
+	}
+
+	t.Run("several, one blocked", func(t *testing.T) {
+		code, out, _ := runCmd(t, map[string]string{"POLICY_PATH": path}, "check", "github.com", "10.0.0.1")
+		assert.Equal(t, 1, code)
+		assert.Equal(t, "github.com: allowed by github.com\n10.0.0.1: blocked (no rule matches)\n", out)
+	})
+	t.Run("no argument", func(t *testing.T) {
+		code, _, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "check")
+		assert.Equal(t, 2, code)
+		assert.Contains(t, errOut, "usage:")
+	})
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := runCmd(t, nil, args...)
+			assert.Equal(t, 0, code)
+			assert.Equal(t, "g0efilter dev\n", out)
+			assert.Empty(t, errOut)
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"unknown command", nil, []string{"frobnicate"}, `g0efilter: unknown command "frobnicate"`},
+		{"unknown flag", nil, []string{"--nope"}, "g0efilter: flag provided but not defined: -nope"},
+		{"dry-run argument", nil, []string{"dry-run", "x"}, "g0efilter: dry-run takes no arguments"},
+		{"run argument", nil, []string{"run", "x"}, "g0efilter: run takes no arguments"},
+		{"bad config", map[string]string{"FILTER_MODE": "nope", "HTTP_PORT": "x"}, []string{"dry-run"}, "g0efilter: FILTER_MODE=\"nope\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, tt.env, tt.args...)
+			assert.Equal(t, 2, code)
+			assert.Empty(t, out)
+			assert.Contains(t, errOut, tt.want)
+		})
+	}
+}
+
+func TestRunBadPolicyInstallsNothing(t *testing.T) {
+	// The policy fails to load before any netlink call, so this needs no
+	// privileges and touches no rules.
+	path := writePolicy(t, brokenPolicy)
+	code, _, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "run")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "policy does not load")
+}
+
+func TestDiff(t *testing.T) {
+	p := func(s ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, x := range s {
+			out = append(out, netip.MustParsePrefix(x))
+		}
+		return out
+	}
+	added, removed := diff(p("10.0.0.0/8", "192.0.2.1/32"), p("10.0.0.0/8", "198.18.0.1/32", "198.18.0.2/32"))
+	assert.Equal(t, 2, added)
+	assert.Equal(t, 1, removed)
+}
