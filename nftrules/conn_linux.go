@@ -362,6 +362,8 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		out = append(out, &expr.Verdict{Kind: expr.VerdictDrop})
 	case VerdictReject:
 		out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+	case VerdictRejectTCPReset:
+		out = append(out, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
 	case VerdictRedirect:
 		out = append(out,
 			&expr.Immediate{Register: 1, Data: binary.BigEndian.AppendUint16(nil, r.Verdict.Port)},
@@ -415,6 +417,11 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(m.Proto)}},
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, m.Port)},
+		}, nil
+	case L4Proto:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(m.Proto)}},
 		}, nil
 	case ICMPv6Type:
 		return []expr.Any{

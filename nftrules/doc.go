@@ -44,7 +44,9 @@
 // related packets, packets to the host's own addresses (this includes the
 // redirected connections), marked packets, IPv6 neighbour discovery and
 // allowlisted destinations; it logs every other new connection to nflog
-// and rejects it, UDP 443 (QUIC) included.
+// and rejects it, UDP 443 (QUIC) included: TCP with a reset, so that a
+// client's connect fails at once over IPv6 as over IPv4, and the rest with
+// an ICMP port-unreachable.
 //
 // In dns mode the nat chain redirects UDP and TCP 53 to the local DNS
 // server, except for the filter's own marked queries; the filter chain

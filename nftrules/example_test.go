@@ -72,6 +72,7 @@ func ExampleRuleset_Render() {
 	// 		icmpv6 type nd-neighbor-advert accept
 	// 		ip daddr @allow4 accept
 	// 		ip6 daddr @allow6 accept
+	// 		meta l4proto tcp ct state new log prefix "g0efilter blocked: " group 100 reject with tcp reset
 	// 		ct state new log prefix "g0efilter blocked: " group 100 reject
 	// 	}
 	// }

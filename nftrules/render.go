@@ -126,6 +126,8 @@ func (v Verdict) String() string {
 		return "drop"
 	case VerdictReject:
 		return "reject"
+	case VerdictRejectTCPReset:
+		return "reject with tcp reset"
 	case VerdictRedirect:
 		return fmt.Sprintf("redirect to :%d", v.Port)
 	}
@@ -174,6 +176,8 @@ func matchString(m Match) string {
 		return `oif "lo"`
 	case DPort:
 		return fmt.Sprintf("%s dport %d", m.Proto, m.Port)
+	case L4Proto:
+		return fmt.Sprintf("meta l4proto %s", m.Proto)
 	case ICMPv6Type:
 		if n, ok := icmpv6Names[m.Type]; ok {
 			return "icmpv6 type " + n

@@ -177,6 +177,7 @@ const (
 	VerdictDrop                        // drop
 	VerdictReject                      // reject (ICMP/ICMPv6 port unreachable)
 	VerdictRedirect                    // redirect to :Port (nat chains only)
+	VerdictRejectTCPReset              // reject with a TCP reset (TCP packets only)
 )
 
 // Verdict ends the evaluation of a chain.
@@ -190,6 +191,10 @@ var (
 	Accept = Verdict{Kind: VerdictAccept}
 	Drop   = Verdict{Kind: VerdictDrop}
 	Reject = Verdict{Kind: VerdictReject}
+	// RejectTCPReset answers a TCP packet with a reset, so the client's
+	// connect fails at once with "connection refused"; for IPv6 that is the
+	// only answer a locally generated, rejected packet gets.
+	RejectTCPReset = Verdict{Kind: VerdictRejectTCPReset}
 )
 
 // RedirectTo returns a verdict that redirects to a local port.
@@ -250,6 +255,9 @@ type DPort struct {
 // ICMPv6Type matches an ICMPv6 message type ("icmpv6 type nd-neighbor-solicit").
 type ICMPv6Type struct{ Type uint8 }
 
+// L4Proto matches the transport protocol: "meta l4proto tcp".
+type L4Proto struct{ Proto Proto }
+
 // Neighbour discovery messages that the output chain must let through for
 // IPv6 to work at all; conntrack does not track them.
 const (
@@ -265,6 +273,7 @@ func (MarkEq) isMatch()      {}
 func (OifLoopback) isMatch() {}
 func (DPort) isMatch()       {}
 func (ICMPv6Type) isMatch()  {}
+func (L4Proto) isMatch()     {}
 
 // Build returns the ruleset for cfg. It is a pure function: it needs no
 // privileges and runs on any OS.
@@ -326,7 +335,10 @@ func Build(cfg Config) (*Ruleset, error) {
 			Rule{Match: []Match{DPort{TCP, 443}}, Verdict: RedirectTo(cfg.HTTPSPort)},
 		)
 		filter = append(filter, allow...)
-		filter = append(filter, Rule{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Reject})
+		filter = append(filter,
+			Rule{Match: []Match{L4Proto{TCP}, CtState{CtNew}}, Log: logNew, Verdict: RejectTCPReset},
+			Rule{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Reject},
+		)
 	case ModeDNS:
 		r.Sets = append(r.Sets,
 			Set{Name: SetPinned4, Type: IPv4Addr, Timeout: true},
