@@ -172,12 +172,12 @@ type Log struct {
 type VerdictKind int
 
 const (
-	VerdictNone     VerdictKind = iota // no verdict: continue
-	VerdictAccept                      // accept
-	VerdictDrop                        // drop
-	VerdictReject                      // reject (ICMP/ICMPv6 port unreachable)
-	VerdictRedirect                    // redirect to :Port (nat chains only)
-	VerdictRejectTCPReset              // reject with a TCP reset (TCP packets only)
+	VerdictNone           VerdictKind = iota // no verdict: continue
+	VerdictAccept                            // accept
+	VerdictDrop                              // drop
+	VerdictReject                            // reject (ICMP/ICMPv6 port unreachable)
+	VerdictRedirect                          // redirect to :Port (nat chains only)
+	VerdictRejectTCPReset                    // reject with a TCP reset (TCP packets only)
 )
 
 // Verdict ends the evaluation of a chain.
