@@ -1,0 +1,59 @@
+// Package e2e is the end-to-end test harness: it runs the real g0efilter
+// binary in a network namespace of its own and lets tests send real traffic
+// through the rules it installs.
+//
+// Typical usage, in a _linux_test.go file of any package in this module:
+//
+//	func TestMain(m *testing.M) { os.Exit(e2e.Main(m)) }
+//
+//	func TestSomething(t *testing.T) {
+//		env := e2e.New(t) // skips without root, fails under CI=true
+//		env.Echo("tcp", "198.18.0.3:7000")
+//		f := env.StartFilter(t, "allowlist:\n  ips: [\"198.18.0.3\"]\n", nil)
+//		c, err := env.Dial("tcp4", "198.18.0.3:7000", time.Second)
+//		// ...
+//		f.SetPolicy("allowlist:\n  ips: [\"198.18.0.4\"]\n")
+//		f.WaitForSet("198.18.0.4")
+//	}
+//
+// # Topology
+//
+// [New] creates two namespaces with names unique to the test, and deletes
+// them when the test ends, passed or failed:
+//
+//	box (g0e-box-<rand>)                    upstream (g0e-up-<rand>)
+//	  veth0 198.18.0.1/24  <--- veth --->     veth0 198.18.0.2/24, .3, .4
+//	        fd00:18::1/64                          fd00:18::2/64, ::3, ::4
+//
+// The box plays the shared network namespace of a Compose deployment: the
+// filter runs there, and so do the clients under test ([Env.Dial],
+// [Env.InBox]). The upstream namespace holds the servers ([Env.Listen],
+// [Env.Echo], [Env.InUpstream]). Its three addresses per family let one test
+// have an allowlisted and a non-allowlisted destination on the same peer.
+// Loopback is up in both; there is no default route and no route out of the
+// pair, so no test packet can leave the two namespaces. IPv6 addresses skip
+// duplicate address detection, so they work at once.
+//
+// # Namespaces and goroutines
+//
+// A socket belongs to the namespace it was created in, whichever goroutine
+// uses it later. [Env.InBox] and [Env.InUpstream] run a function on the
+// calling goroutine, locked to its OS thread and switched into the namespace
+// for the duration; create sockets (and start processes) there, use them
+// anywhere.
+//
+// # The filter
+//
+// [Env.StartFilter] builds cmd/g0efilter once per test binary, runs
+// "g0efilter run" in the box with the given policy and environment, and
+// returns when the kernel has its table. The [Filter] handle rewrites the
+// policy ([Filter.SetPolicy]), waits for the kernel's sets to follow
+// ([Filter.WaitForSet]), and ends the process with SIGTERM ([Filter.Stop]) or
+// SIGKILL ([Filter.Kill]). Its output is logged when the test fails.
+//
+// # Privileges
+//
+// The harness needs root, ip (iproute2) and nft. Without them a test is
+// skipped, except under CI=true, where it fails: privileged tests must run
+// there.
+package e2e

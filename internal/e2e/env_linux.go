@@ -1,0 +1,313 @@
+//go:build linux
+
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Addresses of the two namespaces. The box has one address per family; the
+// upstream namespace has three, so that a test can allowlist one and not
+// another on the same peer.
+var (
+	Box4      = netip.MustParseAddr("198.18.0.1")
+	Box6      = netip.MustParseAddr("fd00:18::1")
+	Upstream4 = []netip.Addr{
+		netip.MustParseAddr("198.18.0.2"),
+		netip.MustParseAddr("198.18.0.3"),
+		netip.MustParseAddr("198.18.0.4"),
+	}
+	Upstream6 = []netip.Addr{
+		netip.MustParseAddr("fd00:18::2"),
+		netip.MustParseAddr("fd00:18::3"),
+		netip.MustParseAddr("fd00:18::4"),
+	}
+)
+
+const (
+	prefixLen4 = 24
+	prefixLen6 = 64
+	vethName   = "veth0" // the name of the pair's end in both namespaces
+	netnsDir   = "/run/netns"
+
+	linkTimeout = 5 * time.Second
+	linkPoll    = 10 * time.Millisecond
+)
+
+// Env is a box and an upstream namespace joined by a veth pair, made by
+// [New] and removed when the test ends. Its methods fail the test that
+// made it, so call them from that test's goroutine (a subtest makes its own
+// Env).
+type Env struct {
+	t        testing.TB
+	Box      string // name of the box namespace ("ip netns exec Box ...")
+	Upstream string // name of the upstream namespace
+}
+
+// RequirePrivileges skips tb, or fails it under CI=true, when the process
+// is not root or ip or nft is missing.
+func RequirePrivileges(tb testing.TB) {
+	tb.Helper()
+	var missing string
+	if os.Geteuid() != 0 {
+		missing = "needs root"
+	} else {
+		for _, tool := range []string{"ip", "nft"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				missing = "needs " + tool
+			}
+		}
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("e2e: privileged test: %s, and must run under CI=true", missing)
+	}
+	tb.Skipf("e2e: privileged test: %s", missing)
+}
+
+// New creates the two namespaces and the veth pair between them. It skips
+// the test without privileges (fails under CI=true). Everything is deleted
+// when the test ends.
+func New(tb testing.TB) *Env {
+	tb.Helper()
+	RequirePrivileges(tb)
+	suffix := randSuffix(tb)
+	e := &Env{t: tb, Box: "g0e-box-" + suffix, Upstream: "g0e-up-" + suffix}
+	for _, ns := range []string{e.Box, e.Upstream} {
+		ipCmd(tb, "netns", "add", ns)
+		tb.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+				tb.Errorf("e2e: ip netns del %s: %v: %s", ns, err, out)
+			}
+		})
+	}
+
+	// The pair is made inside the box and its peer moved straight into
+	// the upstream namespace: nothing appears in the host's namespace.
+	ipCmd(tb, "-n", e.Box, "link", "add", vethName, "type", "veth",
+		"peer", "name", vethName, "netns", e.Upstream)
+	ipCmd(tb, "-n", e.Box, "addr", "add", prefix(Box4, prefixLen4), "dev", vethName)
+	ipCmd(tb, "-n", e.Box, "addr", "add", prefix(Box6, prefixLen6), "dev", vethName, "nodad")
+	for _, a := range Upstream4 {
+		ipCmd(tb, "-n", e.Upstream, "addr", "add", prefix(a, prefixLen4), "dev", vethName)
+	}
+	for _, a := range Upstream6 {
+		ipCmd(tb, "-n", e.Upstream, "addr", "add", prefix(a, prefixLen6), "dev", vethName, "nodad")
+	}
+	for _, ns := range []string{e.Box, e.Upstream} {
+		ipCmd(tb, "-n", ns, "link", "set", "lo", "up")
+		ipCmd(tb, "-n", ns, "link", "set", vethName, "up")
+	}
+	e.waitLinks()
+	return e
+}
+
+// waitLinks waits until both ends of the pair are up and can send. The
+// kernel activates a device's queue in its link-watch work, which it runs
+// at most once a second: until then the device drops what it is given, and
+// the first ARP or neighbour reply is lost (a one-second stall, then a
+// retry). Listing the link runs its pending link-watch event at once, so
+// the poll below seldom takes more than one round.
+func (e *Env) waitLinks() {
+	e.t.Helper()
+	deadline := time.Now().Add(linkTimeout)
+	for {
+		var last string
+		ready := true
+		for _, ns := range []string{e.Box, e.Upstream} {
+			out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", vethName).CombinedOutput()
+			last = string(out)
+			if err != nil || !strings.Contains(last, "state UP") || strings.Contains(last, "qdisc noop") {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("e2e: veth pair not up after %v: %s", linkTimeout, last)
+		}
+		time.Sleep(linkPoll)
+	}
+}
+
+func prefix(a netip.Addr, bits int) string {
+	return netip.PrefixFrom(a, bits).String()
+}
+
+func randSuffix(tb testing.TB) string {
+	tb.Helper()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatalf("e2e: random name: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// ipCmd runs "ip args..." and fails the test if it fails.
+func ipCmd(tb testing.TB, args ...string) {
+	tb.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		tb.Fatalf("e2e: ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// InBox runs fn on the calling goroutine, switched into the box namespace;
+// sockets fn creates and processes it starts belong to the box.
+func (e *Env) InBox(fn func()) {
+	e.t.Helper()
+	e.in(e.Box, fn)
+}
+
+// InUpstream runs fn on the calling goroutine, switched into the upstream
+// namespace.
+func (e *Env) InUpstream(fn func()) {
+	e.t.Helper()
+	e.in(e.Upstream, fn)
+}
+
+// in runs fn with the goroutine locked to its thread and the thread in the
+// namespace ns, then switches back. Should switching back fail, the thread
+// stays locked, so that it ends with the goroutine rather than serve others
+// from the wrong namespace. fn may call t.FailNow.
+func (e *Env) in(ns string, fn func()) {
+	e.t.Helper()
+	target, err := unix.Open(netnsDir+"/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		e.t.Fatalf("e2e: open namespace %s: %v", ns, err)
+	}
+	defer unix.Close(target)
+
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		e.t.Fatalf("e2e: open own namespace: %v", err)
+	}
+	defer unix.Close(orig)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		e.t.Fatalf("e2e: enter namespace %s: %v", ns, err)
+	}
+	defer func() {
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			e.t.Errorf("e2e: leave namespace %s: %v", ns, err)
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	fn()
+}
+
+// Listen listens in the upstream namespace; the listener is closed when
+// the test ends.
+func (e *Env) Listen(network, addr string) net.Listener {
+	e.t.Helper()
+	return e.listen(e.Upstream, network, addr)
+}
+
+// ListenBox listens in the box namespace, as the filter's proxies do (a
+// stub proxy on 127.0.0.1:8080, say); closed when the test ends.
+func (e *Env) ListenBox(network, addr string) net.Listener {
+	e.t.Helper()
+	return e.listen(e.Box, network, addr)
+}
+
+func (e *Env) listen(ns, network, addr string) net.Listener {
+	e.t.Helper()
+	var ln net.Listener
+	var err error
+	e.in(ns, func() { ln, err = net.Listen(network, addr) })
+	if err != nil {
+		e.t.Fatalf("e2e: listen %s %s in %s: %v", network, addr, ns, err)
+	}
+	e.t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+// Echo starts a TCP echo server on addr in the upstream namespace: each
+// connection gets back what it sends. It stops, and its connections are
+// closed, when the test ends.
+func (e *Env) Echo(network, addr string) net.Listener {
+	e.t.Helper()
+	ln := e.Listen(network, addr)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]struct{}{}
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed at the end of the test
+			}
+			mu.Lock()
+			conns[c] = struct{}{}
+			mu.Unlock()
+			wg.Go(func() {
+				_, _ = io.Copy(c, c)
+				_ = c.Close()
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+			})
+		}
+	})
+	e.t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln
+}
+
+// Dial connects from the box namespace and returns the connection (closed
+// when the test ends) or the dial error, for the test to judge.
+func (e *Env) Dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	e.t.Helper()
+	var c net.Conn
+	var err error
+	e.InBox(func() { c, err = net.DialTimeout(network, addr, timeout) })
+	if err != nil {
+		return nil, err
+	}
+	e.t.Cleanup(func() { _ = c.Close() })
+	return c, nil
+}
+
+// RoundTrip writes msg to c and reads as many bytes back, within timeout:
+// one exchange with an echo server.
+func RoundTrip(c net.Conn, msg []byte, timeout time.Duration) ([]byte, error) {
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, err
+	}
+	if _, err := c.Write(msg); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return nil, err
+	}
+	return buf, c.SetDeadline(time.Time{})
+}

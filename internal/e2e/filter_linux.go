@@ -1,0 +1,338 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/g0lab/g0efilter/nftrules"
+)
+
+// Timeouts of the harness's waits; each wait polls every pollInterval.
+const (
+	buildTimeout = 5 * time.Minute
+	waitTimeout  = 20 * time.Second
+	stopTimeout  = 15 * time.Second
+	pollInterval = 50 * time.Millisecond
+)
+
+const binaryPackage = "github.com/g0lab/g0efilter/cmd/g0efilter"
+
+// The binary is built once per test binary, into buildDir, which [Main]
+// removes.
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildBin  string
+	buildErr  error
+)
+
+// Main runs the tests of m and then removes the g0efilter binary built for
+// them; call it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(e2e.Main(m)) }
+//
+// Without it the tests work the same, but the binary stays in the
+// temporary directory.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	return code
+}
+
+// Binary returns the path of the g0efilter binary, building it on the
+// first call.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "g0efilter-e2e-")
+		if buildErr != nil {
+			return
+		}
+		bin := filepath.Join(buildDir, "g0efilter")
+		cmd := exec.Command("go", "build", "-o", bin, binaryPackage)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if buildErr = cmd.Start(); buildErr != nil {
+			return
+		}
+		timer := time.AfterFunc(buildTimeout, func() { _ = cmd.Process.Kill() })
+		defer timer.Stop()
+		if err := cmd.Wait(); err != nil {
+			buildErr = fmt.Errorf("go build %s: %w: %s", binaryPackage, err, out.String())
+			return
+		}
+		buildBin = bin
+	})
+	if buildErr != nil {
+		tb.Fatalf("e2e: %v", buildErr)
+	}
+	return buildBin
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and the test's
+// reads at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Filter is a "g0efilter run" process in the box namespace.
+type Filter struct {
+	t          testing.TB
+	ns         string
+	policyPath string
+	cmd        *exec.Cmd
+	output     *syncBuffer
+	done       chan struct{}
+	err        error // the process's exit; valid once done is closed
+}
+
+// StartFilter runs "g0efilter run" in the box with policyYAML as its
+// policy file and returns once the kernel has the g0efilter table. The
+// process's environment is PATH, POLICY_PATH, HOSTNAME=e2e and
+// LOG_LEVEL=DEBUG, then env, which may override them. The process is killed
+// when the test ends, if still running, and its output logged if the test
+// failed.
+func (e *Env) StartFilter(tb testing.TB, policyYAML string, env map[string]string) *Filter {
+	tb.Helper()
+	bin := Binary(tb)
+	f := &Filter{
+		t:          tb,
+		ns:         e.Box,
+		policyPath: filepath.Join(tb.TempDir(), "policy.yaml"),
+		output:     &syncBuffer{},
+		done:       make(chan struct{}),
+	}
+	f.SetPolicy(policyYAML)
+
+	vars := map[string]string{
+		"PATH":        os.Getenv("PATH"),
+		"POLICY_PATH": f.policyPath,
+		"HOSTNAME":    "e2e",
+		"LOG_LEVEL":   "DEBUG",
+	}
+	maps.Copy(vars, env)
+	environ := make([]string, 0, len(vars))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		environ = append(environ, k+"="+vars[k])
+	}
+
+	f.cmd = exec.Command("ip", "netns", "exec", e.Box, bin, "run")
+	f.cmd.Env = environ
+	f.cmd.Stdout, f.cmd.Stderr = f.output, f.output
+	if err := f.cmd.Start(); err != nil {
+		tb.Fatalf("e2e: start g0efilter: %v", err)
+	}
+	go func() {
+		f.err = f.cmd.Wait()
+		close(f.done)
+	}()
+	tb.Cleanup(func() {
+		if f.Running() {
+			_ = f.cmd.Process.Kill()
+			<-f.done
+		}
+		if tb.Failed() {
+			tb.Logf("g0efilter output:\n%s", f.output.String())
+		}
+	})
+
+	f.waitFor("the g0efilter table", func() (bool, string) {
+		listing, err := f.Listing()
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, listing
+	})
+	return f
+}
+
+// Output returns what the process has written to stdout and stderr so far.
+func (f *Filter) Output() string { return f.output.String() }
+
+// Running reports whether the process has not exited.
+func (f *Filter) Running() bool {
+	select {
+	case <-f.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// SetPolicy replaces the policy file with policyYAML, atomically (write
+// and rename), as a deployment tool would.
+func (f *Filter) SetPolicy(policyYAML string) {
+	f.t.Helper()
+	tmp := f.policyPath + ".new"
+	if err := os.WriteFile(tmp, []byte(policyYAML), 0o644); err != nil {
+		f.t.Fatalf("e2e: write policy: %v", err)
+	}
+	if err := os.Rename(tmp, f.policyPath); err != nil {
+		f.t.Fatalf("e2e: replace policy: %v", err)
+	}
+}
+
+// Listing returns "nft list table inet g0efilter" run in the box.
+func (f *Filter) Listing() (string, error) {
+	out, err := exec.Command("ip", "netns", "exec", f.ns,
+		"nft", "list", "table", "inet", nftrules.TableName).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("nft list: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// SetElements returns the elements of the kernel's set name as nft lists
+// them ("198.18.0.3", "198.18.0.0/24", ...).
+func (f *Filter) SetElements(name string) ([]string, error) {
+	listing, err := f.Listing()
+	if err != nil {
+		return nil, err
+	}
+	return setElements(listing, name)
+}
+
+// WaitForSet waits until the kernel's allowlist set for elem's family
+// (allow4 or allow6) holds elem, an address or prefix as nft lists it.
+// A set is replaced in one batch, so other changes of the same reload are
+// there too once it returns.
+func (f *Filter) WaitForSet(elem string) {
+	f.t.Helper()
+	set := nftrules.SetAllow4
+	if strings.Contains(elem, ":") {
+		set = nftrules.SetAllow6
+	}
+	if _, err := netip.ParsePrefix(elem); err != nil {
+		if _, err := netip.ParseAddr(elem); err != nil {
+			f.t.Fatalf("e2e: WaitForSet(%q): not an address or prefix", elem)
+		}
+	}
+	f.waitFor(elem+" in "+set, func() (bool, string) {
+		elems, err := f.SetElements(set)
+		if err != nil {
+			return false, err.Error()
+		}
+		return slices.Contains(elems, elem), fmt.Sprint(elems)
+	})
+}
+
+// Kill ends the process with SIGKILL and waits for it: no shutdown code
+// runs.
+func (f *Filter) Kill() {
+	f.t.Helper()
+	f.signal(syscall.SIGKILL)
+}
+
+// Stop sends SIGTERM, waits for the process to exit and returns its exit
+// code.
+func (f *Filter) Stop() int {
+	f.t.Helper()
+	f.signal(syscall.SIGTERM)
+	var ee *exec.ExitError
+	if errors.As(f.err, &ee) {
+		return ee.ExitCode()
+	}
+	if f.err != nil {
+		f.t.Fatalf("e2e: g0efilter: %v", f.err)
+	}
+	return 0
+}
+
+// signal sends sig to the process, which is "ip netns exec" until it
+// execs the binary and the binary after; both die of SIGKILL and the
+// binary handles SIGTERM.
+func (f *Filter) signal(sig syscall.Signal) {
+	f.t.Helper()
+	if !f.Running() {
+		f.t.Fatalf("e2e: g0efilter already exited: %v", f.err)
+	}
+	if err := f.cmd.Process.Signal(sig); err != nil {
+		f.t.Fatalf("e2e: signal g0efilter: %v", err)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(stopTimeout):
+		f.t.Fatalf("e2e: g0efilter did not exit within %v of %v", stopTimeout, sig)
+	}
+}
+
+// waitFor polls cond until it holds, the process exits or waitTimeout
+// passes; cond's second result, the last state seen, goes in the failure
+// message.
+func (f *Filter) waitFor(desc string, cond func() (bool, string)) {
+	f.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if !f.Running() {
+			f.t.Fatalf("e2e: waiting for %s: g0efilter exited (%v); last state: %s\n%s",
+				desc, f.err, last, f.output.String())
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("e2e: waiting for %s: timed out after %v; last state: %s", desc, waitTimeout, last)
+		}
+		<-tick.C
+	}
+}
+
+// setElements parses the elements of set name out of an nft listing; a
+// set without elements gives none.
+func setElements(listing, name string) ([]string, error) {
+	i := strings.Index(listing, "\tset "+name+" {")
+	if i < 0 {
+		return nil, fmt.Errorf("no set %s in the listing", name)
+	}
+	block := listing[i:]
+	if j := strings.Index(block, "\n\t}"); j >= 0 {
+		block = block[:j]
+	}
+	k := strings.Index(block, "elements = {")
+	if k < 0 {
+		return nil, nil
+	}
+	body := block[k+len("elements = {"):]
+	if j := strings.Index(body, "}"); j >= 0 {
+		body = body[:j]
+	}
+	var elems []string
+	for field := range strings.FieldsFuncSeq(body, func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t' || r == '\n'
+	}) {
+		elems = append(elems, field)
+	}
+	return elems, nil
+}
