@@ -51,6 +51,39 @@
 // ([Filter.WaitForSet]), and ends the process with SIGTERM ([Filter.Stop]) or
 // SIGKILL ([Filter.Kill]). Its output is logged when the test fails.
 //
+// # Servers
+//
+// Beside [Env.Echo], the upstream namespace can hold the servers a filtered
+// client talks to. Each listens on every upstream address of both families
+// (one dual-stack socket per port), so an allowlisted and a non-allowlisted
+// address answer alike and only the filter tells them apart. Each stops, its
+// goroutines waited for, when the test ends.
+//
+//	web := env.WebServers("a.example.test", "b.example.test")
+//	c := env.HTTPClient(e2e.Upstream4[0]) // every request to 198.18.0.2
+//	resp, err := c.Get("https://b.example.test/") // body "served b.example.test"
+//	ns := env.DNSServer(map[string][]netip.Addr{"a.example.test": {e2e.Upstream4[0]}})
+//	// ... ns.Queries(), web.Requests(): what reached the upstream
+//
+// [Env.WebServers] runs HTTP on port 80 and HTTPS on 443 for several names
+// on one address. Over HTTPS the certificate is picked by SNI and the body
+// is "served <sni>"; over HTTP the body is "served <host>" for a known Host
+// header and 421 otherwise. Certificates come from [Env.TestCA], an ECDSA
+// P-256 CA made in memory once per test binary ([SharedCA]): [CA.Pool] for
+// clients, [CA.Issue] for servers of one's own.
+//
+// [Env.DNSServer] answers on port 53, UDP and TCP, with authority for the
+// names it is given: A and AAAA records, NXDOMAIN for other names. It
+// records every question, so a test can tell that a query never reached it.
+//
+// Clients run in the box. [Env.Dial] suits a test's own goroutine;
+// [Env.DialContext] may be called from any goroutine, so it fits an
+// http.Transport, and [Env.HTTPClient] is such a client: it sends every
+// request to one upstream address, whatever the URL's host, which stays
+// the Host header and the TLS server name, and it trusts the test CA.
+// With a filter running, the box's connections to ports 80 and 443 go to
+// the filter's proxies first, as in production.
+//
 // # Privileges
 //
 // The harness needs root, ip (iproute2) and nft. Without them a test is
