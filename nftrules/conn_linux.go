@@ -319,11 +319,15 @@ func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
 	if c.Policy.Kind == VerdictDrop {
 		policy = nftables.ChainPolicyDrop
 	}
+	hook := nftables.ChainHookOutput
+	if c.Hook == HookInput {
+		hook = nftables.ChainHookInput
+	}
 	return &nftables.Chain{
 		Name:     c.Name,
 		Table:    t,
 		Type:     typ,
-		Hooknum:  nftables.ChainHookOutput,
+		Hooknum:  hook,
 		Priority: nftables.ChainPriorityRef(nftables.ChainPriority(c.Priority)),
 		Policy:   &policy,
 	}
@@ -410,6 +414,11 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyOIF, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(loopbackIndex)},
+		}, nil
+	case IifNotLoopback:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(loopbackIndex)},
 		}, nil
 	case DPort:
 		return []expr.Any{

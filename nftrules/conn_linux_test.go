@@ -55,7 +55,11 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 	for _, wc := range want.Chains {
 		c := byName[wc.Name]
 		require.NotNil(t, c, "chain %s", wc.Name)
-		assert.Equal(t, *nftables.ChainHookOutput, *c.Hooknum)
+		wantHook := *nftables.ChainHookOutput
+		if wc.Hook == HookInput {
+			wantHook = *nftables.ChainHookInput
+		}
+		assert.Equal(t, wantHook, *c.Hooknum, "hook of %s", wc.Name)
 		assert.Equal(t, nftables.ChainPriority(wc.Priority), *c.Priority)
 		rules, err := nc.GetRules(table, c)
 		require.NoError(t, err)

@@ -46,10 +46,14 @@
 // allowlisted destinations; it logs every other new connection to nflog
 // and rejects it, UDP 443 (QUIC) included: TCP with a reset, so that a
 // client's connect fails at once over IPv6 as over IPv4, and the rest with
-// an ICMP port-unreachable.
+// an ICMP port-unreachable. A filter chain on the input hook drops
+// connections to the local proxy ports that do not come through loopback,
+// so a neighbour on the container network cannot use the proxies as an
+// open proxy, whatever address they listen on.
 //
 // In dns mode the nat chain redirects UDP and TCP 53 to the local DNS
-// server, except for the filter's own marked queries; the filter chain
+// server, except for the filter's own marked queries (and the input chain
+// guards the DNS port the same way); the filter chain
 // drops DoT (853) and any new connection whose destination is neither
 // allowlisted nor in the pinned4/pinned6 sets, which have per-element
 // timeouts and are filled from allowed DNS answers.

@@ -75,5 +75,11 @@ func ExampleRuleset_Render() {
 	// 		meta l4proto tcp ct state new log prefix "g0efilter blocked: " group 100 reject with tcp reset
 	// 		ct state new log prefix "g0efilter blocked: " group 100 reject
 	// 	}
+	//
+	// 	chain input {
+	// 		type filter hook input priority filter; policy accept;
+	// 		iif != "lo" tcp dport 8080 drop
+	// 		iif != "lo" tcp dport 8443 drop
+	// 	}
 	// }
 }

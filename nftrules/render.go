@@ -28,8 +28,8 @@ func (r *Ruleset) Render(w io.Writer) error {
 	for _, c := range r.Chains {
 		sep()
 		fmt.Fprintf(bw, "\tchain %s {\n", c.Name)
-		fmt.Fprintf(bw, "\t\ttype %s hook output priority %s; policy %s;\n",
-			c.Type, priorityName(c.Type, c.Priority), c.Policy)
+		fmt.Fprintf(bw, "\t\ttype %s hook %s priority %s; policy %s;\n",
+			c.Type, c.Hook, priorityName(c.Type, c.Priority), c.Policy)
 		for _, rule := range c.Rules {
 			fmt.Fprintf(bw, "\t\t%s\n", rule)
 		}
@@ -82,6 +82,14 @@ func priorityName(t ChainType, p int32) string {
 		return "filter"
 	}
 	return strconv.Itoa(int(p))
+}
+
+// String returns "output" or "input".
+func (h Hook) String() string {
+	if h == HookInput {
+		return "input"
+	}
+	return "output"
 }
 
 // String returns "ipv4_addr" or "ipv6_addr".
@@ -174,6 +182,8 @@ func matchString(m Match) string {
 		return fmt.Sprintf("meta mark 0x%08x", m.Mark)
 	case OifLoopback:
 		return `oif "lo"`
+	case IifNotLoopback:
+		return `iif != "lo"`
 	case DPort:
 		return fmt.Sprintf("%s dport %d", m.Proto, m.Port)
 	case L4Proto:

@@ -22,6 +22,7 @@ const (
 	TableName     = "g0efilter"
 	ChainOutput   = "output"     // filter hook output priority 0, policy drop
 	ChainNATOut   = "nat_output" // nat hook output priority -100, policy accept
+	ChainInput    = "input"      // filter hook input priority 0, policy accept: guards the local service ports
 	SetAllow4     = "allow4"     // allowlisted IPv4 prefixes (interval set)
 	SetAllow6     = "allow6"     // allowlisted IPv6 prefixes (interval set)
 	SetPinned4    = "pinned4"    // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
@@ -144,11 +145,20 @@ const (
 	ChainNAT
 )
 
-// Chain is a base chain on the output hook. The rules are evaluated in
-// order; the first verdict ends evaluation, else Policy applies.
+// Hook is the netfilter hook a base chain is attached to.
+type Hook int
+
+const (
+	HookOutput Hook = iota // locally generated packets
+	HookInput              // packets addressed to this host
+)
+
+// Chain is a base chain on a hook. The rules are evaluated in order; the
+// first verdict ends evaluation, else Policy applies.
 type Chain struct {
 	Name     string
 	Type     ChainType
+	Hook     Hook
 	Priority int32   // 0 for filter, -100 for nat
 	Policy   Verdict // VerdictAccept or VerdictDrop
 	Rules    []Rule
@@ -237,6 +247,10 @@ type MarkEq struct{ Mark uint32 }
 // ("oif "lo"").
 type OifLoopback struct{}
 
+// IifNotLoopback matches a packet that came in through an interface other
+// than loopback ("iif != "lo"").
+type IifNotLoopback struct{}
+
 // Proto is a transport protocol.
 type Proto uint8
 
@@ -266,14 +280,15 @@ const (
 	icmpv6NeighborAdvert  uint8 = 136
 )
 
-func (DestInSet) isMatch()   {}
-func (CtState) isMatch()     {}
-func (DestLocal) isMatch()   {}
-func (MarkEq) isMatch()      {}
-func (OifLoopback) isMatch() {}
-func (DPort) isMatch()       {}
-func (ICMPv6Type) isMatch()  {}
-func (L4Proto) isMatch()     {}
+func (DestInSet) isMatch()      {}
+func (CtState) isMatch()        {}
+func (DestLocal) isMatch()      {}
+func (MarkEq) isMatch()         {}
+func (OifLoopback) isMatch()    {}
+func (IifNotLoopback) isMatch() {}
+func (DPort) isMatch()          {}
+func (ICMPv6Type) isMatch()     {}
+func (L4Proto) isMatch()        {}
 
 // Build returns the ruleset for cfg. It is a pure function: it needs no
 // privileges and runs on any OS.
@@ -361,11 +376,29 @@ func Build(cfg Config) (*Ruleset, error) {
 			Rule{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Drop},
 		)
 	}
+	// The local services (the proxies, the DNS server) are for this
+	// namespace's own redirected connections, which arrive through
+	// loopback. Whatever address they listen on, a neighbour on the
+	// container network must not reach them and use them as an open proxy.
+	var guard []Rule
+	for _, p := range cfg.servicePorts() {
+		guard = append(guard, Rule{Match: []Match{IifNotLoopback{}, p}, Verdict: Drop})
+	}
 	r.Chains = []Chain{
 		{Name: ChainNATOut, Type: ChainNAT, Priority: -100, Policy: Accept, Rules: nat},
 		{Name: ChainOutput, Type: ChainFilter, Priority: 0, Policy: Drop, Rules: filter},
+		{Name: ChainInput, Type: ChainFilter, Hook: HookInput, Priority: 0, Policy: Accept, Rules: guard},
 	}
 	return r, nil
+}
+
+// servicePorts returns the local ports that redirected connections go to in
+// cfg's mode.
+func (cfg Config) servicePorts() []DPort {
+	if cfg.Mode == ModeDNS {
+		return []DPort{{UDP, cfg.DNSPort}, {TCP, cfg.DNSPort}}
+	}
+	return []DPort{{TCP, cfg.HTTPPort}, {TCP, cfg.HTTPSPort}}
 }
 
 // checkPrefixes returns the prefixes of one family, masked, and refuses

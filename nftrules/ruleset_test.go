@@ -59,8 +59,14 @@ func TestBuildInvariants(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r, err := Build(Config{Mode: mode})
 			require.NoError(t, err)
-			require.Len(t, r.Chains, 2)
-			nat, filter := r.Chains[0], r.Chains[1]
+			require.Len(t, r.Chains, 3)
+			nat, filter, input := r.Chains[0], r.Chains[1], r.Chains[2]
+			// The local service ports refuse whatever does not come
+			// through loopback.
+			assert.Equal(t, HookInput, input.Hook)
+			for _, p := range (Config{Mode: mode}).withDefaults().servicePorts() {
+				assert.Contains(t, input.Rules, Rule{Match: []Match{IifNotLoopback{}, p}, Verdict: Drop})
+			}
 			assert.Equal(t, ChainNAT, nat.Type)
 			assert.Less(t, nat.Priority, filter.Priority, "nat runs before filter")
 			assert.Equal(t, Drop, filter.Policy, "fail closed")

@@ -3,6 +3,7 @@
 package e2e_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -202,5 +203,46 @@ func TestKillLeavesRulesInPlace(t *testing.T) {
 		c, err = env.Dial(fam.tcp, hostPort(fam.allowed, echoPort), dialTimeout)
 		require.NoError(t, err, "allowlisted stays open")
 		echoes(t, c, "after kill")
+	})
+}
+
+// TestServicePortsClosedToNeighbours checks that a neighbour on the
+// container network cannot use the local proxy ports as an open proxy, even
+// when a listener binds every address: only redirected connections, which
+// arrive through loopback, reach them.
+func TestServicePortsClosedToNeighbours(t *testing.T) {
+	eachFamily(t, func(t *testing.T, env *e2e.Env, fam family) {
+		env.StartFilter(t, allowBoth, nil)
+		box, anyAddr := e2e.Box4, netip.IPv4Unspecified()
+		if fam.name == "IPv6" {
+			box, anyAddr = e2e.Box6, netip.IPv6Unspecified()
+		}
+		for _, port := range []uint16{8080, 8443} {
+			ln := env.ListenBox(fam.tcp, hostPort(anyAddr, port))
+			var err error
+			env.InUpstream(func() {
+				var c net.Conn
+				c, err = net.DialTimeout(fam.tcp, hostPort(box, port), 500*time.Millisecond)
+				if err == nil {
+					_ = c.Close()
+				}
+			})
+			require.Error(t, err, "a neighbour reached port %d in the box", port)
+			var ne net.Error
+			assert.True(t, errors.As(err, &ne) && ne.Timeout(), "port %d: want the packets dropped, got %v", port, err)
+
+			// The same listener serves a redirected connection from the box.
+			redirected := uint16(80)
+			if port == 8443 {
+				redirected = 443
+			}
+			c, err := env.Dial(fam.tcp, hostPort(fam.blocked, redirected), dialTimeout)
+			require.NoError(t, err)
+			require.NoError(t, ln.(*net.TCPListener).SetDeadline(time.Now().Add(ioTimeout)))
+			sc, err := ln.Accept()
+			require.NoError(t, err, "a redirected connection must reach port %d", port)
+			_ = sc.Close()
+			_ = c.Close()
+		}
 	})
 }
