@@ -203,12 +203,33 @@ func (f *Filter) SetPolicy(policyYAML string) {
 
 // Listing returns "nft list table inet g0efilter" run in the box.
 func (f *Filter) Listing() (string, error) {
-	out, err := exec.Command("ip", "netns", "exec", f.ns,
-		"nft", "list", "table", "inet", nftrules.TableName).CombinedOutput()
+	return nftIn(f.ns, "list", "table", "inet", nftrules.TableName)
+}
+
+// Tables returns "nft list tables" run in the box.
+func (e *Env) Tables() (string, error) {
+	return nftIn(e.Box, "list", "tables")
+}
+
+// nftIn runs nft with args in namespace ns and returns its output.
+func nftIn(ns string, args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("nft list: %w: %s", err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return string(out), nil
+}
+
+// PolicyPath returns the policy file the process reads.
+func (f *Filter) PolicyPath() string { return f.policyPath }
+
+// WaitForOutput waits until the process's output contains substr.
+func (f *Filter) WaitForOutput(substr string) {
+	f.t.Helper()
+	f.waitFor(fmt.Sprintf("%q in the output", substr), func() (bool, string) {
+		out := f.Output()
+		return strings.Contains(out, substr), out
+	})
 }
 
 // SetElements returns the elements of the kernel's set name as nft lists
