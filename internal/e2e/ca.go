@@ -44,25 +44,14 @@ func SharedCA() (*CA, error) {
 // NewCA makes a new CA: an ECDSA P-256 key and a self-signed certificate
 // valid for a day. Most tests want [SharedCA] instead.
 func NewCA() (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, tmpl, err := newKeyAndTemplate("g0efilter e2e test CA")
 	if err != nil {
-		return nil, fmt.Errorf("e2e: CA key: %w", err)
+		return nil, fmt.Errorf("e2e: CA: %w", err)
 	}
-	serial, err := randSerial()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "g0efilter e2e test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(caValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	tmpl.BasicConstraintsValid = true
+	tmpl.IsCA = true
+	tmpl.MaxPathLenZero = true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, fmt.Errorf("e2e: CA certificate: %w", err)
@@ -72,6 +61,27 @@ func NewCA() (*CA, error) {
 		return nil, fmt.Errorf("e2e: CA certificate: %w", err)
 	}
 	return &CA{cert: cert, key: key}, nil
+}
+
+// newKeyAndTemplate makes an ECDSA P-256 key and a certificate template
+// with a random serial, the common name cn, and a validity that starts an
+// hour ago (for clock skew) and lasts caValidity.
+func newKeyAndTemplate(cn string) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := randSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	return key, &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(caValidity),
+	}, nil
 }
 
 // Certificate returns the CA's own certificate.
@@ -93,23 +103,12 @@ func (ca *CA) Issue(names ...string) (*tls.Certificate, error) {
 	if len(names) == 0 {
 		return nil, errors.New("e2e: issue: no names")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, tmpl, err := newKeyAndTemplate(names[0])
 	if err != nil {
-		return nil, fmt.Errorf("e2e: leaf key: %w", err)
+		return nil, fmt.Errorf("e2e: leaf: %w", err)
 	}
-	serial, err := randSerial()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(caValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	for _, n := range names {
 		if a, err := netip.ParseAddr(n); err == nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, a.AsSlice())
