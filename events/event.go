@@ -1,0 +1,123 @@
+package events
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Action is the verdict an event reports.
+type Action uint8
+
+// Actions. The zero Action is invalid, so that an event nobody filled in is
+// never mistaken for a verdict.
+const (
+	Allowed Action = iota + 1 // the traffic was let through
+	Blocked                   // the traffic was refused
+	Error                     // the decision could not be carried out
+)
+
+// String returns "allowed", "blocked", "error", or "action(N)" for an
+// invalid value.
+func (a Action) String() string {
+	switch a {
+	case Allowed:
+		return "allowed"
+	case Blocked:
+		return "blocked"
+	case Error:
+		return "error"
+	}
+	return "action(" + itoa(uint64(a)) + ")"
+}
+
+// Component names the part of the filter that decided.
+type Component string
+
+// Components.
+const (
+	HTTPS  Component = "https"  // the TLS (SNI) proxy
+	HTTP   Component = "http"   // the plain-HTTP (Host) proxy
+	DNS    Component = "dns"    // the filtering resolver
+	Kernel Component = "kernel" // the nftables ruleset, read through nflog
+)
+
+// Reason says why a decision was taken, in a few stable words suitable as a
+// metric label. Details that vary per connection go in [Event.Detail].
+type Reason string
+
+// Reasons used by this module's components. Other sources may add their own.
+const (
+	ReasonAllowlisted    Reason = "allowlisted"          // a rule allowed it; Event.Rule names it
+	ReasonNotAllowlisted Reason = "not allowlisted"      // no rule allowed the name or address
+	ReasonNoName         Reason = "no server name"       // a ClientHello without SNI, a request without Host
+	ReasonMalformed      Reason = "malformed"            // not the expected protocol, or broken
+	ReasonTimeout        Reason = "timeout"              // the client did not send enough in time
+	ReasonWrongAddress   Reason = "address not for name" // the name does not resolve to the destination
+	ReasonHostMismatch   Reason = "host mismatch"        // absolute-form target and Host disagree
+	ReasonResolve        Reason = "resolve failed"       // the name could not be resolved to check it
+	ReasonDial           Reason = "dial failed"          // the upstream could not be reached
+	ReasonPinned         Reason = "pinned"               // dns mode: the address came from an allowed answer
+)
+
+// Event is one decision. Only Time, Component and Action are always set;
+// the rest is filled in where the component knows it.
+type Event struct {
+	// Time is when the decision was taken.
+	Time time.Time
+	// Host identifies the filter that decided (its HOSTNAME).
+	Host string
+	// Component is the part of the filter that decided.
+	Component Component
+	// Action is the verdict.
+	Action Action
+	// Protocol is the transport: "tcp" or "udp".
+	Protocol string
+	// Source is the client's address and port.
+	Source netip.AddrPort
+	// Destination is the original destination of the connection or packet.
+	Destination netip.AddrPort
+	// Name is the TLS server name, the HTTP Host or the DNS question name.
+	Name string
+	// QType is the DNS question type ("A", "AAAA", ...); dns events only.
+	QType string
+	// Reason says why, in stable words.
+	Reason Reason
+	// Detail adds what varies per event (an error text, the addresses a name
+	// resolved to); empty when Reason says it all.
+	Detail string
+	// Rule is the policy entry that matched ("*.example.com",
+	// "198.18.0.0/15"); empty when none did.
+	Rule string
+	// Flow identifies the connection or query, so that several events about
+	// it (a blocked second request on a kept-alive connection, say) can be
+	// tied together. Zero means none.
+	Flow uint64
+}
+
+// Sink receives events. Emit must return quickly and must not keep e's
+// address; implementations that do I/O put a queue in front of it.
+type Sink interface {
+	Emit(e Event)
+}
+
+// SinkFunc adapts a function to a [Sink].
+type SinkFunc func(Event)
+
+// Emit calls f(e).
+func (f SinkFunc) Emit(e Event) { f(e) }
+
+// Discard is a Sink that drops every event.
+var Discard Sink = SinkFunc(func(Event) {})
+
+func itoa(v uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			return string(b[i:])
+		}
+	}
+}
