@@ -52,6 +52,19 @@ type RequestHead struct {
 	// elsewhere, so a filter should refuse such a request.
 	HostMismatch bool
 
+	// ContentLength is the length of the body from the Content-Length
+	// header, or 0 if there is none. A request with neither Content-Length
+	// nor Transfer-Encoding has no body (RFC 9112 §6.3).
+	ContentLength int64
+
+	// Chunked reports a "Transfer-Encoding: chunked" body, whose length
+	// only the chunks tell.
+	Chunked bool
+
+	// Upgrade reports an Upgrade header: the client asks to switch the
+	// connection to another protocol (WebSocket, h2c) after this request.
+	Upgrade bool
+
 	host []byte // checked host without port, brackets or trailing dot, or nil
 }
 
@@ -101,7 +114,7 @@ func (h *RequestHead) parse(data []byte) error {
 	}
 
 	var hostField []byte // value of the Host header, if any
-	haveHost := false
+	haveHost, haveLength := false, false
 	for {
 		name, value, next, err := nextField(head, off)
 		if err == ErrNeedMore {
@@ -119,7 +132,14 @@ func (h *RequestHead) parse(data []byte) error {
 				return malformedf("more than one Host header")
 			}
 			hostField, haveHost = value, true
+			continue
 		}
+		if err := h.framing(name, value, &haveLength); err != nil {
+			return err
+		}
+	}
+	if haveLength && h.Chunked {
+		return malformedf("both Content-Length and Transfer-Encoding")
 	}
 	h.HeadLen = off
 	return h.setHost(hostField, haveHost)
@@ -301,6 +321,65 @@ func controlMask(x uint64) uint64 {
 func targetMask(x uint64) uint64 {
 	hash := x ^ ones*'#'
 	return ((x-ones*0x21)&^x | (hash-ones)&^hash | x | (x&^highs + ones)) & highs
+}
+
+// framing records the header fields that say where the body ends, and
+// Upgrade. Anything a server might read differently from this proxy is
+// malformed: the next request would start where the proxy does not look.
+func (h *RequestHead) framing(name, value []byte, haveLength *bool) error {
+	switch {
+	case equalFold(name, "content-length"):
+		if *haveLength {
+			return malformedf("more than one Content-Length header")
+		}
+		n, ok := parseLength(value)
+		if !ok {
+			return malformedf("Content-Length %.32q is not a length", value)
+		}
+		h.ContentLength, *haveLength = n, true
+	case equalFold(name, "transfer-encoding"):
+		if h.Chunked || !equalFold(value, "chunked") {
+			return malformedf("Transfer-Encoding %.32q: only a single \"chunked\" is accepted", value)
+		}
+		h.Chunked = true
+	case equalFold(name, "upgrade"):
+		h.Upgrade = true
+	}
+	return nil
+}
+
+// parseLength parses a Content-Length value: decimal digits, at most 18 of
+// them, so that it fits an int64.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// equalFold reports whether b equals the lower-case ASCII string s, ignoring
+// the case of b.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // isHost reports whether a field name is "Host", in any case.

@@ -292,3 +292,44 @@ func TestTargetFirstInvalidByte(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRequestHeadFraming(t *testing.T) {
+	tests := []struct {
+		name    string
+		fields  string
+		length  int64
+		chunked bool
+		upgrade bool
+		err     string // "" means success
+	}{
+		{name: "no body", fields: ""},
+		{name: "content length", fields: "Content-Length: 42\r\n", length: 42},
+		{name: "content length case", fields: "content-LENGTH:  7 \r\n", length: 7},
+		{name: "zero length", fields: "Content-Length: 0\r\n"},
+		{name: "chunked", fields: "Transfer-Encoding: Chunked\r\n", chunked: true},
+		{name: "upgrade", fields: "Connection: Upgrade\r\nUpgrade: websocket\r\n", upgrade: true},
+		{name: "both", fields: "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", err: "both Content-Length and Transfer-Encoding"},
+		{name: "two lengths", fields: "Content-Length: 3\r\nContent-Length: 3\r\n", err: "more than one Content-Length"},
+		{name: "length list", fields: "Content-Length: 3, 3\r\n", err: "not a length"},
+		{name: "signed length", fields: "Content-Length: +3\r\n", err: "not a length"},
+		{name: "empty length", fields: "Content-Length:\r\n", err: "not a length"},
+		{name: "huge length", fields: "Content-Length: 1234567890123456789\r\n", err: "not a length"},
+		{name: "gzip then chunked", fields: "Transfer-Encoding: gzip, chunked\r\n", err: "only a single"},
+		{name: "chunked twice", fields: "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", err: "only a single"},
+		{name: "identity", fields: "Transfer-Encoding: identity\r\n", err: "only a single"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := ParseRequestHead([]byte("POST / HTTP/1.1\r\nHost: example.com\r\n" + tt.fields + "\r\n"))
+			if tt.err != "" {
+				require.ErrorIs(t, err, ErrMalformed)
+				assert.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.length, h.ContentLength, "ContentLength")
+			assert.Equal(t, tt.chunked, h.Chunked, "Chunked")
+			assert.Equal(t, tt.upgrade, h.Upgrade, "Upgrade")
+		})
+	}
+}
