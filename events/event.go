@@ -57,6 +57,7 @@ const (
 	ReasonResolve        Reason = "resolve failed"       // the name could not be resolved to check it
 	ReasonDial           Reason = "dial failed"          // the upstream could not be reached
 	ReasonPinned         Reason = "pinned"               // dns mode: the address came from an allowed answer
+	ReasonUnsupported    Reason = "unsupported"          // a request the filter cannot follow safely (CONNECT, Upgrade on plain HTTP)
 )
 
 // Event is one decision. Only Time, Component and Action are always set;

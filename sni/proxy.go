@@ -1,0 +1,610 @@
+package sni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/g0lab/g0efilter/events"
+)
+
+// Defaults of the [Proxy] bounds.
+const (
+	DefaultHelloTimeout = 10 * time.Second
+	DefaultDialTimeout  = 10 * time.Second
+	DefaultIdleTimeout  = 10 * time.Minute
+)
+
+// Protocol is what a [Proxy] listener expects its clients to speak first.
+type Protocol uint8
+
+// Protocols.
+const (
+	TLS  Protocol = iota + 1 // a TLS ClientHello, decided on its server name
+	HTTP                     // HTTP/1.x requests, each decided on its host
+)
+
+// String returns "tls" or "http".
+func (p Protocol) String() string {
+	switch p {
+	case TLS:
+		return "tls"
+	case HTTP:
+		return "http"
+	}
+	return fmt.Sprintf("protocol(%d)", uint8(p))
+}
+
+// DestinationCheck says how the [Proxy] ties an allowed name to the address
+// it forwards to.
+type DestinationCheck uint8
+
+// Destination checks.
+const (
+	// VerifyDestination forwards to the address the client connected to only
+	// if the name resolves to it (through [Proxy.Resolver]); otherwise the
+	// connection is blocked. Without it, a client could send an allowed
+	// name to any address on ports 80 and 443. This is the default.
+	VerifyDestination DestinationCheck = iota
+
+	// DialName ignores the address the client connected to: the proxy
+	// resolves the name itself and dials its addresses in the order the
+	// resolver gives them, on the original port.
+	DialName
+
+	// TrustDestination forwards to the address the client connected to
+	// without checking it: the name alone decides. Any server reachable on
+	// ports 80 and 443 is then reachable by a client that sends an allowed
+	// name.
+	TrustDestination
+)
+
+// String returns "verify", "dial-name" or "trust".
+func (d DestinationCheck) String() string {
+	switch d {
+	case VerifyDestination:
+		return "verify"
+	case DialName:
+		return "dial-name"
+	case TrustDestination:
+		return "trust"
+	}
+	return fmt.Sprintf("destination-check(%d)", uint8(d))
+}
+
+// HostMatcher answers whether a host name is allowed, and by which rule.
+// [github.com/g0lab/g0efilter/policy.Holder] is one: the live policy, so that
+// every decision sees the latest reload.
+type HostMatcher interface {
+	MatchHost(name string) (rule string, ok bool)
+}
+
+// Resolver looks up the addresses of a host name.
+// [github.com/g0lab/g0efilter/dnsfilter.Resolver] is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
+// ErrNotRedirected is returned by the default original-destination lookup
+// for a connection that reached the proxy directly rather than through the
+// kernel's redirect: forwarding it would loop back to the proxy.
+var ErrNotRedirected = errors.New("sni: connection was not redirected")
+
+// Proxy is a transparent proxy for connections that the kernel redirected
+// to it: it reads the name the client asks for (the TLS server name, or the
+// HTTP Host of every request), asks the policy, and either forwards the
+// connection to where the client meant it to go or resets it. It never
+// terminates TLS.
+//
+// Its zero value forwards nothing: with no Policy, every name is refused.
+// Set the fields before the first call to [Proxy.Serve] and do not change
+// them after; a Proxy must not be copied once used.
+type Proxy struct {
+	// Policy decides each name. Nil refuses every name.
+	Policy HostMatcher
+
+	// Resolver resolves names for VerifyDestination and DialName. Nil
+	// fails those checks, so every name is refused unless Destination is
+	// TrustDestination.
+	Resolver Resolver
+
+	// Destination says how an allowed name is tied to the address
+	// forwarded to. Zero means VerifyDestination.
+	Destination DestinationCheck
+
+	// Mark is the firewall mark (SO_MARK) of the connections the proxy
+	// makes, so that the ruleset lets them out instead of redirecting them
+	// back. Zero means none. Setting a mark needs CAP_NET_ADMIN and Linux.
+	Mark uint32
+
+	// HelloTimeout bounds how long a client may take, from the moment it is
+	// accepted, to send the ClientHello or first request head. A slow or
+	// silent client is then cut off. Zero means 10s.
+	HelloTimeout time.Duration
+
+	// DialTimeout bounds connecting to the destination. Zero means 10s.
+	DialTimeout time.Duration
+
+	// IdleTimeout closes a connection on which no byte moved either way for
+	// this long (detected within twice the duration); on a kept-alive HTTP
+	// connection it also bounds the wait for the next request. Zero means
+	// 10m.
+	IdleTimeout time.Duration
+
+	// Events receives one event per decision: one per TLS connection, one
+	// per HTTP request. Nil discards them.
+	Events events.Sink
+
+	// Host identifies this filter in events (Event.Host).
+	Host string
+
+	// Logger receives errors that are not decisions (accept failures).
+	// Nil discards them.
+	Logger *slog.Logger
+
+	// OriginalDestination returns the address the client connected to
+	// before the redirect. Nil means the kernel's record of the redirect
+	// (SO_ORIGINAL_DST on Linux), which fails with ErrNotRedirected for a
+	// connection made to the proxy directly.
+	OriginalDestination func(net.Conn) (netip.AddrPort, error)
+
+	// DialContext connects to the destination. Nil means a net.Dialer with
+	// DialTimeout and Mark. Forwarding uses splice(2) when it returns a
+	// *net.TCPConn.
+	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
+
+	stats stats
+}
+
+// Stats are counters of a [Proxy] since it was created.
+type Stats struct {
+	Accepted  uint64 // connections accepted
+	Active    int64  // connections open now
+	Allowed   uint64 // decisions that allowed (connections or requests)
+	Blocked   uint64 // decisions that blocked
+	Errors    uint64 // allowed connections that could not be forwarded
+	BytesUp   uint64 // bytes forwarded from clients to destinations
+	BytesDown uint64 // bytes forwarded from destinations to clients
+}
+
+type stats struct {
+	accepted, allowed, blocked, errors, up, down atomic.Uint64
+	active                                       atomic.Int64
+}
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	s := &p.stats
+	return Stats{
+		Accepted: s.accepted.Load(), Active: s.active.Load(),
+		Allowed: s.allowed.Load(), Blocked: s.blocked.Load(), Errors: s.errors.Load(),
+		BytesUp: s.up.Load(), BytesDown: s.down.Load(),
+	}
+}
+
+// Serve accepts connections on ln and handles each as proto until ctx ends
+// or ln fails. It closes ln. When ctx ends it also closes every connection
+// it is handling, and it returns only once their goroutines have ended: nil
+// when ctx ended, the accept error otherwise.
+//
+// On errors that more connections would not cure (too many open files, out
+// of buffers) Serve waits, from 5ms doubling up to 1s, before accepting
+// again, rather than spinning.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) error {
+	if proto != TLS && proto != HTTP {
+		return fmt.Errorf("sni: serve: unknown %v", proto)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !isResourceError(err) {
+				return fmt.Errorf("sni: accept: %w", err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			p.logger().Warn("sni: accept failed, waiting", "err", err, "wait", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
+		}
+		delay = 0
+		p.stats.accepted.Add(1)
+		wg.Go(func() { p.handle(ctx, c, proto) })
+	}
+}
+
+// handle decides one accepted connection and, if allowed, forwards it.
+func (p *Proxy) handle(ctx context.Context, c net.Conn, proto Protocol) {
+	p.stats.active.Add(1)
+	defer p.stats.active.Add(-1)
+	cc := &conn{proxy: p, client: c, flow: newFlowID(), proto: proto}
+	defer cc.close()
+	stop := context.AfterFunc(ctx, cc.abort)
+	defer stop()
+	cc.src = addrPort(c.RemoteAddr())
+
+	dst, err := p.originalDestination(c)
+	if err != nil {
+		cc.block("", nil, events.ReasonMalformed, "original destination: "+err.Error())
+		return
+	}
+	cc.dst = dst
+	if proto == TLS {
+		cc.serveTLS(ctx)
+	} else {
+		cc.serveHTTP(ctx)
+	}
+}
+
+func (p *Proxy) originalDestination(c net.Conn) (netip.AddrPort, error) {
+	if p.OriginalDestination != nil {
+		return p.OriginalDestination(c)
+	}
+	return originalDestination(c)
+}
+
+func (p *Proxy) logger() *slog.Logger {
+	if p.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Logger
+}
+
+func (p *Proxy) helloTimeout() time.Duration { return orDefault(p.HelloTimeout, DefaultHelloTimeout) }
+func (p *Proxy) dialTimeout() time.Duration  { return orDefault(p.DialTimeout, DefaultDialTimeout) }
+func (p *Proxy) idleTimeout() time.Duration  { return orDefault(p.IdleTimeout, DefaultIdleTimeout) }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// verdict is the outcome of deciding a name for a destination.
+type verdict struct {
+	allowed bool
+	reason  events.Reason
+	rule    string
+	detail  string
+	dial    []netip.AddrPort // where to connect, in order, if allowed
+}
+
+// match asks the policy about name, without the destination check.
+func (p *Proxy) match(name string) verdict {
+	if name == "" {
+		return verdict{reason: events.ReasonNoName}
+	}
+	if p.Policy == nil {
+		return verdict{reason: events.ReasonNotAllowlisted, detail: "no policy"}
+	}
+	rule, ok := p.Policy.MatchHost(name)
+	if !ok {
+		return verdict{reason: events.ReasonNotAllowlisted}
+	}
+	return verdict{allowed: true, reason: events.ReasonAllowlisted, rule: rule}
+}
+
+// decide applies the policy and the destination check to name, for a
+// connection the client made to dst.
+func (p *Proxy) decide(ctx context.Context, name string, dst netip.AddrPort) verdict {
+	v := p.match(name)
+	if !v.allowed {
+		return v
+	}
+	rule := v.rule
+	if p.Destination == TrustDestination {
+		v.dial = []netip.AddrPort{dst}
+		return v
+	}
+
+	addrs, err := p.lookup(ctx, name)
+	if err != nil {
+		return verdict{reason: events.ReasonResolve, rule: rule, detail: err.Error()}
+	}
+	if p.Destination == DialName {
+		for _, a := range addrs {
+			v.dial = append(v.dial, netip.AddrPortFrom(a, dst.Port()))
+		}
+		v.detail = "dialled by name"
+		return v
+	}
+	want := dst.Addr().Unmap()
+	for _, a := range addrs {
+		if a.Unmap() == want {
+			v.dial = []netip.AddrPort{dst}
+			return v
+		}
+	}
+	return verdict{
+		reason: events.ReasonWrongAddress, rule: rule,
+		detail: fmt.Sprintf("%s resolves to %s, not %s", name, joinAddrs(addrs), want),
+	}
+}
+
+func (p *Proxy) lookup(ctx context.Context, name string) ([]netip.Addr, error) {
+	if p.Resolver == nil {
+		return nil, errors.New("no resolver configured")
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
+	defer cancel()
+	addrs, err := p.Resolver.LookupNetIP(ctx, name)
+	if err == nil && len(addrs) == 0 {
+		err = fmt.Errorf("%s has no addresses", name)
+	}
+	return addrs, err
+}
+
+// dial connects to the first of addrs that answers.
+func (p *Proxy) dial(ctx context.Context, addrs []netip.AddrPort) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
+	defer cancel()
+	dial := p.DialContext
+	if dial == nil {
+		d := net.Dialer{Timeout: p.dialTimeout()}
+		if p.Mark != 0 {
+			d.Control = markControl(p.Mark)
+		}
+		dial = d.DialContext
+	}
+	var errs []error
+	for _, a := range addrs {
+		c, err := dial(ctx, "tcp", a.String())
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func joinAddrs(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// addrPort returns the address of a TCP or UDP net.Addr, unmapped.
+func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// conn is one client connection and, once allowed, its upstream.
+type conn struct {
+	proxy    *Proxy
+	proto    Protocol
+	flow     uint64
+	client   net.Conn
+	upstream net.Conn
+	src, dst netip.AddrPort
+	mu       sync.Mutex // guards upstream against abort
+	closed   bool
+}
+
+// component is the event component of the connection's protocol.
+func (c *conn) component() events.Component {
+	if c.proto == TLS {
+		return events.HTTPS
+	}
+	return events.HTTP
+}
+
+// emit sends the event for one decision.
+func (c *conn) emit(action events.Action, name string, v verdict) {
+	p := c.proxy
+	switch action {
+	case events.Allowed:
+		p.stats.allowed.Add(1)
+	case events.Blocked:
+		p.stats.blocked.Add(1)
+	default:
+		p.stats.errors.Add(1)
+	}
+	if p.Events == nil {
+		return
+	}
+	p.Events.Emit(events.Event{
+		Time:        time.Now(),
+		Host:        p.Host,
+		Component:   c.component(),
+		Action:      action,
+		Protocol:    "tcp",
+		Source:      c.src,
+		Destination: c.dst,
+		Name:        name,
+		Reason:      v.reason,
+		Detail:      v.detail,
+		Rule:        v.rule,
+		Flow:        c.flow,
+	})
+}
+
+// block reports a blocked decision and resets the client.
+func (c *conn) block(name string, err error, reason events.Reason, detail string) {
+	if err != nil && detail == "" {
+		detail = err.Error()
+	}
+	c.emit(events.Blocked, name, verdict{reason: reason, detail: detail})
+	c.reset()
+}
+
+// blockVerdict reports a verdict that did not allow, and resets the client.
+func (c *conn) blockVerdict(name string, v verdict) {
+	c.emit(events.Blocked, name, v)
+	c.reset()
+}
+
+// reset makes the close of the client connection a TCP reset.
+func (c *conn) reset() {
+	if tc, ok := c.client.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+}
+
+// connect dials the destinations of an allowed verdict. It reports the
+// decision: allowed if a connection was made, an error otherwise (and then
+// resets the client).
+func (c *conn) connect(ctx context.Context, name string, v verdict) bool {
+	up, err := c.proxy.dial(ctx, v.dial)
+	if err != nil {
+		v.reason, v.detail = events.ReasonDial, err.Error()
+		c.emit(events.Error, name, v)
+		c.reset()
+		return false
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		up.Close()
+		return false
+	}
+	c.upstream = up
+	c.mu.Unlock()
+	c.emit(events.Allowed, name, v)
+	return true
+}
+
+// abort closes both sides, ending whatever is blocked on them.
+func (c *conn) abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.client.Close()
+	if c.upstream != nil {
+		c.upstream.Close()
+	}
+}
+
+func (c *conn) close() { c.abort() }
+
+// serveTLS reads the ClientHello, decides on its server name and forwards.
+func (c *conn) serveTLS(ctx context.Context) {
+	p := c.proxy
+	buf := getBuffer()
+	defer func() { putBuffer(buf) }()
+	c.client.SetReadDeadline(time.Now().Add(p.helloTimeout()))
+	var hello ClientHello
+	for {
+		n, rerr := c.client.Read(buf.b[len(buf.b):cap(buf.b)])
+		buf.b = buf.b[:len(buf.b)+n]
+		var err error
+		hello, err = ParseClientHello(buf.b)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrNeedMore) {
+			c.block("", nil, events.ReasonMalformed, err.Error())
+			return
+		}
+		if rerr != nil {
+			c.blockRead(rerr, len(buf.b))
+			return
+		}
+	}
+	name := hello.ServerName()
+	v := p.decide(ctx, name, c.dst)
+	if !v.allowed {
+		c.blockVerdict(name, v)
+		return
+	}
+	if !c.connect(ctx, name, v) {
+		return
+	}
+	c.client.SetReadDeadline(time.Time{})
+	if _, err := c.upstream.Write(buf.b); err != nil {
+		return
+	}
+	p.stats.up.Add(uint64(len(buf.b)))
+	putBuffer(buf)
+	buf = nil
+	c.relay(nil)
+}
+
+// blockRead reports a client that stopped or stalled before its first
+// message was complete.
+func (c *conn) blockRead(err error, got int) {
+	reason := events.ReasonMalformed
+	var detail string
+	switch {
+	case isTimeout(err):
+		reason = events.ReasonTimeout
+		detail = fmt.Sprintf("no complete %s after %v (%d bytes)", c.firstMessage(), c.proxy.helloTimeout(), got)
+	case errors.Is(err, io.EOF):
+		detail = fmt.Sprintf("connection closed before a complete %s (%d bytes)", c.firstMessage(), got)
+	default:
+		detail = err.Error()
+	}
+	c.block("", nil, reason, detail)
+}
+
+func (c *conn) firstMessage() string {
+	if c.proto == TLS {
+		return "ClientHello"
+	}
+	return "request head"
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// buffer is a peek buffer, pooled: a connection holds one only while it
+// reads a ClientHello or a request head.
+type buffer struct{ b []byte }
+
+var buffers = sync.Pool{New: func() any {
+	return &buffer{b: make([]byte, 0, max(MaxHelloSize, MaxHeadSize))}
+}}
+
+func getBuffer() *buffer { return buffers.Get().(*buffer) }
+
+func putBuffer(b *buffer) {
+	if b != nil {
+		b.b = b.b[:0]
+		buffers.Put(b)
+	}
+}
+
+// flowIDs numbers connections; see events.Event.Flow.
+var flowIDs atomic.Uint64
+
+func newFlowID() uint64 { return flowIDs.Add(1) }

@@ -1,0 +1,374 @@
+package sni
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/g0lab/g0efilter/events"
+)
+
+// errRefused ends a kept-alive connection whose next request was blocked.
+var errRefused = errors.New("request refused")
+
+// maxChunkLine bounds a chunk-size line or a trailer line of a chunked body.
+const maxChunkLine = 4 << 10
+
+// reqReader reads the client side of an HTTP connection: request heads and
+// bodies, through a peek buffer that is held only while it has unread bytes.
+type reqReader struct {
+	conn  net.Conn
+	buf   *buffer // nil when nothing is buffered
+	off   int     // start of the unread bytes in buf.b
+	first [64]byte
+}
+
+func (r *reqReader) buffered() []byte {
+	if r.buf == nil {
+		return nil
+	}
+	return r.buf.b[r.off:]
+}
+
+// consume marks n buffered bytes read, releasing the buffer when it is empty.
+func (r *reqReader) consume(n int) {
+	r.off += n
+	if r.off == len(r.buf.b) {
+		r.release()
+	}
+}
+
+func (r *reqReader) release() {
+	putBuffer(r.buf)
+	r.buf, r.off = nil, 0
+}
+
+// fill reads more bytes from the client into the buffer, making room first.
+// While nothing is buffered it waits with a small array, so an idle
+// kept-alive connection holds no peek buffer.
+func (r *reqReader) fill() error {
+	if r.buf == nil {
+		n, err := r.conn.Read(r.first[:])
+		if n > 0 {
+			r.buf = getBuffer()
+			r.buf.b = append(r.buf.b, r.first[:n]...)
+		}
+		return err
+	}
+	if len(r.buf.b) == cap(r.buf.b) && r.off > 0 {
+		r.buf.b = r.buf.b[:copy(r.buf.b, r.buf.b[r.off:])]
+		r.off = 0
+	}
+	b := r.buf.b
+	n, err := r.conn.Read(b[len(b):cap(b)])
+	r.buf.b = b[:len(b)+n]
+	return err
+}
+
+// head reads the next request head. It returns the read error if the client
+// stopped or stalled first.
+func (r *reqReader) head() (RequestHead, error) {
+	for {
+		if b := r.buffered(); len(b) > 0 {
+			h, err := ParseRequestHead(b)
+			if !errors.Is(err, ErrNeedMore) {
+				return h, err
+			}
+		}
+		if err := r.fill(); err != nil {
+			return RequestHead{}, err
+		}
+	}
+}
+
+// line returns the next line of the body, through its LF, at most
+// maxChunkLine bytes long. It stays valid until the next read.
+func (r *reqReader) line() ([]byte, error) {
+	for {
+		b := r.buffered()
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return b[:i+1], nil
+		}
+		if len(b) >= maxChunkLine {
+			return nil, fmt.Errorf("%w: chunk line longer than %d bytes", ErrMalformed, maxChunkLine)
+		}
+		if err := r.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// serveHTTP decides the first request, connects, and then forwards requests
+// one by one, deciding each.
+func (c *conn) serveHTTP(ctx context.Context) {
+	p := c.proxy
+	r := &reqReader{conn: c.client}
+	defer func() {
+		if r.buf != nil {
+			r.release()
+		}
+	}()
+	c.client.SetReadDeadline(time.Now().Add(p.helloTimeout()))
+	h, err := r.head()
+	if err != nil {
+		if errors.Is(err, ErrNeedMore) || !isParseError(err) {
+			c.blockRead(err, len(r.buffered()))
+		} else {
+			c.block("", nil, events.ReasonMalformed, err.Error())
+		}
+		return
+	}
+	name := h.Host()
+	if v, ok := checkRequest(&h); !ok {
+		c.blockVerdict(name, v)
+		return
+	}
+	v := p.decide(ctx, name, c.dst)
+	if !v.allowed {
+		c.blockVerdict(name, v)
+		return
+	}
+	if !c.connect(ctx, name, v) {
+		return
+	}
+	c.client.SetReadDeadline(time.Time{})
+	c.relay(func(st *idleState) error {
+		return c.forwardRequests(ctx, r, h, name, st)
+	})
+}
+
+// isParseError reports whether err came from the parser rather than the
+// connection.
+func isParseError(err error) bool {
+	return errors.Is(err, ErrMalformed) || errors.Is(err, ErrNotHTTP) || errors.Is(err, ErrTooLarge)
+}
+
+// checkRequest refuses requests whose meaning the proxy cannot follow
+// safely, whatever their host.
+func checkRequest(h *RequestHead) (verdict, bool) {
+	switch {
+	case !h.HasHost():
+		return verdict{reason: events.ReasonNoName}, false
+	case h.HostMismatch:
+		return verdict{reason: events.ReasonHostMismatch, detail: fmt.Sprintf("target %.100q", h.Target)}, false
+	case string(h.Method) == "CONNECT":
+		return verdict{reason: events.ReasonUnsupported, detail: "CONNECT tunnels are not forwarded"}, false
+	case h.Upgrade:
+		// After a switch of protocols the proxy could no longer see the
+		// requests that follow; if the server declined the switch, they
+		// would go through unchecked.
+		return verdict{reason: events.ReasonUnsupported, detail: "protocol upgrade on plain HTTP is not forwarded"}, false
+	}
+	return verdict{}, true
+}
+
+// forwardRequests forwards the request h, whose head is at the start of r's
+// buffer, and every request after it on the connection, each decided before
+// a byte of it goes upstream. A refused request ends the connection.
+func (c *conn) forwardRequests(ctx context.Context, r *reqReader, h RequestHead, first string, st *idleState) error {
+	lastName, lastOK := first, true
+	for {
+		if err := c.forwardRequest(r, &h, st); err != nil {
+			return err
+		}
+
+		// Wait for the next request; the client may also close or idle.
+		var err error
+		for {
+			c.client.SetReadDeadline(time.Now().Add(st.timeout))
+			h, err = r.head()
+			if err == nil || !isTimeout(err) {
+				break
+			}
+			if len(r.buffered()) == 0 && st.stalled(up) {
+				return errIdle
+			}
+		}
+		st.active(up)
+		switch {
+		case errors.Is(err, io.EOF) && len(r.buffered()) == 0:
+			closeWrite(c.upstream)
+			st.idle[up].Store(true)
+			return nil
+		case err != nil && isParseError(err):
+			c.emit(events.Blocked, "", verdict{reason: events.ReasonMalformed, detail: err.Error()})
+			return errRefused
+		case err != nil:
+			return err
+		}
+
+		name := h.Host()
+		v, ok := checkRequest(&h)
+		if ok {
+			v = c.decideNext(ctx, name, first, lastName, lastOK)
+			lastName, lastOK = name, v.allowed
+		}
+		if !v.allowed {
+			c.emit(events.Blocked, name, v)
+			return errRefused
+		}
+		c.emit(events.Allowed, name, v)
+	}
+}
+
+// decideNext decides a request after the first on a connection that is
+// already open to a destination.
+func (c *conn) decideNext(ctx context.Context, name, first, lastName string, lastOK bool) verdict {
+	p := c.proxy
+	if p.Destination == DialName && name != first {
+		return verdict{
+			reason: events.ReasonWrongAddress,
+			detail: fmt.Sprintf("connection was dialled for %s", first),
+		}
+	}
+	if (name == lastName && lastOK) || p.Destination == DialName {
+		// The destination is already right for this name: the check held a
+		// moment ago, or the connection was dialled for it. The policy may
+		// have changed since, so ask it again.
+		return p.match(name)
+	}
+	return p.decide(ctx, name, c.dst)
+}
+
+// forwardRequest writes the head of h and its body upstream.
+func (c *conn) forwardRequest(r *reqReader, h *RequestHead, st *idleState) error {
+	b := r.buffered()
+	n := h.HeadLen
+	if !h.Chunked {
+		// Send the head with as much of the body as is already here.
+		n += int(min(h.ContentLength, int64(len(b)-h.HeadLen)))
+	}
+	if err := c.write(b[:n]); err != nil {
+		return err
+	}
+	r.consume(n)
+	c.proxy.stats.up.Add(uint64(n))
+	if h.Chunked {
+		return c.forwardChunked(r, st)
+	}
+	return c.forwardBody(r, h.ContentLength-int64(n-h.HeadLen), st)
+}
+
+func (c *conn) write(b []byte) error {
+	c.upstream.SetWriteDeadline(time.Now().Add(c.proxy.idleTimeout()))
+	_, err := c.upstream.Write(b)
+	return err
+}
+
+// forwardBody forwards n bytes of body: first what is buffered, then the
+// rest straight from the client's socket.
+func (c *conn) forwardBody(r *reqReader, n int64, st *idleState) error {
+	if n == 0 {
+		return nil
+	}
+	if b := r.buffered(); len(b) > 0 {
+		k := int(min(int64(len(b)), n))
+		if err := c.write(b[:k]); err != nil {
+			return err
+		}
+		r.consume(k)
+		c.proxy.stats.up.Add(uint64(k))
+		n -= int64(k)
+	}
+	return c.pipe(st, up, c.upstream, c.client, n)
+}
+
+// forwardChunked forwards a chunked body (RFC 9112 §7.1) through its last
+// chunk and trailer section. Chunk-size lines must be hexadecimal sizes,
+// optionally followed by extensions, ending in CRLF; anything looser could
+// be read differently by the server and hide a request from the proxy.
+func (c *conn) forwardChunked(r *reqReader, st *idleState) error {
+	for {
+		c.client.SetReadDeadline(time.Now().Add(st.timeout))
+		line, err := r.line()
+		if err != nil {
+			return err
+		}
+		size, err := parseChunkSize(line)
+		if err != nil {
+			return err
+		}
+		if err := c.write(line); err != nil {
+			return err
+		}
+		r.consume(len(line))
+		if size == 0 {
+			return c.forwardTrailers(r, st)
+		}
+		if err := c.forwardBody(r, size, st); err != nil {
+			return err
+		}
+		c.client.SetReadDeadline(time.Now().Add(st.timeout))
+		if line, err = r.line(); err != nil {
+			return err
+		}
+		if string(line) != "\r\n" {
+			return fmt.Errorf("%w: chunk data not followed by CRLF", ErrMalformed)
+		}
+		if err := c.write(line); err != nil {
+			return err
+		}
+		r.consume(len(line))
+	}
+}
+
+// forwardTrailers forwards the trailer section after the last chunk, up to
+// and including its empty line.
+func (c *conn) forwardTrailers(r *reqReader, st *idleState) error {
+	for {
+		c.client.SetReadDeadline(time.Now().Add(st.timeout))
+		line, err := r.line()
+		if err != nil {
+			return err
+		}
+		if len(line) < 2 || line[len(line)-2] != '\r' {
+			return fmt.Errorf("%w: trailer line without CRLF", ErrMalformed)
+		}
+		end := len(line) == 2
+		if err := c.write(line); err != nil {
+			return err
+		}
+		r.consume(len(line))
+		if end {
+			return nil
+		}
+	}
+}
+
+// parseChunkSize parses a chunk-size line: 1 to 15 hexadecimal digits, then
+// optionally ";" and extensions, then CRLF.
+func parseChunkSize(line []byte) (int64, error) {
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		return 0, fmt.Errorf("%w: chunk-size line without CRLF", ErrMalformed)
+	}
+	body := line[:len(line)-2]
+	if bytes.IndexByte(body, '\r') >= 0 {
+		return 0, fmt.Errorf("%w: CR in chunk-size line", ErrMalformed)
+	}
+	digits := body
+	if i := bytes.IndexByte(body, ';'); i >= 0 {
+		digits = body[:i]
+	}
+	if len(digits) == 0 || len(digits) > 15 {
+		return 0, fmt.Errorf("%w: chunk size %.20q", ErrMalformed, digits)
+	}
+	var n int64
+	for _, d := range digits {
+		switch {
+		case '0' <= d && d <= '9':
+			d -= '0'
+		case 'a' <= d && d <= 'f':
+			d -= 'a' - 10
+		case 'A' <= d && d <= 'F':
+			d -= 'A' - 10
+		default:
+			return 0, fmt.Errorf("%w: chunk size %.20q", ErrMalformed, digits)
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, nil
+}
