@@ -1,0 +1,113 @@
+package events
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultQueueSize is the capacity of a [Queue] made with size zero.
+const DefaultQueueSize = 1024
+
+// Queue is a bounded asynchronous Sink in front of a slower one. Emit puts
+// the event in a buffer and returns at once; one goroutine hands the events
+// to the next sink, in the order they were emitted. When the buffer is full
+// the event is dropped and counted: the data path never waits for the
+// dashboard, a file or Gotify.
+//
+// A Queue must be made with [NewQueue] and should be ended with
+// [Queue.Close].
+type Queue struct {
+	next    Sink
+	ch      chan Event
+	dropped atomic.Uint64
+
+	mu     sync.RWMutex // held for writing only to close ch
+	closed bool
+
+	quit     chan struct{} // closed when Close gives up waiting
+	quitOnce sync.Once
+	done     chan struct{} // closed when the goroutine has ended
+}
+
+var _ Sink = (*Queue)(nil)
+
+// NewQueue starts a Queue holding up to size events for next. A size of zero
+// or less means [DefaultQueueSize]; a nil next means [Discard].
+func NewQueue(next Sink, size int) *Queue {
+	if size <= 0 {
+		size = DefaultQueueSize
+	}
+	if next == nil {
+		next = Discard
+	}
+	q := &Queue{
+		next: next,
+		ch:   make(chan Event, size),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go q.run()
+	return q
+}
+
+// Emit queues e for the next sink without waiting. If the queue is full or
+// closed, e is dropped and counted in [Queue.Dropped].
+func (q *Queue) Emit(e Event) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		q.dropped.Add(1)
+		return
+	}
+	select {
+	case q.ch <- e:
+	default:
+		q.dropped.Add(1)
+	}
+}
+
+// Dropped returns how many events were not delivered: emitted to a full or
+// closed queue, or still queued when Close gave up.
+func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
+
+// Close stops accepting events and waits until every event already queued
+// has been delivered. If ctx ends first, the event being delivered is let
+// finish, the rest are dropped (and counted), and Close returns ctx.Err().
+// Either way Close returns only when the queue's goroutine has ended, so it
+// waits as long as one Emit of the next sink may take. Calling Close again
+// waits in the same way and returns nil once the goroutine has ended.
+func (q *Queue) Close(ctx context.Context) error {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
+	}
+	q.mu.Unlock()
+	select {
+	case <-q.done:
+		return nil
+	case <-ctx.Done():
+	}
+	select {
+	case <-q.done: // finished as ctx ended
+		return nil
+	default:
+	}
+	q.quitOnce.Do(func() { close(q.quit) })
+	<-q.done
+	return ctx.Err()
+}
+
+func (q *Queue) run() {
+	defer close(q.done)
+	for e := range q.ch {
+		select {
+		case <-q.quit:
+			q.dropped.Add(1)
+			continue // ch is closed: drain it, counting what is left
+		default:
+		}
+		q.next.Emit(e)
+	}
+}
