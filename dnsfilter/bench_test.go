@@ -1,0 +1,57 @@
+package dnsfilter_test
+
+import (
+	"net"
+	"testing"
+
+	"github.com/g0lab/g0efilter/dnsfilter"
+	"github.com/g0lab/g0efilter/events"
+	"github.com/miekg/dns"
+)
+
+// nullWriter is a dns.ResponseWriter that drops what it is given.
+type nullWriter struct{}
+
+var clientAddr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+
+func (nullWriter) LocalAddr() net.Addr         { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
+func (nullWriter) RemoteAddr() net.Addr        { return clientAddr }
+func (nullWriter) WriteMsg(*dns.Msg) error     { return nil }
+func (nullWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (nullWriter) Close() error                { return nil }
+func (nullWriter) TsigStatus() error           { return nil }
+func (nullWriter) TsigTimersOnly(bool)         {}
+func (nullWriter) Hijack()                     {}
+
+// BenchmarkHandlerBlocked is the cost of refusing a query, without the
+// network: decision, answer and event.
+func BenchmarkHandlerBlocked(b *testing.B) {
+	h := &dnsfilter.Handler{Policy: allow(b, "example.com", "*.example.org"), Events: events.Discard}
+	m := new(dns.Msg)
+	m.SetQuestion("tracker.example.net.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeDNS(nullWriter{}, m)
+	}
+}
+
+func BenchmarkAnswerAddrs(b *testing.B) {
+	var answer []dns.RR
+	for _, s := range []string{
+		"www.example.com. 300 IN CNAME edge.cdn.example.",
+		"edge.cdn.example. 20 IN A 192.0.2.10",
+		"edge.cdn.example. 20 IN A 192.0.2.11",
+		"edge.cdn.example. 20 IN A 192.0.2.12",
+	} {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		answer = append(answer, rr)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		dnsfilter.AnswerAddrs("www.example.com", answer)
+	}
+}

@@ -1,0 +1,61 @@
+// Package dnsfilter is g0efilter's filtering DNS server: it answers
+// queries for allowlisted names from upstream resolvers and refuses the
+// rest with NXDOMAIN, without sending them anywhere.
+//
+// Typical usage, in dns mode:
+//
+//	var live policy.Holder // filled and reloaded by the caller
+//	up := &dnsfilter.Upstream{
+//		Servers: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.11:53")},
+//		Mark:    bypassMark, // the filter's own queries skip its redirect
+//	}
+//	srv := &dnsfilter.Server{
+//		Addrs: []netip.AddrPort{
+//			netip.MustParseAddrPort("127.0.0.1:53"),
+//			netip.MustParseAddrPort("[::1]:53"),
+//		},
+//		Handler: &dnsfilter.Handler{
+//			Policy:   &live,
+//			Upstream: up,
+//			Events:   sink,
+//			OnAnswer: func(a dnsfilter.Answer) { pin(a.Addrs) }, // nftables timeout sets
+//		},
+//	}
+//	err := srv.ListenAndServe(ctx) // until ctx ends
+//
+// and in https mode, where the proxy checks a name against the address a
+// client connected to:
+//
+//	res := &dnsfilter.Resolver{Upstream: up}
+//	addrs, err := res.LookupNetIP(ctx, sni)
+//
+// # Deciding
+//
+// A [Handler] decides on the question name alone, whatever the query type
+// (A, AAAA, TXT, MX, ANY...): a name the [Policy] allows is forwarded to
+// the [Upstream] and its answer relayed, any other gets NXDOMAIN with an
+// Extended DNS Error "Blocked". Every query gives one [events.Event]. The
+// addresses of an allowed answer, CNAME chains followed, go to
+// [Handler.OnAnswer] before the client sees them, so that the filter can
+// let connections to them through for their TTL.
+//
+// # Upstreams
+//
+// An [Upstream] tries its servers in order, each for 2s by default, moving
+// on when one cannot be reached, times out or answers SERVFAIL or REFUSED.
+// Each query has its own socket, marked with [Upstream.Mark] (SO_MARK, on
+// Linux) so that the filter's ruleset can let it out. A client that asked
+// over UDP is answered over UDP, truncated answers included, so that it
+// retries over TCP itself; the [Resolver] retries over TCP on its own.
+//
+// # Defaults
+//
+//   - [Upstream.Timeout]: 2s per try.
+//   - [Handler.Timeout]: 4s for all the tries of one query, then SERVFAIL.
+//   - [Server.Addrs]: 127.0.0.1:53 and [::1]:53, over UDP and TCP.
+//   - [Resolver]: answers kept for their TTL between 5s and 1h, addresses
+//     kept 5 minutes longer, at most 4096 names.
+//
+// The package reads no environment variables and does not touch
+// nftables; it reports answers through a hook.
+package dnsfilter

@@ -1,0 +1,288 @@
+package dnsfilter
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/g0lab/g0efilter/events"
+	"github.com/miekg/dns"
+)
+
+// defaultQueryTimeout is the default of [Handler.Timeout].
+const defaultQueryTimeout = 4 * time.Second
+
+// blockedText is the EDE text of a refused query.
+const blockedText = "blocked by g0efilter: "
+
+// Policy decides which names may be resolved: MatchHost reports whether
+// name is allowed and by which rule. [policy.Holder] (the live policy) and
+// [policy.Snapshot] satisfy it.
+//
+// [policy.Holder]: https://pkg.go.dev/github.com/g0lab/g0efilter/policy#Holder
+// [policy.Snapshot]: https://pkg.go.dev/github.com/g0lab/g0efilter/policy#Snapshot
+type Policy interface {
+	MatchHost(name string) (rule string, ok bool)
+}
+
+// Handler is a [dns.Handler] that answers only for allowed names: it
+// forwards a query whose name the Policy allows to the Upstream and relays
+// the answer, and answers NXDOMAIN to every other query without sending it
+// anywhere. The name alone decides, whatever the query type.
+//
+// Its zero value allows nothing. Its fields must not change while it
+// serves; any number of queries may be served at once.
+//
+// # Answers
+//
+// An allowed query is forwarded with a fresh ID, its header flags and its
+// EDNS0 record as the client sent them (other records it carries are
+// dropped), over the transport the client used. The answer goes back
+// unchanged but for the ID, restored: over UDP a truncated answer keeps its
+// TC bit, so the client asks again over TCP and gets all of it. An answer
+// bigger than the client can take over UDP is truncated to fit.
+//
+// A refused query gets NXDOMAIN. When the client sent EDNS0, the answer
+// carries an Extended DNS Error 15 ("Blocked", RFC 8914) whose text gives
+// the reason; without it an answer may not carry an OPT record (RFC 6891).
+//
+// A query with no question or several, or an opcode other than QUERY, gets
+// FORMERR or NOTIMP. When no upstream answers within Timeout, the client
+// gets SERVFAIL (with Extended DNS Error 22, "No Reachable Authority", when
+// it sent EDNS0).
+//
+// # Events
+//
+// Every query yields exactly one [events.Event] on Events, sent before the
+// answer: [events.Allowed] with [events.ReasonAllowlisted] and the rule
+// when the answer was relayed (whatever its rcode), [events.Blocked] with
+// [events.ReasonNotAllowlisted] when refused or [events.ReasonMalformed]
+// when malformed, and [events.Error] with [events.ReasonDial] when no
+// upstream answered.
+type Handler struct {
+	// Policy decides which names are allowed; pass the filter's live
+	// *policy.Holder so that a reload applies to the next query. Nil
+	// allows nothing.
+	Policy Policy
+
+	// Upstream answers allowed queries. Nil fails every allowed query
+	// with SERVFAIL.
+	Upstream *Upstream
+
+	// Timeout bounds the time spent upstream on one query, over all
+	// servers; when it passes the client gets SERVFAIL. Zero means 4s,
+	// less than the 5s a stub resolver waits before it asks again.
+	Timeout time.Duration
+
+	// Events receives one event per query. Nil discards them.
+	Events events.Sink
+
+	// OnAnswer, if set, is called with the addresses of every allowed
+	// answer that has any, so that the filter can let connections to
+	// them through for their TTL. It is called synchronously, before the
+	// answer is written, so that an address is in place before the
+	// client can connect to it: the client waits for it, and it must
+	// return quickly (a netlink batch, not a network round trip). It may
+	// be called from several goroutines at once and must not keep the
+	// Answer's slice after it returns.
+	OnAnswer func(Answer)
+
+	// Logger receives debug records about answers that could not be
+	// written. Nil discards them.
+	Logger *slog.Logger
+}
+
+var _ dns.Handler = (*Handler)(nil)
+
+// ServeDNS answers one query; see [Handler].
+func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	proto, src := transport(w)
+	ev := events.Event{
+		Time:      time.Now(),
+		Component: events.DNS,
+		Protocol:  proto,
+		Source:    src,
+		Flow:      events.NewFlowID(),
+	}
+	resp := h.answer(r, proto, &ev)
+	h.emit(ev)
+	if proto == "udp" {
+		resp.Truncate(udpSize(r))
+	} else {
+		resp.Compress = true
+	}
+	if err := w.WriteMsg(resp); err != nil {
+		h.logger().Debug("dnsfilter: write answer", "client", src, "name", ev.Name, "error", err)
+	}
+}
+
+// answer decides r, fills in ev and returns the answer to send.
+func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) *dns.Msg {
+	if r.Opcode != dns.OpcodeQuery {
+		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
+		ev.Detail = "opcode " + opcodeString(r.Opcode)
+		return reply(r, dns.RcodeNotImplemented)
+	}
+	if len(r.Question) != 1 {
+		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
+		ev.Detail = strconv.Itoa(len(r.Question)) + " questions"
+		m := reply(r, dns.RcodeFormatError)
+		m.Question = nil
+		return m
+	}
+	q := r.Question[0]
+	ev.Name = normalize(q.Name)
+	ev.QType = typeString(q.Qtype)
+
+	var rule string
+	ok := false
+	if h.Policy != nil {
+		rule, ok = h.Policy.MatchHost(ev.Name)
+	}
+	if !ok {
+		ev.Action, ev.Reason = events.Blocked, events.ReasonNotAllowlisted
+		return withEDE(reply(r, dns.RcodeNameError), r, dns.ExtendedErrorCodeBlocked, blockedText+string(events.ReasonNotAllowlisted))
+	}
+	ev.Rule = rule
+
+	// Only the question and the EDNS0 record go upstream: records a
+	// client put in the other sections are not its to forward.
+	fwd := &dns.Msg{MsgHdr: r.MsgHdr, Question: r.Question}
+	fwd.Id = dns.Id()
+	if opt := r.IsEdns0(); opt != nil {
+		fwd.Extra = []dns.RR{opt}
+	}
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = defaultQueryTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var resp *dns.Msg
+	err := ErrNoUpstream
+	if h.Upstream != nil {
+		resp, err = h.Upstream.ExchangeNet(ctx, fwd, proto)
+	}
+	if err != nil {
+		ev.Action, ev.Reason, ev.Detail = events.Error, events.ReasonDial, err.Error()
+		return withEDE(reply(r, dns.RcodeServerFailure), r, dns.ExtendedErrorCodeNoReachableAuthority, "g0efilter: no upstream answered")
+	}
+	resp.Id = r.Id
+
+	addrs := AnswerAddrs(q.Name, resp.Answer)
+	if len(addrs) > 0 && h.OnAnswer != nil {
+		h.OnAnswer(Answer{Name: ev.Name, QType: q.Qtype, Rule: rule, Addrs: addrs})
+	}
+	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
+	ev.Detail = detail(resp, addrs)
+	return resp
+}
+
+func (h *Handler) emit(ev events.Event) {
+	if h.Events != nil {
+		h.Events.Emit(ev)
+	}
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return discard
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// reply returns an answer to r with rcode, recursion available, and an OPT
+// record when r has one.
+func reply(r *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(r, rcode)
+	m.RecursionAvailable = true
+	if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(dns.DefaultMsgSize, opt.Do())
+	}
+	return m
+}
+
+// withEDE adds an Extended DNS Error to m when r, the query, has EDNS0.
+func withEDE(m, r *dns.Msg, code uint16, text string) *dns.Msg {
+	if opt := m.IsEdns0(); opt != nil && r.IsEdns0() != nil {
+		opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
+	}
+	return m
+}
+
+// udpSize is the largest answer the client of r takes over UDP.
+func udpSize(r *dns.Msg) int {
+	if opt := r.IsEdns0(); opt != nil {
+		return max(int(opt.UDPSize()), dns.MinMsgSize)
+	}
+	return dns.MinMsgSize
+}
+
+// detail describes an allowed answer for its event: the rcode when it is
+// not NOERROR, whether it was truncated, and the addresses it gave.
+func detail(resp *dns.Msg, addrs []AddrTTL) string {
+	var b strings.Builder
+	if resp.Rcode != dns.RcodeSuccess {
+		b.WriteString(rcodeString(resp.Rcode))
+	}
+	if resp.Truncated {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("truncated")
+	}
+	for _, a := range addrs {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(a.Addr.String())
+	}
+	return b.String()
+}
+
+// transport returns "udp" or "tcp" and the client's address.
+func transport(w dns.ResponseWriter) (string, netip.AddrPort) {
+	switch a := w.RemoteAddr().(type) {
+	case *net.UDPAddr:
+		ap := a.AddrPort()
+		return "udp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case *net.TCPAddr:
+		ap := a.AddrPort()
+		return "tcp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case nil:
+		return "udp", netip.AddrPort{}
+	default:
+		if a.Network() == "tcp" {
+			return "tcp", netip.AddrPort{}
+		}
+		return "udp", netip.AddrPort{}
+	}
+}
+
+func typeString(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return "TYPE" + strconv.Itoa(int(t))
+}
+
+func rcodeString(rc int) string {
+	if s, ok := dns.RcodeToString[rc]; ok {
+		return s
+	}
+	return "RCODE" + strconv.Itoa(rc)
+}
+
+func opcodeString(op int) string {
+	if s, ok := dns.OpcodeToString[op]; ok {
+		return s
+	}
+	return strconv.Itoa(op)
+}
