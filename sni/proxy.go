@@ -241,7 +241,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) erro
 func (p *Proxy) handle(ctx context.Context, c net.Conn, proto Protocol) {
 	p.stats.active.Add(1)
 	defer p.stats.active.Add(-1)
-	cc := &conn{proxy: p, client: c, flow: newFlowID(), proto: proto}
+	cc := &conn{proxy: p, client: c, flow: events.NewFlowID(), proto: proto}
 	defer cc.close()
 	stop := context.AfterFunc(ctx, cc.abort)
 	defer stop()
@@ -603,8 +603,3 @@ func putBuffer(b *buffer) {
 		buffers.Put(b)
 	}
 }
-
-// flowIDs numbers connections; see events.Event.Flow.
-var flowIDs atomic.Uint64
-
-func newFlowID() uint64 { return flowIDs.Add(1) }

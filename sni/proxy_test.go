@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -636,4 +637,35 @@ func TestProxyHTTPBadChunk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// emfileListener fails every Accept with EMFILE, as a process out of file
+// descriptors does, and counts the calls.
+type emfileListener struct {
+	net.Listener
+	mu    sync.Mutex
+	calls int
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	l.calls++
+	l.mu.Unlock()
+	return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+}
+
+func TestProxyAcceptBacksOffOnEMFILE(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	l := &emfileListener{Listener: ln}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	p := &sni.Proxy{}
+	require.NoError(t, p.Serve(ctx, l, sni.TLS), "a shortage of descriptors is not fatal")
+	// Waiting 5, 10, 20, 40, 80 and 160ms fits about seven tries in 300ms;
+	// a loop that spins would make many thousands.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	assert.Less(t, l.calls, 15)
+	assert.GreaterOrEqual(t, l.calls, 3)
 }

@@ -1,0 +1,397 @@
+package sni
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/g0lab/g0efilter/internal/e2e"
+	"github.com/g0lab/g0efilter/nftrules"
+)
+
+// BenchmarkProxy measures the proxy between the end-to-end test
+// namespaces, against a direct connection and a bare Go proxy that copies
+// with io.Copy (splice), in the same run:
+//
+//   - download, upload: one connection moving 64 MiB (MB/s);
+//   - connect: new connections per second, each a ClientHello, one byte
+//     back, and close, from 16 concurrent clients;
+//   - idle: memory and file descriptors per idle proxied connection, over
+//     1000 connections, beyond what the client and server ends take.
+//
+// The client sends a real ClientHello first, so the proxy decides on it;
+// the destination is not allowlisted by address, so the kernel redirects
+// it. The direct case goes to an allowlisted address of the same server.
+// Needs root; see docs/PERFORMANCE.md.
+func BenchmarkProxy(b *testing.B) {
+	env := e2e.New(b)
+	applyBenchRules(b, env)
+	hello := benchHello(b, "bench.example")
+	serveBench(b, env, len(hello))
+
+	clients := env.BoxDialer(net.Dialer{}, 8)
+	marked := env.BoxDialer(net.Dialer{Control: markControl(nftrules.DefaultBypassMark)}, 8)
+	direct := netip.AddrPortFrom(e2e.Upstream4[1], benchPort)
+	redirected := netip.AddrPortFrom(e2e.Upstream4[2], benchPort)
+
+	proxies := []benchProxy{
+		{name: "direct"},
+		{name: "bare", serve: func(ctx context.Context, ln net.Listener) { bareProxy(ctx, ln, marked) }},
+		{name: "g0efilter", serve: func(ctx context.Context, ln net.Listener) {
+			p := &Proxy{
+				Policy:      benchPolicy{},
+				Resolver:    benchResolver{e2e.Upstream4[2]},
+				DialContext: marked.DialContext,
+			}
+			p.Serve(ctx, ln, TLS)
+		}},
+	}
+	target := func(p benchProxy) netip.AddrPort {
+		if p.serve == nil {
+			return direct
+		}
+		return redirected
+	}
+
+	const size = 64 << 20
+	for _, dir := range []byte{'d', 'u'} {
+		name := map[byte]string{'d': "download", 'u': "upload"}[dir]
+		for _, p := range proxies {
+			b.Run(name+"/"+p.name, func(b *testing.B) {
+				stop := p.start(b, env)
+				defer stop()
+				b.SetBytes(size)
+				for b.Loop() {
+					if err := transferOnce(clients, target(p), hello, dir, size); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+	for _, p := range proxies {
+		b.Run("connect/"+p.name, func(b *testing.B) {
+			stop := p.start(b, env)
+			defer stop()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					c, err := openIdle(clients, target(p), hello)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					c.Close()
+				}
+			})
+		})
+	}
+	for _, p := range proxies[1:] {
+		b.Run("idle/"+p.name, func(b *testing.B) {
+			stop := p.start(b, env)
+			defer stop()
+			const n = 1000
+			base, err := measureIdle(clients, direct, hello, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			proxied, err := measureIdle(clients, redirected, hello, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+			}
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(float64(proxied.bytes-base.bytes)/n, "B/conn")
+			b.ReportMetric(float64(proxied.fds-base.fds)/n, "fds/conn")
+		})
+	}
+}
+
+// benchPort is where the benchmark's server listens upstream: 443, so that
+// the ruleset redirects it.
+const benchPort = 443
+
+type benchProxy struct {
+	name  string
+	serve func(ctx context.Context, ln net.Listener) // nil: no proxy
+}
+
+// start serves the proxy on 127.0.0.1:8443 in the box, where the ruleset
+// redirects port 443, and returns a function that stops it and waits.
+func (p benchProxy) start(b *testing.B, env *e2e.Env) (stop func()) {
+	if p.serve == nil {
+		return func() {}
+	}
+	var ln net.Listener
+	var err error
+	env.InBox(func() { ln, err = net.Listen("tcp4", "127.0.0.1:8443") })
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.serve(ctx, ln)
+	}()
+	return func() {
+		cancel()
+		ln.Close()
+		<-done
+	}
+}
+
+type benchPolicy struct{}
+
+func (benchPolicy) MatchHost(name string) (string, bool) { return name, name == "bench.example" }
+
+type benchResolver struct{ addr netip.Addr }
+
+func (r benchResolver) LookupNetIP(context.Context, string) ([]netip.Addr, error) {
+	return []netip.Addr{r.addr}, nil
+}
+
+// applyBenchRules installs the https-mode ruleset in the box, allowlisting
+// the direct address only.
+func applyBenchRules(b *testing.B, env *e2e.Env) {
+	fd, err := unix.Open("/run/netns/"+env.Box, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(fd)
+	conn, err := nftrules.Open(nftrules.ConnConfig{NetNS: fd})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	rs, err := nftrules.Build(nftrules.Config{
+		Mode:   nftrules.ModeHTTPS,
+		Allow4: []netip.Prefix{netip.PrefixFrom(e2e.Upstream4[1], 32)},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := conn.Apply(rs); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchHello returns the first flight of a crypto/tls client asking for
+// name.
+func benchHello(b *testing.B, name string) []byte {
+	client, server := net.Pipe()
+	defer client.Close()
+	go tls.Client(client, &tls.Config{ServerName: name}).Handshake()
+	buf := make([]byte, MaxHelloSize)
+	n, err := server.Read(buf)
+	server.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return buf[:n]
+}
+
+// serveBench starts the benchmark's server upstream on every address. A
+// client sends a hello of helloLen bytes, then a command:
+//
+//	'd' n: the server sends n bytes and closes;
+//	'u' n: the client sends n bytes, the server answers 'k' after them;
+//	'p':   the server answers 'k' and waits for the client to close.
+func serveBench(b *testing.B, env *e2e.Env, helloLen int) {
+	ln := env.Listen("tcp", fmt.Sprintf(":%d", benchPort))
+	var wg sync.WaitGroup
+	b.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				handleBench(c, helloLen)
+			})
+		}
+	})
+}
+
+func handleBench(c net.Conn, helloLen int) {
+	head := make([]byte, helloLen+1)
+	if _, err := io.ReadFull(c, head); err != nil {
+		return
+	}
+	switch head[helloLen] {
+	case 'p':
+		c.Write([]byte{'k'})
+		io.Copy(io.Discard, c)
+	case 'd', 'u':
+		var nb [8]byte
+		if _, err := io.ReadFull(c, nb[:]); err != nil {
+			return
+		}
+		n := int64(binary.BigEndian.Uint64(nb[:]))
+		buf := make([]byte, 256<<10)
+		if head[helloLen] == 'd' {
+			for n > 0 {
+				k, err := c.Write(buf[:min(n, int64(len(buf)))])
+				if err != nil {
+					return
+				}
+				n -= int64(k)
+			}
+			return
+		}
+		for n > 0 {
+			k, err := c.Read(buf[:min(n, int64(len(buf)))])
+			if err != nil {
+				return
+			}
+			n -= int64(k)
+		}
+		c.Write([]byte{'k'})
+	}
+}
+
+// transferOnce moves size bytes over one new connection, in direction dir
+// ('d' from the server, 'u' to it).
+func transferOnce(d *e2e.NSDialer, to netip.AddrPort, hello []byte, dir byte, size int64) error {
+	c, err := d.DialContext(context.Background(), "tcp4", to.String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	msg := append(append([]byte(nil), hello...), dir)
+	msg = binary.BigEndian.AppendUint64(msg, uint64(size))
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	buf := make([]byte, 256<<10)
+	if dir == 'd' {
+		var got int64
+		for got < size {
+			n, err := c.Read(buf)
+			got += int64(n)
+			if err != nil {
+				return fmt.Errorf("download: %d of %d bytes: %w", got, size, err)
+			}
+		}
+		return nil
+	}
+	for sent := int64(0); sent < size; {
+		n, err := c.Write(buf[:min(size-sent, int64(len(buf)))])
+		sent += int64(n)
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := io.ReadFull(c, buf[:1]); err != nil || buf[0] != 'k' {
+		return fmt.Errorf("upload not acknowledged: %v", err)
+	}
+	return nil
+}
+
+// openIdle opens a connection that has sent its hello and been answered,
+// and is then idle.
+func openIdle(d *e2e.NSDialer, to netip.AddrPort, hello []byte) (net.Conn, error) {
+	c, err := d.DialContext(context.Background(), "tcp4", to.String())
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := append(append([]byte(nil), hello...), 'p')
+	var k [1]byte
+	if _, err = c.Write(msg); err == nil {
+		_, err = io.ReadFull(c, k[:])
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+type usage struct{ bytes, fds int64 }
+
+// measureIdle opens n idle connections to to, one after another, and
+// returns how much the process's Go memory (heap in use and stacks) and
+// open descriptors grew, after a collection; then it closes them.
+func measureIdle(d *e2e.NSDialer, to netip.AddrPort, hello []byte, n int) (usage, error) {
+	before := current()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := openIdle(d, to, hello)
+		if err != nil {
+			return usage{}, err
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(100 * time.Millisecond) // let the last goroutines park
+	after := current()
+	return usage{after.bytes - before.bytes, after.fds - before.fds}, nil
+}
+
+func current() usage {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fds, _ := os.ReadDir("/proc/self/fd")
+	return usage{bytes: int64(m.HeapInuse + m.StackInuse), fds: int64(len(fds))}
+}
+
+// bareProxy is the baseline: a transparent proxy that decides nothing and
+// copies both ways with io.Copy, which splices between TCP connections.
+func bareProxy(ctx context.Context, ln net.Listener, d *e2e.NSDialer) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			defer c.Close()
+			dst, err := originalDestination(c)
+			if err != nil {
+				return
+			}
+			up, err := d.DialContext(ctx, "tcp", dst.String())
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
+			defer stop()
+			var inner sync.WaitGroup
+			inner.Go(func() {
+				io.Copy(c, up)
+				c.(*net.TCPConn).CloseWrite()
+			})
+			io.Copy(up, c)
+			up.(*net.TCPConn).CloseWrite()
+			inner.Wait()
+		})
+	}
+}
