@@ -13,6 +13,7 @@ import (
 
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
+	"github.com/g0lab/g0efilter/sni"
 )
 
 // Environment variables read by g0efilter (see the "Environment — g0efilter"
@@ -41,6 +42,12 @@ const (
 	envNotificationIgnoreDomains = "NOTIFICATION_IGNORE_DOMAINS"
 	envEnableRemoteUnblock       = "ENABLE_REMOTE_UNBLOCK"
 	envUnblockPollInterval       = "UNBLOCK_POLL_INTERVAL"
+
+	// Ours: the proxies' options.
+	envDestinationCheck = "DESTINATION_CHECK"
+	envHelloTimeout     = "PROXY_HELLO_TIMEOUT"
+	envDialTimeout      = "PROXY_DIAL_TIMEOUT"
+	envIdleTimeout      = "PROXY_IDLE_TIMEOUT"
 )
 
 // Defaults, as documented in the reference.
@@ -74,9 +81,16 @@ type config struct {
 	// HTTPPort, HTTPSPort and DNSPort are the local listening ports; 8080,
 	// 8443 and 53 by default.
 	HTTPPort, HTTPSPort, DNSPort uint16
-	// DNSUpstreams are the resolvers the DNS server forwards to, as
-	// "host:port"; 127.0.0.11:53 by default.
-	DNSUpstreams []string
+	// DNSUpstreams are the resolvers the DNS server forwards to and the
+	// proxies check names with; 127.0.0.11:53 by default.
+	DNSUpstreams []netip.AddrPort
+
+	// DestinationCheck ties an allowed name to the address a proxied
+	// connection goes to; verify by default.
+	DestinationCheck sni.DestinationCheck
+	// HelloTimeout, DialTimeout and IdleTimeout bound proxied connections;
+	// the sni.Proxy defaults (10s, 10s, 10m) by default.
+	HelloTimeout, DialTimeout, IdleTimeout time.Duration
 
 	// PolicyPath is the policy file; /app/policy.yaml by default.
 	PolicyPath string
@@ -159,6 +173,10 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		NotificationIgnoreDomains: p.domains(envNotificationIgnoreDomains),
 		EnableRemoteUnblock:       p.boolean(envEnableRemoteUnblock),
 		UnblockPollInterval:       p.duration(envUnblockPollInterval, defaultUnblockPollInterval, false),
+		DestinationCheck:          p.destinationCheck(envDestinationCheck),
+		HelloTimeout:              p.duration(envHelloTimeout, sni.DefaultHelloTimeout, false),
+		DialTimeout:               p.duration(envDialTimeout, sni.DefaultDialTimeout, false),
+		IdleTimeout:               p.duration(envIdleTimeout, sni.DefaultIdleTimeout, false),
 	}
 	if c.PolicyPath == "" {
 		c.PolicyPath = defaultPolicyPath
@@ -387,12 +405,13 @@ func (p *envParser) domains(name string) []string {
 
 // upstreams parses a comma-separated list of resolvers, "host:port" or a bare
 // IP address, which gets port 53.
-func (p *envParser) upstreams(name string) []string {
+func (p *envParser) upstreams(name string) []netip.AddrPort {
+	def := []netip.AddrPort{netip.MustParseAddrPort(defaultDNSUpstream)}
 	v, ok := p.get(name)
 	if !ok {
-		return []string{defaultDNSUpstream}
+		return def
 	}
-	var out []string
+	var out []netip.AddrPort
 	for item := range strings.SplitSeq(v, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -406,34 +425,50 @@ func (p *envParser) upstreams(name string) []string {
 		out = append(out, u)
 	}
 	if len(out) == 0 {
-		return []string{defaultDNSUpstream}
+		return def
 	}
 	return out
 }
 
-func parseUpstream(s string) (string, error) {
+// destinationCheck parses DESTINATION_CHECK: verify, dial-name or trust.
+func (p *envParser) destinationCheck(name string) sni.DestinationCheck {
+	v, ok := p.get(name)
+	if !ok {
+		return sni.VerifyDestination
+	}
+	for _, d := range []sni.DestinationCheck{sni.VerifyDestination, sni.DialName, sni.TrustDestination} {
+		if strings.EqualFold(v, d.String()) {
+			return d
+		}
+	}
+	p.fail(name, v, errors.New("want verify, dial-name or trust"))
+	return sni.VerifyDestination
+}
+
+// parseUpstream parses a resolver's address: an IP address, with port 53
+// unless one is given. A host name is refused: finding the resolver would
+// take a resolver.
+func parseUpstream(s string) (netip.AddrPort, error) {
 	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
 		if a.Zone() != "" {
-			return "", errors.New("zones are not supported")
+			return netip.AddrPort{}, errors.New("zones are not supported")
 		}
-		return netip.AddrPortFrom(a, nftrules.DefaultDNSPort).String(), nil
+		return netip.AddrPortFrom(a, nftrules.DefaultDNSPort), nil
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return "", errors.New("want host:port or an IP address")
+		return netip.AddrPort{}, errors.New("want an IP address, with :port if not 53")
 	}
-	if _, err := parsePort(port); err != nil {
-		return "", err
+	n, err := parsePort(port)
+	if err != nil {
+		return netip.AddrPort{}, err
 	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		if a.Zone() != "" {
-			return "", errors.New("zones are not supported")
-		}
-		return net.JoinHostPort(a.String(), port), nil
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, errors.New("want an IP address, not a host name (finding the resolver would take a resolver)")
 	}
-	d, err := policy.NormalizeDomain(host)
-	if err != nil || strings.HasPrefix(d, "*") {
-		return "", errors.New("want an IP address or a host name")
+	if a.Zone() != "" {
+		return netip.AddrPort{}, errors.New("zones are not supported")
 	}
-	return net.JoinHostPort(d, port), nil
+	return netip.AddrPortFrom(a, n), nil
 }

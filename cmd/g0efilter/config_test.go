@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
+	"github.com/g0lab/g0efilter/sni"
 )
 
 // env returns a lookup function over m.
@@ -31,7 +33,11 @@ func TestLoadConfigDefaults(t *testing.T) {
 		HTTPPort:            8080,
 		HTTPSPort:           8443,
 		DNSPort:             53,
-		DNSUpstreams:        []string{"127.0.0.11:53"},
+		DNSUpstreams:        []netip.AddrPort{netip.MustParseAddrPort("127.0.0.11:53")},
+		DestinationCheck:    sni.VerifyDestination,
+		HelloTimeout:        10 * time.Second,
+		DialTimeout:         10 * time.Second,
+		IdleTimeout:         10 * time.Minute,
 		PolicyPath:          "/app/policy.yaml",
 		DashboardQueueSize:  1024,
 		DashboardStartDelay: 5 * time.Second,
@@ -77,9 +83,15 @@ func TestLoadConfigValid(t *testing.T) {
 		{"ALLOWLIST_DOMAINS empty is unset", map[string]string{"ALLOWLIST_DOMAINS": ""}, func(t *testing.T, c config) { assert.Nil(t, c.AllowDomains) }},
 		{"FILTER_MODE dns", map[string]string{"FILTER_MODE": "dns"}, func(t *testing.T, c config) { assert.Equal(t, nftrules.ModeDNS, c.Mode) }},
 		{"FILTER_MODE HTTPS", map[string]string{"FILTER_MODE": "HTTPS"}, func(t *testing.T, c config) { assert.Equal(t, nftrules.ModeHTTPS, c.Mode) }},
-		{"DNS_UPSTREAMS", map[string]string{"DNS_UPSTREAMS": "1.1.1.1, 9.9.9.9:5353,::1,[2001:db8::1]:53,dns.example:53"}, func(t *testing.T, c config) {
-			assert.Equal(t, []string{"1.1.1.1:53", "9.9.9.9:5353", "[::1]:53", "[2001:db8::1]:53", "dns.example:53"}, c.DNSUpstreams)
+		{"DNS_UPSTREAMS", map[string]string{"DNS_UPSTREAMS": "1.1.1.1, 9.9.9.9:5353,::1,[2001:db8::1]:53"}, func(t *testing.T, c config) {
+			var want []netip.AddrPort
+			for _, s := range []string{"1.1.1.1:53", "9.9.9.9:5353", "[::1]:53", "[2001:db8::1]:53"} {
+				want = append(want, netip.MustParseAddrPort(s))
+			}
+			assert.Equal(t, want, c.DNSUpstreams)
 		}},
+		{"DESTINATION_CHECK", map[string]string{"DESTINATION_CHECK": "Dial-Name"}, func(t *testing.T, c config) { assert.Equal(t, sni.DialName, c.DestinationCheck) }},
+		{"PROXY_IDLE_TIMEOUT", map[string]string{"PROXY_IDLE_TIMEOUT": "30s"}, func(t *testing.T, c config) { assert.Equal(t, 30*time.Second, c.IdleTimeout) }},
 		{"DASHBOARD_HOST", map[string]string{"DASHBOARD_HOST": "http://dashboard:8081"}, func(t *testing.T, c config) {
 			assert.Equal(t, mustURL(t, "http://dashboard:8081"), c.DashboardHost)
 		}},
@@ -131,6 +143,9 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "DNS_UPSTREAMS", value: "1.1.1.1:0"},
 		{name: "DNS_UPSTREAMS", value: "https://dns.example"},
 		{name: "DNS_UPSTREAMS", value: "*.example:53"},
+		{name: "DNS_UPSTREAMS", value: "dns.example:53"},
+		{name: "DESTINATION_CHECK", value: "off"},
+		{name: "PROXY_HELLO_TIMEOUT", value: "0s"},
 		{name: "DASHBOARD_HOST", value: "dashboard:8081"},
 		{name: "DASHBOARD_HOST", value: "ftp://dashboard"},
 		{name: "DASHBOARD_QUEUE_SIZE", value: "0"},

@@ -23,7 +23,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
@@ -56,6 +58,9 @@ const (
 	logKeyHTTPSPort = "https_port"
 	logKeyDNSPort   = "dns_port"
 	logKeyVariable  = "variable"
+
+	logKeyDestinationCheck = "destination_check"
+	logKeyDropped          = "dropped"
 )
 
 const usage = `usage: g0efilter [command] [arguments]
@@ -307,6 +312,30 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 		log.Error("cannot build the ruleset", logKeyErr, err)
 		return exitFailure
 	}
+	var holder policy.Holder
+	holder.Store(snap)
+	sink, err := openSinks(cfg, log)
+	if err != nil {
+		log.Error("cannot open the event sinks; no rules installed", logKeyErr, err)
+		return exitFailure
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sink.close(ctx, log)
+	}()
+
+	// The proxies listen before the rules redirect to them, so that no
+	// redirected connection finds the port closed.
+	var px *proxies
+	if cfg.Mode == nftrules.ModeHTTPS {
+		if px, err = listenProxies(ctx, cfg, &holder, sink, hostname, log); err != nil {
+			log.Error("cannot listen; no rules installed", logKeyErr, err)
+			return exitFailure
+		}
+		defer px.close()
+	}
+
 	conn, err := nftrules.Open(nftrules.ConnConfig{})
 	if err != nil {
 		log.Error("cannot open netlink", logKeyErr, err)
@@ -323,10 +352,24 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 	if snap.AllowsAnyDomain() {
 		log.Warn(`the policy allows any domain ("*"): name filtering is off`)
 	}
+
+	// A component that fails for good stops the filter: fail records why.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var fatal atomic.Pointer[error]
+	fail := func(err error) {
+		fatal.CompareAndSwap(nil, &err)
+		cancel()
+	}
 	switch cfg.Mode {
 	case nftrules.ModeHTTPS:
-		log.Warn("the HTTP and HTTPS proxies are not part of this build: redirected connections are refused (fail closed)",
-			logKeyHTTPPort, cfg.HTTPPort, logKeyHTTPSPort, cfg.HTTPSPort)
+		wait := px.serve(ctx, fail)
+		defer func() {
+			cancel()
+			wait()
+		}()
+		log.Info("proxies listening", logKeyHTTPPort, cfg.HTTPPort, logKeyHTTPSPort, cfg.HTTPSPort,
+			logKeyDestinationCheck, cfg.DestinationCheck.String())
 	case nftrules.ModeDNS:
 		log.Warn("the DNS server is not part of this build: redirected DNS queries get no answer (fail closed)",
 			logKeyDNSPort, cfg.DNSPort)
@@ -339,19 +382,20 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 	w := &policy.Watcher{
 		Loader: loader(cfg),
 		OnReload: func(next *policy.Snapshot) {
+			// The kernel's sets and the proxies' policy change together:
+			// if the sets cannot be updated, neither changes.
 			n4, n6 := next.Prefixes()
 			added, removed := diff(v4, n4)
 			a6, r6 := diff(v6, n6)
 			added, removed = added+a6, removed+r6
-			if added == 0 && removed == 0 {
-				log.Debug("policy loaded; allowlist sets unchanged")
-				return
+			if added != 0 || removed != 0 {
+				if err := conn.UpdateSets(n4, n6); err != nil {
+					log.Error("cannot update the allowlist sets; the previous policy stays", logKeyErr, err)
+					return
+				}
+				v4, v6 = n4, n6
 			}
-			if err := conn.UpdateSets(n4, n6); err != nil {
-				log.Error("cannot update the allowlist sets; the previous ones stay", logKeyErr, err)
-				return
-			}
-			v4, v6 = n4, n6
+			holder.Store(next)
 			log.Info("policy reloaded", logKeyIPv4, len(n4), logKeyIPv6, len(n6),
 				logKeyDomains, len(next.Policy().Domains), logKeyAdded, added, logKeyRemoved, removed)
 		},
@@ -360,8 +404,12 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 		},
 		Logger: log,
 	}
-	if err := w.Run(ctx); err != nil {
+	if err := w.Run(ctx); err != nil && fatal.Load() == nil {
 		log.Error("cannot watch the policy; the rules stay installed", logKeyErr, err)
+		return exitFailure
+	}
+	if err := fatal.Load(); err != nil {
+		log.Error("stopping; the rules stay installed (fail closed)", logKeyErr, *err)
 		return exitFailure
 	}
 	log.Info("stopping; the rules stay installed (fail closed)")
@@ -391,9 +439,6 @@ func unwiredFeatures(cfg config) []string {
 	var out []string
 	if cfg.DashboardHost != nil {
 		out = append(out, envDashboardHost)
-	}
-	if cfg.LogFile != "" {
-		out = append(out, envLogFile)
 	}
 	if cfg.NotificationHost != nil {
 		out = append(out, envNotificationHost)

@@ -126,23 +126,31 @@ func TestUDP443Blocked(t *testing.T) {
 
 func TestRedirectToLocalProxyPorts(t *testing.T) {
 	eachFamily(t, func(t *testing.T, env *e2e.Env, fam family) {
-		// Servers on the real ports upstream: a connection that is not
-		// redirected lands there instead of on the stub.
+		// Echo servers on the real ports upstream: a connection that is not
+		// redirected lands there and gets its bytes back.
 		env.Echo("tcp", ":80")
 		env.Echo("tcp", ":443")
-		env.StartFilter(t, allowBoth, nil)
+		f := env.StartFilter(t, allowBoth, nil)
+		f.WaitForOutput("proxies listening")
 
-		for _, tc := range []struct{ port, proxyPort uint16 }{{80, 8080}, {443, 8443}} {
-			stub := env.ListenBox(fam.tcp, hostPort(fam.loopback, tc.proxyPort))
-			c, err := env.Dial(fam.tcp, hostPort(fam.blocked, tc.port), dialTimeout)
-			require.NoError(t, err, "port %d", tc.port)
-
-			require.NoError(t, stub.(*net.TCPListener).SetDeadline(time.Now().Add(ioTimeout)))
-			sc, err := stub.Accept()
-			require.NoError(t, err, "port %d must reach the stub on %d", tc.port, tc.proxyPort)
-			_ = sc.Close()
-			assert.Equal(t, hostPort(fam.loopback, tc.proxyPort), sc.LocalAddr().String())
+		for _, port := range []uint16{80, 443} {
+			c, err := env.Dial(fam.tcp, hostPort(fam.blocked, port), dialTimeout)
+			require.NoError(t, err, "port %d", port)
+			_, err = c.Write([]byte("neither TLS nor HTTP\r\n\r\n"))
+			require.NoError(t, err)
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(ioTimeout)))
+			n, err := c.Read(make([]byte, 64))
+			assert.Zero(t, n, "port %d: the echo server answered, so the connection was not redirected", port)
+			var ne net.Error
+			assert.False(t, errors.As(err, &ne) && ne.Timeout(), "port %d: the proxy must close the connection", port)
 			_ = c.Close()
+		}
+
+		// Without the proxies, the redirected ports are closed: fail closed.
+		f.Kill()
+		for _, port := range []uint16{80, 443} {
+			_, err := env.Dial(fam.tcp, hostPort(fam.blocked, port), dialTimeout)
+			assert.ErrorIs(t, err, syscall.ECONNREFUSED, "port %d", port)
 		}
 	})
 }
@@ -207,18 +215,19 @@ func TestKillLeavesRulesInPlace(t *testing.T) {
 }
 
 // TestServicePortsClosedToNeighbours checks that a neighbour on the
-// container network cannot use the local proxy ports as an open proxy, even
-// when a listener binds every address: only redirected connections, which
-// arrive through loopback, reach them.
+// container network cannot use the local proxy ports as an open proxy: the
+// proxies listen on loopback only, and the input chain drops what reaches
+// the ports from outside, so a neighbour's connection times out instead of
+// being refused.
 func TestServicePortsClosedToNeighbours(t *testing.T) {
 	eachFamily(t, func(t *testing.T, env *e2e.Env, fam family) {
-		env.StartFilter(t, allowBoth, nil)
-		box, anyAddr := e2e.Box4, netip.IPv4Unspecified()
+		f := env.StartFilter(t, allowBoth, nil)
+		f.WaitForOutput("proxies listening")
+		box := e2e.Box4
 		if fam.name == "IPv6" {
-			box, anyAddr = e2e.Box6, netip.IPv6Unspecified()
+			box = e2e.Box6
 		}
 		for _, port := range []uint16{8080, 8443} {
-			ln := env.ListenBox(fam.tcp, hostPort(anyAddr, port))
 			var err error
 			env.InUpstream(func() {
 				var c net.Conn
@@ -230,19 +239,6 @@ func TestServicePortsClosedToNeighbours(t *testing.T) {
 			require.Error(t, err, "a neighbour reached port %d in the box", port)
 			var ne net.Error
 			assert.True(t, errors.As(err, &ne) && ne.Timeout(), "port %d: want the packets dropped, got %v", port, err)
-
-			// The same listener serves a redirected connection from the box.
-			redirected := uint16(80)
-			if port == 8443 {
-				redirected = 443
-			}
-			c, err := env.Dial(fam.tcp, hostPort(fam.blocked, redirected), dialTimeout)
-			require.NoError(t, err)
-			require.NoError(t, ln.(*net.TCPListener).SetDeadline(time.Now().Add(ioTimeout)))
-			sc, err := ln.Accept()
-			require.NoError(t, err, "a redirected connection must reach port %d", port)
-			_ = sc.Close()
-			_ = c.Close()
 		}
 	})
 }
