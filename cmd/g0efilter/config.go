@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 	"github.com/g0lab/g0efilter/sni"
@@ -61,9 +62,6 @@ const (
 	defaultNotificationBackoff = 60 * time.Second
 	defaultUnblockPollInterval = 10 * time.Second
 )
-
-// levelTrace is the TRACE log level, below slog.LevelDebug.
-const levelTrace = slog.LevelDebug - 4
 
 // config is everything g0efilter reads from its environment, validated.
 // Fields of features that later builds wire (dashboard shipping, Gotify,
@@ -230,20 +228,15 @@ func (p *envParser) level(name string) slog.Level {
 	if !ok {
 		return slog.LevelInfo
 	}
-	switch strings.ToUpper(v) {
-	case "TRACE":
-		return levelTrace
-	case "DEBUG":
-		return slog.LevelDebug
-	case "INFO":
-		return slog.LevelInfo
-	case "WARN", "WARNING":
-		return slog.LevelWarn
-	case "ERROR":
-		return slog.LevelError
+	if strings.EqualFold(v, "WARNING") { // accepted since the first release
+		v = "WARN"
 	}
-	p.fail(name, v, errors.New("want TRACE, DEBUG, INFO, WARN or ERROR"))
-	return slog.LevelInfo
+	l, err := events.ParseLevel(v)
+	if err != nil {
+		p.fail(name, v, errors.New("want TRACE, DEBUG, INFO, WARN or ERROR"))
+		return slog.LevelInfo
+	}
+	return l
 }
 
 func (p *envParser) mode(name string) nftrules.Mode {

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/events/nflog"
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 )
@@ -281,15 +283,8 @@ func cmdCheck(cfg config, targets []string, stdout, stderr io.Writer) int {
 // newLogger returns a text logger on w at level, which names the TRACE level.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
-		Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.LevelKey {
-				if l, ok := a.Value.Any().(slog.Level); ok && l <= levelTrace {
-					a.Value = slog.StringValue("TRACE")
-				}
-			}
-			return a
-		},
+		Level:       level,
+		ReplaceAttr: events.ReplaceLevelNames,
 	}))
 }
 
@@ -314,7 +309,7 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 	}
 	var holder policy.Holder
 	holder.Store(snap)
-	sink, err := openSinks(cfg, log)
+	sink, err := openSinks(cfg, log, hostname)
 	if err != nil {
 		log.Error("cannot open the event sinks; no rules installed", logKeyErr, err)
 		return exitFailure
@@ -374,6 +369,28 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 		log.Warn("the DNS server is not part of this build: redirected DNS queries get no answer (fail closed)",
 			logKeyDNSPort, cfg.DNSPort)
 	}
+
+	// The kernel's own verdicts (allowed by address, blocked) come through
+	// nflog. Without them the filter still filters; it only reports less.
+	nfl := &nflog.Reader{
+		Group:   nftrules.DefaultNflogGroup,
+		BufSize: uint32(cfg.NflogBufSize),
+		QThresh: uint32(cfg.NflogQThresh),
+		Host:    hostname,
+		Logger:  log,
+		Sink:    sink,
+	}
+	nflogDone := make(chan struct{})
+	go func() {
+		defer close(nflogDone)
+		if err := nfl.Run(ctx); err != nil {
+			log.Error("cannot read the kernel's log; kernel verdicts are not reported", logKeyErr, err)
+		}
+	}()
+	defer func() {
+		cancel()
+		<-nflogDone
+	}()
 
 	for _, f := range unwiredFeatures(cfg) {
 		log.Warn("configured but not part of this build; ignored", logKeyVariable, f)
@@ -439,9 +456,6 @@ func unwiredFeatures(cfg config) []string {
 	var out []string
 	if cfg.DashboardHost != nil {
 		out = append(out, envDashboardHost)
-	}
-	if cfg.NotificationHost != nil {
-		out = append(out, envNotificationHost)
 	}
 	if cfg.EnableRemoteUnblock {
 		out = append(out, envEnableRemoteUnblock)

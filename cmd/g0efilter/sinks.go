@@ -4,23 +4,37 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"time"
 
 	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/events/gotify"
+	"github.com/g0lab/g0efilter/nftrules"
 )
 
 // eventQueueSize bounds the events waiting for the log and the log file.
 const eventQueueSize = 4096
 
-// sinks are where decisions go: the log, and the LOG_FILE when set. Each
-// sits behind its own queue, so a slow disk never holds up a connection or
-// the log.
+// sinks are where decisions go: the log, the LOG_FILE and Gotify when set.
+// Each sits behind its own queue, so a slow disk or server never holds up a
+// connection, the log or another sink.
 type sinks struct {
 	events.Sink
-	queues []*events.Queue
-	closer []func() error
+	queues   []*events.Queue
+	closer   []func() error
+	notifier *gotify.Notifier
 }
 
-func openSinks(cfg config, log *slog.Logger) (*sinks, error) {
+// markedClient is an HTTP client whose connections carry the bypass mark:
+// the filter's own requests must not be filtered as the workload's are.
+func markedClient() *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: markControl(nftrules.DefaultBypassMark)}
+	tr := &http.Transport{DialContext: d.DialContext, Proxy: nil, ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second}
+	return &http.Client{Transport: tr}
+}
+
+func openSinks(cfg config, log *slog.Logger, host string) (*sinks, error) {
 	s := &sinks{}
 	add := func(next events.Sink) {
 		q := events.NewQueue(next, eventQueueSize)
@@ -39,6 +53,22 @@ func openSinks(cfg config, log *slog.Logger) (*sinks, error) {
 	for i, q := range s.queues {
 		all[i] = q
 	}
+	if cfg.NotificationHost != nil {
+		n, err := gotify.New(gotify.Config{
+			URL:     cfg.NotificationHost.String(),
+			Token:   cfg.NotificationKey,
+			Host:    host,
+			Backoff: cfg.NotificationBackoff,
+			Ignore:  cfg.NotificationIgnoreDomains,
+			Client:  markedClient(),
+			Logger:  log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envNotificationHost, err)
+		}
+		s.notifier = n
+		all = append(all, n)
+	}
 	s.Sink = events.Multi(all...)
 	return s, nil
 }
@@ -51,6 +81,11 @@ func (s *sinks) close(ctx context.Context, log *slog.Logger) {
 		}
 		if n := q.Dropped(); n > 0 {
 			log.Warn("events dropped because a sink was too slow", logKeyDropped, n)
+		}
+	}
+	if s.notifier != nil {
+		if err := s.notifier.Close(ctx); err != nil {
+			log.Warn("notifications not sent at shutdown", logKeyErr, err)
 		}
 	}
 	for _, c := range s.closer {
