@@ -108,6 +108,10 @@ func (u *Upstream) try(ctx context.Context, m *dns.Msg, server netip.AddrPort, n
 		Net:     network,
 		Timeout: timeout,
 		Dialer:  u.dialer(timeout),
+		// Read whatever fits a datagram: a server may answer larger than
+		// the query's EDNS0 size (or 512 bytes without EDNS0), and the
+		// Handler truncates for its own client anyway.
+		UDPSize: dns.MaxMsgSize,
 	}
 	r, _, err := c.ExchangeContext(ctx, m, server.String())
 	if err != nil {

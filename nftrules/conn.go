@@ -2,12 +2,18 @@ package nftrules
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"time"
 )
 
 // ErrNotApplied is returned by [Conn.UpdateSets] before a successful
 // [Conn.Apply] on the same Conn.
 var ErrNotApplied = errors.New("nftrules: no ruleset applied on this connection")
+
+// ErrNoPinnedSets is returned by [Conn.Pin] when the applied ruleset has
+// no pinned sets: only a [ModeDNS] ruleset has them.
+var ErrNoPinnedSets = errors.New("nftrules: the applied ruleset has no pinned sets (dns mode only)")
 
 // ErrUnsupported is returned on operating systems other than Linux.
 var ErrUnsupported = errors.New("nftrules: nftables is only available on Linux")
@@ -54,4 +60,59 @@ func diffPrefixes(old, cur []netip.Prefix) (removed, added []netip.Prefix) {
 	removed = append(removed, old[i:]...)
 	added = append(added, cur[j:]...)
 	return removed, added
+}
+
+// Pin is an address that a dns mode ruleset lets new connections go to
+// until Timeout has passed (see [Conn.Pin]).
+type Pin struct {
+	// Addr is an IPv4 or IPv6 address; an IPv4-mapped IPv6 address counts
+	// as IPv4.
+	Addr netip.Addr
+	// Timeout is how long the address stays pinned. It is raised to
+	// MinPinTimeout (zero and negative values included: the kernel would
+	// read zero as "forever") and lowered to MaxPinTimeout.
+	Timeout time.Duration
+}
+
+// Bounds of a [Pin]'s timeout.
+const (
+	MinPinTimeout = time.Second
+	MaxPinTimeout = 24 * time.Hour
+)
+
+// pinned is one element to (re)add to a pinned set.
+type pinned struct {
+	addr    netip.Addr // unmapped
+	timeout time.Duration
+}
+
+// planPins turns pins into the elements to send at time now, one per
+// address, IPv4 and IPv6 apart, in the order of their first appearance.
+// Timeouts are clamped and rounded up to the kernel's millisecond; an
+// address listed twice gets the longer timeout, and an address whose
+// deadline is known (from earlier pins) is later keeps what remains of it.
+func planPins(pins []Pin, now time.Time, known map[netip.Addr]time.Time) (v4, v6 []pinned, err error) {
+	index := make(map[netip.Addr]int, len(pins))
+	for _, p := range pins {
+		if !p.Addr.IsValid() {
+			return nil, nil, fmt.Errorf("%w: pin of an invalid address", ErrConfig)
+		}
+		a := p.Addr.Unmap().WithZone("")
+		t := min(max(p.Timeout, MinPinTimeout), MaxPinTimeout)
+		if d, ok := known[a]; ok {
+			t = max(t, d.Sub(now))
+		}
+		t = (t + time.Millisecond - 1).Truncate(time.Millisecond)
+		list := &v6
+		if a.Is4() {
+			list = &v4
+		}
+		if i, ok := index[a]; ok {
+			(*list)[i].timeout = max((*list)[i].timeout, t)
+			continue
+		}
+		index[a] = len(*list)
+		*list = append(*list, pinned{a, t})
+	}
+	return v4, v6, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -20,6 +21,13 @@ type Conn struct {
 	mu      sync.Mutex
 	nc      *nftables.Conn
 	applied *Ruleset // the last ruleset applied, for UpdateSets
+
+	// deadlines holds when each address pinned through this Conn since
+	// the last Apply stops being pinned, so that a later, shorter pin
+	// does not cut it short. Expired entries are pruned once the map has
+	// doubled since the last pruning (pruneAt).
+	deadlines map[netip.Addr]time.Time
+	pruneAt   int
 }
 
 // Open opens a lasting netlink connection to nftables in the namespace of
@@ -119,6 +127,8 @@ func (c *Conn) Apply(r *Ruleset) error {
 		return fmt.Errorf("nftrules: apply table %s: %w", r.Table, err)
 	}
 	c.applied = r
+	// The table was replaced: its pinned sets, if any, are empty.
+	c.deadlines = nil
 	return nil
 }
 
@@ -213,6 +223,112 @@ func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
 	r.Set(SetAllow4).Elements = a4
 	r.Set(SetAllow6).Elements = a6
 	c.applied = &r
+	return nil
+}
+
+// Pin lets new connections go to addresses until their timeouts pass, by
+// adding them to the pinned sets of the applied dns mode ruleset: IPv4
+// addresses (IPv4-mapped ones unmapped) to pinned4, IPv6 ones to pinned6,
+// each with its own timeout (see [Pin] for its bounds), all in one atomic
+// batch. Connections made meanwhile outlive the pin: the filter chain
+// accepts established ones before it looks at the sets.
+//
+// Pinning an address again sets its expiry to the new timeout from now
+// when that is later than its current expiry, and leaves the current one
+// when it is sooner: a pin never shortens an earlier pin made through
+// this Conn since the last [Conn.Apply] (which empties the pinned sets).
+// An address pinned otherwise (by another Conn or process) gets the new
+// timeout, sooner or not. Pin does not rely on the kernel for this: on
+// recent kernels (checked on 6.18) re-adding an element replaces its
+// timeout and expiry only when the timeout differs, so a re-add with the
+// same timeout does not refresh it, and older ones never change an
+// existing element. So each address is added (in case it is missing),
+// deleted and added again with its timeout, in the same batch: packets
+// see either the old element or the new one.
+//
+// Pin returns [ErrNotApplied] before an Apply, [ErrNoPinnedSets] if the
+// applied ruleset is not in dns mode and an error wrapping [ErrConfig]
+// for an invalid address; then nothing is pinned. It may be called
+// concurrently with the other methods. Pinned addresses are not part of
+// the [Ruleset] that [Conn.Applied] returns.
+func (c *Conn) Pin(pins []Pin) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied == nil {
+		return ErrNotApplied
+	}
+	s4, s6 := c.applied.Set(SetPinned4), c.applied.Set(SetPinned6)
+	if s4 == nil || s6 == nil {
+		return ErrNoPinnedSets
+	}
+	now := time.Now()
+	v4, v6, err := planPins(pins, now, c.deadlines)
+	if err != nil {
+		return err
+	}
+	if len(v4)+len(v6) == 0 {
+		return nil
+	}
+	t := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyINet}
+	err = c.repin(nftSet(t, s4), v4)
+	if err == nil {
+		err = c.repin(nftSet(t, s6), v6)
+	}
+	if err == nil {
+		err = c.nc.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("nftrules: pin: %w", err)
+	}
+	if c.deadlines == nil {
+		c.deadlines = make(map[netip.Addr]time.Time, len(v4)+len(v6))
+	}
+	for _, list := range [][]pinned{v4, v6} {
+		for _, p := range list {
+			c.deadlines[p.addr] = now.Add(p.timeout)
+		}
+	}
+	if len(c.deadlines) >= c.pruneAt {
+		for a, d := range c.deadlines {
+			if !d.After(now) {
+				delete(c.deadlines, a)
+			}
+		}
+		c.pruneAt = max(2*len(c.deadlines), minPrune)
+	}
+	return nil
+}
+
+// minPrune is the size of the deadlines map below which expired entries
+// are left in place.
+const minPrune = 1024
+
+// repin queues, for the addresses of ps, an add, a delete and an add with
+// their timeouts, in messages of at most ElementsPerMessage elements.
+func (c *Conn) repin(ns *nftables.Set, ps []pinned) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	timed := make([]nftables.SetElement, len(ps))
+	keys := make([]nftables.SetElement, len(ps))
+	for i, p := range ps {
+		keys[i] = nftables.SetElement{Key: p.addr.AsSlice()}
+		timed[i] = nftables.SetElement{Key: keys[i].Key, Timeout: p.timeout}
+	}
+	for _, step := range []struct {
+		elems []nftables.SetElement
+		queue func(*nftables.Set, []nftables.SetElement) error
+	}{
+		{timed, c.nc.SetAddElements},
+		{keys, c.nc.SetDeleteElements},
+		{timed, c.nc.SetAddElements},
+	} {
+		for _, chunk := range chunks(step.elems, ElementsPerMessage) {
+			if err := step.queue(ns, chunk); err != nil {
+				return fmt.Errorf("set %s: %w", ns.Name, err)
+			}
+		}
+	}
 	return nil
 }
 

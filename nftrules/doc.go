@@ -21,6 +21,9 @@
 //	...
 //	v4, v6 = next.Prefixes() // on reload
 //	err = conn.UpdateSets(v4, v6) // only the set elements change
+//	...
+//	// dns mode: let the addresses of an allowed answer through for its TTL
+//	err = conn.Pin([]nftrules.Pin{{Addr: addr, Timeout: ttl}})
 //
 // # One description
 //
@@ -43,8 +46,8 @@
 // chain (output hook, priority 0, policy drop) accepts established and
 // related packets, packets to the host's own addresses (this includes the
 // redirected connections), marked packets, IPv6 neighbour discovery and
-// allowlisted destinations; it logs every other new connection to nflog
-// and rejects it, UDP 443 (QUIC) included: TCP with a reset, so that a
+// allowlisted destinations; it logs every other new connection and
+// rejects it, UDP 443 (QUIC) included: TCP with a reset, so that a
 // client's connect fails at once over IPv6 as over IPv4, and the rest with
 // an ICMP port-unreachable. A filter chain on the input hook drops
 // connections to the local proxy ports that do not come through loopback,
@@ -53,10 +56,33 @@
 //
 // In dns mode the nat chain redirects UDP and TCP 53 to the local DNS
 // server, except for the filter's own marked queries (and the input chain
-// guards the DNS port the same way); the filter chain
-// drops DoT (853) and any new connection whose destination is neither
-// allowlisted nor in the pinned4/pinned6 sets, which have per-element
-// timeouts and are filled from allowed DNS answers.
+// guards the DNS port the same way); the filter chain drops DoT (853),
+// silently, and rejects, as in https mode, any new connection whose
+// destination is neither allowlisted nor in the pinned4/pinned6 sets,
+// which have per-element timeouts and are filled from allowed DNS answers
+// by [Conn.Pin].
+//
+// # Logging
+//
+// Every decision that the kernel takes on a new connection is logged to
+// the nflog group [Config.NflogGroup], for events/nflog to read; the log
+// prefix says which decision it was: [Config.LogPrefix]
+// ("g0efilter blocked: ") for a blocked connection,
+// [Config.AllowLogPrefix] ("g0efilter allowed: ") for one accepted
+// because its destination is allowlisted, and [Config.PinnedLogPrefix]
+// ("g0efilter pinned: ") for one accepted in dns mode because its
+// destination is pinned. Only the filter chain logs, and only new
+// connections ("ct state new"), so each connection is logged once.
+// Connections redirected to the local proxies or DNS server, and the
+// filter's own, are not logged: the services that handle them report
+// them. [Config.QuietAllowed] leaves allowed connections out of the log.
+//
+// # Pinning
+//
+// [Conn.Pin] adds addresses to the pinned sets with timeouts of their own
+// (at least [MinPinTimeout], at most [MaxPinTimeout]), in one batch.
+// Pinning an address again extends its expiry when the new timeout ends
+// later, and never shortens it; [Conn.Apply] empties the pinned sets.
 //
 // # Updates
 //

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/g0lab/g0efilter/nftrules"
 )
@@ -27,6 +28,32 @@ func ExampleBuild() {
 	// meta mark 0x00006700 accept
 	// udp dport 53 redirect to :53
 	// tcp dport 53 redirect to :53
+}
+
+// Pin lets the addresses of an allowed DNS answer through for the
+// answer's TTL. It needs Linux and CAP_NET_ADMIN, so the example is not
+// run.
+func ExampleConn_Pin() {
+	conn, err := nftrules.Open(nftrules.ConnConfig{})
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	rs, err := nftrules.Build(nftrules.Config{Mode: nftrules.ModeDNS})
+	if err != nil {
+		panic(err)
+	}
+	if err := conn.Apply(rs); err != nil {
+		panic(err)
+	}
+	// From the DNS server's hook, for an allowed answer:
+	err = conn.Pin([]nftrules.Pin{
+		{Addr: netip.MustParseAddr("192.0.2.7"), Timeout: 5 * time.Minute},
+		{Addr: netip.MustParseAddr("2001:db8::7"), Timeout: 5 * time.Minute},
+	})
+	if err != nil {
+		panic(err)
+	}
 }
 
 func ExampleRuleset_Render() {
@@ -70,7 +97,9 @@ func ExampleRuleset_Render() {
 	// 		icmpv6 type nd-router-solicit accept
 	// 		icmpv6 type nd-neighbor-solicit accept
 	// 		icmpv6 type nd-neighbor-advert accept
+	// 		ip daddr @allow4 ct state new log prefix "g0efilter allowed: " group 100 accept
 	// 		ip daddr @allow4 accept
+	// 		ip6 daddr @allow6 ct state new log prefix "g0efilter allowed: " group 100 accept
 	// 		ip6 daddr @allow6 accept
 	// 		meta l4proto tcp ct state new log prefix "g0efilter blocked: " group 100 reject with tcp reset
 	// 		ct state new log prefix "g0efilter blocked: " group 100 reject

@@ -27,7 +27,10 @@ func goldenConfigs() map[string]Config {
 	return map[string]Config{
 		"https":       {Mode: ModeHTTPS, Allow4: v4, Allow6: v6},
 		"https_empty": {},
-		"dns":         {Mode: ModeDNS, Allow4: v4, Allow6: v6, DNSPort: 5353, BypassMark: 0x1, NflogGroup: 7},
+		"dns": {Mode: ModeDNS, Allow4: v4, Allow6: v6, DNSPort: 5353, BypassMark: 0x1, NflogGroup: 7,
+			AllowLogPrefix: "allowed: "},
+		"dns_quiet": {Mode: ModeDNS, Allow4: v4, QuietAllowed: true},
+		"dns_only":  {Mode: ModeDNS, Allow4: v4, DNSOnly: true},
 	}
 }
 

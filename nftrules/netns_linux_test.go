@@ -87,15 +87,27 @@ func inNetNS(tb testing.TB, fd int, f func()) {
 // nftList runs "nft list table inet g0efilter" in the namespace fd.
 func nftList(tb testing.TB, fd int) string {
 	tb.Helper()
+	return nftRun(tb, fd, "list", "table", "inet", TableName)
+}
+
+// nftListSet runs "nft list set inet g0efilter NAME" in the namespace fd.
+func nftListSet(tb testing.TB, fd int, name string) string {
+	tb.Helper()
+	return nftRun(tb, fd, "list", "set", "inet", TableName, name)
+}
+
+// nftRun runs nft with args in the namespace fd and returns its output.
+func nftRun(tb testing.TB, fd int, args ...string) string {
+	tb.Helper()
 	nft := requireNft(tb)
 	var out, stderr bytes.Buffer
 	var err error
 	inNetNS(tb, fd, func() {
-		cmd := exec.Command(nft, "list", "table", "inet", TableName)
+		cmd := exec.Command(nft, args...)
 		cmd.Stdout, cmd.Stderr = &out, &stderr
 		err = cmd.Run()
 	})
-	require.NoError(tb, err, "nft list: %s", stderr.String())
+	require.NoError(tb, err, "nft %v: %s", args, stderr.String())
 	return out.String()
 }
 

@@ -8,12 +8,14 @@ import (
 
 // Defaults for the zero fields of a [Config].
 const (
-	DefaultHTTPPort   uint16 = 8080
-	DefaultHTTPSPort  uint16 = 8443
-	DefaultDNSPort    uint16 = 53
-	DefaultBypassMark uint32 = 0x6700
-	DefaultNflogGroup uint16 = 100
-	DefaultLogPrefix         = "g0efilter blocked: "
+	DefaultHTTPPort        uint16 = 8080
+	DefaultHTTPSPort       uint16 = 8443
+	DefaultDNSPort         uint16 = 53
+	DefaultBypassMark      uint32 = 0x6700
+	DefaultNflogGroup      uint16 = 100
+	DefaultLogPrefix              = "g0efilter blocked: "
+	DefaultAllowLogPrefix         = "g0efilter allowed: "
+	DefaultPinnedLogPrefix        = "g0efilter pinned: "
 )
 
 // Names of the table, chains and sets in a [Ruleset]. The table is of family
@@ -77,12 +79,33 @@ type Config struct {
 	// upstream sockets; packets carrying it are neither redirected nor
 	// blocked. Zero means 0x6700.
 	BypassMark uint32
-	// NflogGroup is the nflog group that blocked new connections are logged
-	// to. Zero means 100.
+	// NflogGroup is the nflog group that new connections are logged to,
+	// blocked and allowed alike (the log prefix tells them apart). Zero
+	// means 100.
 	NflogGroup uint16
 	// LogPrefix is the prefix of the log statement for blocked connections.
 	// Empty means "g0efilter blocked: ".
 	LogPrefix string
+	// AllowLogPrefix is the prefix of the log statement for new
+	// connections that the output chain accepts because their destination
+	// is allowlisted. Empty means "g0efilter allowed: ".
+	AllowLogPrefix string
+	// PinnedLogPrefix is the prefix of the log statement for new
+	// connections that the output chain accepts in dns mode because their
+	// destination is pinned (see [Conn.Pin]). Empty means
+	// "g0efilter pinned: ".
+	PinnedLogPrefix string
+	// QuietAllowed leaves allowed connections out of the log: only blocked
+	// ones are logged. The zero value logs every new connection that the
+	// output chain accepts by destination, so that each decision becomes
+	// an event; connections redirected to the local proxies or DNS server,
+	// and the filter's own, are not logged by the kernel.
+	QuietAllowed bool
+	// DNSOnly, in dns mode, filters DNS alone, as the original product
+	// did: every other destination is let through, so a client that skips
+	// DNS and connects to an address is not stopped. There are no pinned
+	// sets then. Ignored in https mode.
+	DNSOnly bool
 	// Allow4 and Allow6 are the allowlisted destination prefixes, sorted and
 	// non-overlapping as policy.Snapshot.Prefixes returns them.
 	Allow4, Allow6 []netip.Prefix
@@ -106,6 +129,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LogPrefix == "" {
 		c.LogPrefix = DefaultLogPrefix
+	}
+	if c.AllowLogPrefix == "" {
+		c.AllowLogPrefix = DefaultAllowLogPrefix
+	}
+	if c.PinnedLogPrefix == "" {
+		c.PinnedLogPrefix = DefaultPinnedLogPrefix
 	}
 	return c
 }
@@ -308,8 +337,8 @@ func Build(cfg Config) (*Ruleset, error) {
 	if cfg.Mode != ModeHTTPS && cfg.Mode != ModeDNS {
 		return nil, fmt.Errorf("%w: unknown mode %d", ErrConfig, int(cfg.Mode))
 	}
-	if len(cfg.LogPrefix) > maxLogPrefix {
-		return nil, fmt.Errorf("%w: log prefix longer than %d bytes", ErrConfig, maxLogPrefix)
+	if err := cfg.checkLogPrefixes(); err != nil {
+		return nil, err
 	}
 	a4, err := checkPrefixes(cfg.Allow4, true)
 	if err != nil {
@@ -326,10 +355,15 @@ func Build(cfg Config) (*Ruleset, error) {
 		{Name: SetAllow6, Type: IPv6Addr, Interval: true, Elements: a6},
 	}
 	bypass := Rule{Match: []Match{MarkEq{cfg.BypassMark}}, Verdict: Accept}
-	allow := []Rule{
-		{Match: []Match{DestInSet{IPv4Addr, SetAllow4}}, Verdict: Accept},
-		{Match: []Match{DestInSet{IPv6Addr, SetAllow6}}, Verdict: Accept},
+	var logAllow, logPinned *Log
+	if !cfg.QuietAllowed {
+		logAllow = &Log{Prefix: cfg.AllowLogPrefix, Group: cfg.NflogGroup}
+		logPinned = &Log{Prefix: cfg.PinnedLogPrefix, Group: cfg.NflogGroup}
 	}
+	// The nat chain's accepts are not logged: the filter chain sees the
+	// same connections and logs them once.
+	allowNAT := append(acceptTo(IPv4Addr, SetAllow4, nil), acceptTo(IPv6Addr, SetAllow6, nil)...)
+	allow := append(acceptTo(IPv4Addr, SetAllow4, logAllow), acceptTo(IPv6Addr, SetAllow6, logAllow)...)
 	lo := Rule{Match: []Match{OifLoopback{}}, Verdict: Accept}
 	filter := []Rule{
 		{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept},
@@ -340,20 +374,23 @@ func Build(cfg Config) (*Ruleset, error) {
 		filter = append(filter, Rule{Match: []Match{ICMPv6Type{t}}, Verdict: Accept})
 	}
 	logNew := &Log{Prefix: cfg.LogPrefix, Group: cfg.NflogGroup}
+	// Blocked connections fail at once: TCP with a reset, the rest with an
+	// ICMP port-unreachable (which a local UDP sender sees as EPERM).
+	reject := []Rule{
+		{Match: []Match{L4Proto{TCP}, CtState{CtNew}}, Log: logNew, Verdict: RejectTCPReset},
+		{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Reject},
+	}
 	var nat []Rule
 
 	switch cfg.Mode {
 	case ModeHTTPS:
-		nat = append(nat, allow...)
+		nat = append(nat, allowNAT...)
 		nat = append(nat, bypass, lo,
 			Rule{Match: []Match{DPort{TCP, 80}}, Verdict: RedirectTo(cfg.HTTPPort)},
 			Rule{Match: []Match{DPort{TCP, 443}}, Verdict: RedirectTo(cfg.HTTPSPort)},
 		)
 		filter = append(filter, allow...)
-		filter = append(filter,
-			Rule{Match: []Match{L4Proto{TCP}, CtState{CtNew}}, Log: logNew, Verdict: RejectTCPReset},
-			Rule{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Reject},
-		)
+		filter = append(filter, reject...)
 	case ModeDNS:
 		r.Sets = append(r.Sets,
 			Set{Name: SetPinned4, Type: IPv4Addr, Timeout: true},
@@ -369,12 +406,15 @@ func Build(cfg Config) (*Ruleset, error) {
 			Rule{Match: []Match{DPort{TCP, 853}}, Verdict: Drop},
 			Rule{Match: []Match{DPort{UDP, 853}}, Verdict: Drop},
 		)
+		if cfg.DNSOnly {
+			r.Sets = r.Sets[:len(r.Sets)-2]
+			filter = append(filter, Rule{Verdict: Accept})
+			break
+		}
 		filter = append(filter, allow...)
-		filter = append(filter,
-			Rule{Match: []Match{DestInSet{IPv4Addr, SetPinned4}}, Verdict: Accept},
-			Rule{Match: []Match{DestInSet{IPv6Addr, SetPinned6}}, Verdict: Accept},
-			Rule{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Drop},
-		)
+		filter = append(filter, acceptTo(IPv4Addr, SetPinned4, logPinned)...)
+		filter = append(filter, acceptTo(IPv6Addr, SetPinned6, logPinned)...)
+		filter = append(filter, reject...)
 	}
 	// The local services (the proxies, the DNS server) are for this
 	// namespace's own redirected connections, which arrive through
@@ -390,6 +430,48 @@ func Build(cfg Config) (*Ruleset, error) {
 		{Name: ChainInput, Type: ChainFilter, Hook: HookInput, Priority: 0, Policy: Accept, Rules: guard},
 	}
 	return r, nil
+}
+
+// acceptTo returns the rules that accept packets to the destinations in a
+// set. With a log statement, new connections are logged and accepted by a
+// rule of their own, and a second rule accepts, unlogged, the other
+// packets that get this far: established and related ones are accepted
+// at the top of the chain, so these are only those that conntrack calls
+// invalid or untracked, which an allowlisted destination has always let
+// through.
+func acceptTo(family SetType, set string, log *Log) []Rule {
+	in := DestInSet{family, set}
+	if log == nil {
+		return []Rule{{Match: []Match{in}, Verdict: Accept}}
+	}
+	return []Rule{
+		{Match: []Match{in, CtState{CtNew}}, Log: log, Verdict: Accept},
+		{Match: []Match{in}, Verdict: Accept},
+	}
+}
+
+// checkLogPrefixes refuses log prefixes that the kernel would cut short
+// and allowed prefixes that a reader could not tell from the blocked one.
+func (cfg Config) checkLogPrefixes() error {
+	for _, p := range []struct{ field, prefix string }{
+		{"LogPrefix", cfg.LogPrefix},
+		{"AllowLogPrefix", cfg.AllowLogPrefix},
+		{"PinnedLogPrefix", cfg.PinnedLogPrefix},
+	} {
+		if len(p.prefix) > maxLogPrefix {
+			return fmt.Errorf("%w: %s longer than %d bytes", ErrConfig, p.field, maxLogPrefix)
+		}
+	}
+	if cfg.QuietAllowed {
+		return nil
+	}
+	if cfg.AllowLogPrefix == cfg.LogPrefix {
+		return fmt.Errorf("%w: AllowLogPrefix equals LogPrefix %q", ErrConfig, cfg.LogPrefix)
+	}
+	if cfg.Mode == ModeDNS && cfg.PinnedLogPrefix == cfg.LogPrefix {
+		return fmt.Errorf("%w: PinnedLogPrefix equals LogPrefix %q", ErrConfig, cfg.LogPrefix)
+	}
+	return nil
 }
 
 // servicePorts returns the local ports that redirected connections go to in

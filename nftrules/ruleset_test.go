@@ -1,6 +1,7 @@
 package nftrules
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -19,15 +20,19 @@ func pfx(ss ...string) []netip.Prefix {
 
 func TestBuildErrors(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"v6 in Allow4":    {Allow4: pfx("2001:db8::/32")},
-		"v4 in Allow6":    {Allow6: pfx("10.0.0.0/8")},
-		"mapped v4 in v6": {Allow6: pfx("::ffff:10.0.0.0/104")},
-		"overlap":         {Allow4: pfx("10.0.0.0/8", "10.1.0.0/16")},
-		"unsorted":        {Allow4: pfx("10.1.0.0/16", "10.0.0.0/16")},
-		"duplicate":       {Allow6: pfx("2001:db8::/32", "2001:db8::/32")},
-		"invalid prefix":  {Allow4: []netip.Prefix{{}}},
-		"unknown mode":    {Mode: 7},
-		"long log prefix": {LogPrefix: strings.Repeat("x", 128)},
+		"v6 in Allow4":             {Allow4: pfx("2001:db8::/32")},
+		"v4 in Allow6":             {Allow6: pfx("10.0.0.0/8")},
+		"mapped v4 in v6":          {Allow6: pfx("::ffff:10.0.0.0/104")},
+		"overlap":                  {Allow4: pfx("10.0.0.0/8", "10.1.0.0/16")},
+		"unsorted":                 {Allow4: pfx("10.1.0.0/16", "10.0.0.0/16")},
+		"duplicate":                {Allow6: pfx("2001:db8::/32", "2001:db8::/32")},
+		"invalid prefix":           {Allow4: []netip.Prefix{{}}},
+		"unknown mode":             {Mode: 7},
+		"long log prefix":          {LogPrefix: strings.Repeat("x", 128)},
+		"long allow prefix":        {AllowLogPrefix: strings.Repeat("x", 128)},
+		"long pinned prefix":       {Mode: ModeDNS, PinnedLogPrefix: strings.Repeat("x", 128)},
+		"allow prefix as blocked":  {AllowLogPrefix: DefaultLogPrefix},
+		"pinned prefix as blocked": {Mode: ModeDNS, LogPrefix: "x: ", PinnedLogPrefix: "x: "},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Build(cfg)
@@ -41,9 +46,11 @@ func TestBuildDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, pfx("10.0.0.0/8"), r.Set(SetAllow4).Elements, "host bits are masked")
 	s := r.String()
-	for _, want := range []string{"redirect to :8080", "redirect to :8443", "meta mark 0x00006700", "group 100", `prefix "g0efilter blocked: "`} {
+	for _, want := range []string{"redirect to :8080", "redirect to :8443", "meta mark 0x00006700", "group 100",
+		`prefix "g0efilter blocked: "`, `prefix "g0efilter allowed: "`} {
 		assert.Contains(t, s, want)
 	}
+	assert.NotContains(t, s, "pinned")
 	assert.Nil(t, r.Set(SetPinned4), "https mode has no pinned sets")
 
 	r, err = Build(Config{Mode: ModeDNS})
@@ -51,6 +58,63 @@ func TestBuildDefaults(t *testing.T) {
 	assert.Contains(t, r.String(), "redirect to :53")
 	require.NotNil(t, r.Set(SetPinned6))
 	assert.True(t, r.Set(SetPinned6).Timeout)
+	assert.Contains(t, r.String(), `ip6 daddr @pinned6 ct state new log prefix "g0efilter pinned: " group 100 accept`)
+
+	// Prefixes that go unused need not differ.
+	_, err = Build(Config{QuietAllowed: true, AllowLogPrefix: DefaultLogPrefix})
+	require.NoError(t, err)
+	_, err = Build(Config{PinnedLogPrefix: DefaultLogPrefix})
+	require.NoError(t, err, "https mode has no pinned rules")
+}
+
+// Allowed connections are logged once, in the filter chain, when they are
+// new; QuietAllowed logs blocked ones only. Either way a destination in a
+// set is accepted whatever its conntrack state.
+func TestBuildAllowLog(t *testing.T) {
+	for _, cfg := range []Config{
+		{Allow4: pfx("10.0.0.0/8")},
+		{Mode: ModeDNS, AllowLogPrefix: "a: ", PinnedLogPrefix: "p: ", NflogGroup: 9},
+		{QuietAllowed: true},
+		{Mode: ModeDNS, QuietAllowed: true},
+	} {
+		t.Run(fmt.Sprintf("%v quiet=%v", cfg.Mode, cfg.QuietAllowed), func(t *testing.T) {
+			r, err := Build(cfg)
+			require.NoError(t, err)
+			d := cfg.withDefaults()
+			nat, filter := r.Chains[0], r.Chains[1]
+			for _, rule := range nat.Rules {
+				assert.Nil(t, rule.Log, "nat rule %q: the filter chain logs", rule)
+			}
+			sets := map[string]string{SetAllow4: d.AllowLogPrefix, SetAllow6: d.AllowLogPrefix}
+			if cfg.Mode == ModeDNS {
+				sets[SetPinned4], sets[SetPinned6] = d.PinnedLogPrefix, d.PinnedLogPrefix
+			}
+			for set, prefix := range sets {
+				var logged, plain int
+				for _, rule := range filter.Rules {
+					in, ok := rule.Match[0].(DestInSet)
+					if !ok || in.Set != set {
+						continue
+					}
+					require.Equal(t, Accept, rule.Verdict, "%q", rule)
+					if rule.Log == nil {
+						assert.Len(t, rule.Match, 1, "%q", rule)
+						plain++
+						continue
+					}
+					assert.Equal(t, []Match{in, CtState{CtNew}}, rule.Match)
+					assert.Equal(t, Log{Prefix: prefix, Group: d.NflogGroup}, *rule.Log)
+					logged++
+				}
+				assert.Equal(t, 1, plain, "set %s: one unlogged accept", set)
+				want := 1
+				if cfg.QuietAllowed {
+					want = 0
+				}
+				assert.Equal(t, want, logged, "set %s: logged accepts", set)
+			}
+		})
+	}
 }
 
 // The rules that the design rests on, by mode.

@@ -198,6 +198,8 @@ func TestTrafficDNS(t *testing.T) {
 	assert.ErrorIs(t, dialIn(t, fd, "udp4", "198.18.1.7:853", 0), syscall.EPERM)
 	assert.Error(t, dialIn(t, fd, "tcp4", "198.18.1.7:853", 0))
 	assert.ErrorIs(t, dialIn(t, fd, "udp4", "198.18.0.2:443", 0), syscall.EPERM)
+	assert.ErrorIs(t, dialIn(t, fd, "tcp4", "198.18.0.2:443", 0), syscall.ECONNREFUSED)
+	assert.ErrorIs(t, dialIn(t, fd, "tcp6", "[fd00::2]:22", 0), syscall.ECONNREFUSED)
 	assert.NoError(t, dialIn(t, fd, "udp4", "198.18.1.7:443", 0))
 	// The DNS server's own upstream queries bypass the redirect.
 	assert.NoError(t, dialIn(t, fd, "udp4", "198.18.0.53:53", DefaultBypassMark))

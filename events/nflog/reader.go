@@ -17,6 +17,7 @@ const (
 	DefaultQThresh     uint32 = 50
 	DefaultAllowPrefix        = "g0efilter allowed: "
 	DefaultBlockPrefix        = "g0efilter blocked: "
+	DefaultPinnedPrefix       = "g0efilter pinned: "
 )
 
 // ErrUnsupported is returned by [Reader.Run] on operating systems other
@@ -79,6 +80,11 @@ type Reader struct {
 	// (nftrules.Config.LogPrefix's default). Packets with any other
 	// prefix are counted in [Stats.UnknownPrefix] and skipped.
 	BlockPrefix string
+	// PinnedPrefix is the log prefix of dns mode's rules that accept a
+	// connection to an address pinned from an allowed DNS answer; such
+	// packets become [events.Allowed] events with reason
+	// [events.ReasonPinned]. Empty means "g0efilter pinned: ".
+	PinnedPrefix string
 	// Host identifies the filter in the events (Event.Host).
 	Host string
 	// Logger receives the Reader's own troubles: overflows, malformed
@@ -167,18 +173,23 @@ func (r *Reader) sink() events.Sink {
 
 // verdict maps a log prefix to the event's action and reason.
 func (r *Reader) verdict(prefix string) (events.Action, events.Reason, bool) {
-	allow, block := r.AllowPrefix, r.BlockPrefix
+	allow, block, pinned := r.AllowPrefix, r.BlockPrefix, r.PinnedPrefix
 	if allow == "" {
 		allow = DefaultAllowPrefix
 	}
 	if block == "" {
 		block = DefaultBlockPrefix
 	}
+	if pinned == "" {
+		pinned = DefaultPinnedPrefix
+	}
 	switch prefix {
 	case block:
 		return events.Blocked, events.ReasonNotAllowlisted, true
 	case allow:
 		return events.Allowed, events.ReasonAllowlisted, true
+	case pinned:
+		return events.Allowed, events.ReasonPinned, true
 	}
 	return 0, "", false
 }

@@ -34,6 +34,10 @@ func TestReaderEvent(t *testing.T) {
 			Time: stamp, Component: events.Kernel, Action: events.Allowed, Protocol: "udp",
 			Source: ap("[fd00:18::1]:40001"), Destination: ap("[fd00:18::2]:443"), Reason: events.ReasonAllowlisted,
 		}},
+		{"pinned, default prefix", &Reader{}, "g0efilter pinned: ", udp6, stamp, events.Event{
+			Time: stamp, Component: events.Kernel, Action: events.Allowed, Protocol: "udp",
+			Source: ap("[fd00:18::1]:40001"), Destination: ap("[fd00:18::2]:443"), Reason: events.ReasonPinned,
+		}},
 		{"own prefixes", &Reader{AllowPrefix: "ok ", BlockPrefix: "no "}, "no ", udp6, stamp, events.Event{
 			Time: stamp, Component: events.Kernel, Action: events.Blocked, Protocol: "udp",
 			Source: ap("[fd00:18::1]:40001"), Destination: ap("[fd00:18::2]:443"), Reason: events.ReasonNotAllowlisted,
