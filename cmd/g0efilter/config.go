@@ -49,6 +49,11 @@ const (
 	envHelloTimeout     = "PROXY_HELLO_TIMEOUT"
 	envDialTimeout      = "PROXY_DIAL_TIMEOUT"
 	envIdleTimeout      = "PROXY_IDLE_TIMEOUT"
+
+	// Ours: dns mode's pinning of answered addresses.
+	envDNSPinning   = "DNS_PINNING"
+	envDNSPinMinTTL = "DNS_PIN_MIN_TTL"
+	envDNSPinGrace  = "DNS_PIN_GRACE"
 )
 
 // Defaults, as documented in the reference.
@@ -61,6 +66,8 @@ const (
 	defaultNflogQThresh        = 50
 	defaultNotificationBackoff = 60 * time.Second
 	defaultUnblockPollInterval = 10 * time.Second
+	defaultDNSPinMinTTL        = time.Minute
+	defaultDNSPinGrace         = 10 * time.Second
 )
 
 // config is everything g0efilter reads from its environment, validated.
@@ -89,6 +96,15 @@ type config struct {
 	// HelloTimeout, DialTimeout and IdleTimeout bound proxied connections;
 	// the sni.Proxy defaults (10s, 10s, 10m) by default.
 	HelloTimeout, DialTimeout, IdleTimeout time.Duration
+
+	// DNSPinning lets dns mode's connections through only to allowlisted
+	// and pinned addresses (those from allowed answers); on by default.
+	// Off, dns mode filters DNS only.
+	DNSPinning bool
+	// DNSPinMinTTL and DNSPinGrace set how long a pinned address stays:
+	// its record's TTL, at least DNSPinMinTTL (60s by default), plus
+	// DNSPinGrace (10s by default).
+	DNSPinMinTTL, DNSPinGrace time.Duration
 
 	// PolicyPath is the policy file; /app/policy.yaml by default.
 	PolicyPath string
@@ -175,6 +191,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		HelloTimeout:              p.duration(envHelloTimeout, sni.DefaultHelloTimeout, false),
 		DialTimeout:               p.duration(envDialTimeout, sni.DefaultDialTimeout, false),
 		IdleTimeout:               p.duration(envIdleTimeout, sni.DefaultIdleTimeout, false),
+		DNSPinning:                p.booleanOr(envDNSPinning, true),
+		DNSPinMinTTL:              p.duration(envDNSPinMinTTL, defaultDNSPinMinTTL, false),
+		DNSPinGrace:               p.duration(envDNSPinGrace, defaultDNSPinGrace, true),
 	}
 	if c.PolicyPath == "" {
 		c.PolicyPath = defaultPolicyPath
@@ -318,15 +337,17 @@ func (p *envParser) seconds(name string, def time.Duration) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-func (p *envParser) boolean(name string) bool {
+func (p *envParser) boolean(name string) bool { return p.booleanOr(name, false) }
+
+func (p *envParser) booleanOr(name string, def bool) bool {
 	v, ok := p.get(name)
 	if !ok {
-		return false
+		return def
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
 		p.fail(name, v, errors.New("want true or false"))
-		return false
+		return def
 	}
 	return b
 }

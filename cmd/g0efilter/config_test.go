@@ -38,6 +38,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 		HelloTimeout:        10 * time.Second,
 		DialTimeout:         10 * time.Second,
 		IdleTimeout:         10 * time.Minute,
+		DNSPinning:          true,
+		DNSPinMinTTL:        time.Minute,
+		DNSPinGrace:         10 * time.Second,
 		PolicyPath:          "/app/policy.yaml",
 		DashboardQueueSize:  1024,
 		DashboardStartDelay: 5 * time.Second,
@@ -91,6 +94,11 @@ func TestLoadConfigValid(t *testing.T) {
 			assert.Equal(t, want, c.DNSUpstreams)
 		}},
 		{"DESTINATION_CHECK", map[string]string{"DESTINATION_CHECK": "Dial-Name"}, func(t *testing.T, c config) { assert.Equal(t, sni.DialName, c.DestinationCheck) }},
+		{"DNS_PINNING off", map[string]string{"DNS_PINNING": "false"}, func(t *testing.T, c config) { assert.False(t, c.DNSPinning) }},
+		{"DNS_PIN_MIN_TTL", map[string]string{"DNS_PIN_MIN_TTL": "5s", "DNS_PIN_GRACE": "0s"}, func(t *testing.T, c config) {
+			assert.Equal(t, 5*time.Second, c.DNSPinMinTTL)
+			assert.Zero(t, c.DNSPinGrace)
+		}},
 		{"PROXY_IDLE_TIMEOUT", map[string]string{"PROXY_IDLE_TIMEOUT": "30s"}, func(t *testing.T, c config) { assert.Equal(t, 30*time.Second, c.IdleTimeout) }},
 		{"DASHBOARD_HOST", map[string]string{"DASHBOARD_HOST": "http://dashboard:8081"}, func(t *testing.T, c config) {
 			assert.Equal(t, mustURL(t, "http://dashboard:8081"), c.DashboardHost)
@@ -145,6 +153,8 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "DNS_UPSTREAMS", value: "*.example:53"},
 		{name: "DNS_UPSTREAMS", value: "dns.example:53"},
 		{name: "DESTINATION_CHECK", value: "off"},
+		{name: "DNS_PINNING", value: "maybe"},
+		{name: "DNS_PIN_MIN_TTL", value: "0s"},
 		{name: "PROXY_HELLO_TIMEOUT", value: "0s"},
 		{name: "DASHBOARD_HOST", value: "dashboard:8081"},
 		{name: "DASHBOARD_HOST", value: "ftp://dashboard"},

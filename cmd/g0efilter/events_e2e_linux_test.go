@@ -144,4 +144,3 @@ func TestEventsEndToEnd(t *testing.T) {
 	assert.Contains(t, fmt.Sprint(titles), "blocked.example")
 	assert.Contains(t, fmt.Sprint(titles), e2e.Upstream4[2].String())
 }
-

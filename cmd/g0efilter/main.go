@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/g0lab/g0efilter/dnsfilter"
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/events/nflog"
 	"github.com/g0lab/g0efilter/nftrules"
@@ -63,6 +64,8 @@ const (
 
 	logKeyDestinationCheck = "destination_check"
 	logKeyDropped          = "dropped"
+	logKeyUpstreams        = "upstreams"
+	logKeyName             = "name"
 )
 
 const usage = `usage: g0efilter [command] [arguments]
@@ -194,6 +197,7 @@ func ruleConfig(cfg config, v4, v6 []netip.Prefix) nftrules.Config {
 		DNSPort:   cfg.DNSPort,
 		Allow4:    v4,
 		Allow6:    v6,
+		DNSOnly:   !cfg.DNSPinning,
 	}
 }
 
@@ -330,8 +334,21 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 		}
 		defer px.close()
 	}
+	var conn *nftrules.Conn // set below, before the DNS server answers
+	var dnsSvc *dnsService
+	if cfg.Mode == nftrules.ModeDNS {
+		var pin func(dnsfilter.Answer)
+		if cfg.DNSPinning {
+			pin = func(a dnsfilter.Answer) { pinner(cfg, conn, log)(a) }
+		}
+		if dnsSvc, err = listenDNS(ctx, cfg, &holder, sink, log, pin); err != nil {
+			log.Error("cannot listen; no rules installed", logKeyErr, err)
+			return exitFailure
+		}
+		defer dnsSvc.close()
+	}
 
-	conn, err := nftrules.Open(nftrules.ConnConfig{})
+	conn, err = nftrules.Open(nftrules.ConnConfig{})
 	if err != nil {
 		log.Error("cannot open netlink", logKeyErr, err)
 		return exitFailure
@@ -366,8 +383,12 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 		log.Info("proxies listening", logKeyHTTPPort, cfg.HTTPPort, logKeyHTTPSPort, cfg.HTTPSPort,
 			logKeyDestinationCheck, cfg.DestinationCheck.String())
 	case nftrules.ModeDNS:
-		log.Warn("the DNS server is not part of this build: redirected DNS queries get no answer (fail closed)",
-			logKeyDNSPort, cfg.DNSPort)
+		wait := dnsSvc.serve(ctx, fail)
+		defer func() {
+			cancel()
+			wait()
+		}()
+		log.Info("DNS server listening", logKeyDNSPort, cfg.DNSPort, logKeyUpstreams, fmt.Sprint(cfg.DNSUpstreams))
 	}
 
 	// The kernel's own verdicts (allowed by address, blocked) come through

@@ -16,7 +16,8 @@ import (
 const (
 	// DNSPort is where [Env.DNSServer] listens.
 	DNSPort = 53
-	// DNSTTL is the TTL of the records [Env.DNSServer] answers with.
+	// DNSTTL is the TTL of the records [Env.DNSServer] answers with,
+	// unless [DNSServer.SetTTL] changes it.
 	DNSTTL = 60
 
 	dnsStartTimeout = 5 * time.Second
@@ -37,6 +38,14 @@ type DNSServer struct {
 
 	mu      sync.Mutex
 	queries []DNSQuery
+	ttl     uint32
+}
+
+// SetTTL sets the TTL of the records in later answers.
+func (s *DNSServer) SetTTL(ttl uint32) {
+	s.mu.Lock()
+	s.ttl = ttl
+	s.mu.Unlock()
 }
 
 // DNSServer starts a DNS server on port 53, UDP and TCP, in the upstream
@@ -50,7 +59,7 @@ type DNSServer struct {
 // when the test ends.
 func (e *Env) DNSServer(records map[string][]netip.Addr) *DNSServer {
 	e.t.Helper()
-	s := &DNSServer{records: map[string][]netip.Addr{}}
+	s := &DNSServer{records: map[string][]netip.Addr{}, ttl: DNSTTL}
 	for name, addrs := range records {
 		s.records[dns.CanonicalName(name)] = append([]netip.Addr(nil), addrs...)
 	}
@@ -131,7 +140,10 @@ func (s *DNSServer) serve(w dns.ResponseWriter, r *dns.Msg) {
 		_ = w.WriteMsg(m)
 		return
 	}
-	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: DNSTTL}
+	s.mu.Lock()
+	ttl := s.ttl
+	s.mu.Unlock()
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: ttl}
 	for _, a := range addrs {
 		switch {
 		case q.Qtype == dns.TypeA && a.Is4():

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/g0lab/g0efilter/dnsfilter"
+	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/nftrules"
+	"github.com/g0lab/g0efilter/policy"
+)
+
+// pinTimeout is how long an address from an allowed answer stays pinned:
+// its record's TTL, but at least DNS_PIN_MIN_TTL (clients and connection
+// pools use an answer a little past its TTL), plus DNS_PIN_GRACE.
+func pinTimeout(cfg config, ttl time.Duration) time.Duration {
+	return max(ttl, cfg.DNSPinMinTTL) + cfg.DNSPinGrace
+}
+
+// dnsService is dns mode's filtering resolver, on DNS_PORT at 127.0.0.1
+// and ::1, where the kernel's redirect delivers the workload's queries.
+type dnsService struct {
+	server *dnsfilter.Server
+	pcs    []net.PacketConn
+	lns    []net.Listener
+}
+
+// listenDNS opens the resolver's sockets. pin receives the addresses of
+// each allowed answer; nil means no pinning.
+func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Sink, log *slog.Logger, pin func(dnsfilter.Answer)) (*dnsService, error) {
+	s := &dnsService{server: &dnsfilter.Server{
+		Handler: &dnsfilter.Handler{
+			Policy: p,
+			Upstream: &dnsfilter.Upstream{
+				Servers: cfg.DNSUpstreams,
+				Mark:    nftrules.DefaultBypassMark,
+			},
+			Events:   sink,
+			OnAnswer: pin,
+			Logger:   log,
+		},
+		Logger: log,
+	}}
+	var lc net.ListenConfig
+	for _, lo := range []struct{ udp, tcp, addr string }{{"udp4", "tcp4", "127.0.0.1"}, {"udp6", "tcp6", "::1"}} {
+		addr := net.JoinHostPort(lo.addr, strconv.Itoa(int(cfg.DNSPort)))
+		pc, err := lc.ListenPacket(ctx, lo.udp, addr)
+		if err != nil && lo.udp == "udp6" && isNoIPv6(err) {
+			log.Warn("no IPv6 on loopback; the DNS server listens on IPv4 only", logKeyErr, err)
+			continue
+		}
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("DNS server: %w", err)
+		}
+		ln, err := lc.Listen(ctx, lo.tcp, addr)
+		if err != nil {
+			pc.Close()
+			s.close()
+			return nil, fmt.Errorf("DNS server: %w", err)
+		}
+		s.pcs, s.lns = append(s.pcs, pc), append(s.lns, ln)
+	}
+	return s, nil
+}
+
+func (s *dnsService) close() {
+	for _, pc := range s.pcs {
+		pc.Close()
+	}
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+}
+
+// serve answers queries until ctx ends; a failure is reported through fail.
+func (s *dnsService) serve(ctx context.Context, fail func(error)) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.server.Serve(ctx, s.pcs, s.lns); err != nil {
+			fail(fmt.Errorf("DNS server: %w", err))
+		}
+	}()
+	return func() { <-done }
+}
+
+// pinner pins the addresses of allowed answers into the kernel's timeout
+// sets through conn.
+func pinner(cfg config, conn *nftrules.Conn, log *slog.Logger) func(dnsfilter.Answer) {
+	return func(a dnsfilter.Answer) {
+		pins := make([]nftrules.Pin, 0, len(a.Addrs))
+		for _, at := range a.Addrs {
+			pins = append(pins, nftrules.Pin{Addr: at.Addr, Timeout: pinTimeout(cfg, at.TTL)})
+		}
+		if err := conn.Pin(pins); err != nil {
+			// The answer still goes out; connections to the addresses
+			// are refused in the kernel (fail closed) and reported there.
+			log.Error("cannot pin the addresses of an answer", logKeyName, a.Name, logKeyErr, err)
+		}
+	}
+}
