@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -488,6 +489,7 @@ func TestProxyShutdownClosesConnections(t *testing.T) {
 	backend, cfg := tlsBackend(t, "a.example")
 	p := &sni.Proxy{Policy: allow(t, "a.example"), Resolver: loopback}
 	p.OriginalDestination = func(net.Conn) (netip.AddrPort, error) { return backend, nil }
+	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -513,6 +515,31 @@ func TestProxyShutdownClosesConnections(t *testing.T) {
 	_, err = c.Read(make([]byte, 1))
 	assert.Error(t, err)
 	assert.False(t, isTimeout(err), "the proxied connection must be closed")
+
+	// No goroutine or descriptor of the proxy outlives it. splice(2)'s
+	// pipes are cached by the runtime in a sync.Pool, which two
+	// collections empty, closing them.
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines || openFDs(t) > fds {
+		runtime.GC()
+		runtime.GC()
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines %d (were %d), descriptors %d (were %d)",
+				runtime.NumGoroutine(), goroutines, openFDs(t), fds)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count descriptors: %v", err)
+	}
+	return len(fds)
 }
 
 // httpBackend answers every request with "<host> <method> <path> <body
