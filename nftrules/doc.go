@@ -39,7 +39,7 @@
 //
 // # The ruleset
 //
-// In https mode (the default) the nat chain (output hook, priority -100)
+// In https mode (the default) the nat chain (output hook, priority -101)
 // lets allowlisted destinations, the filter's own sockets (those carrying
 // [Config.BypassMark]) and loopback traffic through untouched and
 // redirects TCP 80 and 443 to the local HTTP and HTTPS proxies. The filter

@@ -80,7 +80,7 @@ func ExampleRuleset_Render() {
 	// 	}
 	//
 	// 	chain nat_output {
-	// 		type nat hook output priority -100; policy accept;
+	// 		type nat hook output priority -101; policy accept;
 	// 		ip daddr @allow4 accept
 	// 		ip6 daddr @allow6 accept
 	// 		meta mark 0x00006700 accept

@@ -23,7 +23,7 @@ const (
 const (
 	TableName     = "g0efilter"
 	ChainOutput   = "output"     // filter hook output priority 0, policy drop
-	ChainNATOut   = "nat_output" // nat hook output priority -100, policy accept
+	ChainNATOut   = "nat_output" // nat hook output priority -101, policy accept
 	ChainInput    = "input"      // filter hook input priority 0, policy accept: guards the local service ports
 	SetAllow4     = "allow4"     // allowlisted IPv4 prefixes (interval set)
 	SetAllow6     = "allow6"     // allowlisted IPv6 prefixes (interval set)
@@ -31,6 +31,7 @@ const (
 	SetPinned6    = "pinned6"    // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
 	maxLogPrefix  = 127
 	loopbackIndex = 1 // the loopback interface's index in every network namespace
+	natPriority   = -101
 )
 
 // ErrConfig is wrapped by every error that [Build] returns.
@@ -322,8 +323,9 @@ func (L4Proto) isMatch()        {}
 // Build returns the ruleset for cfg. It is a pure function: it needs no
 // privileges and runs on any OS.
 //
-// Both modes have a nat chain on the output hook at priority -100, which
-// sees the first packet of each connection before the filter chain, and a
+// Both modes have a nat chain on the output hook at priority -101, ahead of
+// other NAT chains at the usual -100 (Docker's, say), which sees the first
+// packet of each connection before the filter chain, and a
 // filter chain on the output hook at priority 0 with policy drop. A
 // redirected connection leaves the nat chain with its destination
 // rewritten to 127.0.0.1 or ::1, but the filter chain still sees the
@@ -425,7 +427,11 @@ func Build(cfg Config) (*Ruleset, error) {
 		guard = append(guard, Rule{Match: []Match{IifNotLoopback{}, p}, Verdict: Drop})
 	}
 	r.Chains = []Chain{
-		{Name: ChainNATOut, Type: ChainNAT, Priority: -100, Policy: Accept, Rules: nat},
+		// One before the usual NAT priority (-100), so that the redirect
+		// wins over NAT chains of others at the same hook: Docker DNATs
+		// the queries to its resolver at 127.0.0.11 in the container's
+		// namespace, and the first chain to NAT a connection decides it.
+		{Name: ChainNATOut, Type: ChainNAT, Priority: natPriority, Policy: Accept, Rules: nat},
 		{Name: ChainOutput, Type: ChainFilter, Priority: 0, Policy: Drop, Rules: filter},
 		{Name: ChainInput, Type: ChainFilter, Hook: HookInput, Priority: 0, Policy: Accept, Rules: guard},
 	}

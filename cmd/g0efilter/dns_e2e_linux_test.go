@@ -256,3 +256,41 @@ func TestDNSModeDNSOnly(t *testing.T) {
 	var ne net.Error
 	require.True(t, errors.As(err, &ne) && ne.Timeout(), "DoT must be dropped, got %v", err)
 }
+
+// TestDNSModeWinsOverDockerDNAT simulates Docker's embedded resolver: a
+// NAT chain of its own, at the usual priority, that sends the container's
+// queries to 127.0.0.11 on to another port. The filter's redirect must
+// still get them; otherwise the workload's DNS would bypass the filter.
+func TestDNSModeWinsOverDockerDNAT(t *testing.T) {
+	env := e2e.New(t)
+	docker := `table ip docker_sim {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:5355
+		ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:5355
+	}
+}
+`
+	cmd := exec.Command("ip", "netns", "exec", env.Box, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(docker)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	pe := &proxyEnv{Env: env}
+	pe.dns = env.DNSServer(map[string][]netip.Addr{"allowed.example": {e2e.Upstream4[1]}})
+	pe.filter = env.StartFilter(t, dnsPolicy, map[string]string{
+		"FILTER_MODE":   "dns",
+		"DNS_UPSTREAMS": e2e.Upstream4[0].String(),
+	})
+	pe.filter.WaitForOutput("DNS server listening")
+	de := &dnsEnv{proxyEnv: pe}
+	docker53 := netip.MustParseAddrPort("127.0.0.11:53")
+	for _, network := range []string{"udp", "tcp"} {
+		resp, err := de.query(t, network, "blocked.example", dns.TypeA, docker53)
+		require.NoError(t, err, "%s: the query must reach the filter, not the simulated Docker port", network)
+		assert.Equal(t, dns.RcodeNameError, resp.Rcode)
+		resp, err = de.query(t, network, "allowed.example", dns.TypeA, docker53)
+		require.NoError(t, err)
+		assert.Equal(t, dns.RcodeSuccess, resp.Rcode)
+	}
+}
