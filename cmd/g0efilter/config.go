@@ -54,6 +54,9 @@ const (
 	envDNSPinning   = "DNS_PINNING"
 	envDNSPinMinTTL = "DNS_PIN_MIN_TTL"
 	envDNSPinGrace  = "DNS_PIN_GRACE"
+
+	// Ours: Prometheus metrics.
+	envMetricsAddr = "METRICS_ADDR"
 )
 
 // Defaults, as documented in the reference.
@@ -105,6 +108,10 @@ type config struct {
 	// its record's TTL, at least DNSPinMinTTL (60s by default), plus
 	// DNSPinGrace (10s by default).
 	DNSPinMinTTL, DNSPinGrace time.Duration
+
+	// MetricsAddr is where Prometheus metrics are served ("host:port" or
+	// ":port"); empty means nowhere.
+	MetricsAddr string
 
 	// PolicyPath is the policy file; /app/policy.yaml by default.
 	PolicyPath string
@@ -194,6 +201,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DNSPinning:                p.booleanOr(envDNSPinning, true),
 		DNSPinMinTTL:              p.duration(envDNSPinMinTTL, defaultDNSPinMinTTL, false),
 		DNSPinGrace:               p.duration(envDNSPinGrace, defaultDNSPinGrace, true),
+		MetricsAddr:               p.listenAddr(envMetricsAddr),
 	}
 	if c.PolicyPath == "" {
 		c.PolicyPath = defaultPolicyPath
@@ -204,6 +212,19 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if c.Mode == nftrules.ModeHTTPS && c.HTTPPort != 0 && c.HTTPPort == c.HTTPSPort {
 		v, _ := lookup(envHTTPSPort)
 		p.fail(envHTTPSPort, v, fmt.Errorf("same port as %s", envHTTPPort))
+	}
+	if c.MetricsAddr != "" {
+		_, port, _ := net.SplitHostPort(c.MetricsAddr)
+		taken := map[string]string{}
+		if c.Mode == nftrules.ModeHTTPS {
+			taken[strconv.Itoa(int(c.HTTPPort))] = envHTTPPort
+			taken[strconv.Itoa(int(c.HTTPSPort))] = envHTTPSPort
+		} else {
+			taken[strconv.Itoa(int(c.DNSPort))] = envDNSPort
+		}
+		if name, ok := taken[port]; ok {
+			p.fail(envMetricsAddr, c.MetricsAddr, fmt.Errorf("same port as %s: metrics never share a proxy's or the DNS server's port", name))
+		}
 	}
 	if c.EnableRemoteUnblock && c.DashboardHost == nil {
 		v, _ := lookup(envEnableRemoteUnblock)
@@ -442,6 +463,30 @@ func (p *envParser) upstreams(name string) []netip.AddrPort {
 		return def
 	}
 	return out
+}
+
+// listenAddr parses an address to listen on: "host:port" or ":port".
+func (p *envParser) listenAddr(name string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		p.fail(name, v, errors.New("want host:port or :port"))
+		return ""
+	}
+	if n, err := parsePort(port); err != nil || n == 0 {
+		p.fail(name, v, errors.New("want a port from 1 to 65535"))
+		return ""
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			p.fail(name, v, errors.New("want an IP address to listen on, or none for all"))
+			return ""
+		}
+	}
+	return v
 }
 
 // destinationCheck parses DESTINATION_CHECK: verify, dial-name or trust.

@@ -99,6 +99,7 @@ func TestLoadConfigValid(t *testing.T) {
 			assert.Equal(t, 5*time.Second, c.DNSPinMinTTL)
 			assert.Zero(t, c.DNSPinGrace)
 		}},
+		{"METRICS_ADDR", map[string]string{"METRICS_ADDR": ":9464"}, func(t *testing.T, c config) { assert.Equal(t, ":9464", c.MetricsAddr) }},
 		{"PROXY_IDLE_TIMEOUT", map[string]string{"PROXY_IDLE_TIMEOUT": "30s"}, func(t *testing.T, c config) { assert.Equal(t, 30*time.Second, c.IdleTimeout) }},
 		{"DASHBOARD_HOST", map[string]string{"DASHBOARD_HOST": "http://dashboard:8081"}, func(t *testing.T, c config) {
 			assert.Equal(t, mustURL(t, "http://dashboard:8081"), c.DashboardHost)
@@ -154,6 +155,9 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "DNS_UPSTREAMS", value: "dns.example:53"},
 		{name: "DESTINATION_CHECK", value: "off"},
 		{name: "DNS_PINNING", value: "maybe"},
+		{name: "METRICS_ADDR", value: "9464"},
+		{name: "METRICS_ADDR", value: "localhost:9464"},
+		{name: "METRICS_ADDR", value: ":8443"},
 		{name: "DNS_PIN_MIN_TTL", value: "0s"},
 		{name: "PROXY_HELLO_TIMEOUT", value: "0s"},
 		{name: "DASHBOARD_HOST", value: "dashboard:8081"},

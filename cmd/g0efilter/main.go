@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -66,6 +67,8 @@ const (
 	logKeyDropped          = "dropped"
 	logKeyUpstreams        = "upstreams"
 	logKeyName             = "name"
+	logKeySink             = "sink"
+	logKeyAddr             = "addr"
 )
 
 const usage = `usage: g0efilter [command] [arguments]
@@ -313,7 +316,13 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 	}
 	var holder policy.Holder
 	holder.Store(snap)
-	sink, err := openSinks(cfg, log, hostname)
+	var m *metrics
+	var extra []events.Sink
+	if cfg.MetricsAddr != "" {
+		m = newMetrics()
+		extra = append(extra, m)
+	}
+	sink, err := openSinks(cfg, log, hostname, extra...)
 	if err != nil {
 		log.Error("cannot open the event sinks; no rules installed", logKeyErr, err)
 		return exitFailure
@@ -333,13 +342,21 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 			return exitFailure
 		}
 		defer px.close()
+		if m != nil {
+			m.watchProxy(px.proxy)
+		}
 	}
 	var conn *nftrules.Conn // set below, before the DNS server answers
 	var dnsSvc *dnsService
 	if cfg.Mode == nftrules.ModeDNS {
 		var pin func(dnsfilter.Answer)
 		if cfg.DNSPinning {
-			pin = func(a dnsfilter.Answer) { pinner(cfg, conn, log)(a) }
+			pin = func(a dnsfilter.Answer) {
+				pinner(cfg, conn, log)(a)
+				if m != nil {
+					m.pinned.Add(float64(len(a.Addrs)))
+				}
+			}
 		}
 		if dnsSvc, err = listenDNS(ctx, cfg, &holder, sink, log, pin); err != nil {
 			log.Error("cannot listen; no rules installed", logKeyErr, err)
@@ -417,6 +434,26 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 		log.Warn("configured but not part of this build; ignored", logKeyVariable, f)
 	}
 
+	reloaded := func(bool) {}
+	if m != nil {
+		for name, dropped := range sink.dropped() {
+			m.watchDropped(name, dropped)
+		}
+		m.reloaded(true) // the policy loaded at start
+		reloaded = m.reloaded
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			log.Error("cannot serve metrics", logKeyErr, err)
+			return exitFailure
+		}
+		wait := m.serve(ctx, ln, log)
+		defer func() {
+			cancel()
+			wait()
+		}()
+		log.Info("metrics listening", logKeyAddr, ln.Addr().String())
+	}
+
 	w := &policy.Watcher{
 		Loader: loader(cfg),
 		OnReload: func(next *policy.Snapshot) {
@@ -429,16 +466,19 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 			if added != 0 || removed != 0 {
 				if err := conn.UpdateSets(n4, n6); err != nil {
 					log.Error("cannot update the allowlist sets; the previous policy stays", logKeyErr, err)
+					reloaded(false)
 					return
 				}
 				v4, v6 = n4, n6
 			}
 			holder.Store(next)
+			reloaded(true)
 			log.Info("policy reloaded", logKeyIPv4, len(n4), logKeyIPv6, len(n6),
 				logKeyDomains, len(next.Policy().Domains), logKeyAdded, added, logKeyRemoved, removed)
 		},
 		OnError: func(err error) {
 			log.Warn("policy not reloaded; the previous policy stays", logKeyErr, err)
+			reloaded(false)
 		},
 		Logger: log,
 	}

@@ -21,9 +21,27 @@ const eventQueueSize = 4096
 // connection, the log or another sink.
 type sinks struct {
 	events.Sink
-	queues   []*events.Queue
+	queues   []namedQueue
 	closer   []func() error
 	notifier *gotify.Notifier
+}
+
+type namedQueue struct {
+	name string // "log", "file"
+	*events.Queue
+}
+
+// dropped returns, for each sink, a function that tells how many events it
+// dropped.
+func (s *sinks) dropped() map[string]func() uint64 {
+	out := map[string]func() uint64{}
+	for _, q := range s.queues {
+		out[q.name] = q.Dropped
+	}
+	if s.notifier != nil {
+		out["gotify"] = s.notifier.Dropped
+	}
+	return out
 }
 
 // markedClient is an HTTP client whose connections carry the bypass mark:
@@ -34,24 +52,25 @@ func markedClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-func openSinks(cfg config, log *slog.Logger, host string) (*sinks, error) {
+// openSinks opens the sinks cfg asks for; extra sinks (metrics) take every
+// event directly and must be as quick as a queue.
+func openSinks(cfg config, log *slog.Logger, host string, extra ...events.Sink) (*sinks, error) {
 	s := &sinks{}
-	add := func(next events.Sink) {
-		q := events.NewQueue(next, eventQueueSize)
-		s.queues = append(s.queues, q)
+	add := func(name string, next events.Sink) {
+		s.queues = append(s.queues, namedQueue{name, events.NewQueue(next, eventQueueSize)})
 	}
-	add(events.NewLogSink(log))
+	add("log", events.NewLogSink(log))
 	if cfg.LogFile != "" {
 		f, err := events.OpenFile(cfg.LogFile, events.FileConfig{})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", envLogFile, err)
 		}
-		add(f)
+		add("file", f)
 		s.closer = append(s.closer, f.Close)
 	}
-	all := make([]events.Sink, len(s.queues))
-	for i, q := range s.queues {
-		all[i] = q
+	all := append([]events.Sink(nil), extra...)
+	for _, q := range s.queues {
+		all = append(all, q)
 	}
 	if cfg.NotificationHost != nil {
 		n, err := gotify.New(gotify.Config{
@@ -80,7 +99,7 @@ func (s *sinks) close(ctx context.Context, log *slog.Logger) {
 			log.Warn("events not delivered at shutdown", logKeyErr, err)
 		}
 		if n := q.Dropped(); n > 0 {
-			log.Warn("events dropped because a sink was too slow", logKeyDropped, n)
+			log.Warn("events dropped because a sink was too slow", logKeySink, q.name, logKeyDropped, n)
 		}
 	}
 	if s.notifier != nil {

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/sni"
+)
+
+// metrics are the filter's Prometheus metrics, served on METRICS_ADDR
+// only. Names follow Prometheus conventions: a g0efilter_ prefix, _total
+// for counters, base units.
+type metrics struct {
+	reg       *prometheus.Registry
+	decisions *prometheus.CounterVec
+	dns       *prometheus.CounterVec
+	pinned    prometheus.Counter
+	reloads   *prometheus.CounterVec
+	lastLoad  prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "g0efilter_decisions_total",
+			Help: "Decisions taken, by component (https, http, dns, kernel), action (allowed, blocked, error) and reason.",
+		}, []string{"component", "action", "reason"}),
+		dns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "g0efilter_dns_queries_total",
+			Help: "DNS queries answered by the filtering resolver, by action.",
+		}, []string{"action"}),
+		pinned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "g0efilter_dns_pinned_addresses_total",
+			Help: "Addresses from allowed DNS answers pinned in the kernel (a re-pin counts again).",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "g0efilter_policy_reloads_total",
+			Help: "Policy reloads, by result (ok: applied; error: refused, the previous policy stays).",
+		}, []string{"result"}),
+		lastLoad: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "g0efilter_policy_last_reload_timestamp_seconds",
+			Help: "When the policy in force was loaded, as a Unix time.",
+		}),
+	}
+	m.reg.MustRegister(m.decisions, m.dns, m.pinned, m.reloads, m.lastLoad,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("error")
+	return m
+}
+
+// Emit counts an event; metrics is one of the sinks.
+func (m *metrics) Emit(e events.Event) {
+	m.decisions.WithLabelValues(string(e.Component), e.Action.String(), string(e.Reason)).Inc()
+	if e.Component == events.DNS {
+		m.dns.WithLabelValues(e.Action.String()).Inc()
+	}
+}
+
+var _ events.Sink = (*metrics)(nil)
+
+func (m *metrics) reloaded(ok bool) {
+	if !ok {
+		m.reloads.WithLabelValues("error").Inc()
+		return
+	}
+	m.reloads.WithLabelValues("ok").Inc()
+	m.lastLoad.SetToCurrentTime()
+}
+
+// watchProxy exports the proxies' connection and byte counters.
+func (m *metrics) watchProxy(p *sni.Proxy) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "g0efilter_proxy_connections_active",
+			Help: "Connections the HTTP and HTTPS proxies hold open now.",
+		}, func() float64 { return float64(p.Stats().Active) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "g0efilter_proxy_connections_total",
+			Help: "Connections the HTTP and HTTPS proxies accepted.",
+		}, func() float64 { return float64(p.Stats().Accepted) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "g0efilter_proxy_bytes_total",
+			Help:        "Bytes forwarded by the proxies, by direction (up: client to destination).",
+			ConstLabels: prometheus.Labels{"direction": "up"},
+		}, func() float64 { return float64(p.Stats().BytesUp) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "g0efilter_proxy_bytes_total",
+			Help:        "Bytes forwarded by the proxies, by direction (up: client to destination).",
+			ConstLabels: prometheus.Labels{"direction": "down"},
+		}, func() float64 { return float64(p.Stats().BytesDown) }),
+	)
+}
+
+// watchDropped exports how many events a sink's queue dropped.
+func (m *metrics) watchDropped(sink string, dropped func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "g0efilter_events_dropped_total",
+		Help:        "Events a sink's queue dropped because the sink was too slow.",
+		ConstLabels: prometheus.Labels{"sink": sink},
+	}, func() float64 { return float64(dropped()) }))
+}
+
+// serve serves /metrics on ln until ctx ends.
+func (m *metrics) serve(ctx context.Context, ln net.Listener, log *slog.Logger) (wait func()) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", logKeyErr, err)
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
+	return func() {
+		<-done
+		stop()
+	}
+}
