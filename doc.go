@@ -12,23 +12,35 @@
 //     allocations, hold the live one, watch the file, and edit it safely.
 //   - [github.com/g0lab/g0efilter/sni]: read the server name from the first
 //     bytes of a connection — a TLS ClientHello or an HTTP/1.x request head —
-//     without consuming or decrypting anything.
+//     and sni.Proxy, the transparent proxy that decides on it and forwards
+//     (splicing) or resets the connection.
+//   - [github.com/g0lab/g0efilter/dnsfilter]: the filtering DNS handler and
+//     server (dns mode), the upstream client, and the caching resolver the
+//     proxy checks names with.
 //   - [github.com/g0lab/g0efilter/nftrules]: build the nftables ruleset for
 //     a mode and an allowlist, render it for dry runs, install it through
-//     netlink in one atomic batch and update its sets on reload.
+//     netlink in one atomic batch, update its sets on reload, and pin the
+//     addresses of allowed DNS answers.
+//   - [github.com/g0lab/g0efilter/events]: the typed Event every decision
+//     produces, the Sink interface, fan-out, bounded queues, the log and
+//     file sinks; events/nflog turns the kernel's verdicts into events and
+//     events/gotify notifies about blocked traffic.
 //
 // # Data flow
 //
 //	policy.yaml / env ──► policy.Loader ──► policy.Compile ──► policy.Snapshot
-//	                                                              │ held in a policy.Holder
-//	                                                              ▼
-//	connection's first bytes ──► sni.ParseClientHello / sni.ParseRequestHead
-//	                                  │ server name
-//	                                  ▼
-//	                        Snapshot.MatchHost(name) ──► allow (with the rule) or block
+//	                           ▲                                  │ held in a policy.Holder
+//	            policy.Watcher (reload)                           ▼
+//	                                  ┌──────────── sni.Proxy (80/443 redirected)
+//	Snapshot.MatchHost(name) ◄────────┤
+//	                                  └──────────── dnsfilter.Handler (53 redirected) ──► nftrules.Conn.Pin
+//	                                         │
+//	                                   events.Event ◄── events/nflog (kernel verdicts)
+//	                                         │
+//	                                   events.Sink fan-out ──► log, LOG_FILE, Gotify, metrics
 //
 //	Snapshot.Prefixes ──► nftrules.Build ──► Conn.Apply / Conn.UpdateSets ──► table inet g0efilter
 //
-// The binary, the transparent proxy, the DNS filter, events and the
-// dashboard build on these packages.
+// cmd/g0efilter wires these together from the environment; cmd/dashboard
+// serves the web UI and the API events are shipped to.
 package g0efilter
