@@ -252,4 +252,3 @@ func (f *filter) close() {
 		f.sinks.close(ctx, f.log)
 	}
 }
-
