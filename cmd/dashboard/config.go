@@ -1,0 +1,230 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/g0lab/g0efilter/events"
+)
+
+// Environment variables read by the dashboard (see the "Environment —
+// dashboard" table of the reference), and ours.
+const (
+	envPort         = "PORT"
+	envAPIKey       = "API_KEY"
+	envLogLevel     = "LOG_LEVEL"
+	envBufferSize   = "BUFFER_SIZE"
+	envReadLimit    = "READ_LIMIT"
+	envSSERetryMS   = "SSE_RETRY_MS"
+	envWriteTimeout = "WRITE_TIMEOUT"
+	envRateRPS      = "RATE_RPS"
+	envRateBurst    = "RATE_BURST"
+
+	// Ours: history that survives restarts.
+	envDBPath      = "DB_PATH"
+	envDBMaxEvents = "DB_MAX_EVENTS"
+	envDBMaxAge    = "DB_MAX_AGE"
+)
+
+// Defaults, as documented in the reference.
+const (
+	defaultAddr        = ":8081"
+	defaultBufferSize  = 5000
+	defaultReadLimit   = 500
+	defaultSSERetry    = 2000 * time.Millisecond
+	defaultRateRPS     = 50
+	defaultRateBurst   = 100
+	defaultDBMaxEvents = 1_000_000
+)
+
+// config is everything the dashboard reads from its environment, validated.
+type config struct {
+	// Addr is the listen address, host:port; ":8081" by default.
+	Addr string
+	// APIKey is the key filters present; empty refuses ingest.
+	APIKey string
+	// LogLevel is the slog level; INFO by default.
+	LogLevel slog.Level
+	// BufferSize is the memory store's capacity; 5000 by default.
+	BufferSize int
+	// ReadLimit caps the events of one read; 500 by default.
+	ReadLimit int
+	// SSERetry is the reconnection delay told to browsers; 2s by default.
+	SSERetry time.Duration
+	// WriteTimeout bounds writing an answer; 0 (none) by default. Streams
+	// are exempt.
+	WriteTimeout time.Duration
+	// RateRPS and RateBurst limit each client; 50 and 100 by default.
+	// RATE_RPS=0 turns the limit off (RateRPS < 0 here).
+	RateRPS   float64
+	RateBurst int
+	// DBPath, when set, keeps events in SQLite there instead of memory.
+	DBPath string
+	// DBMaxEvents and DBMaxAge are the SQLite store's retention;
+	// 1,000,000 events and no age limit by default.
+	DBMaxEvents int
+	DBMaxAge    time.Duration
+}
+
+// envError is an invalid environment variable.
+type envError struct {
+	Name  string
+	Value string
+	Err   error
+}
+
+func (e *envError) Error() string {
+	return fmt.Sprintf("%s=%q: %v", e.Name, e.Value, e.Err)
+}
+
+func (e *envError) Unwrap() error { return e.Err }
+
+// loadConfig reads and validates the environment through lookup
+// (os.LookupEnv in main). Every invalid variable is reported, joined with
+// errors.Join, each naming the variable and its value.
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	p := envParser{lookup: lookup}
+	c := config{
+		Addr:         p.addr(envPort),
+		APIKey:       p.str(envAPIKey),
+		LogLevel:     p.level(envLogLevel),
+		BufferSize:   p.positive(envBufferSize, defaultBufferSize),
+		ReadLimit:    p.positive(envReadLimit, defaultReadLimit),
+		SSERetry:     time.Duration(p.positive(envSSERetryMS, int(defaultSSERetry.Milliseconds()))) * time.Millisecond,
+		WriteTimeout: p.seconds(envWriteTimeout),
+		RateRPS:      p.rate(envRateRPS),
+		RateBurst:    p.positive(envRateBurst, defaultRateBurst),
+		DBPath:       p.str(envDBPath),
+		DBMaxEvents:  p.positive(envDBMaxEvents, defaultDBMaxEvents),
+		DBMaxAge:     p.age(envDBMaxAge),
+	}
+	if err := errors.Join(p.errs...); err != nil {
+		return config{}, err
+	}
+	return c, nil
+}
+
+// envParser reads variables and collects the errors of the invalid ones.
+// Each method returns the default when the variable is unset or blank.
+type envParser struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (p *envParser) fail(name, value string, err error) {
+	p.errs = append(p.errs, &envError{Name: name, Value: value, Err: err})
+}
+
+// get returns the trimmed value and whether it is set and not blank.
+func (p *envParser) get(name string) (string, bool) {
+	v, ok := p.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (p *envParser) str(name string) string {
+	v, _ := p.get(name)
+	return v
+}
+
+func (p *envParser) level(name string) slog.Level {
+	v, ok := p.get(name)
+	if !ok {
+		return slog.LevelInfo
+	}
+	l, err := events.ParseLevel(v)
+	if err != nil {
+		p.fail(name, v, errors.New("want TRACE, DEBUG, INFO, WARN or ERROR"))
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// addr reads PORT: "8081", ":8081", "addr:port" or "[v6addr]:port", and
+// returns a listen address.
+func (p *envParser) addr(name string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return defaultAddr
+	}
+	if n, err := strconv.ParseUint(v, 10, 16); err == nil && n > 0 {
+		return ":" + v
+	}
+	// Port 0 (any free port) is allowed with an address, for tests.
+	if _, port, err := net.SplitHostPort(v); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err == nil {
+			return v
+		}
+	}
+	p.fail(name, v, errors.New("want a port (8081), :port (:8081) or address:port (127.0.0.1:8081, [::1]:8081)"))
+	return defaultAddr
+}
+
+func (p *envParser) positive(name string, def int) int {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		p.fail(name, v, errors.New("want a positive whole number"))
+		return def
+	}
+	return n
+}
+
+// seconds reads a whole number of seconds, 0 or more.
+func (p *envParser) seconds(name string) time.Duration {
+	v, ok := p.get(name)
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 0 {
+		p.fail(name, v, errors.New("want a whole number of seconds, 0 or more (0 means none)"))
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+// rate reads RATE_RPS: requests per second, a number; 0 turns the limit
+// off, which the library takes as a negative rate.
+func (p *envParser) rate(name string) float64 {
+	v, ok := p.get(name)
+	if !ok {
+		return defaultRateRPS
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f != f || f > 1e9 {
+		p.fail(name, v, errors.New("want requests per second, a number such as 50 or 0.5 (0 turns the limit off)"))
+		return defaultRateRPS
+	}
+	if f == 0 {
+		return -1
+	}
+	return f
+}
+
+// age reads DB_MAX_AGE: a Go duration ("720h") or whole days ("30d"); 0 or
+// unset means no age limit.
+func (p *envParser) age(name string) time.Duration {
+	v, ok := p.get(name)
+	if !ok {
+		return 0
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err == nil && n >= 0 && n <= 100*365 {
+			return time.Duration(n) * 24 * time.Hour
+		}
+	} else if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return d
+	}
+	p.fail(name, v, errors.New("want a duration such as 720h or 30d (0 means no limit)"))
+	return 0
+}

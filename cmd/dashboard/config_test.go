@@ -1,0 +1,135 @@
+package main
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := kv[k]
+		return v, ok
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, config{
+		Addr:        ":8081",
+		LogLevel:    slog.LevelInfo,
+		BufferSize:  5000,
+		ReadLimit:   500,
+		SSERetry:    2 * time.Second,
+		RateRPS:     50,
+		RateBurst:   100,
+		DBMaxEvents: 1_000_000,
+	}, c)
+}
+
+func TestLoadConfigAll(t *testing.T) {
+	c, err := loadConfig(env(map[string]string{
+		"PORT":          "127.0.0.1:9000",
+		"API_KEY":       " key ",
+		"LOG_LEVEL":     "trace",
+		"BUFFER_SIZE":   "100",
+		"READ_LIMIT":    "50",
+		"SSE_RETRY_MS":  "500",
+		"WRITE_TIMEOUT": "30",
+		"RATE_RPS":      "2.5",
+		"RATE_BURST":    "7",
+		"DB_PATH":       "/data/events.db",
+		"DB_MAX_EVENTS": "1000",
+		"DB_MAX_AGE":    "30d",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, config{
+		Addr:         "127.0.0.1:9000",
+		APIKey:       "key",
+		LogLevel:     slog.LevelDebug - 4,
+		BufferSize:   100,
+		ReadLimit:    50,
+		SSERetry:     500 * time.Millisecond,
+		WriteTimeout: 30 * time.Second,
+		RateRPS:      2.5,
+		RateBurst:    7,
+		DBPath:       "/data/events.db",
+		DBMaxEvents:  1000,
+		DBMaxAge:     30 * 24 * time.Hour,
+	}, c)
+}
+
+func TestLoadConfigValues(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		get         func(config) any
+		want        any
+	}{
+		{"PORT", "8081", func(c config) any { return c.Addr }, ":8081"},
+		{"PORT", ":8082", func(c config) any { return c.Addr }, ":8082"},
+		{"PORT", "0.0.0.0:8083", func(c config) any { return c.Addr }, "0.0.0.0:8083"},
+		{"PORT", "[::1]:8084", func(c config) any { return c.Addr }, "[::1]:8084"},
+		{"PORT", "localhost:8085", func(c config) any { return c.Addr }, "localhost:8085"},
+		{"PORT", "127.0.0.1:0", func(c config) any { return c.Addr }, "127.0.0.1:0"},
+		{"PORT", "  ", func(c config) any { return c.Addr }, ":8081"},
+		{"RATE_RPS", "0", func(c config) any { return c.RateRPS }, -1.0},
+		{"WRITE_TIMEOUT", "0", func(c config) any { return c.WriteTimeout }, time.Duration(0)},
+		{"DB_MAX_AGE", "36h", func(c config) any { return c.DBMaxAge }, 36 * time.Hour},
+		{"DB_MAX_AGE", "0", func(c config) any { return c.DBMaxAge }, time.Duration(0)},
+		{"LOG_LEVEL", "WARN", func(c config) any { return c.LogLevel }, slog.LevelWarn},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			c, err := loadConfig(env(map[string]string{tc.name: tc.value}))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, tc.get(c))
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ name, value, text string }{
+		{"PORT", "0", "want a port"},
+		{"PORT", "65536", "want a port"},
+		{"PORT", "http://x:80", "want a port"},
+		{"PORT", "127.0.0.1", "want a port"},
+		{"PORT", "host:http", "want a port"},
+		{"LOG_LEVEL", "LOUD", "want TRACE"},
+		{"BUFFER_SIZE", "0", "positive"},
+		{"BUFFER_SIZE", "many", "positive"},
+		{"READ_LIMIT", "-1", "positive"},
+		{"SSE_RETRY_MS", "2s", "positive"},
+		{"WRITE_TIMEOUT", "-5", "seconds"},
+		{"WRITE_TIMEOUT", "5s", "seconds"},
+		{"RATE_RPS", "fast", "requests per second"},
+		{"RATE_RPS", "-1", "requests per second"},
+		{"RATE_RPS", "NaN", "requests per second"},
+		{"RATE_BURST", "0", "positive"},
+		{"DB_MAX_EVENTS", "lots", "positive"},
+		{"DB_MAX_AGE", "-1h", "duration"},
+		{"DB_MAX_AGE", "month", "duration"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			_, err := loadConfig(env(map[string]string{tc.name: tc.value}))
+			require.Error(t, err)
+			var ee *envError
+			require.ErrorAs(t, err, &ee)
+			assert.Equal(t, tc.name, ee.Name)
+			assert.Contains(t, err.Error(), tc.name+"=")
+			assert.Contains(t, err.Error(), tc.text)
+		})
+	}
+}
+
+func TestLoadConfigJoinsErrors(t *testing.T) {
+	_, err := loadConfig(env(map[string]string{"PORT": "x", "BUFFER_SIZE": "0", "RATE_BURST": "y"}))
+	require.Error(t, err)
+	parts := unjoin(err)
+	require.Len(t, parts, 3)
+	for i, name := range []string{"PORT", "BUFFER_SIZE", "RATE_BURST"} {
+		assert.Contains(t, parts[i].Error(), name+"=")
+	}
+}

@@ -1,0 +1,241 @@
+// Command dashboard is g0efilter's dashboard: it takes the events that
+// filters ship, keeps them in memory (or in SQLite with DB_PATH), and
+// serves them to a web UI with a live stream.
+//
+// Usage:
+//
+//	dashboard           serve (the default)
+//	dashboard health    ask the dashboard on $PORT for /health: exit 0 if
+//	                    it is ok (a container HEALTHCHECK without curl)
+//	dashboard version   print the version
+//
+// Configuration comes from the environment:
+//
+//	PORT           listen address: 8081, :8081 or addr:port (default :8081)
+//	API_KEY        key filters present to ship events; unset refuses ingest
+//	LOG_LEVEL      TRACE, DEBUG, INFO, WARN or ERROR (default INFO)
+//	BUFFER_SIZE    events kept in memory (default 5000)
+//	READ_LIMIT     most events one read returns (default 500)
+//	SSE_RETRY_MS   reconnection delay told to browsers (default 2000)
+//	WRITE_TIMEOUT  seconds to write an answer, 0 for none (default 0);
+//	               live streams are exempt
+//	RATE_RPS       requests per second per client, 0 for no limit (default 50)
+//	RATE_BURST     requests a client may make at once (default 100)
+//	DB_PATH        keep events in this SQLite file instead of memory
+//	DB_MAX_EVENTS  events the SQLite file keeps (default 1000000)
+//	DB_MAX_AGE     how long it keeps them: 720h, 30d; 0 for ever (default 0)
+//
+// Ingest and the unblock polling routes need the API key; the UI, reads,
+// the stream and clearing do not, so put the dashboard behind a reverse
+// proxy that authenticates people, with only /api/v1/logs (POST) and the
+// unblock polling routes open to filters.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/g0lab/g0efilter/dashboardapi"
+	"github.com/g0lab/g0efilter/events"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // could not start or serve
+	exitUsage   = 2 // bad command line or configuration
+)
+
+// shutdownTimeout bounds the wait for requests in flight at shutdown.
+const shutdownTimeout = 10 * time.Second
+
+// Log attribute keys.
+const (
+	logKeyErr     = "err"
+	logKeyAddr    = "addr"
+	logKeyVersion = "version"
+	logKeyStore   = "store"
+	logKeyPath    = "path"
+	logKeyBuffer  = "buffer_size"
+)
+
+const usage = `usage: dashboard [serve|health|version]
+
+Configuration comes from the environment (PORT, API_KEY, LOG_LEVEL,
+BUFFER_SIZE, READ_LIMIT, SSE_RETRY_MS, WRITE_TIMEOUT, RATE_RPS, RATE_BURST,
+DB_PATH, DB_MAX_EVENTS, DB_MAX_AGE).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, nil)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program but for the process: it returns the exit code.
+// ready, when not nil, is called with the listening address once the
+// dashboard accepts connections.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer, ready func(net.Addr)) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch {
+	case len(args) > 1:
+		fmt.Fprintf(stderr, "dashboard: too many arguments\n%s", usage)
+		return exitUsage
+	case cmd == "version" || cmd == "--version":
+		fmt.Fprintf(stdout, "dashboard %s\n", version)
+		return exitOK
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case cmd != "serve" && cmd != "health":
+		fmt.Fprintf(stderr, "dashboard: unknown command %q\n%s", cmd, usage)
+		return exitUsage
+	}
+
+	cfg, err := loadConfig(lookup)
+	if err != nil {
+		fmt.Fprintf(stderr, "dashboard: configuration:\n")
+		for _, e := range unjoin(err) {
+			fmt.Fprintf(stderr, "  %v\n", e)
+		}
+		return exitUsage
+	}
+	if cmd == "health" {
+		return health(ctx, cfg.Addr, stdout, stderr)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
+		Level:       cfg.LogLevel,
+		ReplaceAttr: events.ReplaceLevelNames,
+	}))
+	if err := serve(ctx, cfg, log, ready); err != nil {
+		log.Error("dashboard stopped", logKeyErr, err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// serve runs the dashboard until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) error {
+	var store dashboardapi.Store
+	if cfg.DBPath != "" {
+		s, err := dashboardapi.OpenSQLite(cfg.DBPath, dashboardapi.SQLiteConfig{
+			MaxEvents: cfg.DBMaxEvents,
+			MaxAge:    cfg.DBMaxAge,
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", envDBPath, err)
+		}
+		store = s
+		log.Info("storing events in SQLite", logKeyStore, "sqlite", logKeyPath, cfg.DBPath)
+	} else {
+		store = dashboardapi.NewMemoryStore(cfg.BufferSize)
+		log.Info("storing events in memory", logKeyStore, "memory", logKeyBuffer, cfg.BufferSize)
+	}
+	defer store.Close()
+	if cfg.APIKey == "" {
+		log.Warn("API_KEY is not set: filters cannot ship events until it is")
+	}
+
+	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
+		APIKey:    cfg.APIKey,
+		Store:     store,
+		ReadLimit: cfg.ReadLimit,
+		SSERetry:  cfg.SSERetry,
+		RateRPS:   cfg.RateRPS,
+		RateBurst: cfg.RateBurst,
+		Logger:    log,
+	})
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	hs.RegisterOnShutdown(srv.Close) // streams end, so Shutdown need not wait for them
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", envPort, err)
+	}
+	log.Info("dashboard listening", logKeyAddr, ln.Addr().String(), logKeyVersion, version)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("dashboard shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// health asks the dashboard listening on addr for /health, over loopback
+// when addr names no host.
+func health(ctx context.Context, addr string, stdout, stderr io.Writer) int {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "dashboard: health: %v\n", err)
+		return exitFailure
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/health", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "dashboard: health: %v\n", err)
+		return exitFailure
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "dashboard: health: %v\n", err)
+		return exitFailure
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "dashboard: health: %s: %s\n", resp.Status, body)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "%s\n", body)
+	return exitOK
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/dashboardapi"
+)
+
+const wait = 10 * time.Second
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs the dashboard with kv as its environment and returns its base
+// URL, a function that stops it and returns the exit code, and its log.
+func start(t *testing.T, kv map[string]string) (string, func() int, *syncBuffer) {
+	t.Helper()
+	if kv["PORT"] == "" {
+		kv["PORT"] = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan net.Addr, 1)
+	code := make(chan int, 1)
+	var stderr syncBuffer
+	go func() {
+		code <- run(ctx, nil, env(kv), &bytes.Buffer{}, &stderr, func(a net.Addr) { addr <- a })
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a.String()
+	case c := <-code:
+		cancel()
+		t.Fatalf("dashboard exited with %d: %s", c, stderr.String())
+	case <-time.After(wait):
+		t.Fatal("dashboard did not start")
+	}
+	stopped := false
+	stop := func() int {
+		cancel()
+		select {
+		case c := <-code:
+			stopped = true
+			return c
+		case <-time.After(wait):
+			t.Fatal("dashboard did not stop")
+			return -1
+		}
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
+		}
+	})
+	return base, stop, &stderr
+}
+
+func postEvent(t *testing.T, base, key, name string) int {
+	t.Helper()
+	body := fmt.Sprintf(`[{"time":"2026-11-24T21:52:26Z","host":"web-1","component":"https","action":"blocked","name":%q}]`, name)
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/logs", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set(dashboardapi.APIKeyHeader, key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func readNames(t *testing.T, base string) []string {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/logs")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var lr dashboardapi.LogsResponse
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&lr))
+	var out []string
+	for _, r := range lr.Events {
+		out = append(out, r.Event.Name)
+	}
+	return out
+}
+
+func TestRunServesAndShutsDownWithStreamOpen(t *testing.T) {
+	base, stop, _ := start(t, map[string]string{"API_KEY": "k", "SSE_RETRY_MS": "700"})
+	resp, err := http.Get(base + "/health")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	stream, err := http.Get(base + "/api/v1/events")
+	require.NoError(t, err)
+	defer stream.Body.Close()
+	sc := bufio.NewScanner(stream.Body)
+	require.True(t, sc.Scan())
+	assert.Equal(t, "retry: 700", sc.Text())
+
+	assert.Equal(t, http.StatusUnauthorized, postEvent(t, base, "wrong", "a.example"))
+	assert.Equal(t, http.StatusOK, postEvent(t, base, "k", "a.example"))
+	assert.Equal(t, []string{"a.example"}, readNames(t, base))
+
+	assert.Equal(t, exitOK, stop(), "shutdown does not wait for the open stream")
+}
+
+func TestRunSQLiteKeepsHistory(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "events.db")
+	base, stop, log := start(t, map[string]string{"API_KEY": "k", "DB_PATH": db})
+	assert.Contains(t, log.String(), "sqlite")
+	require.Equal(t, http.StatusOK, postEvent(t, base, "k", "kept.example"))
+	require.Equal(t, exitOK, stop())
+
+	base, _, _ = start(t, map[string]string{"API_KEY": "k", "DB_PATH": db})
+	assert.Equal(t, []string{"kept.example"}, readNames(t, base))
+}
+
+func TestRunWithoutKeyWarnsAndRefusesIngest(t *testing.T) {
+	base, _, log := start(t, map[string]string{})
+	assert.Contains(t, log.String(), "API_KEY is not set")
+	assert.Equal(t, http.StatusForbidden, postEvent(t, base, "anything", "a.example"))
+}
+
+func TestRunErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+		text []string
+	}{
+		{"bad config", nil, map[string]string{"PORT": "nope", "RATE_BURST": "-1"}, exitUsage,
+			[]string{`PORT="nope"`, `RATE_BURST="-1"`}},
+		{"port in use", nil, map[string]string{"PORT": busy.Addr().String()}, exitFailure, []string{"PORT"}},
+		{"bad database", nil, map[string]string{"PORT": "127.0.0.1:0", "DB_PATH": filepath.Join(t.TempDir(), "no", "dir", "x.db")}, exitFailure, []string{"DB_PATH"}},
+		{"unknown command", []string{"frobnicate"}, nil, exitUsage, []string{`unknown command "frobnicate"`}},
+		{"extra argument", []string{"serve", "x"}, nil, exitUsage, []string{"too many arguments"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, env(tc.env), &stdout, &stderr, nil)
+			assert.Equal(t, tc.code, code)
+			for _, s := range tc.text {
+				assert.Contains(t, stderr.String(), s)
+			}
+		})
+	}
+}
+
+func TestRunVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	assert.Equal(t, exitOK, run(context.Background(), []string{"version"}, env(nil), &stdout, &bytes.Buffer{}, nil))
+	assert.Equal(t, "dashboard dev\n", stdout.String())
+}
+
+func TestHealthCommand(t *testing.T) {
+	base, _, _ := start(t, map[string]string{})
+	addr := strings.TrimPrefix(base, "http://")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"health"}, env(map[string]string{"PORT": addr}), &stdout, &stderr, nil)
+	assert.Equal(t, exitOK, code, stderr.String())
+	assert.Contains(t, stdout.String(), `"status":"ok"`)
+
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	stdout.Reset()
+	code = run(context.Background(), []string{"health"}, env(map[string]string{"PORT": port}), &stdout, &stderr, nil)
+	assert.Equal(t, exitOK, code, "a bare port is asked on loopback")
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := busy.Addr().String()
+	busy.Close()
+	stderr.Reset()
+	code = run(context.Background(), []string{"health"}, env(map[string]string{"PORT": closed}), &stdout, &stderr, nil)
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, stderr.String(), "dashboard: health:")
+}

@@ -1,0 +1,230 @@
+package dashboardapi
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/events"
+)
+
+var screenshotDir = flag.String("screenshots", "", "directory the browser test saves UI screenshots in (such as ../docs)")
+
+// chromium finds the browser. Under CI=true a missing browser fails the
+// test: CI must install it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found; CI must install it (apt-get install chromium)")
+	}
+	t.Skip("chromium not found; install it (apt-get install chromium) to run the browser test")
+	return ""
+}
+
+// browser starts a headless Chromium and returns its context. Uncaught
+// exceptions in the page are collected in *errs.
+func browser(t *testing.T) (context.Context, func() []string) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // tests run as root in containers
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		acancel()
+	})
+	var mu sync.Mutex
+	var errs []string
+	// Start the browser now. It lives as long as the context of this first
+	// call, so that context is not one with a timeout.
+	require.NoError(t, chromedp.Do(ctx))
+	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+			d := e.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil {
+				text += " " + d.Exception.Description
+			}
+			mu.Lock()
+			errs = append(errs, text)
+			mu.Unlock()
+		}
+	}))
+	return ctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), errs...)
+	}
+}
+
+// runIn runs steps within a bound.
+func runIn(t *testing.T, ctx context.Context, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	require.NoError(t, chromedp.Do(tctx, steps...))
+}
+
+// get runs one action that returns a value, within 5s.
+func get[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(tctx, a)
+	require.NoError(t, err)
+	return v
+}
+
+const xssName = `<script>window.__xss=1</script><img src=x onerror="window.__xss=2">.evil.example`
+
+func TestBrowserUI(t *testing.T) {
+	ctx, pageErrors := browser(t)
+	s, hs := startServer(t, ServerConfig{})
+
+	var seedEvs []events.Event
+	for i := range 12 {
+		e := ev(i, events.Allowed, events.HTTPS)
+		e.Time = time.Now().Add(-time.Duration(12-i) * time.Minute)
+		if i%3 == 0 {
+			e.Action, e.Name = events.Blocked, "tracker.example"
+		}
+		seedEvs = append(seedEvs, e)
+	}
+	x := ev(99, events.Blocked, events.HTTPS)
+	x.Time, x.Name, x.Detail, x.Host = time.Now(), xssName, `<b>bold</b>`, `<i>web</i>`
+	seedEvs = append(seedEvs, x)
+	post(t, hs.URL, seedEvs...)
+	const xssID = 13
+
+	runIn(t, ctx, 30*time.Second,
+		chromedp.Navigate(hs.URL+"/"),
+		chromedp.WaitVisible(`#rows tr[data-id="13"]`),
+		chromedp.WaitVisible(`#status[data-state="live"]`),
+	)
+
+	t.Run("network text is shown as text", func(t *testing.T) {
+		name := get(t, ctx, chromedp.TextContent(fmt.Sprintf(`#rows tr[data-id="%d"] td.name`, xssID)))
+		host := get(t, ctx, chromedp.TextContent(fmt.Sprintf(`#rows tr[data-id="%d"] td.host`, xssID)))
+		xss := get(t, ctx, chromedp.Evaluate[string](`typeof window.__xss`))
+		injected := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#rows script, #rows img, #rows b, #rows i, #top-blocked script, #top-blocked img, #filter-host i').length`))
+		assert.Equal(t, xssName, name)
+		assert.Equal(t, `<i>web</i>`, host)
+		assert.Equal(t, "undefined", xss, "no script from the data ran")
+		assert.Zero(t, injected, "no element made from the data")
+	})
+
+	t.Run("counters and top blocked", func(t *testing.T) {
+		total := get(t, ctx, chromedp.TextContent(`#count-total`))
+		blocked := get(t, ctx, chromedp.TextContent(`#count-blocked`))
+		top := get(t, ctx, chromedp.TextContent(`#top-blocked li:first-child .name`))
+		bars := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#chart rect.blocked').length`))
+		assert.Equal(t, "13", total)
+		assert.Equal(t, "5", blocked)
+		assert.Equal(t, "tracker.example", top)
+		assert.Positive(t, bars)
+	})
+
+	t.Run("an event ingested after load appears within a second", func(t *testing.T) {
+		e := ev(100, events.Blocked, events.DNS)
+		e.Time, e.Name = time.Now(), "live.example"
+		start := time.Now()
+		post(t, hs.URL, e)
+		runIn(t, ctx, time.Second, chromedp.WaitVisible(`#rows tr[data-id="14"]`))
+		t.Logf("appeared after %v", time.Since(start))
+		first := get(t, ctx, chromedp.TextContent(`#rows tr:first-child td.name`))
+		total := get(t, ctx, chromedp.TextContent(`#count-total`))
+		assert.Equal(t, "live.example", first, "newest on top")
+		assert.Equal(t, "14", total)
+	})
+
+	t.Run("no unblock buttons when unblocks are off", func(t *testing.T) {
+		buttons := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('.unblock-btn').length`))
+		hidden := get(t, ctx, chromedp.Evaluate[bool](`document.querySelector('th.unblock-col').hidden`))
+		assert.Zero(t, buttons)
+		assert.True(t, hidden)
+	})
+
+	if *screenshotDir != "" {
+		png := get(t, ctx, chromedp.FullScreenshot(100)) // quality 100 makes a PNG
+		require.NoError(t, os.WriteFile(filepath.Join(*screenshotDir, "dashboard.png"), png, 0o644))
+	}
+
+	t.Run("filters", func(t *testing.T) {
+		runIn(t, ctx, 5*time.Second,
+			chromedp.SetValue(`#filter-action`, "blocked"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('filter-action').dispatchEvent(new Event('change'))`),
+		)
+		verdicts := get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#rows td.verdict-cell')].map(td => td.textContent)`))
+		assert.Len(t, verdicts, 6)
+		for _, v := range verdicts {
+			assert.Equal(t, "blocked", v)
+		}
+
+		runIn(t, ctx, 5*time.Second,
+			chromedp.SendKeys(`#search`, "TRACKER"),
+			chromedp.Poll[chromedp.Void](`document.querySelectorAll('#rows tr').length === 4`, chromedp.WithPollingTimeout(3*time.Second)),
+		)
+		// A live event that does not match stays out of the table.
+		e := ev(101, events.Allowed, events.DNS)
+		e.Time = time.Now()
+		post(t, hs.URL, e)
+		e.Action, e.Name = events.Blocked, "tracker.example"
+		post(t, hs.URL, e)
+		runIn(t, ctx, 5*time.Second, chromedp.WaitVisible(`#rows tr[data-id="16"]`))
+		n := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#rows tr').length`))
+		shown := get(t, ctx, chromedp.TextContent(`#shown`))
+		assert.Equal(t, 5, n)
+		assert.Equal(t, "5 of 16 events", shown)
+	})
+
+	t.Run("clear empties the page", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodDelete, hs.URL+"/api/v1/logs", nil)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		runIn(t, ctx, 5*time.Second, chromedp.Poll[chromedp.Void](`document.querySelectorAll('#rows tr').length === 0 && document.getElementById('count-total').textContent === '0'`, chromedp.WithPollingTimeout(3*time.Second)))
+	})
+
+	assert.Empty(t, pageErrors(), "no script errors in the page")
+	_ = s
+}
+
+func TestBrowserUnblockButton(t *testing.T) {
+	ctx, pageErrors := browser(t)
+	unblocks := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "pending"})
+	})
+	_, hs := startServer(t, ServerConfig{Unblocks: unblocks})
+	blocked, allowed := ev(1, events.Blocked, events.HTTPS), ev(2, events.Allowed, events.HTTPS)
+	post(t, hs.URL, blocked, allowed)
+	runIn(t, ctx, 30*time.Second,
+		chromedp.Navigate(hs.URL+"/"),
+		chromedp.WaitVisible(`#rows tr[data-id="2"]`),
+	)
+	buttons := get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#rows tr')].map(tr => tr.dataset.id + ':' + tr.querySelectorAll('.unblock-btn').length)`))
+	hidden := get(t, ctx, chromedp.Evaluate[bool](`document.querySelector('th.unblock-col').hidden`))
+	assert.Equal(t, []string{"2:0", "1:1"}, buttons, "a button on the blocked row only")
+	assert.False(t, hidden)
+	assert.Empty(t, pageErrors())
+}

@@ -1,0 +1,135 @@
+package dashboardapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/g0lab/g0efilter/events"
+)
+
+// Record is an event as the dashboard stores and serves it: the event and
+// the ID the store gave it. IDs grow with every event stored and are never
+// reused, not even after a clear, so "every event after ID n" is a complete
+// answer to a reader that has seen up to n.
+type Record struct {
+	ID    uint64
+	Event events.Event
+}
+
+// MarshalJSON writes the event's wire format (see package events) with an
+// "id" key first: {"id":42,"time":"...","component":"https",...}. IDs stay
+// below 2^53, so a JavaScript number holds them exactly.
+func (r Record) MarshalJSON() ([]byte, error) {
+	ev, err := r.Event.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(ev)+24)
+	out = append(out, `{"id":`...)
+	out = strconv.AppendUint(out, r.ID, 10)
+	if len(ev) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, ev[1:]...), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes. The event part is checked as
+// [events.Event.UnmarshalJSON] checks it.
+func (r *Record) UnmarshalJSON(data []byte) error {
+	var id struct {
+		ID *uint64 `json:"id"`
+	}
+	if err := json.Unmarshal(data, &id); err != nil {
+		return fmt.Errorf("dashboardapi: record: %w", err)
+	}
+	if id.ID == nil {
+		return fmt.Errorf("dashboardapi: record: id missing")
+	}
+	var e events.Event
+	if err := e.UnmarshalJSON(data); err != nil {
+		return err
+	}
+	r.ID, r.Event = *id.ID, e
+	return nil
+}
+
+// IngestResponse answers POST /api/v1/logs. Valid events of a batch are
+// stored even when others are rejected; the status is 200 unless every
+// event of a non-empty batch was rejected (400).
+type IngestResponse struct {
+	// Accepted counts the events stored.
+	Accepted int `json:"accepted"`
+	// Rejected lists the events that were not, in batch order.
+	Rejected []Rejection `json:"rejected,omitempty"`
+}
+
+// Rejection says why one event of a batch was not stored.
+type Rejection struct {
+	// Index is the event's position in the batch, from 0.
+	Index int `json:"index"`
+	// Error names the field and the problem: "events: invalid event: action:
+	// unknown value \"permitted\"".
+	Error string `json:"error"`
+}
+
+// LogsResponse answers GET /api/v1/logs.
+type LogsResponse struct {
+	// Events are the matching records, oldest first.
+	Events []Record `json:"events"`
+	// More is true when the limit cut the answer short: more records match
+	// before the first one returned (reading the newest) or after the last
+	// one (reading with since_id).
+	More bool `json:"more"`
+	// LastID is the store's newest ID when the answer was made, matching or
+	// not: a stream opened with last_event_id=LastID continues from here
+	// without a gap.
+	LastID uint64 `json:"last_id"`
+}
+
+// ClearResponse answers DELETE /api/v1/logs.
+type ClearResponse struct {
+	// Cleared counts the events removed.
+	Cleared int `json:"cleared"`
+}
+
+// Health answers GET /health.
+type Health struct {
+	// Status is "ok" when the store answers, "unavailable" (with status
+	// 503) when it does not.
+	Status string `json:"status"`
+	// Events counts the events held.
+	Events int `json:"events"`
+	// LastID is the newest ID given.
+	LastID uint64 `json:"last_id"`
+	// Error says what failed when Status is not "ok".
+	Error string `json:"error,omitempty"`
+}
+
+// Info answers GET /api/v1/info, which the UI reads first.
+type Info struct {
+	// Unblocks is true when the server has remote unblock routes, so that
+	// the UI shows its unblock buttons.
+	Unblocks bool `json:"unblocks"`
+	// ReadLimit is the most events one read returns.
+	ReadLimit int `json:"read_limit"`
+	// Ingest is true when an API key is set, so filters can ship events.
+	Ingest bool `json:"ingest"`
+}
+
+// ErrorResponse is the body of every answer with a 4xx or 5xx status.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// appendJSON appends v's JSON, as json.Marshal writes it, without the
+// trailing newline an Encoder adds.
+func appendJSON(b *bytes.Buffer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b.Write(data)
+	return nil
+}

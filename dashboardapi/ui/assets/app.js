@@ -1,0 +1,362 @@
+// g0efilter dashboard. Everything that comes from the network is put in the
+// page with textContent or as an attribute value, never parsed as HTML.
+'use strict';
+(function () {
+  const MAX_EVENTS = 2000;   // events kept in the page
+  const CHART_MINUTES = 30;
+  const TOP_N = 8;
+
+  const state = {
+    records: [],      // oldest first
+    lastId: 0,
+    paused: false,
+    pending: [],      // records that arrived while paused
+    hosts: new Set(),
+    info: { unblocks: false, read_limit: 500 },
+    source: null,
+    chartQueued: false,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  // cls keeps only letters, for class names made from data.
+  const cls = (s) => String(s || '').replace(/[^a-z]/g, '');
+
+  function addr(ip, port) {
+    if (!ip) return '';
+    const a = ip.includes(':') ? '[' + ip + ']' : ip;
+    return port ? a + ':' + port : ip;
+  }
+
+  function fmtTime(t) {
+    const d = new Date(t);
+    if (isNaN(d)) return String(t);
+    return d.toLocaleString(undefined, { month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+
+  function filters() {
+    return {
+      text: $('search').value.trim().toLowerCase(),
+      action: $('filter-action').value,
+      component: $('filter-component').value,
+      host: $('filter-host').value,
+    };
+  }
+
+  function matches(r, f) {
+    if (f.action && r.action !== f.action) return false;
+    if (f.component && r.component !== f.component) return false;
+    if (f.host && r.host !== f.host) return false;
+    if (f.text) {
+      const hay = [r.name, r.host, r.src_ip, r.dst_ip, r.reason, r.rule].map((s) => String(s || '').toLowerCase());
+      if (!hay.some((s) => s.includes(f.text))) return false;
+    }
+    return true;
+  }
+
+  function row(r) {
+    const tr = el('tr', 'action-' + cls(r.action));
+    tr.dataset.id = String(r.id);
+    const time = el('td', 'time', fmtTime(r.time));
+    time.title = String(r.time);
+    tr.append(time);
+    tr.append(el('td', 'host', r.host || ''));
+    tr.append(el('td', 'component', r.component));
+    const v = el('td', 'verdict-cell');
+    v.append(el('span', 'verdict ' + cls(r.action), r.action));
+    tr.append(v);
+    const name = el('td', 'name', r.name || '');
+    if (r.qtype) name.title = 'DNS ' + r.qtype;
+    tr.append(name);
+    let flow = addr(r.src_ip, r.src_port);
+    const dst = addr(r.dst_ip, r.dst_port);
+    if (dst) flow = (flow ? flow + ' → ' : '→ ') + dst;
+    if (r.protocol) flow += ' (' + r.protocol + ')';
+    tr.append(el('td', 'flow', flow));
+    const reason = el('td', 'reason', r.reason || '');
+    const more = [];
+    if (r.rule) more.push('rule: ' + r.rule);
+    if (r.detail) more.push(r.detail);
+    if (more.length) reason.title = more.join('\n');
+    tr.append(reason);
+    if (state.info.unblocks) {
+      const td = el('td', 'unblock');
+      const target = r.name || r.dst_ip;
+      if (r.action === 'blocked' && target && r.host) {
+        const b = el('button', 'unblock-btn', 'Unblock');
+        b.type = 'button';
+        b.addEventListener('click', () => requestUnblock(r, b));
+        td.append(b);
+      }
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  async function requestUnblock(r, button) {
+    const target = r.name || r.dst_ip;
+    if (!window.confirm('Ask filter ' + r.host + ' to allow ' + target + '?')) return;
+    button.disabled = true;
+    try {
+      const resp = await fetch('api/v1/unblocks', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ hostname: r.host, target: target }),
+      });
+      const body = await resp.json().catch(() => ({}));
+      button.textContent = resp.ok ? 'Requested' : 'Failed';
+      if (!resp.ok) button.title = String(body.error || resp.status);
+    } catch (e) {
+      button.textContent = 'Failed';
+      button.title = String(e);
+      button.disabled = false;
+    }
+  }
+
+  // render rebuilds the table from the records that pass the filters.
+  function render() {
+    const f = filters();
+    const tbody = $('rows');
+    const frag = document.createDocumentFragment();
+    let shown = 0;
+    for (let i = state.records.length - 1; i >= 0; i--) {
+      const r = state.records[i];
+      if (matches(r, f)) {
+        frag.append(row(r));
+        shown++;
+      }
+    }
+    tbody.replaceChildren(frag);
+    showCount(shown);
+  }
+
+  function showCount(shown) {
+    const total = state.records.length;
+    $('shown').textContent = shown === total ? total + ' events' : shown + ' of ' + total + ' events';
+    $('empty').hidden = total > 0;
+  }
+
+  function counters() {
+    const c = { allowed: 0, blocked: 0, error: 0 };
+    for (const r of state.records) if (r.action in c) c[r.action]++;
+    $('count-total').textContent = String(state.records.length);
+    $('count-allowed').textContent = String(c.allowed);
+    $('count-blocked').textContent = String(c.blocked);
+    $('count-error').textContent = String(c.error);
+    $('count-hosts').textContent = String(state.hosts.size);
+  }
+
+  function topBlocked() {
+    const counts = new Map();
+    for (const r of state.records) {
+      if (r.action !== 'blocked') continue;
+      const k = r.name || r.dst_ip;
+      if (k) counts.set(k, (counts.get(k) || 0) + 1);
+    }
+    const top = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, TOP_N);
+    const ol = $('top-blocked');
+    ol.replaceChildren(...top.map(([k, n]) => {
+      const li = el('li');
+      const name = el('span', 'name', k);
+      name.title = 'Show only ' + k;
+      name.addEventListener('click', () => { $('search').value = k; render(); });
+      li.append(name, el('span', 'n', n));
+      return li;
+    }));
+    $('top-empty').hidden = top.length > 0;
+  }
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  function chart() {
+    state.chartQueued = false;
+    const svg = $('chart');
+    const now = Date.now();
+    const minute = 60000;
+    const end = Math.floor(now / minute) + 1;
+    const start = end - CHART_MINUTES;
+    const allowed = new Array(CHART_MINUTES).fill(0);
+    const blocked = new Array(CHART_MINUTES).fill(0);
+    for (const r of state.records) {
+      const m = Math.floor(Date.parse(r.time) / minute) - start;
+      if (m < 0 || m >= CHART_MINUTES) continue;
+      if (r.action === 'allowed') allowed[m]++;
+      else if (r.action === 'blocked') blocked[m]++;
+    }
+    const peak = Math.max(1, ...allowed.map((a, i) => a + blocked[i]));
+    const W = 600, H = 120, bw = W / CHART_MINUTES;
+    const parts = [];
+    const rect = (x, y, w, h, c) => {
+      const e = document.createElementNS(SVG, 'rect');
+      e.setAttribute('x', x.toFixed(1)); e.setAttribute('y', y.toFixed(1));
+      e.setAttribute('width', w.toFixed(1)); e.setAttribute('height', h.toFixed(1));
+      e.setAttribute('class', c);
+      return e;
+    };
+    for (let i = 0; i < CHART_MINUTES; i++) {
+      const ha = (allowed[i] / peak) * (H - 4);
+      const hb = (blocked[i] / peak) * (H - 4);
+      const x = i * bw + 1;
+      if (hb > 0) parts.push(rect(x, H - hb, bw - 2, hb, 'blocked'));
+      if (ha > 0) parts.push(rect(x, H - hb - ha, bw - 2, ha, 'allowed'));
+      const title = document.createElementNS(SVG, 'title');
+      title.textContent = allowed[i] + ' allowed, ' + blocked[i] + ' blocked';
+      const hit = rect(i * bw, 0, bw, H, 'hit');
+      hit.setAttribute('fill', 'transparent');
+      hit.append(title);
+      parts.push(hit);
+    }
+    const axis = document.createElementNS(SVG, 'line');
+    axis.setAttribute('x1', '0'); axis.setAttribute('x2', String(W));
+    axis.setAttribute('y1', String(H - 0.5)); axis.setAttribute('y2', String(H - 0.5));
+    axis.setAttribute('class', 'axis');
+    parts.push(axis);
+    svg.replaceChildren(...parts);
+  }
+
+  function summaries() {
+    counters();
+    topBlocked();
+    if (!state.chartQueued) {
+      state.chartQueued = true;
+      window.requestAnimationFrame(chart);
+    }
+  }
+
+  function addHost(h) {
+    if (!h || state.hosts.has(h)) return;
+    state.hosts.add(h);
+    const sel = $('filter-host');
+    const opt = el('option', null, h);
+    opt.value = h;
+    sel.append(opt);
+  }
+
+  // add takes records in ID order; those already seen are skipped.
+  function add(recs, live) {
+    const f = filters();
+    const tbody = $('rows');
+    let added = 0;
+    for (const r of recs) {
+      if (typeof r.id !== 'number' || r.id <= state.lastId) continue;
+      state.lastId = r.id;
+      state.records.push(r);
+      addHost(r.host);
+      added++;
+      if (live && matches(r, f)) {
+        const tr = row(r);
+        tr.classList.add('new');
+        tbody.prepend(tr);
+      }
+    }
+    let dropped = state.records.length - MAX_EVENTS;
+    if (dropped > 0) {
+      const gone = state.records.splice(0, dropped);
+      if (live) {
+        const ids = new Set(gone.map((r) => String(r.id)));
+        for (const tr of [...tbody.children].reverse()) {
+          if (!ids.has(tr.dataset.id)) break;
+          tr.remove();
+        }
+      }
+    }
+    if (!added) return;
+    if (live) {
+      showCount(tbody.children.length);
+    } else {
+      render();
+    }
+    summaries();
+  }
+
+  // clearUpTo forgets the records up to ID last (all of them without it).
+  function clearUpTo(last) {
+    const keep = (r) => typeof last === 'number' && r.id > last;
+    state.records = state.records.filter(keep);
+    state.pending = state.pending.filter(keep);
+    render();
+    summaries();
+  }
+
+  function setStatus(s, text) {
+    const e = $('status');
+    e.dataset.state = s;
+    e.textContent = text;
+  }
+
+  function onRecord(data) {
+    let r;
+    try { r = JSON.parse(data); } catch (e) { return; }
+    if (state.paused) {
+      if (typeof r.id === 'number' && r.id > state.lastId) state.pending.push(r);
+      setStatus('paused', 'paused, ' + state.pending.length + ' new');
+      return;
+    }
+    add([r], true);
+  }
+
+  function connect() {
+    const es = new EventSource('api/v1/events?last_event_id=' + encodeURIComponent(String(state.lastId)));
+    state.source = es;
+    es.onopen = () => { if (!state.paused) setStatus('live', 'live'); };
+    es.onerror = () => setStatus('reconnecting', 'reconnecting…');
+    es.onmessage = (m) => onRecord(m.data);
+    es.addEventListener('clear', (m) => {
+      let last;
+      try { last = JSON.parse(m.data).last_id; } catch (e) { /* clear all */ }
+      clearUpTo(last);
+    });
+    es.addEventListener('reset', () => { state.lastId = 0; clearUpTo(); });
+  }
+
+  async function load() {
+    try {
+      const info = await fetch('api/v1/info').then((r) => r.json());
+      state.info = info;
+    } catch (e) { /* keep the defaults */ }
+    document.querySelectorAll('.unblock-col').forEach((th) => { th.hidden = !state.info.unblocks; });
+    try {
+      const resp = await fetch('api/v1/logs?limit=' + encodeURIComponent(String(state.info.read_limit || 500)));
+      const body = await resp.json();
+      add(body.events || [], false);
+      state.lastId = Math.max(state.lastId, body.last_id || 0);
+    } catch (e) {
+      setStatus('reconnecting', 'cannot read events');
+    }
+    render();
+    summaries();
+    connect();
+  }
+
+  function init() {
+    let t = null;
+    $('search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(render, 120); });
+    for (const id of ['filter-action', 'filter-component', 'filter-host']) $(id).addEventListener('change', render);
+    $('pause').addEventListener('click', () => {
+      state.paused = !state.paused;
+      $('pause').textContent = state.paused ? 'Resume' : 'Pause';
+      if (state.paused) {
+        setStatus('paused', 'paused');
+      } else {
+        const p = state.pending;
+        state.pending = [];
+        add(p, true);
+        setStatus('live', 'live');
+      }
+    });
+    $('clear').addEventListener('click', async () => {
+      if (!window.confirm('Remove every stored event from the dashboard?')) return;
+      await fetch('api/v1/logs', { method: 'DELETE' });
+    });
+    setInterval(chart, 30000);
+    load();
+  }
+
+  init();
+})();
