@@ -311,9 +311,6 @@ func diff(prev, next []netip.Prefix) (added, removed int) {
 // parses and validates but does not run yet.
 func unwiredFeatures(cfg config) []string {
 	var out []string
-	if cfg.DashboardHost != nil {
-		out = append(out, envDashboardHost)
-	}
 	if cfg.EnableRemoteUnblock {
 		out = append(out, envEnableRemoteUnblock)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/g0lab/g0efilter/dashboardapi"
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/internal/e2e"
 )
@@ -53,6 +55,7 @@ type proxyEnv struct {
 	web    *e2e.WebServers
 	dns    *e2e.DNSServer
 	events string // the LOG_FILE
+	store  *dashboardapi.MemoryStore
 }
 
 const proxyPolicy = `allowlist:
@@ -65,6 +68,12 @@ const proxyPolicy = `allowlist:
 var names = []string{"allowed.example", "a.wild.example", "b.c.wild.example", "wild.example", "blocked.example"}
 
 func startProxyEnv(t *testing.T, policy string, vars map[string]string) *proxyEnv {
+	return startProxyEnvWith(t, policy, vars, nil)
+}
+
+// startProxyEnvWith is startProxyEnv with a hook that runs before the
+// filter starts and returns more variables for it.
+func startProxyEnvWith(t *testing.T, policy string, vars map[string]string, before func(*proxyEnv) map[string]string) *proxyEnv {
 	env := e2e.New(t)
 	records := map[string][]netip.Addr{}
 	for _, n := range names {
@@ -78,6 +87,9 @@ func startProxyEnv(t *testing.T, policy string, vars map[string]string) *proxyEn
 	}
 	for k, v := range vars {
 		all[k] = v
+	}
+	if before != nil {
+		maps.Copy(all, before(pe))
 	}
 	pe.filter = env.StartFilter(t, policy, all)
 	pe.filter.WaitForOutput("proxies listening")

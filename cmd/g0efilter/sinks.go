@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/g0lab/g0efilter/dashboardapi"
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/events/gotify"
 	"github.com/g0lab/g0efilter/nftrules"
@@ -16,7 +17,8 @@ import (
 // eventQueueSize bounds the events waiting for the log and the log file.
 const eventQueueSize = 4096
 
-// sinks are where decisions go: the log, the LOG_FILE and Gotify when set.
+// sinks are where decisions go: the log, and the LOG_FILE, Gotify and the
+// dashboard when set.
 // Each sits behind its own queue, so a slow disk or server never holds up a
 // connection, the log or another sink.
 type sinks struct {
@@ -24,6 +26,7 @@ type sinks struct {
 	queues   []namedQueue
 	closer   []func() error
 	notifier *gotify.Notifier
+	shipper  *dashboardapi.Client
 }
 
 type namedQueue struct {
@@ -40,6 +43,9 @@ func (s *sinks) dropped() map[string]func() uint64 {
 	}
 	if s.notifier != nil {
 		out["gotify"] = s.notifier.Dropped
+	}
+	if s.shipper != nil {
+		out["dashboard"] = s.shipper.Dropped
 	}
 	return out
 }
@@ -88,6 +94,24 @@ func openSinks(cfg config, log *slog.Logger, host string, extra ...events.Sink) 
 		s.notifier = n
 		all = append(all, n)
 	}
+	switch {
+	case cfg.DashboardHost != nil && cfg.DashboardAPIKey != "":
+		c, err := dashboardapi.NewClient(dashboardapi.ClientConfig{
+			URL:        cfg.DashboardHost.String(),
+			APIKey:     cfg.DashboardAPIKey,
+			QueueSize:  cfg.DashboardQueueSize,
+			StartDelay: cfg.DashboardStartDelay,
+			HTTPClient: markedClient(),
+			Logger:     log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envDashboardHost, err)
+		}
+		s.shipper = c
+		all = append(all, c)
+	case cfg.DashboardHost != nil:
+		log.Warn("DASHBOARD_HOST is set without DASHBOARD_API_KEY: events are not shipped")
+	}
 	s.Sink = events.Multi(all...)
 	return s, nil
 }
@@ -100,6 +124,11 @@ func (s *sinks) close(ctx context.Context, log *slog.Logger) {
 		}
 		if n := q.Dropped(); n > 0 {
 			log.Warn("events dropped because a sink was too slow", logKeySink, q.name, logKeyDropped, n)
+		}
+	}
+	if s.shipper != nil {
+		if err := s.shipper.Close(ctx); err != nil {
+			log.Warn("events not shipped to the dashboard at shutdown", logKeyErr, err)
 		}
 	}
 	if s.notifier != nil {
