@@ -104,10 +104,14 @@ func TestBrowserUI(t *testing.T) {
 
 	var seedEvs []events.Event
 	for i := range 12 {
-		e := ev(i, events.Allowed, events.HTTPS)
-		e.Time = time.Now().Add(-time.Duration(12-i) * time.Minute)
+		action := events.Allowed
 		if i%3 == 0 {
-			e.Action, e.Name = events.Blocked, "tracker.example"
+			action = events.Blocked
+		}
+		e := ev(i, action, events.HTTPS)
+		e.Time = time.Now().Add(-time.Duration(12-i) * time.Minute)
+		if action == events.Blocked {
+			e.Name = "tracker.example"
 		}
 		seedEvs = append(seedEvs, e)
 	}

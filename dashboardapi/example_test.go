@@ -49,7 +49,7 @@ func ExampleClient() {
 		Time:        time.Date(2026, 11, 24, 21, 52, 26, 0, time.UTC),
 		Component:   events.HTTPS,
 		Action:      events.Blocked,
-		Destination: netip.MustParseAddrPort("93.184.215.14:443"),
+		Destination: netip.MustParseAddrPort("198.51.100.14:443"),
 		Name:        "evil.example",
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

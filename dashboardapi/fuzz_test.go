@@ -11,7 +11,7 @@ import (
 // its statuses, and whatever it stored must read back as valid records.
 func FuzzIngest(f *testing.F) {
 	for _, seed := range []string{
-		`[{"time":"2026-11-24T21:52:26Z","host":"web-1","component":"https","action":"blocked","protocol":"tcp","src_ip":"10.0.0.2","src_port":51234,"dst_ip":"93.184.215.14","dst_port":443,"name":"evil.example","reason":"not allowlisted","flow":"42"}]`,
+		`[{"time":"2026-11-24T21:52:26Z","host":"web-1","component":"https","action":"blocked","protocol":"tcp","src_ip":"198.18.0.1","src_port":51234,"dst_ip":"198.51.100.14","dst_port":443,"name":"evil.example","reason":"not allowlisted","flow":"42"}]`,
 		`[{"time":"2026-11-24T21:52:26Z","component":"dns","action":"permitted"},{"time":"2026-11-24T21:52:26+02:00","component":"dns","action":"allowed","qtype":"AAAA"}]`,
 		`[]`, `{}`, `[1,"x",null]`, `[{"src_port":1}]`, ``,
 	} {

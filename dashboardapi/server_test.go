@@ -219,7 +219,7 @@ func TestRead(t *testing.T) {
 		{"/api/v1/logs?action=blocked", []uint64{5, 7, 9}, true},
 		{"/api/v1/logs?component=dns&since_id=0", []uint64{2, 4, 6}, true},
 		{"/api/v1/logs?q=N10.EXAMPLE", []uint64{10}, false},
-		{"/api/v1/logs?q=93.184&action=allowed&limit=1", []uint64{10}, true},
+		{"/api/v1/logs?q=198.51.100&action=allowed&limit=1", []uint64{10}, true},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			w := do(s, http.MethodGet, tc.target, "")

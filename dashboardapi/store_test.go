@@ -19,16 +19,21 @@ var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
 // ev makes a test event; i varies the name and time.
 func ev(i int, action events.Action, comp events.Component) events.Event {
+	reason, rule := events.ReasonNotAllowlisted, ""
+	if action == events.Allowed {
+		reason, rule = events.ReasonAllowlisted, "*.example"
+	}
 	return events.Event{
 		Time:        t0.Add(time.Duration(i) * time.Second),
 		Host:        "web-1",
 		Component:   comp,
 		Action:      action,
 		Protocol:    "tcp",
-		Source:      netip.MustParseAddrPort("10.0.0.2:40000"),
-		Destination: netip.MustParseAddrPort("93.184.215.14:443"),
+		Source:      netip.MustParseAddrPort("198.18.0.1:40000"),
+		Destination: netip.MustParseAddrPort("198.51.100.14:443"),
 		Name:        fmt.Sprintf("n%d.example", i),
-		Reason:      events.ReasonNotAllowlisted,
+		Reason:      reason,
+		Rule:        rule,
 	}
 }
 
@@ -164,7 +169,7 @@ func storeSuite(t *testing.T, mk storeMaker) {
 			{"name ignoring case", Query{Text: "EVIL"}, []uint64{2}},
 			{"filter host", Query{Text: "db-2"}, []uint64{2}},
 			{"destination ip", Query{Text: "2001:db8::53"}, []uint64{3}},
-			{"source ip", Query{Text: "10.0.0.2"}, []uint64{1, 2, 3}},
+			{"source ip", Query{Text: "198.18.0.1"}, []uint64{1, 2, 3}},
 			{"nothing", Query{Text: "nomatch"}, nil},
 			{"filter and limit", Query{Action: events.Blocked, Limit: 1}, []uint64{3}},
 			{"filter, limit, oldest", Query{Action: events.Blocked, Limit: 1, Oldest: true}, []uint64{2}},
