@@ -89,6 +89,9 @@ func (f *filter) open(ctx context.Context) error {
 	if cfg.MetricsAddr != "" {
 		f.metrics = newMetrics()
 		extra = append(extra, f.metrics)
+		// Bound now, answering only once serve runs, after the rules are
+		// installed: a readiness probe on /metrics (Kubernetes, see
+		// examples/kubernetes) then holds the workload back until then.
 		if f.metln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("cannot serve metrics; no rules installed: %w", err)
 		}
@@ -181,8 +184,10 @@ func (f *filter) serve(ctx context.Context) {
 		log.Info("metrics listening", logKeyAddr, f.metln.Addr().String())
 	}
 
-	for _, v := range unwiredFeatures(cfg) {
-		log.Warn("configured but not part of this build; ignored", logKeyVariable, v)
+	if cfg.EnableRemoteUnblock && f.sinks.shipper != nil {
+		p := f.unblockPoller()
+		f.wg.Go(func() { p.Run(ctx) })
+		log.Info("polling the dashboard for unblock requests", logKeyInterval, cfg.UnblockPollInterval.String())
 	}
 }
 
