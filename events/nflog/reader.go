@@ -12,12 +12,12 @@ import (
 
 // Defaults for the zero fields of a [Reader].
 const (
-	DefaultGroup       uint16 = 100
-	DefaultBufSize     uint32 = 96
-	DefaultQThresh     uint32 = 50
-	DefaultAllowPrefix        = "g0efilter allowed: "
-	DefaultBlockPrefix        = "g0efilter blocked: "
-	DefaultPinnedPrefix       = "g0efilter pinned: "
+	DefaultGroup        uint16 = 100
+	DefaultBufSize      uint32 = 96
+	DefaultQThresh      uint32 = 50
+	DefaultAllowPrefix         = "g0efilter allowed: "
+	DefaultBlockPrefix         = "g0efilter blocked: "
+	DefaultPinnedPrefix        = "g0efilter pinned: "
 )
 
 // ErrUnsupported is returned by [Reader.Run] on operating systems other
