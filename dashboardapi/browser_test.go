@@ -214,21 +214,102 @@ func TestBrowserUI(t *testing.T) {
 	_ = s
 }
 
-func TestBrowserUnblockButton(t *testing.T) {
+// TestBrowserUnblock walks remote unblock through the UI: a click makes the
+// request, a filter (here the test, with the API key) acknowledges it, and
+// the row shows the result.
+func TestBrowserUnblock(t *testing.T) {
 	ctx, pageErrors := browser(t)
-	unblocks := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "pending"})
-	})
-	_, hs := startServer(t, ServerConfig{Unblocks: unblocks})
-	blocked, allowed := ev(1, events.Blocked, events.HTTPS), ev(2, events.Allowed, events.HTTPS)
-	post(t, hs.URL, blocked, allowed)
+	_, hs := startServer(t, ServerConfig{Unblocks: NewUnblocks(UnblocksConfig{})})
+	byName, allowed, byIP := ev(1, events.Blocked, events.HTTPS), ev(2, events.Allowed, events.HTTPS), ev(3, events.Blocked, events.Kernel)
+	byName.Name, byIP.Name = "Blocked.Example", ""
+	post(t, hs.URL, byName, allowed, byIP)
 	runIn(t, ctx, 30*time.Second,
 		chromedp.Navigate(hs.URL+"/"),
-		chromedp.WaitVisible(`#rows tr[data-id="2"]`),
+		chromedp.WaitVisible(`#rows tr[data-id="3"]`),
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
 	)
 	buttons := get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#rows tr')].map(tr => tr.dataset.id + ':' + tr.querySelectorAll('.unblock-btn').length)`))
 	hidden := get(t, ctx, chromedp.Evaluate[bool](`document.querySelector('th.unblock-col').hidden`))
-	assert.Equal(t, []string{"2:0", "1:1"}, buttons, "a button on the blocked row only")
+	assert.Equal(t, []string{"3:1", "2:0", "1:1"}, buttons, "a button on the blocked rows only")
 	assert.False(t, hidden)
+
+	// pendingOne waits for the one pending request a filter would fetch.
+	pendingOne := func(t *testing.T) UnblockRequest {
+		t.Helper()
+		var got []UnblockRequest
+		require.Eventually(t, func() bool {
+			got = fetchOver(t, hs.URL, "web-1")
+			return len(got) == 1
+		}, 5*time.Second, 20*time.Millisecond, "the click makes one request")
+		return got[0]
+	}
+
+	t.Run("applied", func(t *testing.T) {
+		runIn(t, ctx, 5*time.Second,
+			chromedp.Click(`#rows tr[data-id="1"] .unblock-btn`),
+			chromedp.WaitVisible(`#rows tr[data-id="1"] .unblock-state[data-state="pending"]`),
+		)
+		req := pendingOne(t)
+		assert.Equal(t, "blocked.example", req.Target)
+		assert.Equal(t, UnblockDomain, req.Kind)
+
+		ackOver(t, hs.URL, UnblockAck{ID: req.ID, Applied: true})
+		runIn(t, ctx, 5*time.Second, chromedp.WaitVisible(`#rows tr[data-id="1"] .unblock-state[data-state="applied"]`))
+		text := get(t, ctx, chromedp.TextContent(`#rows tr[data-id="1"] td.unblock`))
+		n := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#rows tr[data-id="1"] .unblock-btn').length`))
+		assert.Equal(t, "applied", text)
+		assert.Zero(t, n, "no button once applied")
+	})
+
+	t.Run("failed, with the reason as text", func(t *testing.T) {
+		runIn(t, ctx, 5*time.Second,
+			chromedp.Click(`#rows tr[data-id="3"] .unblock-btn`),
+			chromedp.WaitVisible(`#rows tr[data-id="3"] .unblock-state[data-state="pending"]`),
+		)
+		req := pendingOne(t)
+		assert.Equal(t, "198.51.100.14/32", req.Target, "the destination address of a row without a name")
+
+		ackOver(t, hs.URL, UnblockAck{ID: req.ID, Error: `<img src=x onerror="window.__xss=3">no file to edit`})
+		runIn(t, ctx, 5*time.Second, chromedp.WaitVisible(`#rows tr[data-id="3"] .unblock-state[data-state="failed"]`))
+		text := get(t, ctx, chromedp.TextContent(`#rows tr[data-id="3"] .unblock-state`))
+		again := get(t, ctx, chromedp.TextContent(`#rows tr[data-id="3"] .unblock-btn`))
+		injected := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#rows img').length`))
+		assert.Equal(t, `failed: <img src=x onerror="window.__xss=3">no file to edit`, text)
+		assert.Equal(t, "Unblock again", again)
+		assert.Zero(t, injected)
+	})
+
+	t.Run("state survives redrawing the table", func(t *testing.T) {
+		runIn(t, ctx, 5*time.Second,
+			chromedp.SetValue(`#filter-action`, "blocked"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('filter-action').dispatchEvent(new Event('change'))`),
+			chromedp.WaitVisible(`#rows tr[data-id="1"] .unblock-state[data-state="applied"]`),
+			chromedp.WaitVisible(`#rows tr[data-id="3"] .unblock-state[data-state="failed"]`),
+		)
+	})
+
+	t.Run("state after a reload", func(t *testing.T) {
+		runIn(t, ctx, 10*time.Second,
+			chromedp.Reload(),
+			chromedp.WaitVisible(`#rows tr[data-id="1"] .unblock-state[data-state="applied"]`),
+			chromedp.WaitVisible(`#rows tr[data-id="3"] .unblock-state[data-state="failed"]`),
+		)
+	})
 	assert.Empty(t, pageErrors())
+}
+
+// fetchOver asks for a filter's pending unblocks as the filter does.
+func fetchOver(t *testing.T, base, hostname string) []UnblockRequest {
+	t.Helper()
+	c := newTestClient(t, ClientConfig{URL: base})
+	got, err := c.PendingUnblocks(context.Background(), hostname)
+	require.NoError(t, err)
+	return got
+}
+
+// ackOver acknowledges unblocks as a filter does.
+func ackOver(t *testing.T, base string, acks ...UnblockAck) {
+	t.Helper()
+	c := newTestClient(t, ClientConfig{URL: base})
+	require.NoError(t, c.AckUnblocks(context.Background(), acks))
 }

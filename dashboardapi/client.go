@@ -74,9 +74,14 @@ type ClientConfig struct {
 // dashboard is down. Each batch carries an Idempotency-Key, so a batch
 // retried after a lost answer is stored once. Make it with [NewClient] and
 // end it with [Client.Close].
+//
+// [Client.PendingUnblocks] and [Client.AckUnblocks] are a filter's side of
+// remote unblock: plain calls, made when the caller makes them, with the
+// same URL, key and HTTP client.
 type Client struct {
 	cfg      ClientConfig
 	endpoint string
+	unblocks string // GET: pending unblocks; + "/ack": POST acks
 	log      *slog.Logger
 
 	ch     chan events.Event
@@ -126,6 +131,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c := &Client{
 		cfg:      cfg,
 		endpoint: u.JoinPath("api", "v1", "logs").String(),
+		unblocks: u.JoinPath("api", "v1", "unblocks").String(),
 		log:      cfg.Logger,
 		ch:       make(chan events.Event, cfg.QueueSize),
 		closing:  make(chan struct{}),
@@ -381,4 +387,116 @@ func newBatchKey() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// ErrUnblocksOff is wrapped by the errors of [Client.PendingUnblocks] and
+// [Client.AckUnblocks] when the dashboard answers 404: remote unblock is
+// not enabled there (ENABLE_UNBLOCKS), or the URL is not a dashboard.
+var ErrUnblocksOff = errors.New("dashboardapi: remote unblock is not enabled on the dashboard")
+
+// StatusError is an answer from the dashboard that is not a success.
+type StatusError struct {
+	// StatusCode is the HTTP status, such as 401.
+	StatusCode int
+	// Message is the dashboard's error text.
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Message)
+}
+
+// maxUnblocksAnswer bounds the answer to an unblock call the Client reads.
+const maxUnblocksAnswer = 8 << 20
+
+// PendingUnblocks asks the dashboard for the pending unblock requests of
+// the filter named hostname (GET /api/v1/unblocks?hostname=X), oldest
+// first. Asking keeps them from expiring. A request stays pending, and is
+// returned again, until [Client.AckUnblocks] reports it. Each call is
+// bounded by [ClientConfig.Timeout]. A 404 answer wraps [ErrUnblocksOff];
+// other failures are a [*StatusError] or the transport's error.
+func (c *Client) PendingUnblocks(ctx context.Context, hostname string) ([]UnblockRequest, error) {
+	if hostname == "" {
+		return nil, errors.New("dashboardapi: pending unblocks: hostname is empty")
+	}
+	var resp UnblocksResponse
+	err := c.call(ctx, http.MethodGet, c.unblocks+"?"+url.Values{"hostname": {hostname}}.Encode(), nil, &resp)
+	if err != nil {
+		return nil, unblockError("pending unblocks", err)
+	}
+	return resp.Requests, nil
+}
+
+// AckUnblocks reports a filter's results (POST /api/v1/unblocks/ack), in
+// batches of up to 1000. Acknowledging a request twice is harmless: the
+// dashboard keeps the first result. Requests the dashboard does not know,
+// such as those made before it restarted, are logged at INFO and are not
+// an error. Errors are as for [Client.PendingUnblocks]; after one, the
+// caller should send the same acknowledgements again later.
+func (c *Client) AckUnblocks(ctx context.Context, acks []UnblockAck) error {
+	for len(acks) > 0 {
+		n := min(len(acks), maxAcks)
+		body, err := json.Marshal(AckUnblocks{Acks: acks[:n]})
+		if err != nil {
+			return fmt.Errorf("dashboardapi: ack unblocks: %w", err)
+		}
+		var resp AckUnblocksResponse
+		if err := c.call(ctx, http.MethodPost, c.unblocks+"/ack", body, &resp); err != nil {
+			return unblockError("ack unblocks", err)
+		}
+		for _, r := range resp.Results {
+			if r.Result == AckUnknown {
+				c.log.Info("dashboard does not know this unblock request; it may have restarted", logKeyID, r.ID)
+			}
+		}
+		acks = acks[n:]
+	}
+	return nil
+}
+
+// unblockError prefixes err with the package and op, but for
+// ErrUnblocksOff, which says it all.
+func unblockError(op string, err error) error {
+	if errors.Is(err, ErrUnblocksOff) {
+		return err
+	}
+	return fmt.Errorf("dashboardapi: %s: %w", op, err)
+}
+
+// call makes one API call with the key, and decodes a 200 answer into out.
+func (c *Client) call(ctx context.Context, method, u string, body []byte, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set(APIKeyHeader, c.cfg.APIKey)
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxUnblocksAnswer))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		se := &StatusError{StatusCode: resp.StatusCode, Message: errorText(data)}
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("%w: %w", ErrUnblocksOff, se)
+		}
+		return se
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	return nil
 }

@@ -45,8 +45,15 @@
 //	DELETE /api/v1/logs         clear: ClearResponse
 //	GET    /api/v1/events       Server-Sent Events stream of records
 //	GET    /api/v1/info         Info, which the UI reads first
-//	       /api/v1/unblocks...  remote unblock, when ServerConfig.Unblocks is set
 //	GET    /                    the web UI (and /assets/)
+//
+// and, when [ServerConfig.Unblocks] is set (see Remote unblock):
+//
+//	POST   /api/v1/unblocks          ask a filter to allow a target: UnblockRequest
+//	GET    /api/v1/unblocks/status   every request and its state: UnblocksResponse
+//	GET    /api/v1/unblocks/audit    who asked for what, and what came of it
+//	GET    /api/v1/unblocks?hostname=X   a filter's pending requests; API key
+//	POST   /api/v1/unblocks/ack      a filter's results; API key
 //
 // Events travel in the wire format of package events. The server gives
 // each event it stores an ID, which grows by one per event and is never
@@ -105,9 +112,55 @@
 // # Authentication
 //
 // Only ingest and the filters' unblock routes check the API key. The UI,
-// reads, the stream and clearing do not authenticate anyone: put the
-// dashboard behind a reverse proxy that does, and let only the API-key
-// routes through without it.
+// reads, the stream, clearing and creating unblocks do not authenticate
+// anyone: put the dashboard behind a reverse proxy that does, and let only
+// the API-key routes through without it.
+//
+// # Remote unblock
+//
+// [Unblocks], plugged into [ServerConfig.Unblocks], lets people ask a
+// filter to allow a blocked destination. Typical usage:
+//
+//	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
+//		APIKey:   apiKey,
+//		Unblocks: dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{Logger: logger}),
+//	})
+//
+// and in a filter, every poll interval:
+//
+//	reqs, err := client.PendingUnblocks(ctx, hostname)
+//	... add each target to the policy file ...
+//	err = client.AckUnblocks(ctx, acks)
+//
+// POST /api/v1/unblocks takes {"hostname":"web-1","target":"example.com"}
+// as JSON (other content types are refused, and so are cross-origin
+// browser requests). The hostname is the filter's HOSTNAME as its events
+// carry it. The target is validated and normalised with the policy
+// package's rules ([Unblocks.ParseTarget]): a domain or a wildcard, or an
+// IP address (made a /32 or /128) or CIDR prefix. What would allow
+// everything or nearly is refused: "*", a wildcard over a top-level domain
+// or a public suffix ("*.com", "*.co.uk", "*.github.io"), and prefixes
+// wider than /8 (IPv4) or /32 (IPv6), 0.0.0.0/0 and ::/0 among them. The
+// answer is the new request (201), or the pending request for the same
+// filter and target (200): duplicates collapse.
+//
+// A request is pending until its filter acknowledges it as applied or
+// failed (with the filter's reason), or until it expires: one that no
+// filter has fetched for [UnblocksConfig.Expiry] (24h by default), since
+// it was made or last fetched, becomes expired. Acknowledgements are
+// idempotent: one for a request already applied or failed is answered
+// [AckIgnored] and changes nothing; an unknown ID is answered [AckUnknown]
+// without failing the others. An expired request takes a late
+// acknowledgement's result, since the filter did act on it.
+//
+// Every request (refused ones too), acknowledgement and expiry is an
+// [UnblockAudit] record, logged and served read-only: the time, the
+// remote address, the user named by the first of X-Forwarded-User,
+// X-Auth-Request-User and Remote-User that is present (as an
+// authenticating proxy sets them; [UnblocksConfig.UserHeaders]),
+// X-Forwarded-For, the target, and the result. Requests and audit are
+// kept in memory, [UnblocksConfig.MaxRecords] of each: a restart forgets
+// pending requests.
 //
 // # Stores
 //
@@ -123,7 +176,9 @@
 // and blocked per minute, and the most blocked names. Everything that comes
 // from the network is put in the page as text, and a Content-Security-Policy
 // allows no inline script should that ever slip. Unblock buttons show only
-// when [Info.Unblocks] is true.
+// when [Info.Unblocks] is true, on blocked rows; a click asks for the row's
+// name (or its destination address when it has none) on the row's filter,
+// and the row then shows the request's state, polling until it is final.
 //
 // # Client
 //
@@ -131,5 +186,6 @@
 // once, dropping (and counting) it when the queue is full. One goroutine
 // sends batches, after [ClientConfig.StartDelay], and retries a batch with
 // backoff while the dashboard is down or busy, so events emitted meanwhile
-// arrive once it is back, each once.
+// arrive once it is back, each once. [Client.PendingUnblocks] and
+// [Client.AckUnblocks] are a filter's side of remote unblock.
 package dashboardapi

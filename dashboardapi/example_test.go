@@ -94,3 +94,80 @@ func ExampleMemoryStore() {
 	// 2 b.example
 	// 3 c.example
 }
+
+func ExampleUnblocks() {
+	now := time.Date(2026, 11, 24, 22, 0, 0, 0, time.UTC)
+	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
+		APIKey:   "s3cret",
+		Unblocks: dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{Now: func() time.Time { return now }}),
+	})
+	defer srv.Close()
+	call := func(method, target, body string, hdr ...string) {
+		req := httptest.NewRequest(method, target, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		var v map[string]any
+		json.Unmarshal(w.Body.Bytes(), &v)
+		if id, ok := v["id"].(string); ok && id != "" {
+			v["id"] = "…" // random
+		}
+		out, _ := json.Marshal(v)
+		fmt.Println(w.Code, string(out))
+	}
+	call(http.MethodPost, "/api/v1/unblocks", `{"hostname":"web-1","target":"0.0.0.0/0"}`)
+	call(http.MethodPost, "/api/v1/unblocks", `{"hostname":"web-1","target":"Evil.Example."}`)
+	call(http.MethodGet, "/api/v1/unblocks?hostname=web-1", "")
+	// Output:
+	// 400 {"error":"target \"0.0.0.0/0\": allows every address: unblock an address or a narrower prefix"}
+	// 201 {"created":"2026-11-24T22:00:00Z","hostname":"web-1","id":"…","kind":"domain","state":"pending","target":"evil.example","updated":"2026-11-24T22:00:00Z"}
+	// 401 {"error":"missing API key: send it in the X-Api-Key header"}
+}
+
+func ExampleClient_PendingUnblocks() {
+	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
+		APIKey:   "s3cret",
+		Unblocks: dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{}),
+	})
+	defer srv.Close()
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	resp, err := http.Post(hs.URL+"/api/v1/unblocks", "application/json",
+		strings.NewReader(`{"hostname":"web-1","target":"198.51.100.7"}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+
+	// The filter's side.
+	c, err := dashboardapi.NewClient(dashboardapi.ClientConfig{URL: hs.URL, APIKey: "s3cret"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(context.Background())
+	ctx := context.Background()
+	reqs, err := c.PendingUnblocks(ctx, "web-1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var acks []dashboardapi.UnblockAck
+	for _, r := range reqs {
+		fmt.Println(r.Kind, r.Target, r.State)
+		acks = append(acks, dashboardapi.UnblockAck{ID: r.ID, Applied: true}) // once the policy holds it
+	}
+	if err := c.AckUnblocks(ctx, acks); err != nil {
+		fmt.Println(err)
+		return
+	}
+	reqs, _ = c.PendingUnblocks(ctx, "web-1")
+	fmt.Println(len(reqs), "pending")
+	// Output:
+	// ip 198.51.100.7/32 pending
+	// 0 pending
+}

@@ -85,7 +85,8 @@ type ServerConfig struct {
 	// (RATE_BURST). Zero means 100.
 	RateBurst int
 	// Unblocks, when not nil, serves the remote unblock routes
-	// (/api/v1/unblocks and below); the UI then shows unblock buttons.
+	// (/api/v1/unblocks and below), normally an [*Unblocks]
+	// (ENABLE_UNBLOCKS); the UI then shows unblock buttons.
 	// GET /api/v1/unblocks and POST /api/v1/unblocks/ack reach it only with
 	// the API key. Nil means those routes answer 404.
 	Unblocks http.Handler

@@ -29,6 +29,10 @@ const (
 	envDBPath      = "DB_PATH"
 	envDBMaxEvents = "DB_MAX_EVENTS"
 	envDBMaxAge    = "DB_MAX_AGE"
+
+	// Ours: remote unblock, off by default because it edits allowlists.
+	envEnableUnblocks = "ENABLE_UNBLOCKS"
+	envUnblockExpiry  = "UNBLOCK_EXPIRY"
 )
 
 // Defaults, as documented in the reference.
@@ -40,6 +44,7 @@ const (
 	defaultRateRPS     = 50
 	defaultRateBurst   = 100
 	defaultDBMaxEvents = 1_000_000
+	defaultUnblockTTL  = 24 * time.Hour
 )
 
 // config is everything the dashboard reads from its environment, validated.
@@ -69,6 +74,11 @@ type config struct {
 	// 1,000,000 events and no age limit by default.
 	DBMaxEvents int
 	DBMaxAge    time.Duration
+	// EnableUnblocks serves the remote unblock routes; false by default.
+	EnableUnblocks bool
+	// UnblockExpiry is how long a pending unblock waits for its filter;
+	// 24h by default.
+	UnblockExpiry time.Duration
 }
 
 // envError is an invalid environment variable.
@@ -102,6 +112,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DBPath:       p.str(envDBPath),
 		DBMaxEvents:  p.positive(envDBMaxEvents, defaultDBMaxEvents),
 		DBMaxAge:     p.age(envDBMaxAge),
+
+		EnableUnblocks: p.boolean(envEnableUnblocks),
+		UnblockExpiry:  p.expiry(envUnblockExpiry),
 	}
 	if err := errors.Join(p.errs...); err != nil {
 		return config{}, err
@@ -227,4 +240,36 @@ func (p *envParser) age(name string) time.Duration {
 	}
 	p.fail(name, v, errors.New("want a duration such as 720h or 30d (0 means no limit)"))
 	return 0
+}
+
+func (p *envParser) boolean(name string) bool {
+	v, ok := p.get(name)
+	if !ok {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, v, errors.New("want true or false"))
+		return false
+	}
+	return b
+}
+
+// expiry reads UNBLOCK_EXPIRY: a Go duration ("24h", "90m") or whole days
+// ("2d"), more than zero.
+func (p *envParser) expiry(name string) time.Duration {
+	v, ok := p.get(name)
+	if !ok {
+		return defaultUnblockTTL
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err == nil && n > 0 && n <= 365 {
+			return time.Duration(n) * 24 * time.Hour
+		}
+	} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d
+	}
+	p.fail(name, v, errors.New("want a duration more than zero, such as 24h, 90m or 2d"))
+	return defaultUnblockTTL
 }

@@ -20,46 +20,51 @@ func TestLoadConfigDefaults(t *testing.T) {
 	c, err := loadConfig(env(nil))
 	require.NoError(t, err)
 	assert.Equal(t, config{
-		Addr:        ":8081",
-		LogLevel:    slog.LevelInfo,
-		BufferSize:  5000,
-		ReadLimit:   500,
-		SSERetry:    2 * time.Second,
-		RateRPS:     50,
-		RateBurst:   100,
-		DBMaxEvents: 1_000_000,
+		Addr:          ":8081",
+		LogLevel:      slog.LevelInfo,
+		BufferSize:    5000,
+		ReadLimit:     500,
+		SSERetry:      2 * time.Second,
+		RateRPS:       50,
+		RateBurst:     100,
+		DBMaxEvents:   1_000_000,
+		UnblockExpiry: 24 * time.Hour,
 	}, c)
 }
 
 func TestLoadConfigAll(t *testing.T) {
 	c, err := loadConfig(env(map[string]string{
-		"PORT":          "127.0.0.1:9000",
-		"API_KEY":       " key ",
-		"LOG_LEVEL":     "trace",
-		"BUFFER_SIZE":   "100",
-		"READ_LIMIT":    "50",
-		"SSE_RETRY_MS":  "500",
-		"WRITE_TIMEOUT": "30",
-		"RATE_RPS":      "2.5",
-		"RATE_BURST":    "7",
-		"DB_PATH":       "/data/events.db",
-		"DB_MAX_EVENTS": "1000",
-		"DB_MAX_AGE":    "30d",
+		"PORT":            "127.0.0.1:9000",
+		"API_KEY":         " key ",
+		"LOG_LEVEL":       "trace",
+		"BUFFER_SIZE":     "100",
+		"READ_LIMIT":      "50",
+		"SSE_RETRY_MS":    "500",
+		"WRITE_TIMEOUT":   "30",
+		"RATE_RPS":        "2.5",
+		"RATE_BURST":      "7",
+		"DB_PATH":         "/data/events.db",
+		"DB_MAX_EVENTS":   "1000",
+		"DB_MAX_AGE":      "30d",
+		"ENABLE_UNBLOCKS": "true",
+		"UNBLOCK_EXPIRY":  "90m",
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, config{
-		Addr:         "127.0.0.1:9000",
-		APIKey:       "key",
-		LogLevel:     slog.LevelDebug - 4,
-		BufferSize:   100,
-		ReadLimit:    50,
-		SSERetry:     500 * time.Millisecond,
-		WriteTimeout: 30 * time.Second,
-		RateRPS:      2.5,
-		RateBurst:    7,
-		DBPath:       "/data/events.db",
-		DBMaxEvents:  1000,
-		DBMaxAge:     30 * 24 * time.Hour,
+		Addr:           "127.0.0.1:9000",
+		APIKey:         "key",
+		LogLevel:       slog.LevelDebug - 4,
+		BufferSize:     100,
+		ReadLimit:      50,
+		SSERetry:       500 * time.Millisecond,
+		WriteTimeout:   30 * time.Second,
+		RateRPS:        2.5,
+		RateBurst:      7,
+		DBPath:         "/data/events.db",
+		DBMaxEvents:    1000,
+		DBMaxAge:       30 * 24 * time.Hour,
+		EnableUnblocks: true,
+		UnblockExpiry:  90 * time.Minute,
 	}, c)
 }
 
@@ -81,6 +86,10 @@ func TestLoadConfigValues(t *testing.T) {
 		{"DB_MAX_AGE", "36h", func(c config) any { return c.DBMaxAge }, 36 * time.Hour},
 		{"DB_MAX_AGE", "0", func(c config) any { return c.DBMaxAge }, time.Duration(0)},
 		{"LOG_LEVEL", "WARN", func(c config) any { return c.LogLevel }, slog.LevelWarn},
+		{"ENABLE_UNBLOCKS", "1", func(c config) any { return c.EnableUnblocks }, true},
+		{"ENABLE_UNBLOCKS", "false", func(c config) any { return c.EnableUnblocks }, false},
+		{"UNBLOCK_EXPIRY", "2d", func(c config) any { return c.UnblockExpiry }, 48 * time.Hour},
+		{"UNBLOCK_EXPIRY", "30s", func(c config) any { return c.UnblockExpiry }, 30 * time.Second},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			c, err := loadConfig(env(map[string]string{tc.name: tc.value}))
@@ -111,6 +120,11 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"DB_MAX_EVENTS", "lots", "positive"},
 		{"DB_MAX_AGE", "-1h", "duration"},
 		{"DB_MAX_AGE", "month", "duration"},
+		{"ENABLE_UNBLOCKS", "yes", "want true or false"},
+		{"UNBLOCK_EXPIRY", "0", "more than zero"},
+		{"UNBLOCK_EXPIRY", "-1h", "more than zero"},
+		{"UNBLOCK_EXPIRY", "0d", "more than zero"},
+		{"UNBLOCK_EXPIRY", "soon", "more than zero"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := loadConfig(env(map[string]string{tc.name: tc.value}))

@@ -24,11 +24,20 @@
 //	DB_PATH        keep events in this SQLite file instead of memory
 //	DB_MAX_EVENTS  events the SQLite file keeps (default 1000000)
 //	DB_MAX_AGE     how long it keeps them: 720h, 30d; 0 for ever (default 0)
+//	ENABLE_UNBLOCKS  serve remote unblock: the UI's unblock buttons and the
+//	               routes filters poll (default false)
+//	UNBLOCK_EXPIRY how long a pending unblock waits for its filter: 24h,
+//	               2d (default 24h)
 //
 // Ingest and the unblock polling routes need the API key; the UI, reads,
-// the stream and clearing do not, so put the dashboard behind a reverse
-// proxy that authenticates people, with only /api/v1/logs (POST) and the
-// unblock polling routes open to filters.
+// the stream, clearing and creating unblocks do not, so put the dashboard
+// behind a reverse proxy that authenticates people, with only
+// /api/v1/logs (POST), GET /api/v1/unblocks and POST /api/v1/unblocks/ack
+// open to filters. With ENABLE_UNBLOCKS anyone who reaches the UI can make
+// a filter allow a destination: never turn it on without that proxy. The
+// unblock audit records the user header the proxy sets (X-Forwarded-User,
+// X-Auth-Request-User or Remote-User). Pending unblocks are kept in memory
+// and do not survive a restart.
 package main
 
 import (
@@ -69,13 +78,14 @@ const (
 	logKeyStore   = "store"
 	logKeyPath    = "path"
 	logKeyBuffer  = "buffer_size"
+	logKeyExpiry  = "unblock_expiry"
 )
 
 const usage = `usage: dashboard [serve|health|version]
 
 Configuration comes from the environment (PORT, API_KEY, LOG_LEVEL,
 BUFFER_SIZE, READ_LIMIT, SSE_RETRY_MS, WRITE_TIMEOUT, RATE_RPS, RATE_BURST,
-DB_PATH, DB_MAX_EVENTS, DB_MAX_AGE).
+DB_PATH, DB_MAX_EVENTS, DB_MAX_AGE, ENABLE_UNBLOCKS, UNBLOCK_EXPIRY).
 `
 
 func main() {
@@ -152,6 +162,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		log.Warn("API_KEY is not set: filters cannot ship events until it is")
 	}
 
+	// Left nil when off, so that the routes answer 404 and the UI shows no
+	// unblock buttons; a typed nil would not be.
+	var unblocks http.Handler
+	if cfg.EnableUnblocks {
+		unblocks = dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{
+			Expiry: cfg.UnblockExpiry,
+			Logger: log,
+		})
+		log.Warn("remote unblock is on: anyone who reaches the UI can make a filter allow a destination; keep the dashboard behind an authenticating proxy",
+			logKeyExpiry, cfg.UnblockExpiry.String())
+	}
 	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
 		APIKey:    cfg.APIKey,
 		Store:     store,
@@ -159,6 +180,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		SSERetry:  cfg.SSERetry,
 		RateRPS:   cfg.RateRPS,
 		RateBurst: cfg.RateBurst,
+		Unblocks:  unblocks,
 		Logger:    log,
 	})
 	hs := &http.Server{

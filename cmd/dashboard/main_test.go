@@ -207,3 +207,59 @@ func TestHealthCommand(t *testing.T) {
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, stderr.String(), "dashboard: health:")
 }
+
+func TestRunUnblocksOffByDefault(t *testing.T) {
+	base, _, _ := start(t, map[string]string{"API_KEY": "k"})
+	var info dashboardapi.Info
+	getJSON(t, base+"/api/v1/info", &info)
+	assert.False(t, info.Unblocks)
+	resp, err := http.Post(base+"/api/v1/unblocks", "application/json", strings.NewReader(`{"hostname":"web-1","target":"a.example"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestRunUnblocks(t *testing.T) {
+	base, _, log := start(t, map[string]string{"API_KEY": "k", "ENABLE_UNBLOCKS": "true", "UNBLOCK_EXPIRY": "1h"})
+	assert.Contains(t, log.String(), "remote unblock is on")
+	assert.Contains(t, log.String(), "unblock_expiry=1h0m0s")
+	var info dashboardapi.Info
+	getJSON(t, base+"/api/v1/info", &info)
+	assert.True(t, info.Unblocks)
+
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/unblocks", strings.NewReader(`{"hostname":"web-1","target":"A.Example."}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-User", "alice")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var created dashboardapi.UnblockRequest
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, "a.example", created.Target)
+
+	c, err := dashboardapi.NewClient(dashboardapi.ClientConfig{URL: base, APIKey: "k"})
+	require.NoError(t, err)
+	defer c.Close(context.Background())
+	ctx := context.Background()
+	pending, err := c.PendingUnblocks(ctx, "web-1")
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.NoError(t, c.AckUnblocks(ctx, []dashboardapi.UnblockAck{{ID: pending[0].ID, Applied: true}}))
+
+	var st dashboardapi.UnblocksResponse
+	getJSON(t, base+"/api/v1/unblocks/status?id="+created.ID, &st)
+	require.Len(t, st.Requests, 1)
+	assert.Equal(t, dashboardapi.UnblockApplied, st.Requests[0].State)
+	assert.Contains(t, log.String(), "user=alice", "the audit is logged")
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
+}

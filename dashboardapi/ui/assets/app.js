@@ -5,6 +5,7 @@
   const MAX_EVENTS = 2000;   // events kept in the page
   const CHART_MINUTES = 30;
   const TOP_N = 8;
+  const UNBLOCK_POLL_MS = 1500;
 
   const state = {
     records: [],      // oldest first
@@ -15,6 +16,9 @@
     info: { unblocks: false, read_limit: 500 },
     source: null,
     chartQueued: false,
+    unblocks: new Map(),     // filter + "\n" + target → its newest request
+    unblockAlias: new Map(), // a row's key → the key of the request it made
+    unblockPoll: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -90,34 +94,127 @@
       const td = el('td', 'unblock');
       const target = r.name || r.dst_ip;
       if (r.action === 'blocked' && target && r.host) {
-        const b = el('button', 'unblock-btn', 'Unblock');
-        b.type = 'button';
-        b.addEventListener('click', () => requestUnblock(r, b));
-        td.append(b);
+        td.dataset.host = r.host;
+        td.dataset.target = target;
+        td.dataset.key = unblockKey(r.host, target);
+        fillUnblock(td);
       }
       tr.append(td);
     }
     return tr;
   }
 
-  async function requestUnblock(r, button) {
-    const target = r.name || r.dst_ip;
-    if (!window.confirm('Ask filter ' + r.host + ' to allow ' + target + '?')) return;
+  // Remote unblock. Requests are kept by filter and target, so that every
+  // row of the same blocked name shows the same request, and a row drawn
+  // again (a filter change, say) shows it too.
+
+  // normTarget is about what the dashboard makes of a target: names in
+  // lower case without the trailing dot, an address as a /32 or /128.
+  function normTarget(t) {
+    let s = String(t).trim().toLowerCase();
+    if (s.endsWith('.')) s = s.slice(0, -1);
+    if (!s.includes('/') && (/^[0-9.]+$/.test(s) || s.includes(':'))) s += s.includes(':') ? '/128' : '/32';
+    return s;
+  }
+
+  const unblockKey = (host, target) => host + '\n' + normTarget(target);
+
+  function unblockFor(key) {
+    return state.unblocks.get(state.unblockAlias.get(key) || key);
+  }
+
+  const STATE_TEXT = { pending: 'pending…', applied: 'applied', failed: 'failed', expired: 'expired' };
+
+  // fillUnblock draws a blocked row's unblock cell: the state of its latest
+  // request, and a button unless one is pending or applied.
+  function fillUnblock(td, problem) {
+    const req = unblockFor(td.dataset.key);
+    const parts = [];
+    if (req) {
+      let text = STATE_TEXT[req.state] || String(req.state);
+      if (req.state === 'failed' && req.error) text += ': ' + req.error;
+      const span = el('span', 'unblock-state', text);
+      span.dataset.state = cls(req.state);
+      span.title = req.target + ' on ' + req.hostname + ', asked ' + fmtTime(req.created) + ', ' + req.state + ' ' + fmtTime(req.updated);
+      parts.push(span);
+    }
+    if (problem) {
+      const span = el('span', 'unblock-state', 'not requested: ' + problem);
+      span.dataset.state = 'failed';
+      parts.push(span);
+    }
+    if (!req || req.state === 'failed' || req.state === 'expired') {
+      const b = el('button', 'unblock-btn', req ? 'Unblock again' : 'Unblock');
+      b.type = 'button';
+      b.addEventListener('click', () => requestUnblock(td, b));
+      parts.push(b);
+    }
+    td.replaceChildren(...parts);
+  }
+
+  function refreshUnblocks(keys) {
+    for (const td of document.querySelectorAll('#rows td.unblock')) {
+      const k = td.dataset.key;
+      if (k && (keys.has(k) || keys.has(state.unblockAlias.get(k)))) fillUnblock(td);
+    }
+  }
+
+  // keep stores requests from the API and redraws their cells.
+  function keep(reqs) {
+    const keys = new Set();
+    for (const req of reqs) {
+      if (!req || typeof req.id !== 'string') continue;
+      const k = req.hostname + '\n' + req.target;
+      const old = state.unblocks.get(k);
+      // The newest request for a target wins; an older one's update does not.
+      if (old && old.id !== req.id && Date.parse(old.created) > Date.parse(req.created)) continue;
+      state.unblocks.set(k, req);
+      keys.add(k);
+    }
+    if (keys.size) refreshUnblocks(keys);
+    pollUnblocks();
+  }
+
+  async function requestUnblock(td, button) {
+    const host = td.dataset.host, target = td.dataset.target;
+    if (!window.confirm('Ask filter ' + host + ' to allow ' + target + '?')) return;
     button.disabled = true;
+    let problem;
     try {
       const resp = await fetch('api/v1/unblocks', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ hostname: r.host, target: target }),
+        body: JSON.stringify({ hostname: host, target: target }),
       });
       const body = await resp.json().catch(() => ({}));
-      button.textContent = resp.ok ? 'Requested' : 'Failed';
-      if (!resp.ok) button.title = String(body.error || resp.status);
+      if (resp.ok) {
+        state.unblockAlias.set(td.dataset.key, body.hostname + '\n' + body.target);
+        keep([body]);
+        return;
+      }
+      problem = String(body.error || resp.status);
     } catch (e) {
-      button.textContent = 'Failed';
-      button.title = String(e);
-      button.disabled = false;
+      problem = String(e);
     }
+    fillUnblock(td, problem);
+  }
+
+  // pollUnblocks asks for the state of the pending requests until none is.
+  function pollUnblocks() {
+    if (state.unblockPoll) return;
+    const ids = [...state.unblocks.values()].filter((r) => r.state === 'pending').map((r) => r.id);
+    if (!ids.length) return;
+    state.unblockPoll = setTimeout(async () => {
+      let reqs = [];
+      try {
+        const q = ids.map((id) => 'id=' + encodeURIComponent(id)).join('&');
+        const body = await fetch('api/v1/unblocks/status?' + q).then((r) => r.json());
+        reqs = body.requests || [];
+      } catch (e) { /* try again at the next tick */ }
+      state.unblockPoll = null;
+      keep(reqs);
+      pollUnblocks();
+    }, UNBLOCK_POLL_MS);
   }
 
   // render rebuilds the table from the records that pass the filters.
@@ -321,6 +418,12 @@
       state.info = info;
     } catch (e) { /* keep the defaults */ }
     document.querySelectorAll('.unblock-col').forEach((th) => { th.hidden = !state.info.unblocks; });
+    if (state.info.unblocks) {
+      try {
+        const body = await fetch('api/v1/unblocks/status').then((r) => r.json());
+        keep(body.requests || []);
+      } catch (e) { /* buttons still work */ }
+    }
     try {
       const resp = await fetch('api/v1/logs?limit=' + encodeURIComponent(String(state.info.read_limit || 500)));
       const body = await resp.json();
