@@ -226,9 +226,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			p.fail(envMetricsAddr, c.MetricsAddr, fmt.Errorf("same port as %s: metrics never share a proxy's or the DNS server's port", name))
 		}
 	}
-	if c.EnableRemoteUnblock && c.DashboardHost == nil {
+	if c.EnableRemoteUnblock && (c.DashboardHost == nil || c.DashboardAPIKey == "") {
 		v, _ := lookup(envEnableRemoteUnblock)
-		p.fail(envEnableRemoteUnblock, v, fmt.Errorf("needs %s", envDashboardHost))
+		p.fail(envEnableRemoteUnblock, v, fmt.Errorf("needs %s and %s", envDashboardHost, envDashboardAPIKey))
 	}
 	if c.NotificationHost != nil && c.NotificationKey == "" {
 		v, _ := lookup(envNotificationHost)

@@ -119,7 +119,7 @@ func TestLoadConfigValid(t *testing.T) {
 		{"NOTIFICATION_IGNORE_DOMAINS", map[string]string{"NOTIFICATION_IGNORE_DOMAINS": "Example.COM., *.ads.example,"}, func(t *testing.T, c config) {
 			assert.Equal(t, []string{"example.com", "*.ads.example"}, c.NotificationIgnoreDomains)
 		}},
-		{"ENABLE_REMOTE_UNBLOCK", map[string]string{"ENABLE_REMOTE_UNBLOCK": "true", "DASHBOARD_HOST": "http://d:8081"}, func(t *testing.T, c config) { assert.True(t, c.EnableRemoteUnblock) }},
+		{"ENABLE_REMOTE_UNBLOCK", map[string]string{"ENABLE_REMOTE_UNBLOCK": "true", "DASHBOARD_HOST": "http://d:8081", "DASHBOARD_API_KEY": "k"}, func(t *testing.T, c config) { assert.True(t, c.EnableRemoteUnblock) }},
 		{"ENABLE_REMOTE_UNBLOCK false", map[string]string{"ENABLE_REMOTE_UNBLOCK": "0"}, func(t *testing.T, c config) { assert.False(t, c.EnableRemoteUnblock) }},
 		{"UNBLOCK_POLL_INTERVAL", map[string]string{"UNBLOCK_POLL_INTERVAL": "30s"}, func(t *testing.T, c config) { assert.Equal(t, 30*time.Second, c.UnblockPollInterval) }},
 	}

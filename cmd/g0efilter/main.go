@@ -56,7 +56,6 @@ const (
 	logKeyHTTPPort  = "http_port"
 	logKeyHTTPSPort = "https_port"
 	logKeyDNSPort   = "dns_port"
-	logKeyVariable  = "variable"
 
 	logKeyDestinationCheck = "destination_check"
 	logKeyDropped          = "dropped"
@@ -64,6 +63,7 @@ const (
 	logKeyName             = "name"
 	logKeySink             = "sink"
 	logKeyAddr             = "addr"
+	logKeyInterval         = "interval"
 )
 
 const usage = `usage: g0efilter [command] [arguments]
@@ -305,14 +305,4 @@ func diff(prev, next []netip.Prefix) (added, removed int) {
 		}
 	}
 	return added, len(old)
-}
-
-// unwiredFeatures names the variables that are set for features this build
-// parses and validates but does not run yet.
-func unwiredFeatures(cfg config) []string {
-	var out []string
-	if cfg.EnableRemoteUnblock {
-		out = append(out, envEnableRemoteUnblock)
-	}
-	return out
 }
