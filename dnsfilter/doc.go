@@ -9,6 +9,7 @@
 //		Servers: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.11:53")},
 //		Mark:    bypassMark, // the filter's own queries skip its redirect
 //	}
+//	defer up.Close()
 //	srv := &dnsfilter.Server{
 //		Addrs: []netip.AddrPort{
 //			netip.MustParseAddrPort("127.0.0.1:53"),
@@ -43,14 +44,21 @@
 //
 // An [Upstream] tries its servers in order, each for 2s by default, moving
 // on when one cannot be reached, times out or answers SERVFAIL or REFUSED.
-// Each query has its own socket, marked with [Upstream.Mark] (SO_MARK, on
-// Linux) so that the filter's ruleset can let it out. A client that asked
-// over UDP is answered over UDP, truncated answers included, so that it
-// retries over TCP itself; the [Resolver] retries over TCP on its own.
+// Each query goes out with a random ID, and only a response with that ID
+// and the query's question is taken as its answer. Queries over UDP reuse
+// a pool of connected sockets per server, one query per socket at a time;
+// a socket that saw an error or a timeout is closed rather than reused.
+// Every socket is marked with [Upstream.Mark] (SO_MARK, on Linux) so that
+// the filter's ruleset can let it out; [Upstream.Close] closes the idle
+// ones. A client that asked over UDP is answered over UDP, truncated
+// answers included, so that it retries over TCP itself; the [Resolver]
+// retries over TCP on its own.
 //
 // # Defaults
 //
 //   - [Upstream.Timeout]: 2s per try.
+//   - [Upstream.MaxSockets]: 256 UDP sockets per server, and so as many
+//     queries in flight to it.
 //   - [Handler.Timeout]: 4s for all the tries of one query, then SERVFAIL.
 //   - [Server.Addrs]: 127.0.0.1:53 and [::1]:53, over UDP and TCP.
 //   - [Resolver]: answers kept for their TTL between 5s and 1h, addresses

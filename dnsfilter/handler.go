@@ -108,31 +108,40 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		Source:    src,
 		Flow:      events.NewFlowID(),
 	}
-	resp := h.answer(r, proto, &ev)
+	resp, wire := h.answer(r, proto, &ev)
 	h.emit(ev)
-	if proto == "udp" {
+	var err error
+	switch {
+	case wire != nil && (proto == "tcp" || len(wire) <= udpSize(r)):
+		// The upstream's answer goes back as it came: no need to pack
+		// it again.
+		_, err = w.Write(wire)
+	case proto == "udp":
 		resp.Truncate(udpSize(r))
-	} else {
+		err = w.WriteMsg(resp)
+	default:
 		resp.Compress = true
+		err = w.WriteMsg(resp)
 	}
-	if err := w.WriteMsg(resp); err != nil {
+	if err != nil {
 		h.logger().Debug("dnsfilter: write answer", "client", src, "name", ev.Name, "error", err)
 	}
 }
 
-// answer decides r, fills in ev and returns the answer to send.
-func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) *dns.Msg {
+// answer decides r, fills in ev and returns the answer to send, and when
+// it comes from upstream, the answer as it came with r's ID.
+func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, []byte) {
 	if r.Opcode != dns.OpcodeQuery {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
 		ev.Detail = "opcode " + opcodeString(r.Opcode)
-		return reply(r, dns.RcodeNotImplemented)
+		return reply(r, dns.RcodeNotImplemented, nil), nil
 	}
 	if len(r.Question) != 1 {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
 		ev.Detail = strconv.Itoa(len(r.Question)) + " questions"
-		m := reply(r, dns.RcodeFormatError)
+		m := reply(r, dns.RcodeFormatError, nil)
 		m.Question = nil
-		return m
+		return m, nil
 	}
 	q := r.Question[0]
 	ev.Name = normalize(q.Name)
@@ -145,14 +154,14 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) *dns.Msg {
 	}
 	if !ok {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonNotAllowlisted
-		return withEDE(reply(r, dns.RcodeNameError), r, dns.ExtendedErrorCodeBlocked, blockedText+string(events.ReasonNotAllowlisted))
+		return reply(r, dns.RcodeNameError, blockedEDE), nil
 	}
 	ev.Rule = rule
 
 	// Only the question and the EDNS0 record go upstream: records a
-	// client put in the other sections are not its to forward.
+	// client put in the other sections are not its to forward. The
+	// Upstream sends it with an ID of its own and gives the answer r's.
 	fwd := &dns.Msg{MsgHdr: r.MsgHdr, Question: r.Question}
-	fwd.Id = dns.Id()
 	if opt := r.IsEdns0(); opt != nil {
 		fwd.Extra = []dns.RR{opt}
 	}
@@ -163,15 +172,15 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) *dns.Msg {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var resp *dns.Msg
+	var wire []byte
 	err := ErrNoUpstream
 	if h.Upstream != nil {
-		resp, err = h.Upstream.ExchangeNet(ctx, fwd, proto)
+		resp, wire, err = h.Upstream.exchange(ctx, fwd, proto, false)
 	}
 	if err != nil {
 		ev.Action, ev.Reason, ev.Detail = events.Error, events.ReasonDial, err.Error()
-		return withEDE(reply(r, dns.RcodeServerFailure), r, dns.ExtendedErrorCodeNoReachableAuthority, "g0efilter: no upstream answered")
+		return reply(r, dns.RcodeServerFailure, unreachableEDE), nil
 	}
-	resp.Id = r.Id
 
 	addrs := AnswerAddrs(q.Name, resp.Answer)
 	if len(addrs) > 0 && h.OnAnswer != nil {
@@ -179,7 +188,7 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) *dns.Msg {
 	}
 	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
 	ev.Detail = detail(resp, addrs)
-	return resp
+	return resp, wire
 }
 
 func (h *Handler) emit(ev events.Event) {
@@ -197,22 +206,40 @@ func (h *Handler) logger() *slog.Logger {
 
 var discard = slog.New(slog.DiscardHandler)
 
-// reply returns an answer to r with rcode, recursion available, and an OPT
-// record when r has one.
-func reply(r *dns.Msg, rcode int) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetRcode(r, rcode)
-	m.RecursionAvailable = true
-	if opt := r.IsEdns0(); opt != nil {
-		m.SetEdns0(dns.DefaultMsgSize, opt.Do())
-	}
-	return m
-}
+// The Extended DNS Errors of the answers made here. They are shared by
+// every answer, and never modified.
+var (
+	blockedEDE     = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonNotAllowlisted)}
+	unreachableEDE = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "g0efilter: no upstream answered"}
+)
 
-// withEDE adds an Extended DNS Error to m when r, the query, has EDNS0.
-func withEDE(m, r *dns.Msg, code uint16, text string) *dns.Msg {
-	if opt := m.IsEdns0(); opt != nil && r.IsEdns0() != nil {
-		opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: code, ExtraText: text})
+// reply returns an answer to r, as [dns.Msg.SetRcode] makes it, with
+// recursion available. When r has EDNS0 the answer has an OPT record too,
+// carrying ede if not nil; without it, an answer may not carry an OPT
+// record (RFC 6891), so no Extended DNS Error.
+func reply(r *dns.Msg, rcode int, ede *dns.EDNS0_EDE) *dns.Msg {
+	m := &dns.Msg{
+		MsgHdr: dns.MsgHdr{
+			Id:                 r.Id,
+			Response:           true,
+			Opcode:             r.Opcode,
+			RecursionAvailable: true,
+			Rcode:              rcode,
+		},
+		// The first question, shared with r: neither is modified.
+		Question: r.Question[:min(len(r.Question), 1):min(len(r.Question), 1)],
+	}
+	if r.Opcode == dns.OpcodeQuery {
+		m.RecursionDesired, m.CheckingDisabled = r.RecursionDesired, r.CheckingDisabled
+	}
+	if opt := r.IsEdns0(); opt != nil {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(dns.DefaultMsgSize)
+		o.SetDo(opt.Do())
+		if ede != nil {
+			o.Option = []dns.EDNS0{ede}
+		}
+		m.Extra = []dns.RR{o}
 	}
 	return m
 }

@@ -49,7 +49,7 @@ func TestUpstreamMarksSockets(t *testing.T) {
 		{0, "udp", pc.LocalAddr()},
 	} {
 		u := &Upstream{Mark: tc.mark}
-		d := u.dialer(time.Second)
+		d := u.dialer(time.Now().Add(time.Second))
 		if tc.mark == 0 {
 			assert.Nil(t, d.Control, "no mark, no socket option")
 		}
@@ -74,7 +74,7 @@ func TestUpstreamMarksSockets(t *testing.T) {
 	}
 }
 
-// A marked exchange works end to end.
+// A marked exchange works end to end, and the socket it keeps is marked.
 func TestUpstreamMarkedExchange(t *testing.T) {
 	requireNetAdmin(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -100,4 +100,17 @@ func TestUpstreamMarkedExchange(t *testing.T) {
 	r, err := u.Exchange(context.Background(), m)
 	require.NoError(t, err)
 	assert.Equal(t, dns.RcodeNameError, r.Rcode)
+
+	// The socket kept for the next query carries the mark.
+	require.Equal(t, 1, u.idle(0))
+	raw, err := u.peekIdle().(syscall.Conn).SyscallConn()
+	require.NoError(t, err)
+	var got int
+	var gotErr error
+	require.NoError(t, raw.Control(func(fd uintptr) {
+		got, gotErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK)
+	}))
+	require.NoError(t, gotErr)
+	assert.Equal(t, 0x4242, got)
+	require.NoError(t, u.Close())
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
@@ -19,5 +20,5 @@ func TestUpstreamMarkUnsupported(t *testing.T) {
 	m.SetQuestion("example.com.", dns.TypeA)
 	_, err := u.Exchange(context.Background(), m)
 	require.ErrorIs(t, err, ErrMarkUnsupported)
-	assert.Nil(t, (&Upstream{}).dialer(0).Control)
+	assert.Nil(t, (&Upstream{}).dialer(time.Time{}).Control)
 }
