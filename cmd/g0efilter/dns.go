@@ -24,21 +24,20 @@ func pinTimeout(cfg config, ttl time.Duration) time.Duration {
 // dnsService is dns mode's filtering resolver, on DNS_PORT at 127.0.0.1
 // and ::1, where the kernel's redirect delivers the workload's queries.
 type dnsService struct {
-	server *dnsfilter.Server
-	pcs    []net.PacketConn
-	lns    []net.Listener
+	server   *dnsfilter.Server
+	upstream *dnsfilter.Upstream
+	pcs      []net.PacketConn
+	lns      []net.Listener
 }
 
 // listenDNS opens the resolver's sockets. pin receives the addresses of
 // each allowed answer; nil means no pinning.
 func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Sink, log *slog.Logger, pin func(dnsfilter.Answer)) (*dnsService, error) {
-	s := &dnsService{server: &dnsfilter.Server{
+	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: nftrules.DefaultBypassMark}
+	s := &dnsService{upstream: up, server: &dnsfilter.Server{
 		Handler: &dnsfilter.Handler{
-			Policy: p,
-			Upstream: &dnsfilter.Upstream{
-				Servers: cfg.DNSUpstreams,
-				Mark:    nftrules.DefaultBypassMark,
-			},
+			Policy:   p,
+			Upstream: up,
 			Events:   sink,
 			OnAnswer: pin,
 			Logger:   log,
@@ -69,6 +68,7 @@ func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Si
 }
 
 func (s *dnsService) close() {
+	s.upstream.Close()
 	for _, pc := range s.pcs {
 		pc.Close()
 	}

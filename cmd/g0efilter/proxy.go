@@ -21,6 +21,7 @@ import (
 // loopback where the ruleset redirects ports 80 and 443.
 type proxies struct {
 	proxy     *sni.Proxy
+	upstream  *dnsfilter.Upstream // the name check's resolvers
 	listeners []proxyListener
 }
 
@@ -34,12 +35,10 @@ type proxyListener struct {
 // connections. A namespace without IPv6 has no IPv6 traffic to redirect, so
 // failing to listen on ::1 there is only logged.
 func listenProxies(ctx context.Context, cfg config, p *policy.Holder, sink events.Sink, host string, log *slog.Logger) (*proxies, error) {
-	ps := &proxies{proxy: &sni.Proxy{
-		Policy: p,
-		Resolver: &dnsfilter.Resolver{Upstream: &dnsfilter.Upstream{
-			Servers: cfg.DNSUpstreams,
-			Mark:    nftrules.DefaultBypassMark,
-		}},
+	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: nftrules.DefaultBypassMark}
+	ps := &proxies{upstream: up, proxy: &sni.Proxy{
+		Policy:       p,
+		Resolver:     &dnsfilter.Resolver{Upstream: up},
 		Destination:  cfg.DestinationCheck,
 		Mark:         nftrules.DefaultBypassMark,
 		HelloTimeout: cfg.HelloTimeout,
@@ -76,6 +75,7 @@ func isNoIPv6(err error) bool {
 }
 
 func (ps *proxies) close() {
+	ps.upstream.Close()
 	for _, l := range ps.listeners {
 		l.ln.Close()
 	}
