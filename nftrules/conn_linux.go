@@ -77,6 +77,42 @@ func setBuffers(c *netlink.Conn, size int) error {
 	return c.SetReadBuffer(size)
 }
 
+// Installed checks that the namespace has the g0efilter table with its
+// output chain dropping by default, as Apply installs it: the question a
+// health check asks. It returns nil when it has, and an error saying what
+// is missing otherwise.
+func (c *Conn) Installed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, err := c.nc.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("nftrules: no table inet %s: %w", TableName, err)
+	}
+	want := map[string]bool{ChainOutput: false, ChainNATOut: false, ChainInput: false}
+	chains, err := c.nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("nftrules: list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table == nil || ch.Table.Name != t.Name {
+			continue
+		}
+		if _, ok := want[ch.Name]; !ok {
+			continue
+		}
+		if ch.Name == ChainOutput && (ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop) {
+			return fmt.Errorf("nftrules: chain %s does not drop by default", ChainOutput)
+		}
+		want[ch.Name] = true
+	}
+	for name, ok := range want {
+		if !ok {
+			return fmt.Errorf("nftrules: table inet %s has no chain %s", TableName, name)
+		}
+	}
+	return nil
+}
+
 // Close closes the netlink connection. The rules stay installed.
 func (c *Conn) Close() error {
 	return c.nc.CloseLasting()

@@ -273,3 +273,20 @@ func BenchmarkUpdateSets10k(b *testing.B) {
 		})
 	}
 }
+
+func TestInstalled(t *testing.T) {
+	fd := newNetNS(t)
+	c := openIn(t, fd)
+	require.ErrorContains(t, c.Installed(), "no table inet g0efilter", "nothing applied yet")
+
+	r, err := Build(Config{})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+	require.NoError(t, c.Installed())
+	require.NoError(t, openIn(t, fd).Installed(), "another connection sees it too")
+
+	// A table of that name without the filter's chains is not the filter.
+	nftRun(t, fd, "delete", "table", "inet", TableName)
+	nftRun(t, fd, "add", "table", "inet", TableName)
+	require.ErrorContains(t, c.Installed(), "has no chain")
+}

@@ -26,6 +26,9 @@ func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error { return ErrUnsupported }
 // Pin returns [ErrUnsupported].
 func (c *Conn) Pin([]Pin) error { return ErrUnsupported }
 
+// Installed returns [ErrUnsupported].
+func (c *Conn) Installed() error { return ErrUnsupported }
+
 // Close does nothing.
 func (c *Conn) Close() error { return nil }
 

@@ -25,8 +25,19 @@ const (
 func TestRunInNetNS(t *testing.T) {
 	env := e2e.New(t)
 
+	health := func() (string, error) {
+		out, err := exec.Command("ip", "netns", "exec", env.Box, e2e.Binary(t), "health").CombinedOutput()
+		return string(out), err
+	}
+	out, err := health()
+	require.Error(t, err, "no ruleset yet: %s", out)
+	assert.Contains(t, out, "no table inet g0efilter")
+
 	p := env.StartFilter(t, policyOne, nil)
 	p.WaitForSet("198.18.0.3")
+	out, err = health()
+	require.NoError(t, err, "%s", out)
+	assert.Equal(t, "ok: ruleset installed\n", out)
 	listing, err := p.Listing()
 	require.NoError(t, err)
 

@@ -73,6 +73,7 @@ commands:
   dry-run          print the ruleset that run would install
   validate [PATH]  check a policy file (default $POLICY_PATH)
   check HOST|IP... report whether the policy allows each host name or address
+  health           exit 0 if this namespace has the filter's ruleset installed
   version          print the version (also --version)
 
 Configuration comes from the environment (LOG_LEVEL, POLICY_PATH, FILTER_MODE, ...).
@@ -119,7 +120,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	case "run", "dry-run", "validate", "check":
+	case "run", "dry-run", "validate", "check", "health":
 	default:
 		fmt.Fprintf(stderr, "g0efilter: unknown command %q\n%s", cmd, usage)
 		return exitUsage
@@ -151,6 +152,11 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			path = args[0]
 		}
 		return cmdValidate(cfg, path, stdout, stderr)
+	case "health":
+		if len(args) > 0 {
+			return usageErr(stderr, "health takes no arguments")
+		}
+		return cmdHealth(stdout, stderr)
 	default: // check
 		if len(args) == 0 {
 			return usageErr(stderr, "check needs at least one host name or IP address")
@@ -252,6 +258,24 @@ func cmdValidate(cfg config, path string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  note: %s is set and replaces the file's list\n", l.Name)
 		}
 	}
+	return exitOK
+}
+
+// cmdHealth reports whether the ruleset is installed in this namespace:
+// the container health check. It does not look at the policy file, since a
+// filter whose last edit was refused still enforces the previous policy.
+func cmdHealth(stdout, stderr io.Writer) int {
+	conn, err := nftrules.Open(nftrules.ConnConfig{})
+	if err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	defer conn.Close()
+	if err := conn.Installed(); err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	fmt.Fprintln(stdout, "ok: ruleset installed")
 	return exitOK
 }
 
