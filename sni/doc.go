@@ -110,7 +110,7 @@
 // nothing moves. No goroutine or descriptor outlives its connection, and
 // Serve closes them all when its context ends.
 //
-// An idle forwarded connection costs about 7–9 KB of memory and 6 file
+// An idle forwarded connection costs under 9 KB of Go memory and 6 file
 // descriptors: the two sockets and, while each direction waits in
 // splice(2), a pipe per direction. Raise the descriptor limit (ulimit -n,
 // or the container's nofile) to at least 6 times the connections expected,
