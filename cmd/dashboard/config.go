@@ -2,14 +2,13 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/internal/envconf"
 )
 
 // Environment variables read by the dashboard (see the "Environment —
@@ -82,86 +81,46 @@ type config struct {
 }
 
 // envError is an invalid environment variable.
-type envError struct {
-	Name  string
-	Value string
-	Err   error
-}
-
-func (e *envError) Error() string {
-	return fmt.Sprintf("%s=%q: %v", e.Name, e.Value, e.Err)
-}
-
-func (e *envError) Unwrap() error { return e.Err }
+type envError = envconf.Error
 
 // loadConfig reads and validates the environment through lookup
 // (os.LookupEnv in main). Every invalid variable is reported, joined with
 // errors.Join, each naming the variable and its value.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
-	p := envParser{lookup: lookup}
+	p := envParser{envconf.Parser{Lookup: lookup}}
 	c := config{
 		Addr:         p.addr(envPort),
-		APIKey:       p.str(envAPIKey),
-		LogLevel:     p.level(envLogLevel),
-		BufferSize:   p.positive(envBufferSize, defaultBufferSize),
-		ReadLimit:    p.positive(envReadLimit, defaultReadLimit),
-		SSERetry:     time.Duration(p.positive(envSSERetryMS, int(defaultSSERetry.Milliseconds()))) * time.Millisecond,
+		APIKey:       p.String(envAPIKey),
+		LogLevel:     p.Level(envLogLevel),
+		BufferSize:   p.Positive(envBufferSize, defaultBufferSize),
+		ReadLimit:    p.Positive(envReadLimit, defaultReadLimit),
+		SSERetry:     time.Duration(p.Positive(envSSERetryMS, int(defaultSSERetry.Milliseconds()))) * time.Millisecond,
 		WriteTimeout: p.seconds(envWriteTimeout),
 		RateRPS:      p.rate(envRateRPS),
-		RateBurst:    p.positive(envRateBurst, defaultRateBurst),
-		DBPath:       p.str(envDBPath),
-		DBMaxEvents:  p.positive(envDBMaxEvents, defaultDBMaxEvents),
+		RateBurst:    p.Positive(envRateBurst, defaultRateBurst),
+		DBPath:       p.String(envDBPath),
+		DBMaxEvents:  p.Positive(envDBMaxEvents, defaultDBMaxEvents),
 		DBMaxAge:     p.age(envDBMaxAge),
 
-		EnableUnblocks: p.boolean(envEnableUnblocks),
+		EnableUnblocks: p.Bool(envEnableUnblocks, false),
 		UnblockExpiry:  p.expiry(envUnblockExpiry),
 	}
-	if err := errors.Join(p.errs...); err != nil {
+	if err := p.Err(); err != nil {
 		return config{}, err
 	}
 	return c, nil
 }
 
-// envParser reads variables and collects the errors of the invalid ones.
-// Each method returns the default when the variable is unset or blank.
+// envParser reads the variables; its methods beyond envconf.Parser's are
+// this command's own kinds of value.
 type envParser struct {
-	lookup func(string) (string, bool)
-	errs   []error
-}
-
-func (p *envParser) fail(name, value string, err error) {
-	p.errs = append(p.errs, &envError{Name: name, Value: value, Err: err})
-}
-
-// get returns the trimmed value and whether it is set and not blank.
-func (p *envParser) get(name string) (string, bool) {
-	v, ok := p.lookup(name)
-	v = strings.TrimSpace(v)
-	return v, ok && v != ""
-}
-
-func (p *envParser) str(name string) string {
-	v, _ := p.get(name)
-	return v
-}
-
-func (p *envParser) level(name string) slog.Level {
-	v, ok := p.get(name)
-	if !ok {
-		return slog.LevelInfo
-	}
-	l, err := events.ParseLevel(v)
-	if err != nil {
-		p.fail(name, v, errors.New("want TRACE, DEBUG, INFO, WARN or ERROR"))
-		return slog.LevelInfo
-	}
-	return l
+	envconf.Parser
 }
 
 // addr reads PORT: "8081", ":8081", "addr:port" or "[v6addr]:port", and
 // returns a listen address.
 func (p *envParser) addr(name string) string {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return defaultAddr
 	}
@@ -174,32 +133,19 @@ func (p *envParser) addr(name string) string {
 			return v
 		}
 	}
-	p.fail(name, v, errors.New("want a port (8081), :port (:8081) or address:port (127.0.0.1:8081, [::1]:8081)"))
+	p.Fail(name, v, errors.New("want a port (8081), :port (:8081) or address:port (127.0.0.1:8081, [::1]:8081)"))
 	return defaultAddr
-}
-
-func (p *envParser) positive(name string, def int) int {
-	v, ok := p.get(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		p.fail(name, v, errors.New("want a positive whole number"))
-		return def
-	}
-	return n
 }
 
 // seconds reads a whole number of seconds, 0 or more.
 func (p *envParser) seconds(name string) time.Duration {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return 0
 	}
 	n, err := strconv.ParseInt(v, 10, 32)
 	if err != nil || n < 0 {
-		p.fail(name, v, errors.New("want a whole number of seconds, 0 or more (0 means none)"))
+		p.Fail(name, v, errors.New("want a whole number of seconds, 0 or more (0 means none)"))
 		return 0
 	}
 	return time.Duration(n) * time.Second
@@ -208,13 +154,13 @@ func (p *envParser) seconds(name string) time.Duration {
 // rate reads RATE_RPS: requests per second, a number; 0 turns the limit
 // off, which the library takes as a negative rate.
 func (p *envParser) rate(name string) float64 {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return defaultRateRPS
 	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || f < 0 || f != f || f > 1e9 {
-		p.fail(name, v, errors.New("want requests per second, a number such as 50 or 0.5 (0 turns the limit off)"))
+		p.Fail(name, v, errors.New("want requests per second, a number such as 50 or 0.5 (0 turns the limit off)"))
 		return defaultRateRPS
 	}
 	if f == 0 {
@@ -226,7 +172,7 @@ func (p *envParser) rate(name string) float64 {
 // age reads DB_MAX_AGE: a Go duration ("720h") or whole days ("30d"); 0 or
 // unset means no age limit.
 func (p *envParser) age(name string) time.Duration {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return 0
 	}
@@ -238,27 +184,14 @@ func (p *envParser) age(name string) time.Duration {
 	} else if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 		return d
 	}
-	p.fail(name, v, errors.New("want a duration such as 720h or 30d (0 means no limit)"))
+	p.Fail(name, v, errors.New("want a duration such as 720h or 30d (0 means no limit)"))
 	return 0
-}
-
-func (p *envParser) boolean(name string) bool {
-	v, ok := p.get(name)
-	if !ok {
-		return false
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		p.fail(name, v, errors.New("want true or false"))
-		return false
-	}
-	return b
 }
 
 // expiry reads UNBLOCK_EXPIRY: a Go duration ("24h", "90m") or whole days
 // ("2d"), more than zero.
 func (p *envParser) expiry(name string) time.Duration {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return defaultUnblockTTL
 	}
@@ -270,6 +203,6 @@ func (p *envParser) expiry(name string) time.Duration {
 	} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
 		return d
 	}
-	p.fail(name, v, errors.New("want a duration more than zero, such as 24h, 90m or 2d"))
+	p.Fail(name, v, errors.New("want a duration more than zero, such as 24h, 90m or 2d"))
 	return defaultUnblockTTL
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/internal/envconf"
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 	"github.com/g0lab/g0efilter/sni"
@@ -153,52 +153,42 @@ type config struct {
 }
 
 // envError is an invalid environment variable.
-type envError struct {
-	Name  string
-	Value string
-	Err   error
-}
-
-func (e *envError) Error() string {
-	return fmt.Sprintf("%s=%q: %v", e.Name, e.Value, e.Err)
-}
-
-func (e *envError) Unwrap() error { return e.Err }
+type envError = envconf.Error
 
 // loadConfig reads and validates the environment through lookup (os.LookupEnv
 // in main). Every invalid variable is reported, joined with errors.Join, each
 // naming the variable and its value.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
-	p := envParser{lookup: lookup}
+	p := envParser{envconf.Parser{Lookup: lookup}}
 	c := config{
-		LogLevel:                  p.level(envLogLevel),
-		Hostname:                  p.str(envHostname),
+		LogLevel:                  p.Level(envLogLevel),
+		Hostname:                  p.String(envHostname),
 		Mode:                      p.mode(envFilterMode),
 		HTTPPort:                  p.port(envHTTPPort, nftrules.DefaultHTTPPort),
 		HTTPSPort:                 p.port(envHTTPSPort, nftrules.DefaultHTTPSPort),
 		DNSPort:                   p.port(envDNSPort, nftrules.DefaultDNSPort),
 		DNSUpstreams:              p.upstreams(envDNSUpstreams),
-		PolicyPath:                p.str(envPolicyPath),
+		PolicyPath:                p.String(envPolicyPath),
 		AllowIPs:                  p.ipList(envAllowlistIPs),
 		AllowDomains:              p.domainList(envAllowlistDomains),
 		DashboardHost:             p.url(envDashboardHost),
-		DashboardAPIKey:           p.str(envDashboardAPIKey),
-		DashboardQueueSize:        p.positive(envDashboardQueueSize, defaultDashboardQueueSize),
+		DashboardAPIKey:           p.String(envDashboardAPIKey),
+		DashboardQueueSize:        p.Positive(envDashboardQueueSize, defaultDashboardQueueSize),
 		DashboardStartDelay:       p.duration(envDashboardStartDelay, defaultDashboardStartDelay, true),
-		LogFile:                   p.str(envLogFile),
-		NflogBufSize:              p.positive(envNflogBufSize, defaultNflogBufSize),
-		NflogQThresh:              p.positive(envNflogQThresh, defaultNflogQThresh),
+		LogFile:                   p.String(envLogFile),
+		NflogBufSize:              p.Positive(envNflogBufSize, defaultNflogBufSize),
+		NflogQThresh:              p.Positive(envNflogQThresh, defaultNflogQThresh),
 		NotificationHost:          p.url(envNotificationHost),
-		NotificationKey:           p.str(envNotificationKey),
+		NotificationKey:           p.String(envNotificationKey),
 		NotificationBackoff:       p.seconds(envNotificationBackoff, defaultNotificationBackoff),
 		NotificationIgnoreDomains: p.domains(envNotificationIgnoreDomains),
-		EnableRemoteUnblock:       p.boolean(envEnableRemoteUnblock),
+		EnableRemoteUnblock:       p.Bool(envEnableRemoteUnblock, false),
 		UnblockPollInterval:       p.duration(envUnblockPollInterval, defaultUnblockPollInterval, false),
 		DestinationCheck:          p.destinationCheck(envDestinationCheck),
 		HelloTimeout:              p.duration(envHelloTimeout, sni.DefaultHelloTimeout, false),
 		DialTimeout:               p.duration(envDialTimeout, sni.DefaultDialTimeout, false),
 		IdleTimeout:               p.duration(envIdleTimeout, sni.DefaultIdleTimeout, false),
-		DNSPinning:                p.booleanOr(envDNSPinning, true),
+		DNSPinning:                p.Bool(envDNSPinning, true),
 		DNSPinMinTTL:              p.duration(envDNSPinMinTTL, defaultDNSPinMinTTL, false),
 		DNSPinGrace:               p.duration(envDNSPinGrace, defaultDNSPinGrace, true),
 		MetricsAddr:               p.listenAddr(envMetricsAddr),
@@ -211,7 +201,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	// listens alone, so DNS_PORT is not compared with them.
 	if c.Mode == nftrules.ModeHTTPS && c.HTTPPort != 0 && c.HTTPPort == c.HTTPSPort {
 		v, _ := lookup(envHTTPSPort)
-		p.fail(envHTTPSPort, v, fmt.Errorf("same port as %s", envHTTPPort))
+		p.Fail(envHTTPSPort, v, fmt.Errorf("same port as %s", envHTTPPort))
 	}
 	if c.MetricsAddr != "" {
 		_, port, _ := net.SplitHostPort(c.MetricsAddr)
@@ -223,64 +213,31 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			taken[strconv.Itoa(int(c.DNSPort))] = envDNSPort
 		}
 		if name, ok := taken[port]; ok {
-			p.fail(envMetricsAddr, c.MetricsAddr, fmt.Errorf("same port as %s: metrics never share a proxy's or the DNS server's port", name))
+			p.Fail(envMetricsAddr, c.MetricsAddr, fmt.Errorf("same port as %s: metrics never share a proxy's or the DNS server's port", name))
 		}
 	}
 	if c.EnableRemoteUnblock && (c.DashboardHost == nil || c.DashboardAPIKey == "") {
 		v, _ := lookup(envEnableRemoteUnblock)
-		p.fail(envEnableRemoteUnblock, v, fmt.Errorf("needs %s and %s", envDashboardHost, envDashboardAPIKey))
+		p.Fail(envEnableRemoteUnblock, v, fmt.Errorf("needs %s and %s", envDashboardHost, envDashboardAPIKey))
 	}
 	if c.NotificationHost != nil && c.NotificationKey == "" {
 		v, _ := lookup(envNotificationHost)
-		p.fail(envNotificationHost, v, fmt.Errorf("needs %s", envNotificationKey))
+		p.Fail(envNotificationHost, v, fmt.Errorf("needs %s", envNotificationKey))
 	}
-	if err := errors.Join(p.errs...); err != nil {
+	if err := p.Err(); err != nil {
 		return config{}, err
 	}
 	return c, nil
 }
 
-// envParser reads variables and collects the errors of the invalid ones.
-// Each method returns the default when the variable is unset or blank.
+// envParser reads the variables; its methods beyond envconf.Parser's are
+// this command's own kinds of value.
 type envParser struct {
-	lookup func(string) (string, bool)
-	errs   []error
-}
-
-func (p *envParser) fail(name, value string, err error) {
-	p.errs = append(p.errs, &envError{Name: name, Value: value, Err: err})
-}
-
-// get returns the trimmed value and whether it is set and not blank.
-func (p *envParser) get(name string) (string, bool) {
-	v, ok := p.lookup(name)
-	v = strings.TrimSpace(v)
-	return v, ok && v != ""
-}
-
-func (p *envParser) str(name string) string {
-	v, _ := p.get(name)
-	return v
-}
-
-func (p *envParser) level(name string) slog.Level {
-	v, ok := p.get(name)
-	if !ok {
-		return slog.LevelInfo
-	}
-	if strings.EqualFold(v, "WARNING") { // accepted since the first release
-		v = "WARN"
-	}
-	l, err := events.ParseLevel(v)
-	if err != nil {
-		p.fail(name, v, errors.New("want TRACE, DEBUG, INFO, WARN or ERROR"))
-		return slog.LevelInfo
-	}
-	return l
+	envconf.Parser
 }
 
 func (p *envParser) mode(name string) nftrules.Mode {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return nftrules.ModeHTTPS
 	}
@@ -290,7 +247,7 @@ func (p *envParser) mode(name string) nftrules.Mode {
 	case "dns":
 		return nftrules.ModeDNS
 	}
-	p.fail(name, v, errors.New("want https or dns"))
+	p.Fail(name, v, errors.New("want https or dns"))
 	return nftrules.ModeHTTPS
 }
 
@@ -303,42 +260,29 @@ func parsePort(v string) (uint16, error) {
 }
 
 func (p *envParser) port(name string, def uint16) uint16 {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return def
 	}
 	n, err := parsePort(v)
 	if err != nil {
-		p.fail(name, v, err)
-		return def
-	}
-	return n
-}
-
-func (p *envParser) positive(name string, def int) int {
-	v, ok := p.get(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		p.fail(name, v, errors.New("want a positive integer"))
+		p.Fail(name, v, err)
 		return def
 	}
 	return n
 }
 
 func (p *envParser) duration(name string, def time.Duration, zeroOK bool) time.Duration {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return def
 	}
 	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
-		p.fail(name, v, errors.New("want a duration such as 5s or 1m"))
+		p.Fail(name, v, errors.New("want a duration such as 5s or 1m"))
 	case d < 0 || (d == 0 && !zeroOK):
-		p.fail(name, v, errors.New("want a positive duration"))
+		p.Fail(name, v, errors.New("want a positive duration"))
 	default:
 		return d
 	}
@@ -346,41 +290,26 @@ func (p *envParser) duration(name string, def time.Duration, zeroOK bool) time.D
 }
 
 func (p *envParser) seconds(name string, def time.Duration) time.Duration {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return def
 	}
 	n, err := strconv.ParseInt(v, 10, 32)
 	if err != nil || n < 0 {
-		p.fail(name, v, errors.New("want a whole number of seconds, 0 or more"))
+		p.Fail(name, v, errors.New("want a whole number of seconds, 0 or more"))
 		return def
 	}
 	return time.Duration(n) * time.Second
 }
 
-func (p *envParser) boolean(name string) bool { return p.booleanOr(name, false) }
-
-func (p *envParser) booleanOr(name string, def bool) bool {
-	v, ok := p.get(name)
-	if !ok {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		p.fail(name, v, errors.New("want true or false"))
-		return def
-	}
-	return b
-}
-
 func (p *envParser) url(name string) *url.URL {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return nil
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.fail(name, v, errors.New("want an http:// or https:// URL with a host"))
+		p.Fail(name, v, errors.New("want an http:// or https:// URL with a host"))
 		return nil
 	}
 	return u
@@ -392,24 +321,24 @@ func (p *envParser) url(name string) *url.URL {
 // validated here, so that a mistake is a configuration error (exit 2); the
 // policy Loader parses them again when it loads.
 func (p *envParser) ipList(name string) *policy.List {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return nil
 	}
 	if _, err := policy.ParseIPList(name, v); err != nil {
-		p.fail(name, v, err)
+		p.Fail(name, v, err)
 		return nil
 	}
 	return &policy.List{Name: name, Value: v}
 }
 
 func (p *envParser) domainList(name string) *policy.List {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return nil
 	}
 	if _, err := policy.ParseDomainList(name, v); err != nil {
-		p.fail(name, v, err)
+		p.Fail(name, v, err)
 		return nil
 	}
 	return &policy.List{Name: name, Value: v}
@@ -418,7 +347,7 @@ func (p *envParser) domainList(name string) *policy.List {
 // domains parses a comma-separated list of domain patterns into canonical
 // form, reporting each bad item.
 func (p *envParser) domains(name string) []string {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return nil
 	}
@@ -430,7 +359,7 @@ func (p *envParser) domains(name string) []string {
 		}
 		d, err := policy.NormalizeDomain(item)
 		if err != nil {
-			p.fail(name, item, err)
+			p.Fail(name, item, err)
 			continue
 		}
 		out = append(out, d)
@@ -442,7 +371,7 @@ func (p *envParser) domains(name string) []string {
 // IP address, which gets port 53.
 func (p *envParser) upstreams(name string) []netip.AddrPort {
 	def := []netip.AddrPort{netip.MustParseAddrPort(defaultDNSUpstream)}
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return def
 	}
@@ -454,7 +383,7 @@ func (p *envParser) upstreams(name string) []netip.AddrPort {
 		}
 		u, err := parseUpstream(item)
 		if err != nil {
-			p.fail(name, item, err)
+			p.Fail(name, item, err)
 			continue
 		}
 		out = append(out, u)
@@ -467,22 +396,22 @@ func (p *envParser) upstreams(name string) []netip.AddrPort {
 
 // listenAddr parses an address to listen on: "host:port" or ":port".
 func (p *envParser) listenAddr(name string) string {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return ""
 	}
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {
-		p.fail(name, v, errors.New("want host:port or :port"))
+		p.Fail(name, v, errors.New("want host:port or :port"))
 		return ""
 	}
 	if n, err := parsePort(port); err != nil || n == 0 {
-		p.fail(name, v, errors.New("want a port from 1 to 65535"))
+		p.Fail(name, v, errors.New("want a port from 1 to 65535"))
 		return ""
 	}
 	if host != "" {
 		if _, err := netip.ParseAddr(host); err != nil {
-			p.fail(name, v, errors.New("want an IP address to listen on, or none for all"))
+			p.Fail(name, v, errors.New("want an IP address to listen on, or none for all"))
 			return ""
 		}
 	}
@@ -491,7 +420,7 @@ func (p *envParser) listenAddr(name string) string {
 
 // destinationCheck parses DESTINATION_CHECK: verify, dial-name or trust.
 func (p *envParser) destinationCheck(name string) sni.DestinationCheck {
-	v, ok := p.get(name)
+	v, ok := p.Get(name)
 	if !ok {
 		return sni.VerifyDestination
 	}
@@ -500,7 +429,7 @@ func (p *envParser) destinationCheck(name string) sni.DestinationCheck {
 			return d
 		}
 	}
-	p.fail(name, v, errors.New("want verify, dial-name or trust"))
+	p.Fail(name, v, errors.New("want verify, dial-name or trust"))
 	return sni.VerifyDestination
 }
 
