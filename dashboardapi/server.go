@@ -117,6 +117,21 @@ type Server struct {
 	clearMu     sync.RWMutex
 	clears      atomic.Uint64 // how many times the store was cleared
 	lastCleared atomic.Uint64 // the newest ID the last clear removed
+
+	ingested, rejected atomic.Uint64 // events stored and refused by ingest
+	streams            atomic.Int64  // SSE clients connected now
+}
+
+// ServerStats are counters of a [Server] since it was made.
+type ServerStats struct {
+	Ingested uint64 // events stored by ingest
+	Rejected uint64 // events ingest refused (invalid)
+	Streams  int64  // live-stream (SSE) clients connected now
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{Ingested: s.ingested.Load(), Rejected: s.rejected.Load(), Streams: s.streams.Load()}
 }
 
 // NewServer makes a Server from cfg.
@@ -282,6 +297,8 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		s.hub.notify()
 	}
 	resp.Accepted = len(evs)
+	s.ingested.Add(uint64(len(evs)))
+	s.rejected.Add(uint64(len(resp.Rejected)))
 	status := http.StatusOK
 	if len(raw) > 0 && len(evs) == 0 {
 		status = http.StatusBadRequest

@@ -121,6 +121,7 @@ func TestIngestBatch(t *testing.T) {
 	recs, _, err := s.store.Query(context.Background(), Query{})
 	require.NoError(t, err)
 	assert.Equal(t, []events.Event{good1, good2}, []events.Event{recs[0].Event, recs[1].Event})
+	assert.Equal(t, ServerStats{Ingested: 2, Rejected: 4}, s.Stats())
 }
 
 func TestIngestErrors(t *testing.T) {

@@ -78,6 +78,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	// the read and the wait goes unnoticed.
 	wake := s.hub.subscribe()
 	defer s.hub.unsubscribe(wake)
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 
 	ctx := r.Context()
 	st, err := s.store.Stats(ctx)

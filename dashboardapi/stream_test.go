@@ -164,6 +164,7 @@ func TestStreamLive(t *testing.T) {
 	assert.Equal(t, uint64(4), r.ID)
 	assert.Equal(t, ev(4, events.Blocked, events.HTTPS), r.Event)
 	assert.Equal(t, uint64(5), c.record(t).ID)
+	assert.Equal(t, int64(1), s.Stats().Streams, "one client connected")
 }
 
 func TestStreamResume(t *testing.T) {

@@ -105,6 +105,26 @@ type Unblocks struct {
 	pending map[string]string        // hostname+"\x00"+target → ID, pending only
 	audit   []UnblockAudit           // a ring of MaxRecords, oldest at auditAt once full
 	auditAt int
+	created uint64            // requests created
+	results map[string]uint64 // acknowledgements recorded, by resulting state
+}
+
+// UnblocksStats are counters of [Unblocks] since it was made.
+type UnblocksStats struct {
+	Created uint64 // requests created (duplicates and refusals not counted)
+	Pending int    // requests waiting for their filter now
+	Applied uint64 // acknowledged as applied
+	Failed  uint64 // acknowledged as failed
+}
+
+// Stats returns the counters.
+func (u *Unblocks) Stats() UnblocksStats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return UnblocksStats{
+		Created: u.created, Pending: len(u.pending),
+		Applied: u.results[UnblockApplied], Failed: u.results[UnblockFailed],
+	}
 }
 
 type unblockEntry struct {
@@ -259,6 +279,7 @@ func (u *Unblocks) serveCreate(w http.ResponseWriter, r *http.Request) {
 		u.order = append(u.order, req.ID)
 		u.pending[hostname+"\x00"+target] = req.ID
 		rec.ID, rec.Result, status = req.ID, "created", http.StatusCreated
+		u.created++
 	}
 	u.record(rec)
 	u.mu.Unlock()
@@ -357,6 +378,10 @@ func (u *Unblocks) ack(a UnblockAck, now time.Time) (UnblockAckResult, UnblockAu
 		rec.Error = reason
 	}
 	res.Result, res.State, rec.Result = AckRecorded, e.req.State, e.req.State
+	if u.results == nil {
+		u.results = map[string]uint64{}
+	}
+	u.results[e.req.State]++
 	return res, rec
 }
 

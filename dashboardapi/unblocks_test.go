@@ -314,6 +314,7 @@ func TestUnblockAck(t *testing.T) {
 	}, results)
 	assert.Equal(t, got, status(t, s, ""))
 	assert.Empty(t, ack(t, s), "an empty batch")
+	assert.Equal(t, UnblocksStats{Created: 3, Applied: 1, Failed: 2}, s.cfg.Unblocks.(*Unblocks).Stats())
 }
 
 func TestUnblockAckBadRequests(t *testing.T) {

@@ -32,6 +32,9 @@ const (
 	// Ours: remote unblock, off by default because it edits allowlists.
 	envEnableUnblocks = "ENABLE_UNBLOCKS"
 	envUnblockExpiry  = "UNBLOCK_EXPIRY"
+
+	// Ours: Prometheus metrics.
+	envMetricsAddr = "METRICS_ADDR"
 )
 
 // Defaults, as documented in the reference.
@@ -78,6 +81,9 @@ type config struct {
 	// UnblockExpiry is how long a pending unblock waits for its filter;
 	// 24h by default.
 	UnblockExpiry time.Duration
+	// MetricsAddr is where Prometheus metrics are served; empty means
+	// nowhere.
+	MetricsAddr string
 }
 
 // envError is an invalid environment variable.
@@ -104,6 +110,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 
 		EnableUnblocks: p.Bool(envEnableUnblocks, false),
 		UnblockExpiry:  p.expiry(envUnblockExpiry),
+		MetricsAddr:    p.metricsAddr(envMetricsAddr),
 	}
 	if err := p.Err(); err != nil {
 		return config{}, err
@@ -135,6 +142,21 @@ func (p *envParser) addr(name string) string {
 	}
 	p.Fail(name, v, errors.New("want a port (8081), :port (:8081) or address:port (127.0.0.1:8081, [::1]:8081)"))
 	return defaultAddr
+}
+
+// metricsAddr reads METRICS_ADDR: "addr:port" or ":port", or unset.
+func (p *envParser) metricsAddr(name string) string {
+	v, ok := p.Get(name)
+	if !ok {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(v); err == nil {
+		if n, err := strconv.ParseUint(port, 10, 16); err == nil && n > 0 {
+			return v
+		}
+	}
+	p.Fail(name, v, errors.New("want :port or address:port (127.0.0.1:9465)"))
+	return ""
 }
 
 // seconds reads a whole number of seconds, 0 or more.

@@ -90,6 +90,7 @@ func TestLoadConfigValues(t *testing.T) {
 		{"ENABLE_UNBLOCKS", "false", func(c config) any { return c.EnableUnblocks }, false},
 		{"UNBLOCK_EXPIRY", "2d", func(c config) any { return c.UnblockExpiry }, 48 * time.Hour},
 		{"UNBLOCK_EXPIRY", "30s", func(c config) any { return c.UnblockExpiry }, 30 * time.Second},
+		{"METRICS_ADDR", ":9465", func(c config) any { return c.MetricsAddr }, ":9465"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			c, err := loadConfig(env(map[string]string{tc.name: tc.value}))
@@ -125,6 +126,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"UNBLOCK_EXPIRY", "-1h", "more than zero"},
 		{"UNBLOCK_EXPIRY", "0d", "more than zero"},
 		{"UNBLOCK_EXPIRY", "soon", "more than zero"},
+		{"METRICS_ADDR", "9465", "want :port"},
+		{"METRICS_ADDR", ":0", "want :port"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := loadConfig(env(map[string]string{tc.name: tc.value}))

@@ -28,6 +28,8 @@
 //	               routes filters poll (default false)
 //	UNBLOCK_EXPIRY how long a pending unblock waits for its filter: 24h,
 //	               2d (default 24h)
+//	METRICS_ADDR   serve Prometheus metrics here (:9465, 127.0.0.1:9465);
+//	               unset: nowhere
 //
 // Ingest and the unblock polling routes need the API key; the UI, reads,
 // the stream, clearing and creating unblocks do not, so put the dashboard
@@ -165,11 +167,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	// Left nil when off, so that the routes answer 404 and the UI shows no
 	// unblock buttons; a typed nil would not be.
 	var unblocks http.Handler
+	var ub *dashboardapi.Unblocks
 	if cfg.EnableUnblocks {
-		unblocks = dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{
+		ub = dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{
 			Expiry: cfg.UnblockExpiry,
 			Logger: log,
 		})
+		unblocks = ub
 		log.Warn("remote unblock is on: anyone who reaches the UI can make a filter allow a destination; keep the dashboard behind an authenticating proxy",
 			logKeyExpiry, cfg.UnblockExpiry.String())
 	}
@@ -196,6 +200,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", envPort, err)
+	}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("%s: %w", envMetricsAddr, err)
+		}
+		mctx, stop := context.WithCancel(ctx)
+		wait := serveMetrics(mctx, mln, metricsRegistry(srv, ub), log)
+		defer func() {
+			stop()
+			wait()
+		}()
+		log.Info("metrics listening", logKeyAddr, mln.Addr().String())
 	}
 	log.Info("dashboard listening", logKeyAddr, ln.Addr().String(), logKeyVersion, version)
 	if ready != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -262,4 +263,34 @@ func getJSON(t *testing.T, url string, v any) {
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
+}
+
+func TestRunMetrics(t *testing.T) {
+	// A free port for the metrics, known before the dashboard starts.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	base, _, log := start(t, map[string]string{"API_KEY": "k", "ENABLE_UNBLOCKS": "true", "METRICS_ADDR": addr})
+	assert.Contains(t, log.String(), "metrics listening")
+	require.Equal(t, http.StatusOK, postEvent(t, base, "k", "a.example"))
+
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	for _, want := range []string{
+		"g0efilter_dashboard_events_ingested_total 1",
+		"g0efilter_dashboard_events_rejected_total 0",
+		"g0efilter_dashboard_sse_clients 0",
+		"g0efilter_dashboard_unblocks_created_total 0",
+		`g0efilter_dashboard_unblocks_acknowledged_total{result="applied"} 0`,
+	} {
+		assert.Contains(t, string(b), want)
+	}
+	resp, err = http.Get(base + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.NotEqual(t, http.StatusOK, resp.StatusCode, "metrics are not on the UI's port")
 }
