@@ -39,6 +39,17 @@ const (
 	unblockPoll = "2s"
 )
 
+// Files in the sandbox's directory.
+const (
+	filePolicy    = "policy.yaml"
+	fileCA        = "ca.pem"
+	fileFilterLog = "g0efilter.log"
+	fileEvents    = "events.jsonl"
+	fileDashLog   = "dashboard.log"
+	fileTraffic   = "traffic.log"
+	fileSitesLog  = "sites.log"
+)
+
 // site is a name the test sites answer to.
 type site struct {
 	Name    string

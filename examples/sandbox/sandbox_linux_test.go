@@ -1,0 +1,165 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/dashboardapi"
+	"github.com/g0lab/g0efilter/events"
+)
+
+const (
+	// upTimeout covers building both binaries, which on a cold build
+	// cache (a fresh CI machine) takes far longer than the rest.
+	upTimeout = 3 * time.Minute
+	// eventsTimeout bounds the wait for the events once the sandbox is
+	// up; the traffic's first round starts at once.
+	eventsTimeout = 20 * time.Second
+	pollEvery     = 200 * time.Millisecond
+)
+
+// requireRoot skips the test without root or ip, or fails it under
+// CI=true, where privileged tests must run.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	var missing string
+	if os.Geteuid() != 0 {
+		missing = "needs root"
+	} else if _, err := exec.LookPath("ip"); err != nil {
+		missing = "needs ip (iproute2)"
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("sandbox: %s, and must run under CI=true", missing)
+	}
+	t.Skipf("sandbox: %s", missing)
+}
+
+// TestSandbox runs the sandbox as the README's command does, on a free
+// port of the machine's loopback, and checks through the dashboard's API,
+// reached through the sandbox's forwarder, that the traffic generator's
+// allowed and blocked attempts arrive — by name over TLS and by address in
+// the kernel — and that nothing is left behind once it stops.
+func TestSandbox(t *testing.T) {
+	requireRoot(t)
+	before, err := listSandboxNamespaces()
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Info, 1)
+	cfg := config{
+		Listen:   "127.0.0.1:0",
+		Duration: upTimeout + eventsTimeout, // a bound, should the test lose track of it
+		Interval: 500 * time.Millisecond,
+		Out:      t.Output(),
+		Ready:    func(i Info) { ready <- i },
+	}
+	var runErr error
+	stopped := make(chan struct{})
+	go func() {
+		runErr = run(ctx, cfg)
+		close(stopped)
+	}()
+	// On every path, a failed assertion included, the sandbox is torn
+	// down before the test ends.
+	stop := func() error {
+		cancel()
+		<-stopped
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+
+	var info Info
+	select {
+	case info = <-ready:
+	case <-stopped:
+		t.Fatalf("the sandbox ended before it was up: %v", runErr)
+	case <-time.After(upTimeout):
+		t.Fatalf("the sandbox was not up after %v", upTimeout)
+	}
+
+	var allowed, blocked, kernel bool
+	deadline := time.Now().Add(eventsTimeout)
+	for !(allowed && blocked && kernel) {
+		if time.Now().After(deadline) {
+			break
+		}
+		for _, r := range readLogs(t, info.Dashboard) {
+			ev := r.Event
+			if ev.Host != filterHostname {
+				continue
+			}
+			switch {
+			case ev.Action == events.Allowed && ev.Name == "allowed.sandbox.test":
+				allowed = true
+			case ev.Action == events.Blocked && ev.Name == "blocked.sandbox.test":
+				blocked = true
+			case ev.Action == events.Blocked && ev.Component == events.Kernel &&
+				(ev.Destination.Addr() == rawAddr4 || ev.Destination.Addr() == rawAddr6):
+				kernel = true
+			}
+		}
+		time.Sleep(pollEvery)
+	}
+	assert.True(t, allowed, "no allowed event for allowed.sandbox.test reached the dashboard")
+	assert.True(t, blocked, "no blocked event for blocked.sandbox.test reached the dashboard")
+	assert.True(t, kernel, "no kernel event for the direct-IP target reached the dashboard")
+
+	require.NoError(t, stop(), "teardown")
+
+	after, err := listSandboxNamespaces()
+	require.NoError(t, err)
+	for _, ns := range after {
+		assert.Contains(t, before, ns, "namespace %s left behind", ns)
+	}
+	assert.False(t, slices.Contains(after, info.Box) || slices.Contains(after, info.Net))
+	assert.NoDirExists(t, filepath.Join(etcNetns, info.Box))
+	assert.NoDirExists(t, info.Dir)
+}
+
+// readLogs returns the dashboard's newest events.
+func readLogs(t *testing.T, base string) []dashboardapi.Record {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/logs")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var lr dashboardapi.LogsResponse
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&lr))
+	return lr.Events
+}
+
+func TestNsswitchFilesDNS(t *testing.T) {
+	dir := t.TempDir()
+	write := func(text string) string {
+		p := filepath.Join(dir, "nsswitch.conf")
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+		return p
+	}
+
+	got, ok := nsswitchFilesDNS(write("passwd: files systemd\nhosts: files myhostname resolve [!UNAVAIL=return] dns\nnetworks: files\n"))
+	require.True(t, ok)
+	assert.Equal(t, "passwd: files systemd\n"+
+		"hosts: files dns # the g0efilter sandbox: the box's resolv.conf, not systemd-resolved\n"+
+		"networks: files\n", string(got))
+
+	_, ok = nsswitchFilesDNS(write("hosts: files mdns4_minimal [NOTFOUND=return] dns\n"))
+	assert.False(t, ok, "no resolve module: the machine's file serves the box as it is")
+
+	_, ok = nsswitchFilesDNS(filepath.Join(dir, "missing"))
+	assert.False(t, ok)
+}

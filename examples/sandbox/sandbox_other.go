@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+)
+
+// run is Linux only: the sandbox is made of network namespaces.
+func run(context.Context, config) error {
+	return fmt.Errorf("the sandbox needs Linux (network namespaces), not %s", runtime.GOOS)
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/policy"
+)
+
+func loadPolicy(t *testing.T, text string) *policy.Snapshot {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), filePolicy)
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
+	p, err := policy.Loader{Path: path}.Load()
+	require.NoError(t, err)
+	snap, err := policy.Compile(p)
+	require.NoError(t, err)
+	return snap
+}
+
+// TestPolicy checks that the sandbox's policy says what the sites and the
+// instructions claim, and that the printed sed commands' edits do what
+// they say.
+func TestPolicy(t *testing.T) {
+	snap := loadPolicy(t, policyYAML)
+	for _, s := range sites {
+		assert.Equal(t, s.Allowed, snap.AllowHost(s.Name), s.Name)
+	}
+	assert.True(t, snap.AllowAddr(dnsAddr4))
+	assert.True(t, snap.AllowAddr(dnsAddr6))
+	for _, a := range []netip.Addr{rawAddr4, rawAddr6, siteAddr4, siteAddr6} {
+		assert.False(t, snap.AllowAddr(a), a)
+	}
+
+	// What uncommentCommand's sed does: the first "# - entry" loses its
+	// "# ".
+	edited := policyYAML
+	for _, entry := range []string{`"blocked.sandbox.test"`, `"` + rawAddr4.String() + `"`} {
+		require.Contains(t, edited, "# - "+entry)
+		edited = strings.Replace(edited, "# - "+entry, "- "+entry, 1)
+		assert.Contains(t, uncommentCommand("/p.yaml", entry), "'s|# - "+entry+"|- "+entry+"|' /p.yaml")
+	}
+	snap = loadPolicy(t, edited)
+	assert.True(t, snap.AllowHost("blocked.sandbox.test"))
+	assert.False(t, snap.AllowHost("tracker.sandbox.test"))
+	assert.True(t, snap.AllowAddr(rawAddr4))
+}
+
+// TestForwarder forwards to an echo server on loopback and checks that
+// Close ends a connection that is still open.
+func TestForwarder(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
+		}
+	}()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var d net.Dialer
+	f := &forwarder{Listener: ln, Target: echo.Addr().String(), Dial: d.DialContext}
+	f.Start()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Write([]byte("ping"))
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "ping", string(buf))
+
+	f.Close() // returns only once the open connection is ended
+	_, err = c.Read(buf)
+	assert.Error(t, err)
+	_, err = net.Dial("tcp", ln.Addr().String())
+	assert.Error(t, err, "still accepting after Close")
+}
+
+// TestForwarderDialFails closes the client's connection when the target
+// cannot be reached.
+func TestForwarderDialFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := &forwarder{Listener: ln, Target: "x", Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, io.ErrUnexpectedEOF
+	}}
+	f.Start()
+	defer f.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, io.EOF)
+}
+
+func TestInstructionsNameEverything(t *testing.T) {
+	info := Info{Dashboard: "http://127.0.0.1:8081", Box: "g0e-sbx-1-box", Net: "g0e-sbx-1-net", Dir: "/tmp/sbx"}
+	out := instructions(info, 0)
+	for _, want := range []string{
+		"http://127.0.0.1:8081",
+		"sudo ip netns exec g0e-sbx-1-box curl --cacert /tmp/sbx/ca.pem https://allowed.sandbox.test/",
+		"sudo ip netns exec g0e-sbx-1-box curl --cacert /tmp/sbx/ca.pem https://blocked.sandbox.test/",
+		"sudo ip netns exec g0e-sbx-1-box curl http://198.18.100.9:9000/",
+		`sudo sed -i 's|# - "blocked.sandbox.test"|- "blocked.sandbox.test"|' /tmp/sbx/policy.yaml`,
+		"every 2s",
+	} {
+		assert.Contains(t, out, want)
+	}
+}
