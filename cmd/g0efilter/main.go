@@ -1,15 +1,23 @@
-// Command g0efilter is the reference egress filter: it reads its
-// configuration from the environment, installs the nftables ruleset for the
-// policy in its network namespace and keeps the allowlist sets in step with
-// the policy file.
+// Command g0efilter is the reference egress filter. It reads its
+// configuration from the environment, opens the transparent proxies (https
+// mode) or the filtering DNS server (dns mode), installs the nftables
+// ruleset in its network namespace, and then follows the policy file: each
+// valid edit updates the kernel's sets and the live policy together. Every
+// decision goes to the log and, when configured, to LOG_FILE, Gotify, the
+// dashboard and Prometheus metrics. On SIGTERM it exits and leaves the rules
+// installed, so nothing new gets out until it is back.
 //
 // Usage:
 //
-//	g0efilter [run]           install the rules and follow the policy file
+//	g0efilter [run]           filter, until SIGTERM
 //	g0efilter dry-run         print the ruleset that run would install
 //	g0efilter validate [PATH] check a policy file (default $POLICY_PATH)
 //	g0efilter check HOST|IP…  say whether the policy allows each target
+//	g0efilter health          exit 0 if the ruleset is installed here
 //	g0efilter version         print the version
+//
+// The variables are listed in the README; an invalid one stops the filter
+// at start-up with an error naming it.
 package main
 
 import (
