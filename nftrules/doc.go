@@ -42,7 +42,9 @@
 // In https mode (the default) the nat chain (output hook, priority -101)
 // lets allowlisted destinations, the filter's own sockets (those carrying
 // [Config.BypassMark]) and loopback traffic through untouched and
-// redirects TCP 80 and 443 to the local HTTP and HTTPS proxies. The filter
+// redirects TCP 80 and 443 to the local HTTP and HTTPS proxies; with
+// [Config.FilterDNS] it first redirects DNS (UDP and TCP 53) to the local
+// DNS server, whatever the resolver's address. The filter
 // chain (output hook, priority 0, policy drop) accepts established and
 // related packets, packets to the host's own addresses (this includes the
 // redirected connections), marked packets, IPv6 neighbour discovery and

@@ -31,6 +31,7 @@ func goldenConfigs() map[string]Config {
 			AllowLogPrefix: "allowed: "},
 		"dns_quiet": {Mode: ModeDNS, Allow4: v4, QuietAllowed: true},
 		"dns_only":  {Mode: ModeDNS, Allow4: v4, DNSOnly: true},
+		"https_dns": {Allow4: v4, Allow6: v6, FilterDNS: true},
 	}
 }
 

@@ -107,6 +107,12 @@ type Config struct {
 	// DNS and connects to an address is not stopped. There are no pinned
 	// sets then. Ignored in https mode.
 	DNSOnly bool
+	// FilterDNS, in https mode, also redirects DNS (UDP and TCP 53, to any
+	// resolver, one on loopback included) to the local DNS server on
+	// DNSPort, as dns mode does: without it, a workload can send anything
+	// in DNS questions to a resolver on loopback (Docker's 127.0.0.11).
+	// Ignored in dns mode, which always does.
+	FilterDNS bool
 	// Allow4 and Allow6 are the allowlisted destination prefixes, sorted and
 	// non-overlapping as policy.Snapshot.Prefixes returns them.
 	Allow4, Allow6 []netip.Prefix
@@ -386,8 +392,17 @@ func Build(cfg Config) (*Ruleset, error) {
 
 	switch cfg.Mode {
 	case ModeHTTPS:
-		nat = append(nat, allowNAT...)
-		nat = append(nat, bypass, lo,
+		if cfg.FilterDNS {
+			// Ahead of the allowlist and loopback accepts: queries to an
+			// allowlisted or loopback resolver are redirected too.
+			nat = append(nat, bypass)
+			nat = append(nat, dnsRedirect(cfg.DNSPort)...)
+			nat = append(nat, allowNAT...)
+		} else {
+			nat = append(nat, allowNAT...)
+			nat = append(nat, bypass)
+		}
+		nat = append(nat, lo,
 			Rule{Match: []Match{DPort{TCP, 80}}, Verdict: RedirectTo(cfg.HTTPPort)},
 			Rule{Match: []Match{DPort{TCP, 443}}, Verdict: RedirectTo(cfg.HTTPSPort)},
 		)
@@ -400,10 +415,8 @@ func Build(cfg Config) (*Ruleset, error) {
 		)
 		// No "oif lo" accept here: queries to a loopback resolver (Docker's
 		// 127.0.0.11) must reach the filter's DNS server too.
-		nat = append(nat, bypass,
-			Rule{Match: []Match{DPort{UDP, 53}}, Verdict: RedirectTo(cfg.DNSPort)},
-			Rule{Match: []Match{DPort{TCP, 53}}, Verdict: RedirectTo(cfg.DNSPort)},
-		)
+		nat = append(nat, bypass)
+		nat = append(nat, dnsRedirect(cfg.DNSPort)...)
 		filter = append(filter,
 			Rule{Match: []Match{DPort{TCP, 853}}, Verdict: Drop},
 			Rule{Match: []Match{DPort{UDP, 853}}, Verdict: Drop},
@@ -436,6 +449,14 @@ func Build(cfg Config) (*Ruleset, error) {
 		{Name: ChainInput, Type: ChainFilter, Hook: HookInput, Priority: 0, Policy: Accept, Rules: guard},
 	}
 	return r, nil
+}
+
+// dnsRedirect returns the rules that redirect DNS to the local port.
+func dnsRedirect(port uint16) []Rule {
+	return []Rule{
+		{Match: []Match{DPort{UDP, 53}}, Verdict: RedirectTo(port)},
+		{Match: []Match{DPort{TCP, 53}}, Verdict: RedirectTo(port)},
+	}
 }
 
 // acceptTo returns the rules that accept packets to the destinations in a
@@ -483,10 +504,15 @@ func (cfg Config) checkLogPrefixes() error {
 // servicePorts returns the local ports that redirected connections go to in
 // cfg's mode.
 func (cfg Config) servicePorts() []DPort {
+	dns := []DPort{{UDP, cfg.DNSPort}, {TCP, cfg.DNSPort}}
 	if cfg.Mode == ModeDNS {
-		return []DPort{{UDP, cfg.DNSPort}, {TCP, cfg.DNSPort}}
+		return dns
 	}
-	return []DPort{{TCP, cfg.HTTPPort}, {TCP, cfg.HTTPSPort}}
+	web := []DPort{{TCP, cfg.HTTPPort}, {TCP, cfg.HTTPSPort}}
+	if cfg.FilterDNS {
+		return append(web, dns...)
+	}
+	return web
 }
 
 // checkPrefixes returns the prefixes of one family, masked, and refuses

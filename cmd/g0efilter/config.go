@@ -57,6 +57,9 @@ const (
 
 	// Ours: Prometheus metrics.
 	envMetricsAddr = "METRICS_ADDR"
+
+	// Ours: https mode filters DNS too.
+	envFilterDNS = "FILTER_DNS"
 )
 
 // Defaults, as documented in the reference.
@@ -112,6 +115,10 @@ type config struct {
 	// MetricsAddr is where Prometheus metrics are served ("host:port" or
 	// ":port"); empty means nowhere.
 	MetricsAddr string
+
+	// FilterDNS, in https mode, also sends the workload's DNS through the
+	// filtering DNS server; off by default.
+	FilterDNS bool
 
 	// PolicyPath is the policy file; /app/policy.yaml by default.
 	PolicyPath string
@@ -192,6 +199,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DNSPinMinTTL:              p.duration(envDNSPinMinTTL, defaultDNSPinMinTTL, false),
 		DNSPinGrace:               p.duration(envDNSPinGrace, defaultDNSPinGrace, true),
 		MetricsAddr:               p.listenAddr(envMetricsAddr),
+		FilterDNS:                 p.Bool(envFilterDNS, false),
 	}
 	if c.PolicyPath == "" {
 		c.PolicyPath = defaultPolicyPath
@@ -209,12 +217,17 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		if c.Mode == nftrules.ModeHTTPS {
 			taken[strconv.Itoa(int(c.HTTPPort))] = envHTTPPort
 			taken[strconv.Itoa(int(c.HTTPSPort))] = envHTTPSPort
-		} else {
+		}
+		if c.Mode == nftrules.ModeDNS || c.FilterDNS {
 			taken[strconv.Itoa(int(c.DNSPort))] = envDNSPort
 		}
 		if name, ok := taken[port]; ok {
 			p.Fail(envMetricsAddr, c.MetricsAddr, fmt.Errorf("same port as %s: metrics never share a proxy's or the DNS server's port", name))
 		}
+	}
+	if c.Mode == nftrules.ModeHTTPS && c.FilterDNS && (c.DNSPort == c.HTTPPort || c.DNSPort == c.HTTPSPort) {
+		v, _ := lookup(envDNSPort)
+		p.Fail(envDNSPort, v, fmt.Errorf("same port as a proxy (%s with %s)", envFilterDNS, envFilterMode+"=https"))
 	}
 	if c.EnableRemoteUnblock && (c.DashboardHost == nil || c.DashboardAPIKey == "") {
 		v, _ := lookup(envEnableRemoteUnblock)

@@ -100,6 +100,7 @@ func TestLoadConfigValid(t *testing.T) {
 			assert.Zero(t, c.DNSPinGrace)
 		}},
 		{"METRICS_ADDR", map[string]string{"METRICS_ADDR": ":9464"}, func(t *testing.T, c config) { assert.Equal(t, ":9464", c.MetricsAddr) }},
+		{"FILTER_DNS", map[string]string{"FILTER_DNS": "true"}, func(t *testing.T, c config) { assert.True(t, c.FilterDNS) }},
 		{"PROXY_IDLE_TIMEOUT", map[string]string{"PROXY_IDLE_TIMEOUT": "30s"}, func(t *testing.T, c config) { assert.Equal(t, 30*time.Second, c.IdleTimeout) }},
 		{"DASHBOARD_HOST", map[string]string{"DASHBOARD_HOST": "http://dashboard:8081"}, func(t *testing.T, c config) {
 			assert.Equal(t, mustURL(t, "http://dashboard:8081"), c.DashboardHost)
@@ -158,6 +159,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "METRICS_ADDR", value: "9464"},
 		{name: "METRICS_ADDR", value: "localhost:9464"},
 		{name: "METRICS_ADDR", value: ":8443"},
+		{name: "FILTER_DNS", value: "sometimes"},
 		{name: "DNS_PIN_MIN_TTL", value: "0s"},
 		{name: "PROXY_HELLO_TIMEOUT", value: "0s"},
 		{name: "DASHBOARD_HOST", value: "dashboard:8081"},

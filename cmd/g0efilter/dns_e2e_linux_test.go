@@ -294,3 +294,37 @@ func TestDNSModeWinsOverDockerDNAT(t *testing.T) {
 		assert.Equal(t, dns.RcodeSuccess, resp.Rcode)
 	}
 }
+
+// TestHTTPSModeFilterDNS: with FILTER_DNS=true, https mode sends the
+// workload's DNS through the filtering resolver too, while the proxies'
+// own name checks still reach the upstream; without it, DNS to a resolver
+// that is not allowlisted is refused.
+func TestHTTPSModeFilterDNS(t *testing.T) {
+	for _, filter := range []bool{false, true} {
+		t.Run(fmt.Sprintf("FILTER_DNS=%v", filter), func(t *testing.T) {
+			pe := startProxyEnv(t, proxyPolicy, map[string]string{"FILTER_DNS": fmt.Sprint(filter)})
+			de := &dnsEnv{proxyEnv: pe, resolver: netip.AddrPortFrom(e2e.Upstream4[0], 53)}
+			resp, err := de.query(t, "udp", "blocked.example", dns.TypeA, de.resolver)
+			if !filter {
+				require.Error(t, err, "the upstream resolver is not allowlisted")
+				body, err := pe.get(fams[0].dest, "https://allowed.example/")
+				require.NoError(t, err, "the proxy's own lookups still work")
+				assert.Equal(t, "served allowed.example", body)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, dns.RcodeNameError, resp.Rcode)
+			resp, err = de.query(t, "tcp", "allowed.example", dns.TypeAAAA, de.resolver)
+			require.NoError(t, err)
+			require.Equal(t, dns.RcodeSuccess, resp.Rcode)
+			require.Len(t, resp.Answer, 1)
+			for _, q := range pe.dns.Queries() {
+				assert.NotEqual(t, "blocked.example.", q.Name, "a blocked name never reaches the upstream")
+			}
+			body, err := pe.get(fams[1].dest, "https://allowed.example/")
+			require.NoError(t, err)
+			assert.Equal(t, "served allowed.example", body)
+			de.waitDNSEvent(t, "blocked.example", events.Blocked)
+		})
+	}
+}

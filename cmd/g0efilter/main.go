@@ -210,6 +210,7 @@ func ruleConfig(cfg config, v4, v6 []netip.Prefix) nftrules.Config {
 		Allow4:    v4,
 		Allow6:    v6,
 		DNSOnly:   !cfg.DNSPinning,
+		FilterDNS: cfg.FilterDNS,
 	}
 }
 

@@ -100,14 +100,14 @@ func (f *filter) open(ctx context.Context) error {
 		return fmt.Errorf("cannot open the event sinks; no rules installed: %w", err)
 	}
 
-	switch cfg.Mode {
-	case nftrules.ModeHTTPS:
+	if cfg.Mode == nftrules.ModeHTTPS {
 		if f.proxies, err = listenProxies(ctx, cfg, &f.live, f.sinks, f.host, log); err != nil {
 			return fmt.Errorf("cannot listen; no rules installed: %w", err)
 		}
-	case nftrules.ModeDNS:
+	}
+	if cfg.Mode == nftrules.ModeDNS || cfg.FilterDNS {
 		var pin func(dnsfilter.Answer)
-		if cfg.DNSPinning {
+		if cfg.Mode == nftrules.ModeDNS && cfg.DNSPinning {
 			pin = f.pin
 		}
 		if f.dns, err = listenDNS(ctx, cfg, &f.live, f.sinks, log, pin); err != nil {
@@ -146,12 +146,12 @@ func (f *filter) serve(ctx context.Context) {
 		f.fatal.CompareAndSwap(nil, &err)
 		f.stop()
 	}
-	switch {
-	case f.proxies != nil:
+	if f.proxies != nil {
 		f.wg.Go(f.proxies.serve(ctx, fail))
 		log.Info("proxies listening", logKeyHTTPPort, cfg.HTTPPort, logKeyHTTPSPort, cfg.HTTPSPort,
 			logKeyDestinationCheck, cfg.DestinationCheck.String())
-	case f.dns != nil:
+	}
+	if f.dns != nil {
 		f.wg.Go(f.dns.serve(ctx, fail))
 		log.Info("DNS server listening", logKeyDNSPort, cfg.DNSPort, logKeyUpstreams, fmt.Sprint(cfg.DNSUpstreams))
 	}
