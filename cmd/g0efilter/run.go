@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,6 +205,11 @@ func (f *filter) watch(ctx context.Context) error {
 	w := &policy.Watcher{
 		Loader: loader(f.cfg),
 		OnReload: func(next *policy.Snapshot) {
+			if cur := f.live.Load().Policy(); slices.Equal(cur.IPs, next.Policy().IPs) &&
+				slices.Equal(cur.Domains, next.Policy().Domains) {
+				log.Debug("policy file read; nothing changed")
+				return
+			}
 			n4, n6 := next.Prefixes()
 			added, removed := diff(f.v4, n4)
 			a6, r6 := diff(f.v6, n6)
