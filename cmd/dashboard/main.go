@@ -57,6 +57,7 @@ import (
 
 	"github.com/g0lab/g0efilter/dashboardapi"
 	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/internal/promserve"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -208,7 +209,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 			return fmt.Errorf("%s: %w", envMetricsAddr, err)
 		}
 		mctx, stop := context.WithCancel(ctx)
-		wait := serveMetrics(mctx, mln, metricsRegistry(srv, ub), log)
+		wait := promserve.Serve(mctx, mln, metricsRegistry(srv, ub), log)
 		defer func() {
 			stop()
 			wait()

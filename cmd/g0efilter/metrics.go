@@ -1,16 +1,8 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
-	"net"
-	"net/http"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/sni"
@@ -109,27 +101,4 @@ func (m *metrics) watchDropped(sink string, dropped func() uint64) {
 		Help:        "Events a sink's queue dropped because the sink was too slow.",
 		ConstLabels: prometheus.Labels{"sink": sink},
 	}, func() float64 { return float64(dropped()) }))
-}
-
-// serve serves /metrics on ln until ctx ends.
-func (m *metrics) serve(ctx context.Context, ln net.Listener, log *slog.Logger) (wait func()) {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", logKeyErr, err)
-		}
-	}()
-	stop := context.AfterFunc(ctx, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	})
-	return func() {
-		<-done
-		stop()
-	}
 }

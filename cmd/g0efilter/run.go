@@ -16,6 +16,7 @@ import (
 	"github.com/g0lab/g0efilter/dnsfilter"
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/events/nflog"
+	"github.com/g0lab/g0efilter/internal/promserve"
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 )
@@ -181,7 +182,7 @@ func (f *filter) serve(ctx context.Context) {
 			m.watchDropped(name, dropped)
 		}
 		m.reloaded(true) // the policy loaded at start
-		f.wg.Go(m.serve(ctx, f.metln, log))
+		f.wg.Go(promserve.Serve(ctx, f.metln, m.reg, log))
 		log.Info("metrics listening", logKeyAddr, f.metln.Addr().String())
 	}
 
