@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/g0lab/g0efilter/internal/localca"
 )
 
 const (
@@ -121,7 +123,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	})
 	path := func(name string) string { return filepath.Join(dir, name) }
 
-	authority, err := newCA()
+	authority, err := localca.New("g0efilter sandbox CA", certValidity)
 	if err != nil {
 		return err
 	}
