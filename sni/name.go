@@ -42,6 +42,26 @@ var (
 	errLongLabel  = fmt.Errorf("label longer than %d bytes", maxLabelLen)
 )
 
+// nameClass sorts bytes for checkName: 0 for a label byte (see labelByte),
+// classDot for '.', classBad for anything else.
+var nameClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case labelByte[c]:
+		case c == '.':
+			t[c] = classDot
+		default:
+			t[c] = classBad
+		}
+	}
+	return t
+}()
+
+const (
+	classDot = 1
+	classBad = 2
+)
+
 // checkName returns name without one trailing dot, if it is a host name:
 // labels of 1 to 63 bytes allowed by labelByte, separated by dots, 253 bytes
 // in all. lastLabel is the offset of its last label.
@@ -49,6 +69,32 @@ func checkName(name []byte) (checked []byte, lastLabel int, err error) {
 	if n := len(name); n > 0 && name[n-1] == '.' {
 		name = name[:n-1]
 	}
+	if len(name) == 0 || len(name) > maxLabelLen {
+		return checkNameSlow(name)
+	}
+	// No label of a name this short can be too long, so the name is
+	// good if it has no bad byte and no empty label: no dot at either
+	// end and no two dots in a row. One pass without branches finds out;
+	// checkNameSlow explains what is wrong.
+	prev := uint8(classDot) // the name starts as if after a dot
+	var bad uint8
+	for i, c := range name {
+		t := nameClass[c]
+		bad |= t & (classBad | prev)
+		prev = t
+		if t == classDot {
+			lastLabel = i + 1
+		}
+	}
+	if bad|prev != 0 {
+		return checkNameSlow(name)
+	}
+	return name, lastLabel, nil
+}
+
+// checkNameSlow is checkName for a name without its trailing dot, byte by
+// byte, with an error that says what is wrong.
+func checkNameSlow(name []byte) (checked []byte, lastLabel int, err error) {
 	if len(name) == 0 {
 		return nil, 0, errEmptyName
 	}
