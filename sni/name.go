@@ -92,8 +92,9 @@ func checkName(name []byte) (checked []byte, lastLabel int, err error) {
 	return name, lastLabel, nil
 }
 
-// checkNameSlow is checkName for a name without its trailing dot, byte by
-// byte, with an error that says what is wrong.
+// checkNameSlow is checkName, byte by byte, for a name without its trailing
+// dot: for names longer than a label may be, and to say what is wrong with a
+// name that checkName's single pass refused.
 func checkNameSlow(name []byte) (checked []byte, lastLabel int, err error) {
 	if len(name) == 0 {
 		return nil, 0, errEmptyName
