@@ -1,9 +1,9 @@
 package sni
 
 import (
+	"encoding/binary"
 	"fmt"
 	"iter"
-	"slices"
 )
 
 // MaxHelloSize is the most bytes of a connection [ParseClientHello] looks at:
@@ -34,8 +34,8 @@ const (
 	minHelloBodyLen = 2 + 32 + 1 + 2 + 2 + 1 + 1
 
 	// maxHighExtensions caps the extensions of one hello with a type of 64
-	// or more, which keeps the duplicate check cheap; types below 64 can
-	// appear only once each anyway. Few such types are in use
+	// or more, which bounds the work of their duplicate check; types below
+	// 64 can appear only once each anyway. Few such types are in use
 	// (renegotiation_info, encrypted_client_hello, ALPS and the 16 GREASE
 	// values of RFC 8701), so no real client comes close.
 	maxHighExtensions = 128
@@ -284,33 +284,32 @@ func (h *ClientHello) parse(body []byte) error {
 // type appears twice.
 func (h *ClientHello) parseExtensions(exts []byte) error {
 	const wanted = 1<<extServerName | 1<<extALPN | 1<<extSupportedVersions
-	var (
-		seenLow  uint64 // bit set of the types below 64, the common ones
-		seenHigh [maxHighExtensions]uint16
-		nHigh    int
-	)
+	// Types below 64, the common ones, go in a bit set. The others go in
+	// a 64-bit hash set, and only when two share a bit are the extensions
+	// before looked through for the same type.
+	var seenLow, seenHigh uint64
+	nHigh := 0
 	// Each step of this walk waits for the length read in the one before,
-	// so it is kept to loads and additions by offset: re-slicing would
-	// add work to that wait.
-	for i := 0; i < len(exts); {
-		if len(exts)-i < 4 {
-			return malformedf("ClientHello extension truncated")
-		}
-		typ := uint16(exts[i])<<8 | uint16(exts[i+1])
+	// so it is kept short: one load for the type and the length, and no
+	// bounds check that the loop condition does not already make.
+	i := 0
+	for i+4 <= len(exts) {
+		x := binary.BigEndian.Uint32(exts[i : i+4])
+		typ := uint16(x >> 16)
 		start := i + 4
-		i = start + (int(exts[i+2])<<8 | int(exts[i+3]))
+		i = start + int(x&0xffff)
 		if i > len(exts) {
 			return malformedf("ClientHello extension %#04x truncated", typ)
 		}
 		if typ >= 64 {
-			if slices.Contains(seenHigh[:nHigh], typ) {
-				return malformedf("duplicate extension %#04x", typ)
-			}
-			if nHigh == len(seenHigh) {
+			if nHigh++; nHigh > maxHighExtensions {
 				return malformedf("ClientHello has more than %d extensions of types above 63", maxHighExtensions)
 			}
-			seenHigh[nHigh] = typ
-			nHigh++
+			bit := uint64(1) << (uint32(typ) * 0x9e3779b1 >> 26)
+			if seenHigh&bit != 0 && hasExtension(exts[:start-4], typ) {
+				return malformedf("duplicate extension %#04x", typ)
+			}
+			seenHigh |= bit
 			h.ECH = h.ECH || typ == extECH
 			continue
 		}
@@ -319,23 +318,40 @@ func (h *ClientHello) parseExtensions(exts []byte) error {
 			return malformedf("duplicate extension %#04x", typ)
 		}
 		seenLow |= bit
-		if bit&wanted == 0 {
-			continue
-		}
-		var err error
-		switch body := exts[start:i]; typ {
-		case extServerName:
-			h.name, err = parseServerName(body)
-		case extALPN:
-			h.alpn, err = parseALPN(body)
-		case extSupportedVersions:
-			h.versions, err = parseSupportedVersions(body)
-		}
-		if err != nil {
-			return err
+		if bit&wanted != 0 {
+			if err := h.readExtension(typ, exts[start:i]); err != nil {
+				return err
+			}
 		}
 	}
+	if i != len(exts) {
+		return malformedf("ClientHello extension truncated")
+	}
 	return nil
+}
+
+// readExtension reads the body of an extension of a type h reports.
+func (h *ClientHello) readExtension(typ uint16, body []byte) (err error) {
+	switch typ {
+	case extServerName:
+		h.name, err = parseServerName(body)
+	case extALPN:
+		h.alpn, err = parseALPN(body)
+	case extSupportedVersions:
+		h.versions, err = parseSupportedVersions(body)
+	}
+	return err
+}
+
+// hasExtension reports whether exts, a list of well-formed extensions, has
+// one of type typ.
+func hasExtension(exts []byte, typ uint16) bool {
+	for i := 0; i+4 <= len(exts); i += 4 + int(binary.BigEndian.Uint16(exts[i+2:])) {
+		if binary.BigEndian.Uint16(exts[i:]) == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // parseServerName reads a server_name extension body (RFC 6066 §3) and
@@ -343,6 +359,11 @@ func (h *ClientHello) parseExtensions(exts []byte) error {
 // one host_name, which must be a host name and not an IP literal; entries of
 // other types are skipped.
 func parseServerName(data []byte) ([]byte, error) {
+	// Clients send one entry, a host name: list length, type, name length.
+	if len(data) > 5 && int(data[0])<<8|int(data[1]) == len(data)-2 && data[2] == nameTypeHostName &&
+		int(data[3])<<8|int(data[4]) == len(data)-5 {
+		return checkHostName(data[5:])
+	}
 	list, rest, ok := cutVec16(data)
 	if !ok || len(rest) != 0 || len(list) == 0 {
 		return nil, malformedf("server_name list length")
@@ -361,19 +382,28 @@ func parseServerName(data []byte) ([]byte, error) {
 		if hostName != nil {
 			return nil, malformedf("server_name has two host names")
 		}
-		checked, lastLabel, err := checkName(name)
-		if err != nil {
-			return nil, malformedf("server name %.64q: %v", name, err)
+		var err error
+		if hostName, err = checkHostName(name); err != nil {
+			return nil, err
 		}
-		if isNumber(checked[lastLabel:]) {
-			return nil, malformedf("server name %.64q is an IP address", name)
-		}
-		hostName = checked
 	}
 	if hostName == nil {
 		return nil, malformedf("server_name has no host name")
 	}
 	return hostName, nil
+}
+
+// checkHostName checks the host name of a server_name entry, which must be a
+// host name and not an IP literal, and returns it without a trailing dot.
+func checkHostName(name []byte) ([]byte, error) {
+	checked, lastLabel, err := checkName(name)
+	if err != nil {
+		return nil, malformedf("server name %.64q: %v", name, err)
+	}
+	if isDigit(checked[lastLabel]) && isNumber(checked[lastLabel:]) {
+		return nil, malformedf("server name %.64q is an IP address", name)
+	}
+	return checked, nil
 }
 
 // parseALPN checks an ALPN extension body (RFC 7301 §3.1), a non-empty list

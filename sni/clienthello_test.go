@@ -146,6 +146,19 @@ func TestParseClientHelloServerName(t *testing.T) {
 	}
 }
 
+// Extension types of 64 and above share a 64-bit hash set in the duplicate
+// check; two types that share a bit (0x41 and 0x63 do) are not duplicates.
+func TestParseClientHelloHighExtensionsShareHashBit(t *testing.T) {
+	h, err := ParseClientHello(hello(ext(0x41), sniExt("example.com"), ext(0x63), ext(extECH)))
+	require.NoError(t, err)
+	assert.Equal(t, "example.com", h.ServerName())
+	assert.True(t, h.ECH)
+
+	_, err = ParseClientHello(hello(ext(0x41), ext(0x63), ext(0x41)))
+	require.ErrorIs(t, err, ErrMalformed)
+	assert.ErrorContains(t, err, "duplicate extension 0x0041")
+}
+
 func TestParseClientHelloErrors(t *testing.T) {
 	valid := hello(sniExt("example.com"))
 	msg := handshakeMsg(helloBody(sniExt("example.com")))
