@@ -70,7 +70,7 @@ func benchNamesMix(rules []string, count int, seed uint64, period int) []string 
 		case wildcard:
 			names[i] = "www." + base
 		default:
-			names[i] = base
+			names[i] = strings.Clone(base)
 		}
 	}
 	return names

@@ -113,6 +113,7 @@ func FuzzNormalizeDomain(f *testing.F) {
 var fuzzRules = []string{
 	"github.com", "*.alpinelinux.org", "*.example.com", "api.example.com",
 	"*.b.example.com", "c.b.example.com", "deep.a.b.example.net", "*.co.uk", "_x.example",
+	"a.io", "*.b.io", "longerthaneight.io", "*.alsolongerthan8.io",
 }
 
 // FuzzMatchHost compares the matcher with an obviously correct linear scan
@@ -122,12 +123,16 @@ func FuzzMatchHost(f *testing.F) {
 		"github.com", "GITHUB.COM.", "x.alpinelinux.org", "alpinelinux.org", "c.b.example.com",
 		"x.c.b.example.com", "a.b.example.net", "bbc.co.uk", "co.uk", "github.com..", "\x00",
 		"api.example.com", "API.example.com", "_X.example", "1.2.3.4", "a.b.example.com",
+		"a.io", "x.b.io", "LongerThanEight.io", "x.alsolongerthan8.io", "xx.b.io.",
 	} {
 		f.Add(s)
 	}
 	s := mustCompile(f, &Policy{Domains: fuzzRules})
 	f.Fuzz(func(t *testing.T, name string) {
-		require.Equal(t, strings.LastIndexByte(name, '.'), lastDot(name), "%q", name)
+		for end := 0; end <= len(name); end++ {
+			dot, _ := hashLabel(0, name, end)
+			require.Equal(t, strings.LastIndexByte(name[:end], '.'), dot, "%q up to %d", name, end)
+		}
 		for i := 0; i < len(name); i++ {
 			if name[i] >= 0x80 {
 				return // the IDNA path is covered by FuzzNormalizeDomain

@@ -8,7 +8,7 @@ import (
 // empty allows nothing; a Holder that was never given a Snapshot serves it,
 // so readers fail closed.
 var empty = func() *Snapshot {
-	names, _ := compileNames(nil)
+	names, _, _ := compileNames(nil)
 	return &Snapshot{names: names}
 }()
 

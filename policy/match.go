@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -41,29 +40,38 @@ func (s *Snapshot) MatchHost(name string) (rule string, ok bool) {
 	t := s.names
 	h, wild := t.seed, ""
 	for end := len(name); ; {
-		dot := lastDot(name[:end])
-		label := name[dot+1 : end]
-		if len(label) == 0 || len(label) > maxLabelLen {
+		dot, next := hashLabel(h, name, end)
+		if n := end - dot - 1; n == 0 || n > maxLabelLen {
 			return "", false
 		}
-		h = hashLabel(h, name, dot+1, end)
-		pos, flags := t.find(h)
+		h = next
+		// Find the suffix's slot: the filter answers for most absent
+		// suffixes, and most present ones sit in the first slot they
+		// may. (The lookup is written out here, once, because a
+		// function for it is too large for the compiler to inline.)
+		slot, tg := uint64(0), tag(h)
+		if w, b := t.filterBit(tg); t.filter[w]&b != 0 {
+			i := t.home(h)
+			if slot = t.slots[i]; slot != 0 && slot&tagMask != tg {
+				slot = t.probe(i, tg)
+			}
+		}
 		if dot < 0 {
 			// The whole name: only an exact rule matches it, and matching
 			// it byte for byte also proves the name valid.
-			if flags&flagExact != 0 && t.confirm(pos, name) {
-				return t.suffix(pos), true
+			if slot&flagExact != 0 && t.confirm(slot, name) {
+				return t.suffix(slot), true
 			}
 			break
 		}
-		if flags&flagWildcard != 0 && t.confirm(pos, name[dot+1:]) {
+		if slot&flagWildcard != 0 && t.confirm(slot, name[dot+1:]) {
 			// The labels left of the suffix have not been looked at yet.
 			if !validLabels(name[:dot]) {
 				return "", false
 			}
-			wild = t.slots[pos].key
+			wild = t.wildcard(slot)
 		}
-		if flags&flagParent == 0 {
+		if slot&flagParent == 0 {
 			break
 		}
 		end = dot
@@ -76,31 +84,6 @@ func (s *Snapshot) MatchHost(name string) (rule string, ok bool) {
 	default:
 		return "", false
 	}
-}
-
-// lastDot returns the index of the last '.' in name, or -1. It looks at
-// eight bytes at a time, since it runs once per label of every name matched.
-func lastDot(name string) int {
-	const (
-		dots = 0x2e2e2e2e2e2e2e2e
-		low7 = 0x7f7f7f7f7f7f7f7f
-	)
-	end := len(name)
-	for ; end >= 8; end -= 8 {
-		// Bytes equal to '.' become 0; a byte's top bit in zeros is set
-		// exactly when the byte is 0 (no carries cross bytes).
-		w := le64(name[end-8:end]) ^ dots
-		zeros := ^((w&low7 + low7) | w | low7)
-		if zeros != 0 {
-			return end - 8 + (63-bits.LeadingZeros64(zeros))/8
-		}
-	}
-	for i := end - 1; i >= 0; i-- {
-		if name[i] == '.' {
-			return i
-		}
-	}
-	return -1
 }
 
 // validLabels reports whether name is a dot-separated run of labels of 1 to

@@ -52,17 +52,27 @@ func Compile(p *Policy) (*Snapshot, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	s.names, s.anyDomain = compileNames(s.policy.Domains)
+	var err error
+	if s.names, s.anyDomain, err = compileNames(s.policy.Domains); err != nil {
+		return nil, &Error{Source: "policy", Field: "Domains", Err: err}
+	}
 	s.v4, s.v6 = outermost(s.policy.IPs)
 	return s, nil
 }
 
-// compileNames builds the suffix table for canonical patterns. A hash
-// collision between two different suffixes, which has a chance of about
-// n²/2⁶² for n suffixes, is met by starting again with another seed.
-func compileNames(domains []string) (t *suffixTable, anyDomain bool) {
+// compileNames builds the suffix table for canonical patterns. Two
+// suffixes with the same tag on one probe run, which has a chance of about
+// n/2²⁴ for n suffixes, are met by starting again with another seed.
+func compileNames(domains []string) (t *suffixTable, anyDomain bool, err error) {
+	size := 0
+	for _, d := range domains {
+		size += len(d)
+	}
+	if size > maxKeys {
+		return nil, false, reason(ErrDomain, "the domains take %d bytes, more than the %d MiB a policy may have", size, maxKeys>>20)
+	}
 	for {
-		t = newSuffixTable(len(domains) + len(domains)/8)
+		t = newSuffixTable(len(domains)+len(domains)/8, size)
 		ok := true
 		for _, d := range domains {
 			if d == AnyDomain {
@@ -75,30 +85,34 @@ func compileNames(domains []string) (t *suffixTable, anyDomain bool) {
 		}
 		if ok {
 			t.seal()
-			return t, anyDomain
+			return t, anyDomain, nil
 		}
 	}
 }
 
 // addDomain records a canonical pattern other than AnyDomain, walking its
 // suffixes from the top-level label down as a match does: each proper
-// suffix is the parent of something. It reports false on a hash collision.
+// suffix is the parent of something. It reports false when two suffixes'
+// tags clash.
 func addDomain(t *suffixTable, d string) bool {
+	off := t.addRule(d)
 	name, wildcard := strings.CutPrefix(d, "*.")
+	if wildcard {
+		off += 2
+	}
 	h := t.seed
 	for end := len(name); ; {
-		dot := lastDot(name[:end])
-		h = hashLabel(h, name, dot+1, end)
-		if dot < 0 {
+		dot, next := hashLabel(h, name, end)
+		if h = next; dot < 0 {
 			break
 		}
-		if !t.add(h, name[dot+1:], flagParent, "") {
+		if !t.add(h, off+dot+1, len(name)-dot-1, flagParent) {
 			return false
 		}
 		end = dot
 	}
 	if wildcard {
-		return t.add(h, name, flagWildcard, d)
+		return t.add(h, off, len(name), flagWildcard)
 	}
-	return t.add(h, name, flagExact, "")
+	return t.add(h, off, len(name), flagExact)
 }
