@@ -24,7 +24,8 @@ type Snapshot struct {
 // Compile builds a Snapshot from p. Entries that are not in canonical form
 // are normalised as [NormalizeDomain] and [ParsePrefix] would; an entry that
 // cannot be is an error, so a hand-built Policy is held to the same rules as
-// a parsed one. p is copied: changing it later does not change the Snapshot.
+// a parsed one. The domains may take at most 256 MiB in all. p is copied:
+// changing it later does not change the Snapshot.
 func Compile(p *Policy) (*Snapshot, error) {
 	s := &Snapshot{}
 	s.policy.Domains = make([]string, 0, len(p.Domains))
