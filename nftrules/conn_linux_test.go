@@ -12,6 +12,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/internal/netnstest"
 )
 
 // normalise collapses runs of white space, so that a rendering and nft's
@@ -100,7 +102,7 @@ func exprTypes(es []expr.Any) []string {
 func TestApplyReadBack(t *testing.T) {
 	for name, cfg := range goldenConfigs() {
 		t.Run(name, func(t *testing.T) {
-			fd := newNetNS(t)
+			fd := netnstest.New(t)
 			c := openIn(t, fd)
 			r, err := Build(cfg)
 			require.NoError(t, err)
@@ -139,7 +141,7 @@ func ruleHandles(t *testing.T, fd int) []uint64 {
 }
 
 func TestReapplyReplaces(t *testing.T) {
-	fd := newNetNS(t)
+	fd := netnstest.New(t)
 	cfgs := goldenConfigs()
 	// A first connection stands for a previous run of the filter.
 	first, err := Build(cfgs["dns"])
@@ -157,7 +159,7 @@ func TestReapplyReplaces(t *testing.T) {
 }
 
 func TestUpdateSets(t *testing.T) {
-	fd := newNetNS(t)
+	fd := netnstest.New(t)
 	c := openIn(t, fd)
 	require.ErrorIs(t, c.UpdateSets(nil, nil), ErrNotApplied)
 
@@ -185,7 +187,7 @@ func TestUpdateSets(t *testing.T) {
 }
 
 func TestLargeSets(t *testing.T) {
-	fd := newNetNS(t)
+	fd := netnstest.New(t)
 	c := openIn(t, fd)
 	v4, v6 := manyPrefixes(10000, 0)
 
@@ -216,7 +218,7 @@ func BenchmarkApply10k(b *testing.B) {
 		v4, v6 []netip.Prefix
 	}{{"v4", v4, nil}, {"v4+v6", v4, v6}} {
 		b.Run(bc.name, func(b *testing.B) {
-			fd := newNetNS(b)
+			fd := netnstest.New(b)
 			c := openIn(b, fd)
 			r, err := Build(Config{Allow4: bc.v4, Allow6: bc.v6})
 			require.NoError(b, err)
@@ -252,7 +254,7 @@ func BenchmarkUpdateSets10k(b *testing.B) {
 		{"v4+v6/one", a4, a6, o4, a6},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			fd := newNetNS(b)
+			fd := netnstest.New(b)
 			c := openIn(b, fd)
 			r, err := Build(Config{Allow4: bc.v4, Allow6: bc.v6})
 			require.NoError(b, err)
@@ -275,7 +277,7 @@ func BenchmarkUpdateSets10k(b *testing.B) {
 }
 
 func TestInstalled(t *testing.T) {
-	fd := newNetNS(t)
+	fd := netnstest.New(t)
 	c := openIn(t, fd)
 	require.ErrorContains(t, c.Installed(), "no table inet g0efilter", "nothing applied yet")
 

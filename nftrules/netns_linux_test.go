@@ -4,25 +4,12 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
-)
 
-// requireRoot skips a test that needs root, or fails it under CI=true,
-// where privileged tests must run.
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("privileged test: must run as root under CI=true")
-	}
-	tb.Skip("privileged test: needs root")
-}
+	"github.com/g0lab/g0efilter/internal/netnstest"
+)
 
 // requireNft returns the path of the nft binary, skipping the test when it
 // is missing, or failing it under CI=true.
@@ -37,51 +24,6 @@ func requireNft(tb testing.TB) string {
 	}
 	tb.Skip("nft not installed")
 	return ""
-}
-
-// newNetNS creates a fresh network namespace and returns an open file
-// descriptor for it, closed when the test ends. Nothing in the test
-// process's own namespace is touched.
-func newNetNS(tb testing.TB) int {
-	tb.Helper()
-	requireRoot(tb)
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result)
-	go func() {
-		// The thread is never unlocked: it ends with this goroutine
-		// instead of going back to the pool in the new namespace.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{-1, err}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	require.NoError(tb, r.err, "create network namespace")
-	tb.Cleanup(func() { _ = unix.Close(r.fd) })
-	return r.fd
-}
-
-// inNetNS runs f on a thread in the namespace fd (and so do processes that
-// f starts). The thread is discarded afterwards.
-func inNetNS(tb testing.TB, fd int, f func()) {
-	tb.Helper()
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			done <- err
-			return
-		}
-		f()
-		done <- nil
-	}()
-	require.NoError(tb, <-done, "enter network namespace")
 }
 
 // nftList runs "nft list table inet g0efilter" in the namespace fd.
@@ -102,7 +44,7 @@ func nftRun(tb testing.TB, fd int, args ...string) string {
 	nft := requireNft(tb)
 	var out, stderr bytes.Buffer
 	var err error
-	inNetNS(tb, fd, func() {
+	netnstest.Run(tb, fd, func() {
 		cmd := exec.Command(nft, args...)
 		cmd.Stdout, cmd.Stderr = &out, &stderr
 		err = cmd.Run()

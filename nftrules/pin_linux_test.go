@@ -16,6 +16,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/internal/netnstest"
 )
 
 // Addresses of the peer namespace (see peerNS).
@@ -33,7 +35,7 @@ const peerPort = 7000
 // TCP echo server on peerPort of each: a connection that the rules let
 // through succeeds. It returns once the box reaches the peer.
 func peerNS(t *testing.T) int {
-	box, peer := newNetNS(t), newNetNS(t)
+	box, peer := netnstest.New(t), netnstest.New(t)
 	ipCmd(t, box, "link", "set", "lo", "up")
 	ipCmd(t, peer, "link", "set", "lo", "up")
 	ipCmd(t, box, "link", "add", "p0", "type", "veth", "peer", "name", "p1",
@@ -96,7 +98,7 @@ func holdIn(t *testing.T, fd int, addr string) net.Conn {
 	t.Helper()
 	var c net.Conn
 	var err error
-	inNetNS(t, fd, func() { c, err = net.DialTimeout("tcp", addr, time.Second) })
+	netnstest.Run(t, fd, func() { c, err = net.DialTimeout("tcp", addr, time.Second) })
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -304,7 +306,7 @@ func TestPin(t *testing.T) {
 // TestPinConcurrent pins from several goroutines while the allowlist is
 // being updated.
 func TestPinConcurrent(t *testing.T) {
-	fd := newNetNS(t)
+	fd := netnstest.New(t)
 	c := openIn(t, fd)
 	r, err := Build(Config{Mode: ModeDNS})
 	require.NoError(t, err)
@@ -393,7 +395,7 @@ func BenchmarkPin100(b *testing.B) {
 		v6   int // how many of the 100 are IPv6
 	}{{"v4", 0}, {"v4+v6", 50}} {
 		b.Run(bc.name, func(b *testing.B) {
-			fd := newNetNS(b)
+			fd := netnstest.New(b)
 			c := openIn(b, fd)
 			r, err := Build(Config{Mode: ModeDNS})
 			require.NoError(b, err)

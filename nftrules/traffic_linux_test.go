@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/g0lab/g0efilter/internal/netnstest"
 )
 
 // ipCmd runs "ip args..." in the namespace fd; iproute2 is needed to give
@@ -29,7 +31,7 @@ func ipCmd(t *testing.T, fd int, args ...string) {
 		t.Skip("ip (iproute2) not installed")
 	}
 	var out bytes.Buffer
-	inNetNS(t, fd, func() {
+	netnstest.Run(t, fd, func() {
 		cmd := exec.Command(path, args...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err = cmd.Run()
@@ -42,7 +44,7 @@ func ipCmd(t *testing.T, fd int, args ...string) {
 // packet that passes the rules finds no neighbour there, so a connection
 // times out, while one that the rules reject fails at once.
 func trafficNS(t *testing.T) int {
-	fd := newNetNS(t)
+	fd := netnstest.New(t)
 	ipCmd(t, fd, "link", "set", "lo", "up")
 	ipCmd(t, fd, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
 	ipCmd(t, fd, "addr", "add", "198.18.0.1/16", "dev", "v0")
@@ -56,7 +58,7 @@ func listenIn(t *testing.T, fd int, network, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	inNetNS(t, fd, func() { ln, err = net.Listen(network, addr) })
+	netnstest.Run(t, fd, func() { ln, err = net.Listen(network, addr) })
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ln.Close() })
 	return ln
@@ -67,7 +69,7 @@ func listenIn(t *testing.T, fd int, network, addr string) net.Listener {
 func dialIn(t *testing.T, fd int, network, addr string, mark uint32) error {
 	t.Helper()
 	var err error
-	inNetNS(t, fd, func() {
+	netnstest.Run(t, fd, func() {
 		d := net.Dialer{Timeout: 300 * time.Millisecond}
 		if mark != 0 {
 			d.Control = func(_, _ string, c syscall.RawConn) error {
@@ -172,7 +174,7 @@ func TestTrafficDNS(t *testing.T) {
 	require.NoError(t, c.Apply(r))
 
 	var pc net.PacketConn
-	inNetNS(t, fd, func() { pc, err = net.ListenPacket("udp4", "127.0.0.1:5353") })
+	netnstest.Run(t, fd, func() { pc, err = net.ListenPacket("udp4", "127.0.0.1:5353") })
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = pc.Close() })
 

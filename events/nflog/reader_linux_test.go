@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,8 @@ import (
 	"github.com/g0lab/g0efilter/events/nflog"
 	"github.com/g0lab/g0efilter/internal/e2e"
 	"github.com/g0lab/g0efilter/nftrules"
+
+	"github.com/g0lab/g0efilter/internal/netnstest"
 )
 
 const (
@@ -199,38 +200,10 @@ func TestReaderKernel(t *testing.T) {
 	assert.Zero(t, st.Malformed+st.UnknownPrefix+st.Overflows+st.Errors, "%+v", st)
 }
 
-// newNetNS creates an empty network namespace and returns an open file
-// descriptor for it, closed when the test ends; the namespace goes with
-// the last reference to it.
-func newNetNS(t *testing.T) int {
-	t.Helper()
-	e2e.RequirePrivileges(t)
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result)
-	go func() {
-		// The thread is never unlocked: it ends with this goroutine
-		// instead of going back to the pool in the new namespace.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{-1, err}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		ch <- result{fd, err}
-	}()
-	res := <-ch
-	require.NoError(t, res.err, "create network namespace")
-	t.Cleanup(func() { _ = unix.Close(res.fd) })
-	return res.fd
-}
-
 // TestReaderGroupTaken checks that Run fails, rather than read nothing,
 // when another socket holds the group.
 func TestReaderGroupTaken(t *testing.T) {
-	fd := newNetNS(t)
+	fd := netnstest.New(t)
 	startReader(t, &nflog.Reader{NetNS: fd, Group: testGroup})
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/g0lab/g0efilter/dashboardapi"
 	"github.com/g0lab/g0efilter/events"
+
+	"github.com/g0lab/g0efilter/internal/netnstest"
 )
 
 const (
@@ -30,32 +31,13 @@ const (
 	pollEvery     = 200 * time.Millisecond
 )
 
-// requireRoot skips the test without root or ip, or fails it under
-// CI=true, where privileged tests must run.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	var missing string
-	if os.Geteuid() != 0 {
-		missing = "needs root"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		missing = "needs ip (iproute2)"
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("sandbox: %s, and must run under CI=true", missing)
-	}
-	t.Skipf("sandbox: %s", missing)
-}
-
 // TestSandbox runs the sandbox as the README's command does, on a free
 // port of the machine's loopback, and checks through the dashboard's API,
 // reached through the sandbox's forwarder, that the traffic generator's
 // allowed and blocked attempts arrive — by name over TLS and by address in
 // the kernel — and that nothing is left behind once it stops.
 func TestSandbox(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ip")
 	before, err := listSandboxNamespaces()
 	require.NoError(t, err)
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/g0lab/g0efilter/internal/netnstest"
 )
 
 // Addresses of the two namespaces. The box has one address per family; the
@@ -61,23 +62,7 @@ type Env struct {
 // is not root or ip or nft is missing.
 func RequirePrivileges(tb testing.TB) {
 	tb.Helper()
-	var missing string
-	if os.Geteuid() != 0 {
-		missing = "needs root"
-	} else {
-		for _, tool := range []string{"ip", "nft"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				missing = "needs " + tool
-			}
-		}
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("e2e: privileged test: %s, and must run under CI=true", missing)
-	}
-	tb.Skipf("e2e: privileged test: %s", missing)
+	netnstest.Require(tb, "ip", "nft")
 }
 
 // New creates the two namespaces and the veth pair between them. It skips
