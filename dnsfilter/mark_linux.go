@@ -1,10 +1,9 @@
 package dnsfilter
 
 import (
-	"fmt"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/g0lab/g0efilter/internal/sockmark"
 )
 
 // markControl returns a net.Dialer Control function that sets SO_MARK to
@@ -14,18 +13,7 @@ func markControl(mark uint32) func(network, address string, c syscall.RawConn) e
 	if mark == 0 {
 		return nil
 	}
-	return func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
-		}); err != nil {
-			return err
-		}
-		if serr != nil {
-			return fmt.Errorf("dnsfilter: set SO_MARK %#x: %w", mark, serr)
-		}
-		return nil
-	}
+	return sockmark.Control(mark)
 }
 
 // checkMark reports whether sockets can carry mark on this system.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/g0lab/g0efilter/events"
+
+	"github.com/g0lab/g0efilter/internal/sockmark"
 )
 
 // Defaults of the [Proxy] bounds.
@@ -367,7 +369,7 @@ func (p *Proxy) dial(ctx context.Context, addrs []netip.AddrPort) (net.Conn, err
 	if dial == nil {
 		d := net.Dialer{Timeout: p.dialTimeout()}
 		if p.Mark != 0 {
-			d.Control = markControl(p.Mark)
+			d.Control = sockmark.Control(p.Mark)
 		}
 		dial = d.DialContext
 	}

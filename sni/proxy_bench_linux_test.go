@@ -18,6 +18,8 @@ import (
 
 	"github.com/g0lab/g0efilter/internal/e2e"
 	"github.com/g0lab/g0efilter/nftrules"
+
+	"github.com/g0lab/g0efilter/internal/sockmark"
 )
 
 // BenchmarkProxy measures the proxy between the end-to-end test
@@ -41,7 +43,7 @@ func BenchmarkProxy(b *testing.B) {
 	serveBench(b, env, len(hello))
 
 	clients := env.BoxDialer(net.Dialer{}, 8)
-	marked := env.BoxDialer(net.Dialer{Control: markControl(nftrules.DefaultBypassMark)}, 8)
+	marked := env.BoxDialer(net.Dialer{Control: sockmark.Control(nftrules.DefaultBypassMark)}, 8)
 	direct := netip.AddrPortFrom(e2e.Upstream4[1], benchPort)
 	redirected := netip.AddrPortFrom(e2e.Upstream4[2], benchPort)
 

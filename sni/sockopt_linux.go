@@ -64,23 +64,6 @@ func getsockopt(fd uintptr, level int, p unsafe.Pointer, size uint32) error {
 	return nil
 }
 
-// markControl returns a net.Dialer Control function that sets SO_MARK.
-func markControl(mark uint32) func(network, address string, c syscall.RawConn) error {
-	return func(network, address string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
-		})
-		if err == nil {
-			err = serr
-		}
-		if err != nil {
-			return fmt.Errorf("sni: set SO_MARK: %w", err)
-		}
-		return nil
-	}
-}
-
 // isResourceError reports whether an accept error is a shortage that
 // clears by itself as connections close.
 func isResourceError(err error) bool {

@@ -12,6 +12,8 @@ import (
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/events/gotify"
 	"github.com/g0lab/g0efilter/nftrules"
+
+	"github.com/g0lab/g0efilter/internal/sockmark"
 )
 
 // eventQueueSize bounds the events waiting for the log and the log file.
@@ -53,7 +55,7 @@ func (s *sinks) dropped() map[string]func() uint64 {
 // markedClient is an HTTP client whose connections carry the bypass mark:
 // the filter's own requests must not be filtered as the workload's are.
 func markedClient() *http.Client {
-	d := &net.Dialer{Timeout: 10 * time.Second, Control: markControl(nftrules.DefaultBypassMark)}
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: sockmark.Control(nftrules.DefaultBypassMark)}
 	tr := &http.Transport{DialContext: d.DialContext, Proxy: nil, ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second}
 	return &http.Client{Transport: tr}
 }
