@@ -31,8 +31,9 @@ import (
 // (confirmation fails) nor end a walk that should go on (an absent suffix
 // has no rule below it).
 type suffixTable struct {
-	// slots are 0 when empty (a used slot has a length); a power-of-two
-	// number of them.
+	// slots are 0 when empty (a used slot has a length). There are a
+	// third more than suffixes or more: the table grows when three
+	// quarters are used.
 	slots []uint64
 	used  int
 	seed  uint64
