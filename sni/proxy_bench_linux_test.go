@@ -20,6 +20,8 @@ import (
 	"github.com/g0lab/g0efilter/nftrules"
 
 	"github.com/g0lab/g0efilter/internal/sockmark"
+
+	"github.com/g0lab/g0efilter/internal/nsdial"
 )
 
 // BenchmarkProxy measures the proxy between the end-to-end test
@@ -271,7 +273,7 @@ func handleBench(c net.Conn, helloLen int) {
 
 // transferOnce moves size bytes over one new connection, in direction dir
 // ('d' from the server, 'u' to it).
-func transferOnce(d *e2e.NSDialer, to netip.AddrPort, hello []byte, dir byte, size int64) error {
+func transferOnce(d *nsdial.Dialer, to netip.AddrPort, hello []byte, dir byte, size int64) error {
 	c, err := d.DialContext(context.Background(), "tcp4", to.String())
 	if err != nil {
 		return err
@@ -310,7 +312,7 @@ func transferOnce(d *e2e.NSDialer, to netip.AddrPort, hello []byte, dir byte, si
 
 // openIdle opens a connection that has sent its hello and been answered,
 // and is then idle.
-func openIdle(d *e2e.NSDialer, to netip.AddrPort, hello []byte) (net.Conn, error) {
+func openIdle(d *nsdial.Dialer, to netip.AddrPort, hello []byte) (net.Conn, error) {
 	c, err := d.DialContext(context.Background(), "tcp4", to.String())
 	if err != nil {
 		return nil, err
@@ -334,7 +336,7 @@ type usage struct{ bytes, fds int64 }
 // measureIdle opens n idle connections to to, one after another, and
 // returns how much the process's Go memory (heap in use and stacks) and
 // open descriptors grew, after a collection; then it closes them.
-func measureIdle(d *e2e.NSDialer, to netip.AddrPort, hello []byte, n int) (usage, error) {
+func measureIdle(d *nsdial.Dialer, to netip.AddrPort, hello []byte, n int) (usage, error) {
 	before := current()
 	conns := make([]net.Conn, 0, n)
 	defer func() {
@@ -365,7 +367,7 @@ func current() usage {
 
 // bareProxy is the baseline: a transparent proxy that decides nothing and
 // copies both ways with io.Copy, which splices between TCP connections.
-func bareProxy(ctx context.Context, ln net.Listener, d *e2e.NSDialer) {
+func bareProxy(ctx context.Context, ln net.Listener, d *nsdial.Dialer) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {

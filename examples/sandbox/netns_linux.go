@@ -5,17 +5,14 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -177,79 +174,6 @@ func enterNamespace(ns string) error {
 		return fmt.Errorf("enter namespace %s: %w", ns, err)
 	}
 	return nil
-}
-
-// nsDialer dials from a namespace, on a few threads that stay in it for
-// its life: the forwarder and the traffic generator share it. Its threads
-// end with it (Close), never to serve other goroutines.
-type nsDialer struct {
-	reqs chan dialRequest
-	wg   sync.WaitGroup
-	once sync.Once
-}
-
-type dialRequest struct {
-	ctx              context.Context
-	network, address string
-	done             chan dialResult
-}
-
-type dialResult struct {
-	c   net.Conn
-	err error
-}
-
-// newNSDialer starts workers threads in the namespace ns.
-func newNSDialer(ns string, workers int) (*nsDialer, error) {
-	d := &nsDialer{reqs: make(chan dialRequest)}
-	ready := make(chan error, workers)
-	for range workers {
-		d.wg.Go(func() {
-			// Never unlocked: the thread ends with this goroutine.
-			runtime.LockOSThread()
-			err := enterNamespace(ns)
-			ready <- err
-			if err != nil {
-				return
-			}
-			var nd net.Dialer
-			for r := range d.reqs {
-				c, err := nd.DialContext(r.ctx, r.network, r.address)
-				r.done <- dialResult{c, err}
-			}
-		})
-	}
-	var errs []error
-	for range workers {
-		errs = append(errs, <-ready)
-	}
-	if err := errors.Join(errs...); err != nil {
-		d.Close()
-		return nil, err
-	}
-	return d, nil
-}
-
-// DialContext dials address, a literal IP and port (a host name would be
-// resolved on other threads, outside the namespace), from the namespace.
-func (d *nsDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	if _, err := netip.ParseAddrPort(address); err != nil {
-		return nil, fmt.Errorf("dial %s: want a literal IP and port", address)
-	}
-	r := dialRequest{ctx: ctx, network: network, address: address, done: make(chan dialResult, 1)}
-	select {
-	case d.reqs <- r:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("dial %s: %w", address, ctx.Err())
-	}
-	res := <-r.done
-	return res.c, res.err
-}
-
-// Close ends the threads, once the dials under way are done.
-func (d *nsDialer) Close() {
-	d.once.Do(func() { close(d.reqs) })
-	d.wg.Wait()
 }
 
 // netnsEtc is the /etc/netns/<box> directory: ip netns exec bind-mounts

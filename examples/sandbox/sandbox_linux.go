@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/g0lab/g0efilter/internal/localca"
+
+	"github.com/g0lab/g0efilter/internal/nsdial"
 )
 
 const (
@@ -172,7 +174,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 
-	dialer, err := newNSDialer(box, boxDialers)
+	dialer, err := nsdial.New(filepath.Join(netnsDir, box), net.Dialer{}, boxDialers)
 	if err != nil {
 		return err
 	}
