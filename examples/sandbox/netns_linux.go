@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/g0lab/g0efilter/internal/nsdial"
 )
 
 const (
@@ -146,7 +148,7 @@ func inNamespace(ns string, fn func() error) error {
 			return
 		}
 		defer unix.Close(orig)
-		if err := enterNamespace(ns); err != nil {
+		if err := nsdial.Enter(filepath.Join(netnsDir, ns)); err != nil {
 			errc <- err
 			return
 		}
@@ -160,20 +162,6 @@ func inNamespace(ns string, fn func() error) error {
 		errc <- err
 	}()
 	return <-errc
-}
-
-// enterNamespace switches the calling thread into the namespace ns; the
-// caller has locked its goroutine to the thread.
-func enterNamespace(ns string) error {
-	fd, err := unix.Open(filepath.Join(netnsDir, ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", ns, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("enter namespace %s: %w", ns, err)
-	}
-	return nil
 }
 
 // netnsEtc is the /etc/netns/<box> directory: ip netns exec bind-mounts

@@ -41,7 +41,7 @@ func New(path string, d net.Dialer, workers int) (*Dialer, error) {
 			// Never unlocked: the thread ends with this goroutine
 			// instead of going back to the pool in the namespace.
 			runtime.LockOSThread()
-			err := enter(path)
+			err := Enter(path)
 			ready <- err
 			if err != nil {
 				return
@@ -63,8 +63,11 @@ func New(path string, d net.Dialer, workers int) (*Dialer, error) {
 	return nd, nil
 }
 
-// enter moves the calling thread into the namespace at path.
-func enter(path string) error {
+// Enter moves the calling thread into the network namespace at path. The
+// caller has locked its goroutine to the thread (runtime.LockOSThread),
+// and unlocks it only once the thread is back in its own namespace; else
+// the thread ends with the goroutine.
+func Enter(path string) error {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open namespace %s: %w", path, err)
