@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/g0lab/g0efilter/internal/nsdial"
 )
 
 const (
@@ -200,14 +200,8 @@ func (e *Env) DialContext(ctx context.Context, network, address string) (net.Con
 		// The thread is never unlocked: switched into the box, it ends
 		// with this goroutine and serves no other.
 		runtime.LockOSThread()
-		fd, err := unix.Open(netnsDir+"/"+e.Box, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- result{err: fmt.Errorf("e2e: open namespace %s: %w", e.Box, err)}
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("e2e: enter namespace %s: %w", e.Box, err)}
+		if err := nsdial.Enter(netnsDir + "/" + e.Box); err != nil {
+			done <- result{err: fmt.Errorf("e2e: %w", err)}
 			return
 		}
 		var d net.Dialer
