@@ -396,11 +396,11 @@ func parseServerName(data []byte) ([]byte, error) {
 // checkHostName checks the host name of a server_name entry, which must be a
 // host name and not an IP literal, and returns it without a trailing dot.
 func checkHostName(name []byte) ([]byte, error) {
-	checked, lastLabel, err := checkName(name)
+	checked, err := checkName(name)
 	if err != nil {
 		return nil, malformedf("server name %.64q: %v", name, err)
 	}
-	if isDigit(checked[lastLabel]) && isNumber(checked[lastLabel:]) {
+	if mayEndNumber(checked[len(checked)-1]) && endsInNumber(checked) {
 		return nil, malformedf("server name %.64q is an IP address", name)
 	}
 	return checked, nil

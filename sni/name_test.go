@@ -47,12 +47,16 @@ func TestCheckNameMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 200_000 {
 		name := randomName(rng)
-		got, lastLabel, err := checkName(name)
+		got, err := checkName(name)
 		want, ok := checkNameReference(name)
 		require.Equal(t, ok, err == nil, "%q: %v", name, err)
 		if ok {
 			require.Equal(t, want, got, "%q", name)
-			require.Equal(t, bytes.LastIndexByte(got, '.')+1, lastLabel, "%q", name)
+			last := got[bytes.LastIndexByte(got, '.')+1:]
+			require.Equal(t, isNumber(last), endsInNumber(got), "%q", name)
+			if isNumber(last) {
+				require.True(t, mayEndNumber(got[len(got)-1]), "%q", name)
+			}
 		}
 	}
 }
@@ -66,5 +70,16 @@ func TestAppendLower(t *testing.T) {
 		}
 		got := appendLower([]byte("Prefix"), name)
 		require.Equal(t, "Prefix"+strings.ToLower(string(name)), string(got), "%q", name)
+	}
+}
+
+// TestMayEndNumber checks mayEndNumber for every byte a checked name may end
+// in: it must be true for each that a number may end in.
+func TestMayEndNumber(t *testing.T) {
+	for c := range 256 {
+		if labelByte[c] {
+			want := isHex(byte(c)) || byte(c)|0x20 == 'x'
+			require.Equal(t, want, mayEndNumber(byte(c)), "%q", c)
+		}
 	}
 }
