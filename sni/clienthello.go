@@ -93,14 +93,145 @@ type ClientHello struct {
 // one record, which is how clients send it; reassembling a hello from several
 // records allocates one buffer for the message.
 func ParseClientHello(data []byte) (h ClientHello, err error) {
-	msg, n, err := readHandshake(data)
-	if err != nil {
-		return ClientHello{}, err
-	}
-	if err := h.parse(msg[handshakeHeaderLen:]); err != nil {
-		return ClientHello{}, err
+	// Everything is read in this one function, but for the server name
+	// check and what only unusual hellos need, so that a hello costs few
+	// calls.
+	msg, ok := oneRecord(data)
+	n := recordHeaderLen + len(msg)
+	if !ok {
+		if msg, n, err = readHandshake(data); err != nil {
+			return ClientHello{}, err
+		}
 	}
 	h.Len = n
+	body := msg[handshakeHeaderLen:]
+
+	// The body (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2), walked by offset
+	// rather than by re-slicing, which keeps each step, a load and an
+	// addition, short.
+	const randomLen = 32
+	if len(body) < 2+randomLen+1 {
+		return ClientHello{}, malformedf("ClientHello truncated")
+	}
+	h.LegacyVersion = uint16(body[0])<<8 | uint16(body[1])
+	if body[0] != 3 {
+		return ClientHello{}, malformedf("ClientHello legacy_version %#04x", h.LegacyVersion)
+	}
+	off := 2 + randomLen
+	if n := int(body[off]); n <= 32 {
+		off += 1 + n
+	} else {
+		return ClientHello{}, malformedf("ClientHello legacy_session_id")
+	}
+	if len(body)-off < 2 {
+		return ClientHello{}, malformedf("ClientHello truncated")
+	}
+	if n := int(body[off])<<8 | int(body[off+1]); n > 0 && n%2 == 0 {
+		off += 2 + n
+	} else {
+		return ClientHello{}, malformedf("ClientHello cipher_suites")
+	}
+	if len(body)-off < 1 {
+		return ClientHello{}, malformedf("ClientHello truncated")
+	}
+	if n := int(body[off]); n > 0 {
+		off += 1 + n
+	} else {
+		return ClientHello{}, malformedf("ClientHello legacy_compression_methods")
+	}
+	switch {
+	case off == len(body):
+		return h, nil // TLS 1.2 and earlier may omit extensions
+	case len(body)-off < 2 || int(body[off])<<8|int(body[off+1]) != len(body)-off-2:
+		return ClientHello{}, malformedf("ClientHello extensions length")
+	}
+	exts := body[off+2:]
+
+	// The extensions. No type may appear twice: types below 64, the
+	// common ones, go in a bit set; the others go in a 64-bit hash set,
+	// and only when two share a bit are the extensions before looked
+	// through for the same type.
+	const wanted = 1<<extServerName | 1<<extALPN | 1<<extSupportedVersions
+	var seenLow, seenHigh uint64
+	nHigh := 0
+	// Where the bodies of the extensions h reads start and end, as
+	// start<<16 | end (the extensions take less than 64 KiB), or 0. They
+	// are read after the walk, so that the walk calls nothing.
+	var serverName, alpn, versions uint32
+	// Each step of this walk waits for the length read in the one before,
+	// so it is kept short: one load for the type and the length, and
+	// unsigned offsets, which leave the compiler no bounds to check but
+	// the loop's own.
+	en := uint(len(exts))
+	i := uint(0)
+	for i+4 <= en {
+		x := binary.BigEndian.Uint32(exts[i : i+4 : i+4])
+		typ := uint16(x >> 16)
+		start := i + 4
+		i = start + uint(x&0xffff)
+		if i > en {
+			return ClientHello{}, malformedf("ClientHello extension %#04x truncated", typ)
+		}
+		if typ >= 64 {
+			if nHigh++; nHigh > maxHighExtensions {
+				return ClientHello{}, malformedf("ClientHello has more than %d extensions of types above 63", maxHighExtensions)
+			}
+			bit := uint64(1) << (uint32(typ) * 0x9e3779b1 >> 26)
+			if seenHigh&bit != 0 && hasExtension(exts[:start-4], typ) {
+				return ClientHello{}, malformedf("duplicate extension %#04x", typ)
+			}
+			seenHigh |= bit
+			h.ECH = h.ECH || typ == extECH
+			continue
+		}
+		bit := uint64(1) << typ
+		if seenLow&bit != 0 {
+			return ClientHello{}, malformedf("duplicate extension %#04x", typ)
+		}
+		seenLow |= bit
+		if bit&wanted != 0 {
+			switch body := uint32(start)<<16 | uint32(i); typ {
+			case extServerName:
+				serverName = body
+			case extALPN:
+				alpn = body
+			default:
+				versions = body
+			}
+		}
+	}
+	if i != en {
+		return ClientHello{}, malformedf("ClientHello extension truncated")
+	}
+
+	if serverName != 0 {
+		d := exts[serverName>>16 : serverName&0xffff]
+		// Clients send one entry, a host name: list length, type,
+		// name length.
+		if len(d) > 5 && int(d[0])<<8|int(d[1]) == len(d)-2 && d[2] == nameTypeHostName &&
+			int(d[3])<<8|int(d[4]) == len(d)-5 {
+			h.name, err = checkHostName(d[5:])
+		} else {
+			h.name, err = parseServerName(d)
+		}
+		if err != nil {
+			return ClientHello{}, err
+		}
+	}
+	if alpn != 0 {
+		if h.alpn, err = parseALPN(exts[alpn>>16 : alpn&0xffff]); err != nil {
+			return ClientHello{}, err
+		}
+	}
+	if versions != 0 {
+		// supported_versions (RFC 8446 §4.2.1): a list of 2-byte
+		// versions, not empty.
+		d := exts[versions>>16 : versions&0xffff]
+		if len(d) < 3 || int(d[0]) != len(d)-1 || d[0]%2 != 0 {
+			return ClientHello{}, malformedf("supported_versions length")
+		}
+		h.versions = d[1:]
+	}
 	return h, nil
 }
 
@@ -199,15 +330,16 @@ func readHandshake(data []byte) (msg []byte, n int, err error) {
 // is how clients send it. It is a shortcut through readHandshake: ok is false
 // in every other case, and then readHandshake takes the long way.
 func oneRecord(data []byte) (msg []byte, ok bool) {
-	if len(data) < recordHeaderLen+handshakeHeaderLen ||
-		data[0] != recordTypeHandshake || data[1] != 3 || data[2] > 4 ||
-		data[5] != typeClientHello {
+	if len(data) < recordHeaderLen+handshakeHeaderLen {
 		return nil, false
 	}
-	recLen := int(data[3])<<8 | int(data[4])
-	bodyLen := int(data[6])<<16 | int(data[7])<<8 | int(data[8])
-	if recLen != handshakeHeaderLen+bodyLen || recLen > maxRecordLen ||
-		bodyLen < minHelloBodyLen || len(data)-recordHeaderLen < recLen {
+	// The record header's type and major version, and its length, which
+	// must be the handshake header's and the body's: msg_type and a
+	// 24-bit length in one word.
+	recLen := int(binary.BigEndian.Uint16(data[3:]))
+	if binary.BigEndian.Uint16(data) != recordTypeHandshake<<8|3 || data[2] > 4 ||
+		binary.BigEndian.Uint32(data[5:]) != typeClientHello<<24|uint32(recLen-handshakeHeaderLen) ||
+		recLen < handshakeHeaderLen+minHelloBodyLen || recLen > min(maxRecordLen, len(data)-recordHeaderLen) {
 		return nil, false
 	}
 	return data[recordHeaderLen : recordHeaderLen+recLen], true
@@ -235,114 +367,6 @@ func checkRecordHeader(rec []byte, records int) error {
 	return malformedf("record %d: %s", records+1, detail)
 }
 
-// parse reads the body of a ClientHello (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2).
-// It walks the fields by offset rather than by re-slicing, which keeps each
-// step of the walk, a load and an addition, short.
-func (h *ClientHello) parse(body []byte) error {
-	const randomLen = 32
-	if len(body) < 2+randomLen+1 {
-		return malformedf("ClientHello truncated")
-	}
-	legacyVersion := uint16(body[0])<<8 | uint16(body[1])
-	if legacyVersion>>8 != 3 {
-		return malformedf("ClientHello legacy_version %#04x", legacyVersion)
-	}
-	h.LegacyVersion = legacyVersion
-
-	off := 2 + randomLen
-	if n := int(body[off]); n <= 32 {
-		off += 1 + n
-	} else {
-		return malformedf("ClientHello legacy_session_id")
-	}
-	if len(body)-off < 2 {
-		return malformedf("ClientHello truncated")
-	}
-	if n := int(body[off])<<8 | int(body[off+1]); n > 0 && n%2 == 0 {
-		off += 2 + n
-	} else {
-		return malformedf("ClientHello cipher_suites")
-	}
-	if len(body)-off < 1 {
-		return malformedf("ClientHello truncated")
-	}
-	if n := int(body[off]); n > 0 {
-		off += 1 + n
-	} else {
-		return malformedf("ClientHello legacy_compression_methods")
-	}
-	switch {
-	case off == len(body):
-		return nil // TLS 1.2 and earlier may omit extensions
-	case len(body)-off < 2 || int(body[off])<<8|int(body[off+1]) != len(body)-off-2:
-		return malformedf("ClientHello extensions length")
-	}
-	return h.parseExtensions(body[off+2:])
-}
-
-// parseExtensions reads the extensions h needs and checks that no extension
-// type appears twice.
-func (h *ClientHello) parseExtensions(exts []byte) error {
-	const wanted = 1<<extServerName | 1<<extALPN | 1<<extSupportedVersions
-	// Types below 64, the common ones, go in a bit set. The others go in
-	// a 64-bit hash set, and only when two share a bit are the extensions
-	// before looked through for the same type.
-	var seenLow, seenHigh uint64
-	nHigh := 0
-	// Each step of this walk waits for the length read in the one before,
-	// so it is kept short: one load for the type and the length, and no
-	// bounds check that the loop condition does not already make.
-	i := 0
-	for i+4 <= len(exts) {
-		x := binary.BigEndian.Uint32(exts[i : i+4])
-		typ := uint16(x >> 16)
-		start := i + 4
-		i = start + int(x&0xffff)
-		if i > len(exts) {
-			return malformedf("ClientHello extension %#04x truncated", typ)
-		}
-		if typ >= 64 {
-			if nHigh++; nHigh > maxHighExtensions {
-				return malformedf("ClientHello has more than %d extensions of types above 63", maxHighExtensions)
-			}
-			bit := uint64(1) << (uint32(typ) * 0x9e3779b1 >> 26)
-			if seenHigh&bit != 0 && hasExtension(exts[:start-4], typ) {
-				return malformedf("duplicate extension %#04x", typ)
-			}
-			seenHigh |= bit
-			h.ECH = h.ECH || typ == extECH
-			continue
-		}
-		bit := uint64(1) << typ
-		if seenLow&bit != 0 {
-			return malformedf("duplicate extension %#04x", typ)
-		}
-		seenLow |= bit
-		if bit&wanted != 0 {
-			if err := h.readExtension(typ, exts[start:i]); err != nil {
-				return err
-			}
-		}
-	}
-	if i != len(exts) {
-		return malformedf("ClientHello extension truncated")
-	}
-	return nil
-}
-
-// readExtension reads the body of an extension of a type h reports.
-func (h *ClientHello) readExtension(typ uint16, body []byte) (err error) {
-	switch typ {
-	case extServerName:
-		h.name, err = parseServerName(body)
-	case extALPN:
-		h.alpn, err = parseALPN(body)
-	case extSupportedVersions:
-		h.versions, err = parseSupportedVersions(body)
-	}
-	return err
-}
-
 // hasExtension reports whether exts, a list of well-formed extensions, has
 // one of type typ.
 func hasExtension(exts []byte, typ uint16) bool {
@@ -359,11 +383,6 @@ func hasExtension(exts []byte, typ uint16) bool {
 // one host_name, which must be a host name and not an IP literal; entries of
 // other types are skipped.
 func parseServerName(data []byte) ([]byte, error) {
-	// Clients send one entry, a host name: list length, type, name length.
-	if len(data) > 5 && int(data[0])<<8|int(data[1]) == len(data)-2 && data[2] == nameTypeHostName &&
-		int(data[3])<<8|int(data[4]) == len(data)-5 {
-		return checkHostName(data[5:])
-	}
 	list, rest, ok := cutVec16(data)
 	if !ok || len(rest) != 0 || len(list) == 0 {
 		return nil, malformedf("server_name list length")
@@ -419,16 +438,6 @@ func parseALPN(data []byte) ([]byte, error) {
 			return nil, malformedf("ALPN protocol name")
 		}
 		r = next
-	}
-	return list, nil
-}
-
-// parseSupportedVersions checks a supported_versions extension body of a
-// ClientHello (RFC 8446 §4.2.1) and returns its list of 2-byte versions.
-func parseSupportedVersions(data []byte) ([]byte, error) {
-	list, rest, ok := cutVec8(data)
-	if !ok || len(rest) != 0 || len(list) == 0 || len(list)%2 != 0 {
-		return nil, malformedf("supported_versions length")
 	}
 	return list, nil
 }

@@ -247,14 +247,20 @@ func appendLower(dst, name []byte) []byte {
 		}
 		return dst
 	}
-	// 8 bytes at a time, the last 8 again if len(name) is not a multiple
-	// of 8: writing a byte twice does no harm.
-	for i := 0; i < len(name); i += 8 {
-		i = min(i, len(name)-8)
-		x := binary.LittleEndian.Uint64(name[i:])
-		binary.LittleEndian.PutUint64(out[i:], x|upperMask(x)>>2) // 0x80>>2 is 'a'-'A'
+	// 8 bytes at a time, and the last 8 bytes of name, which may overlap
+	// the ones before: writing a byte twice does no harm.
+	last := len(name) - 8
+	for i := 0; i < last; i += 8 {
+		lowerWord(out[i:i+8], name[i:i+8])
 	}
+	lowerWord(out[last:], name[last:])
 	return dst
+}
+
+// lowerWord writes the 8 bytes of src, ASCII, to dst in lower case.
+func lowerWord(dst, src []byte) {
+	x := binary.LittleEndian.Uint64(src)
+	binary.LittleEndian.PutUint64(dst, x|upperMask(x)>>2) // 0x80>>2 is 'a'-'A'
 }
 
 // Some scans look at 8 bytes at a time, as a uint64.

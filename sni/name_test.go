@@ -83,3 +83,28 @@ func TestMayEndNumber(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckNameEveryByteEverywhere puts every byte value at every offset of
+// names of 1 to 24 bytes, and two dots at every pair of offsets, so that the
+// words checkName reads, each one byte into the one before, meet every case.
+func TestCheckNameEveryByteEverywhere(t *testing.T) {
+	for n := 1; n <= 24; n++ {
+		for pos := range n {
+			for c := range 256 {
+				name := bytes.Repeat([]byte("a"), n)
+				name[pos] = byte(c)
+				got, err := checkName(name)
+				want, ok := checkNameReference(name)
+				require.Equal(t, ok, err == nil, "%q: %v", name, err)
+				require.Equal(t, want, got, "%q", name)
+			}
+			for pos2 := pos + 1; pos2 < n; pos2++ {
+				name := bytes.Repeat([]byte("a"), n)
+				name[pos], name[pos2] = '.', '.'
+				_, err := checkName(name)
+				_, ok := checkNameReference(name)
+				require.Equal(t, ok, err == nil, "%q: %v", name, err)
+			}
+		}
+	}
+}
