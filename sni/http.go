@@ -223,8 +223,8 @@ func (h *RequestHead) commonRequestLine(b []byte, methodLen int) int {
 	start := methodLen + 1
 	var m uint64
 	sp := start
-	for ; sp+8 <= len(b); sp += 8 {
-		if m = targetMask(binary.LittleEndian.Uint64(b[sp : sp+8])); m != 0 {
+	for ; sp < len(b)-7; sp += 8 {
+		if m = targetMask(binary.LittleEndian.Uint64(b[sp:])); m != 0 {
 			break
 		}
 	}
@@ -307,8 +307,8 @@ func (h *RequestHead) commonFields(b []byte, off int, st *fieldState) (int, erro
 	for {
 		var m uint64
 		i := off
-		for ; i+8 <= len(b); i += 8 {
-			if m = nameMask(binary.LittleEndian.Uint64(b[i : i+8])); m != 0 {
+		for ; i < len(b)-7; i += 8 {
+			if m = nameMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
 				break
 			}
 		}
@@ -321,8 +321,8 @@ func (h *RequestHead) commonFields(b []byte, off int, st *fieldState) (int, erro
 		// line need not wait for where the colon is. The name has no
 		// byte that valueMask marks.
 		end := i
-		for m = 0; end+8 <= len(b); end += 8 {
-			if m = valueMask(binary.LittleEndian.Uint64(b[end : end+8])); m != 0 {
+		for m = 0; end < len(b)-7; end += 8 {
+			if m = valueMask(binary.LittleEndian.Uint64(b[end:])); m != 0 {
 				break
 			}
 		}
