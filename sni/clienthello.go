@@ -157,19 +157,18 @@ func ParseClientHello(data []byte) (h ClientHello, err error) {
 	// Where the bodies of the extensions h reads start and end, as
 	// start<<16 | end (the extensions take less than 64 KiB), or 0. They
 	// are read after the walk, so that the walk calls nothing.
-	var serverName, alpn, versions uint32
+	var bodies [3]uint32 // server_name, ALPN, supported_versions
 	// Each step of this walk waits for the length read in the one before,
-	// so it is kept short: one load for the type and the length, and
-	// unsigned offsets, which leave the compiler no bounds to check but
-	// the loop's own.
-	en := uint(len(exts))
-	i := uint(0)
-	for i+4 <= en {
-		x := binary.BigEndian.Uint32(exts[i : i+4 : i+4])
+	// so it is kept short: one load for the type and the length, and a
+	// loop test, i < len(exts)-3, that leaves the compiler one bound to
+	// check.
+	i := 0
+	for i < len(exts)-3 {
+		x := binary.BigEndian.Uint32(exts[i:])
 		typ := uint16(x >> 16)
 		start := i + 4
-		i = start + uint(x&0xffff)
-		if i > en {
+		i = start + int(x&0xffff)
+		if i > len(exts) {
 			return ClientHello{}, malformedf("ClientHello extension %#04x truncated", typ)
 		}
 		if typ >= 64 {
@@ -192,20 +191,20 @@ func ParseClientHello(data []byte) (h ClientHello, err error) {
 		if bit&wanted != 0 {
 			switch body := uint32(start)<<16 | uint32(i); typ {
 			case extServerName:
-				serverName = body
+				bodies[0] = body
 			case extALPN:
-				alpn = body
+				bodies[1] = body
 			default:
-				versions = body
+				bodies[2] = body
 			}
 		}
 	}
-	if i != en {
+	if i != len(exts) {
 		return ClientHello{}, malformedf("ClientHello extension truncated")
 	}
 
-	if serverName != 0 {
-		d := exts[serverName>>16 : serverName&0xffff]
+	if b := bodies[0]; b != 0 {
+		d := exts[b>>16 : b&0xffff]
 		// Clients send one entry, a host name: list length, type,
 		// name length.
 		if len(d) > 5 && int(d[0])<<8|int(d[1]) == len(d)-2 && d[2] == nameTypeHostName &&
@@ -218,15 +217,15 @@ func ParseClientHello(data []byte) (h ClientHello, err error) {
 			return ClientHello{}, err
 		}
 	}
-	if alpn != 0 {
-		if h.alpn, err = parseALPN(exts[alpn>>16 : alpn&0xffff]); err != nil {
+	if b := bodies[1]; b != 0 {
+		if h.alpn, err = parseALPN(exts[b>>16 : b&0xffff]); err != nil {
 			return ClientHello{}, err
 		}
 	}
-	if versions != 0 {
+	if b := bodies[2]; b != 0 {
 		// supported_versions (RFC 8446 §4.2.1): a list of 2-byte
 		// versions, not empty.
-		d := exts[versions>>16 : versions&0xffff]
+		d := exts[b>>16 : b&0xffff]
 		if len(d) < 3 || int(d[0]) != len(d)-1 || d[0]%2 != 0 {
 			return ClientHello{}, malformedf("supported_versions length")
 		}
