@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -12,25 +11,14 @@ import (
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
-)
 
-// requireNetAdmin skips a test that needs CAP_NET_ADMIN (root here), or
-// fails it under CI=true, where privileged tests must run.
-func requireNetAdmin(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("privileged test: must run as root under CI=true")
-	}
-	t.Skip("needs root (CAP_NET_ADMIN) to set SO_MARK")
-}
+	"github.com/g0lab/g0efilter/internal/netnstest"
+	"github.com/g0lab/g0efilter/internal/sockmark"
+)
 
 // The sockets an Upstream dials carry its mark.
 func TestUpstreamMarksSockets(t *testing.T) {
-	requireNetAdmin(t)
+	netnstest.Require(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer pc.Close()
@@ -53,30 +41,18 @@ func TestUpstreamMarksSockets(t *testing.T) {
 		if tc.mark == 0 {
 			assert.Nil(t, d.Control, "no mark, no socket option")
 		}
-		var got int
-		var gotErr error
-		set := d.Control
-		d.Control = func(network, address string, c syscall.RawConn) error {
-			if set != nil {
-				if err := set(network, address, c); err != nil {
-					return err
-				}
-			}
-			return c.Control(func(fd uintptr) {
-				got, gotErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK)
-			})
-		}
 		conn, err := d.Dial(tc.network, tc.addr.String())
 		require.NoError(t, err)
+		got, err := sockmark.Get(conn.(syscall.Conn))
 		conn.Close()
-		require.NoError(t, gotErr)
-		assert.Equal(t, tc.mark, uint32(got), "%s mark %#x", tc.network, tc.mark)
+		require.NoError(t, err)
+		assert.Equal(t, tc.mark, got, "%s mark %#x", tc.network, tc.mark)
 	}
 }
 
 // A marked exchange works end to end, and the socket it keeps is marked.
 func TestUpstreamMarkedExchange(t *testing.T) {
-	requireNetAdmin(t)
+	netnstest.Require(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
@@ -103,14 +79,8 @@ func TestUpstreamMarkedExchange(t *testing.T) {
 
 	// The socket kept for the next query carries the mark.
 	require.Equal(t, 1, u.idle(0))
-	raw, err := u.peekIdle().(syscall.Conn).SyscallConn()
+	got, err := sockmark.Get(u.peekIdle().(syscall.Conn))
 	require.NoError(t, err)
-	var got int
-	var gotErr error
-	require.NoError(t, raw.Control(func(fd uintptr) {
-		got, gotErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK)
-	}))
-	require.NoError(t, gotErr)
-	assert.Equal(t, 0x4242, got)
+	assert.Equal(t, uint32(0x4242), got)
 	require.NoError(t, u.Close())
 }

@@ -23,3 +23,23 @@ func Control(mark uint32) func(network, address string, c syscall.RawConn) error
 		return nil
 	}
 }
+
+// Get returns the mark of the socket of c, such as a [net.TCPConn] or a
+// [net.UDPConn].
+func Get(c syscall.Conn) (uint32, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var mark int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) {
+		mark, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK)
+	}); err != nil {
+		return 0, err
+	}
+	if gerr != nil {
+		return 0, fmt.Errorf("get SO_MARK: %w", gerr)
+	}
+	return uint32(mark), nil
+}

@@ -6,14 +6,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/g0lab/g0efilter/internal/netnstest"
 	"github.com/g0lab/g0efilter/internal/sockmark"
 )
 
 // TestControlSetsMark dials a listener on loopback and reads the mark back
-// from the connected socket. Setting a mark needs root.
+// from the connected socket with Get. Setting a mark needs root.
 func TestControlSetsMark(t *testing.T) {
 	netnstest.Require(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -24,13 +23,7 @@ func TestControlSetsMark(t *testing.T) {
 	c, err := d.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	raw, err := c.(*net.TCPConn).SyscallConn()
+	mark, err := sockmark.Get(c.(*net.TCPConn))
 	require.NoError(t, err)
-	var mark int
-	var gerr error
-	require.NoError(t, raw.Control(func(fd uintptr) {
-		mark, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK)
-	}))
-	require.NoError(t, gerr)
-	assert.Equal(t, 0x1e7, mark)
+	assert.Equal(t, uint32(0x1e7), mark)
 }

@@ -17,3 +17,6 @@ var ErrUnsupported = fmt.Errorf("SO_MARK is not supported on %s", runtime.GOOS)
 func Control(uint32) func(network, address string, c syscall.RawConn) error {
 	return func(string, string, syscall.RawConn) error { return ErrUnsupported }
 }
+
+// Get fails with [ErrUnsupported]: this system has no socket marks.
+func Get(syscall.Conn) (uint32, error) { return 0, ErrUnsupported }
