@@ -236,18 +236,15 @@ func ParseClientHello(data []byte) (h ClientHello, err error) {
 
 // readHandshake returns the ClientHello handshake message, its header
 // included, carried by the records at the start of data, and the number of
-// bytes those records occupy. The message must end where a record ends. msg
-// aliases data if a single record carries the message, and is a new buffer
-// otherwise.
+// bytes those records occupy. The message must end where a record ends. It is
+// the long way for data that oneRecord refused, so msg, when there is one, is
+// a new buffer joined from several records.
 //
 // Records may be as short as one byte, even the handshake header may be split,
 // and data may end anywhere. Record headers and the handshake header are
 // checked as far as data holds them, so a bad one is reported before the rest
 // arrives.
 func readHandshake(data []byte) (msg []byte, n int, err error) {
-	if msg, ok := oneRecord(data); ok {
-		return msg, recordHeaderLen + len(msg), nil
-	}
 	var (
 		hdr     [handshakeHeaderLen]byte // handshake header, gathered across records
 		hdrLen  int                      // bytes of hdr gathered
@@ -313,8 +310,8 @@ func readHandshake(data []byte) (msg []byte, n int, err error) {
 		got += recLen
 		off += recordHeaderLen + recLen
 	}
-	// oneRecord accepts every hello that fits in one record, so there
-	// are several to join.
+	// oneRecord, which ParseClientHello tries first, accepts every
+	// hello that fits in one record, so there are several to join.
 	msg = make([]byte, 0, msgLen)
 	for p := 0; p < off; {
 		recLen := int(data[p+3])<<8 | int(data[p+4])
@@ -326,8 +323,8 @@ func readHandshake(data []byte) (msg []byte, n int, err error) {
 
 // oneRecord returns the handshake message if the first record of data is
 // complete and carries exactly one valid ClientHello header and body, which
-// is how clients send it. It is a shortcut through readHandshake: ok is false
-// in every other case, and then readHandshake takes the long way.
+// is how clients send it. ParseClientHello tries it before readHandshake: ok
+// is false in every other case, and then readHandshake takes the long way.
 func oneRecord(data []byte) (msg []byte, ok bool) {
 	if len(data) < recordHeaderLen+handshakeHeaderLen {
 		return nil, false
