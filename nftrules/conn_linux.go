@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -149,14 +151,18 @@ func (c *Conn) Apply(r *Ruleset) error {
 		sets[s.Name] = ns
 	}
 	for i := range r.Chains {
-		ch := &r.Chains[i]
-		nch := c.nc.AddChain(nftChain(t, ch))
-		for j, rule := range ch.Rules {
-			exprs, err := ruleExprs(rule, sets)
-			if err != nil {
-				return fmt.Errorf("nftrules: chain %s rule %d: %w", ch.Name, j, err)
-			}
-			c.nc.AddRule(&nftables.Rule{Table: t, Chain: nch, Exprs: exprs})
+		c.addChain(t, &r.Chains[i], sets)
+	}
+
+	// The netdev table is replaced in the same batch, or removed when
+	// there is nothing for it to guard.
+	nt := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyNetdev}
+	c.nc.AddTable(nt)
+	c.nc.DelTable(nt)
+	if len(r.Egress) > 0 {
+		c.nc.AddTable(nt)
+		for i := range r.Egress {
+			c.addEgress(nt, &r.Egress[i])
 		}
 	}
 	if err := c.nc.Flush(); err != nil {
@@ -168,6 +174,78 @@ func (c *Conn) Apply(r *Ruleset) error {
 	return nil
 }
 
+// addChain queues ch and its rules in t; validate has checked the rules.
+func (c *Conn) addChain(t *nftables.Table, ch *Chain, sets map[string]*nftables.Set) {
+	nch := c.nc.AddChain(nftChain(t, ch))
+	for _, rule := range ch.Rules {
+		exprs, _ := ruleExprs(rule, sets)
+		c.nc.AddRule(&nftables.Rule{Table: t, Chain: nch, Exprs: exprs})
+	}
+}
+
+// addEgress queues an egress chain and its counter in the netdev table nt.
+func (c *Conn) addEgress(nt *nftables.Table, ch *Chain) {
+	c.nc.AddObj(&nftables.CounterObj{Table: nt, Name: RawFrameCounterPrefix + ch.Device})
+	c.addChain(nt, ch, nil)
+}
+
+// RawFrames returns, for each guarded device, how many frames its egress
+// chain dropped since the previous call (or since Apply), and resets the
+// counters, in one request: the attempts to send below the IP stack.
+// Devices with none are left out.
+func (c *Conn) RawFrames() (map[string]uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied == nil || len(c.applied.Egress) == 0 {
+		return nil, nil
+	}
+	nt := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyNetdev}
+	objs, err := c.nc.ResetObjects(nt)
+	if err != nil {
+		return nil, fmt.Errorf("nftrules: read the raw frame counters: %w", err)
+	}
+	out := map[string]uint64{}
+	for _, o := range objs {
+		if co, ok := o.(*nftables.CounterObj); ok && co.Packets > 0 {
+			if dev, ok := strings.CutPrefix(co.Name, RawFrameCounterPrefix); ok {
+				out[dev] += co.Packets
+			}
+		}
+	}
+	return out, nil
+}
+
+// AddEgress adds ch, a chain from [EgressChain], to the netdev table in
+// one batch: the guard for a device that appeared after [Conn.Apply]. A
+// chain of that name that is already there is left as it is. It returns
+// [ErrNotApplied] before an Apply.
+func (c *Conn) AddEgress(ch Chain) error {
+	if ch.Hook != HookEgress || ch.Device == "" || len(ch.Device) > maxDeviceName {
+		return fmt.Errorf("%w: not an egress chain for a device: %q", ErrConfig, ch.Name)
+	}
+	if err := validate(&Ruleset{Egress: []Chain{ch}}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied == nil {
+		return ErrNotApplied
+	}
+	if slices.ContainsFunc(c.applied.Egress, func(e Chain) bool { return e.Name == ch.Name }) {
+		return nil
+	}
+	nt := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyNetdev}
+	c.nc.AddTable(nt)
+	c.addEgress(nt, &ch)
+	if err := c.nc.Flush(); err != nil {
+		return fmt.Errorf("nftrules: guard device %s: %w", ch.Device, err)
+	}
+	r := *c.applied
+	r.Egress = append(slices.Clip(r.Egress), ch)
+	c.applied = &r
+	return nil
+}
+
 // validate translates every rule against placeholder sets, so that Apply
 // queues nothing on the connection unless the whole batch can be built.
 func validate(r *Ruleset) error {
@@ -176,11 +254,19 @@ func validate(r *Ruleset) error {
 	for i := range r.Sets {
 		sets[r.Sets[i].Name] = nftSet(t, &r.Sets[i])
 	}
-	for _, ch := range r.Chains {
+	regular := map[string]bool{} // the regular chains made so far
+	for _, ch := range slices.Concat(r.Chains, r.Egress) {
 		for j, rule := range ch.Rules {
 			if _, err := ruleExprs(rule, sets); err != nil {
 				return fmt.Errorf("nftrules: chain %s rule %d: %w", ch.Name, j, err)
 			}
+			if rule.Verdict.Kind == VerdictJump && !regular[rule.Verdict.Chain] {
+				return fmt.Errorf("nftrules: chain %s rule %d: jump to %s, not a regular chain listed before it",
+					ch.Name, j, rule.Verdict.Chain)
+			}
+		}
+		if ch.Type == ChainRegular {
+			regular[ch.Name] = true
 		}
 	}
 	return nil
@@ -463,6 +549,9 @@ func nftSet(t *nftables.Table, s *Set) *nftables.Set {
 }
 
 func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
+	if c.Type == ChainRegular {
+		return &nftables.Chain{Name: c.Name, Table: t}
+	}
 	typ := nftables.ChainTypeFilter
 	if c.Type == ChainNAT {
 		typ = nftables.ChainTypeNAT
@@ -472,8 +561,11 @@ func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
 		policy = nftables.ChainPolicyDrop
 	}
 	hook := nftables.ChainHookOutput
-	if c.Hook == HookInput {
+	switch c.Hook {
+	case HookInput:
 		hook = nftables.ChainHookInput
+	case HookEgress:
+		hook = nftables.ChainHookEgress
 	}
 	return &nftables.Chain{
 		Name:     c.Name,
@@ -482,14 +574,17 @@ func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
 		Hooknum:  hook,
 		Priority: nftables.ChainPriorityRef(nftables.ChainPriority(c.Priority)),
 		Policy:   &policy,
+		Device:   c.Device,
 	}
 }
 
 // Kernel constants not in x/sys/unix.
 const (
-	nfprotoV4 = unix.NFPROTO_IPV4
-	nfprotoV6 = unix.NFPROTO_IPV6
-	protoICMP = 58 // IPPROTO_ICMPV6
+	nfprotoV4  = unix.NFPROTO_IPV4
+	nfprotoV6  = unix.NFPROTO_IPV6
+	protoICMP  = 58     // IPPROTO_ICMPV6
+	ipsDstNAT  = 1 << 5 // IPS_DST_NAT in the conntrack status
+	objCounter = 1      // NFT_OBJECT_COUNTER
 )
 
 // ruleExprs translates a rule into nftables expressions, as nft would for
@@ -502,6 +597,9 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			return nil, err
 		}
 		out = append(out, e...)
+	}
+	if r.Counter != "" {
+		out = append(out, &expr.Objref{Type: objCounter, Name: r.Counter})
 	}
 	if r.Log != nil {
 		out = append(out, &expr.Log{
@@ -525,6 +623,10 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			&expr.Immediate{Register: 1, Data: binary.BigEndian.AppendUint16(nil, r.Verdict.Port)},
 			&expr.Redir{RegisterProtoMin: 1},
 		)
+	case VerdictJump:
+		out = append(out, &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Verdict.Chain})
+	case VerdictReturn:
+		out = append(out, &expr.Verdict{Kind: expr.VerdictReturn})
 	default:
 		return nil, fmt.Errorf("unknown verdict %d", r.Verdict.Kind)
 	}
@@ -561,6 +663,46 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(m.Mark)},
+		}, nil
+	case markNe:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(m.Mark)},
+		}, nil
+	case socketCgroup:
+		return []expr.Any{
+			&expr.Socket{Key: expr.SocketKeyCgroupv2, Level: uint32(m.Level), Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint64(nil, m.ID)},
+		}, nil
+	case ctStatusDNAT:
+		return ctBits(expr.CtKeySTATUS, ipsDstNAT), nil
+	case destAddr:
+		proto, off := byte(nfprotoV4), uint32(16)
+		if m.Addr.Is6() {
+			proto, off = nfprotoV6, 24
+		}
+		a := m.Addr.AsSlice()
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(a))},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a},
+		}, nil
+	case routed:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyRTCLASSID, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(0xffffffff)},
+		}, nil
+	case userSocket:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
+			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: u32(0)},
+		}, nil
+	case protoARP:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, unix.ETH_P_ARP)},
 		}, nil
 	case OifLoopback:
 		return []expr.Any{

@@ -57,12 +57,16 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 	for _, wc := range want.Chains {
 		c := byName[wc.Name]
 		require.NotNil(t, c, "chain %s", wc.Name)
-		wantHook := *nftables.ChainHookOutput
-		if wc.Hook == HookInput {
-			wantHook = *nftables.ChainHookInput
+		if wc.Type == ChainRegular {
+			assert.Nil(t, c.Hooknum, "regular chain %s", wc.Name)
+		} else {
+			wantHook := *nftables.ChainHookOutput
+			if wc.Hook == HookInput {
+				wantHook = *nftables.ChainHookInput
+			}
+			assert.Equal(t, wantHook, *c.Hooknum, "hook of %s", wc.Name)
+			assert.Equal(t, nftables.ChainPriority(wc.Priority), *c.Priority)
 		}
-		assert.Equal(t, wantHook, *c.Hooknum, "hook of %s", wc.Name)
-		assert.Equal(t, nftables.ChainPriority(wc.Priority), *c.Priority)
 		rules, err := nc.GetRules(table, c)
 		require.NoError(t, err)
 		require.Len(t, rules, len(wc.Rules), "rules in %s", wc.Name)
@@ -75,6 +79,17 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 			require.NoError(t, err)
 			assert.Equal(t, exprTypes(exprs), exprTypes(r.Exprs), "chain %s rule %d (%s)", wc.Name, i, wc.Rules[i])
 		}
+	}
+
+	// The netdev table, when there is one, has the egress chains.
+	netdev, err := nc.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	require.NoError(t, err)
+	require.Len(t, netdev, len(want.Egress))
+	for i, c := range netdev {
+		assert.Equal(t, want.Egress[i].Name, c.Name)
+		assert.Equal(t, *nftables.ChainHookEgress, *c.Hooknum)
+		// The device is checked in nft's listing: v0.3.0 of
+		// google/nftables does not read it back.
 	}
 
 	sets, err := nc.GetSets(table)
@@ -91,10 +106,15 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 	}
 }
 
+// exprTypes lists the types of es, but for the socket expression, which
+// v0.3.0 of google/nftables does not read back (nft's listing in the tests
+// checks it).
 func exprTypes(es []expr.Any) []string {
-	out := make([]string, len(es))
-	for i, e := range es {
-		out[i] = fmt.Sprintf("%T", e)
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		if _, ok := e.(*expr.Socket); !ok {
+			out = append(out, fmt.Sprintf("%T", e))
+		}
 	}
 	return out
 }
@@ -108,7 +128,8 @@ func TestApplyReadBack(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, c.Apply(r))
 			checkInstalled(t, fd, r)
-			assert.Equal(t, normalise(r.String()), normalise(nftList(t, fd)), "dry run must match what is installed")
+			assert.Equal(t, normalise(r.String()), normalise(nftRun(t, fd, "list", "ruleset")),
+				"dry run must match what is installed")
 		})
 	}
 }

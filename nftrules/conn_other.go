@@ -34,3 +34,12 @@ func (c *Conn) Close() error { return nil }
 
 // Applied returns nil.
 func (c *Conn) Applied() *Ruleset { return nil }
+
+// AddEgress returns [ErrUnsupported].
+func (c *Conn) AddEgress(Chain) error { return ErrUnsupported }
+
+// SelfCgroup returns [ErrUnsupported].
+func SelfCgroup() (id uint64, level int, err error) { return 0, 0, ErrUnsupported }
+
+// RawFrames returns [ErrUnsupported].
+func (c *Conn) RawFrames() (map[string]uint64, error) { return nil, ErrUnsupported }

@@ -28,26 +28,48 @@
 // # One description
 //
 // [Build] is a pure function from a [Config] to a [Ruleset]: a table of
-// family inet (IPv4 and IPv6 alike), its sets, and two base chains on the
-// output hook whose rules are short lists of typed matches ([DestInSet],
-// [CtState], [DestLocal], [MarkEq], [OifLoopback], [DPort], [ICMPv6Type]),
-// an optional [Log] and a [Verdict]. [Ruleset.Render] prints it as
+// family inet (IPv4 and IPv6 alike) with its sets, a regular chain and
+// three base chains, and, when [Config.Devices] names any, a netdev table
+// with one egress chain per device. Rules are short lists of typed
+// matches, an optional named counter, an optional [Log] and a [Verdict]. [Ruleset.Render] prints it as
 // "nft list table inet g0efilter" prints the installed table; [Conn.Apply]
 // turns the same values into netlink messages. Tests install the ruleset
 // in a fresh network namespace and check that the kernel's listing equals
 // the rendering.
 //
+// # The filter's own sockets
+//
+// The chain "own", which both output chains jump to first, tells the
+// filter's own sockets from the workload's. With [Config.OwnCgroup] (see
+// [SelfCgroup]) a packet is the filter's only when its socket carries
+// [Config.BypassMark] and was made in the filter's cgroup; the mark from
+// any other socket is a forgery (CAP_NET_RAW is enough to set a mark),
+// logged with [ForgedMarkLogPrefix] and dropped. Without a cgroup the mark
+// alone decides, so it should be chosen at random.
+//
+// # Local services and raw frames
+//
+// The output chain lets the workload reach the local proxies and DNS
+// server only through the nat chain's redirect ("ct status dnat"); any
+// other connection to them, to [Config.GuardPorts] or to
+// [Config.GuardAddrs] on this namespace is logged with
+// [LocalServiceLogPrefix] and refused. The egress chains let out only what
+// the IP stack routed, and the kernel's ARP: a frame sent through a packet
+// socket never passed the inet hooks, so it is dropped and counted in the
+// device's counter ([Conn.RawFrames]). [Conn.AddEgress] guards a device
+// that appears later.
+//
 // # The ruleset
 //
 // In https mode (the default) the nat chain (output hook, priority -101)
-// lets allowlisted destinations, the filter's own sockets (those carrying
-// [Config.BypassMark]) and loopback traffic through untouched and
+// lets allowlisted destinations, the filter's own sockets and loopback
+// traffic through untouched and
 // redirects TCP 80 and 443 to the local HTTP and HTTPS proxies; with
 // [Config.FilterDNS] it first redirects DNS (UDP and TCP 53) to the local
 // DNS server, whatever the resolver's address. The filter
 // chain (output hook, priority 0, policy drop) accepts established and
-// related packets, packets to the host's own addresses (this includes the
-// redirected connections), marked packets, IPv6 neighbour discovery and
+// related packets, the filter's own, the redirected connections and other
+// packets to the namespace's own addresses, IPv6 neighbour discovery and
 // allowlisted destinations; it logs every other new connection and
 // rejects it, UDP 443 (QUIC) included: TCP with a reset, so that a
 // client's connect fails at once over IPv6 as over IPv4, and the rest with

@@ -25,7 +25,7 @@ func ExampleBuild() {
 		}
 	}
 	// Output:
-	// meta mark 0x00006700 accept
+	// jump own
 	// udp dport 53 redirect to :53
 	// tcp dport 53 redirect to :53
 }
@@ -79,11 +79,15 @@ func ExampleRuleset_Render() {
 	// 		flags interval
 	// 	}
 	//
+	// 	chain own {
+	// 		meta mark 0x00006700 accept
+	// 	}
+	//
 	// 	chain nat_output {
 	// 		type nat hook output priority -101; policy accept;
+	// 		jump own
 	// 		ip daddr @allow4 accept
 	// 		ip6 daddr @allow6 accept
-	// 		meta mark 0x00006700 accept
 	// 		oif "lo" accept
 	// 		tcp dport 80 redirect to :8080
 	// 		tcp dport 443 redirect to :8443
@@ -92,8 +96,12 @@ func ExampleRuleset_Render() {
 	// 	chain output {
 	// 		type filter hook output priority filter; policy drop;
 	// 		ct state established,related accept
+	// 		jump own
+	// 		tcp dport 8080 ct status dnat accept
+	// 		tcp dport 8443 ct status dnat accept
+	// 		fib daddr type local tcp dport 8080 log prefix "g0efilter local service: " group 100 reject with tcp reset
+	// 		fib daddr type local tcp dport 8443 log prefix "g0efilter local service: " group 100 reject with tcp reset
 	// 		fib daddr type local accept
-	// 		meta mark 0x00006700 accept
 	// 		icmpv6 type nd-router-solicit accept
 	// 		icmpv6 type nd-neighbor-solicit accept
 	// 		icmpv6 type nd-neighbor-advert accept

@@ -32,6 +32,14 @@ func goldenConfigs() map[string]Config {
 		"dns_quiet": {Mode: ModeDNS, Allow4: v4, QuietAllowed: true},
 		"dns_only":  {Mode: ModeDNS, Allow4: v4, DNSOnly: true},
 		"https_dns": {Allow4: v4, Allow6: v6, FilterDNS: true},
+		// Every guard against a hostile workload: the own chain by
+		// cgroup at every level, egress chains, guarded ports and
+		// addresses.
+		"https_guarded": {Allow4: v4, FilterDNS: true, BypassMark: 0x5eed1234, OwnCgroup: 4242,
+			Devices: []string{"eth0", "eth1"}, GuardPorts: []uint16{8081, 9090},
+			GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11"), netip.MustParseAddr("::1")}},
+		"dns_guarded": {Mode: ModeDNS, Allow4: v4, OwnCgroup: 4242, OwnCgroupLevel: 3,
+			Devices: []string{"eth0"}, GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11")}},
 	}
 }
 

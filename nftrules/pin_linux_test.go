@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,7 +36,13 @@ const peerPort = 7000
 // TCP echo server on peerPort of each: a connection that the rules let
 // through succeeds. It returns once the box reaches the peer.
 func peerNS(t *testing.T) int {
-	box, peer := netnstest.New(t), netnstest.New(t)
+	box, _ := peerNSPair(t)
+	return box
+}
+
+// peerNSPair is peerNS, and returns the peer namespace too.
+func peerNSPair(t *testing.T) (box, peer int) {
+	box, peer = netnstest.New(t), netnstest.New(t)
 	ipCmd(t, box, "link", "set", "lo", "up")
 	ipCmd(t, peer, "link", "set", "lo", "up")
 	ipCmd(t, box, "link", "add", "p0", "type", "veth", "peer", "name", "p1",
@@ -85,7 +92,7 @@ func peerNS(t *testing.T) int {
 			return dialIn(t, box, "tcp", peerAddr(a), 0) == nil
 		}, 5*time.Second, 20*time.Millisecond, "peer %v reachable", a)
 	}
-	return box
+	return box, peer
 }
 
 func peerAddr(a netip.Addr) string {
@@ -187,6 +194,19 @@ func (r *logRecorder) count(prefix string, dst netip.Addr) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.got[prefix+dst.String()]
+}
+
+// countPrefix returns how many packets were logged with prefix.
+func (r *logRecorder) countPrefix(prefix string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for k, v := range r.got {
+		if strings.HasPrefix(k, prefix) {
+			n += v
+		}
+	}
+	return n
 }
 
 // total returns how many packets were logged.

@@ -27,16 +27,41 @@ func (r *Ruleset) Render(w io.Writer) error {
 	}
 	for _, c := range r.Chains {
 		sep()
-		fmt.Fprintf(bw, "\tchain %s {\n", c.Name)
-		fmt.Fprintf(bw, "\t\ttype %s hook %s priority %s; policy %s;\n",
-			c.Type, c.Hook, priorityName(c.Type, c.Priority), c.Policy)
-		for _, rule := range c.Rules {
-			fmt.Fprintf(bw, "\t\t%s\n", rule)
-		}
-		bw.WriteString("\t}\n")
+		renderChain(bw, &c)
 	}
 	bw.WriteString("}\n")
+	if len(r.Egress) > 0 {
+		fmt.Fprintf(bw, "table netdev %s {\n", r.Table)
+		// nft lists the named counters before the chains.
+		for _, c := range r.Egress {
+			fmt.Fprintf(bw, "\tcounter %s%s {\n\t\tpackets 0 bytes 0\n\t}\n\n", RawFrameCounterPrefix, c.Device)
+		}
+		for i, c := range r.Egress {
+			if i > 0 {
+				bw.WriteString("\n")
+			}
+			renderChain(bw, &c)
+		}
+		bw.WriteString("}\n")
+	}
 	return bw.Flush()
+}
+
+func renderChain(w *bufio.Writer, c *Chain) {
+	fmt.Fprintf(w, "\tchain %s {\n", c.Name)
+	switch {
+	case c.Type == ChainRegular:
+	case c.Hook == HookEgress:
+		fmt.Fprintf(w, "\t\ttype %s hook egress device %q priority %s; policy %s;\n",
+			c.Type, c.Device, priorityName(c.Type, c.Priority), c.Policy)
+	default:
+		fmt.Fprintf(w, "\t\ttype %s hook %s priority %s; policy %s;\n",
+			c.Type, c.Hook, priorityName(c.Type, c.Priority), c.Policy)
+	}
+	for _, rule := range c.Rules {
+		fmt.Fprintf(w, "\t\t%s\n", rule)
+	}
+	w.WriteString("\t}\n")
 }
 
 // String returns the rendering of r (see [Ruleset.Render]).
@@ -84,10 +109,13 @@ func priorityName(t ChainType, p int32) string {
 	return strconv.Itoa(int(p))
 }
 
-// String returns "output" or "input".
+// String returns "output", "input" or "egress".
 func (h Hook) String() string {
-	if h == HookInput {
+	switch h {
+	case HookInput:
 		return "input"
+	case HookEgress:
+		return "egress"
 	}
 	return "output"
 }
@@ -100,10 +128,13 @@ func (t SetType) String() string {
 	return "ipv4_addr"
 }
 
-// String returns "filter" or "nat".
+// String returns "filter", "nat" or "regular".
 func (t ChainType) String() string {
-	if t == ChainNAT {
+	switch t {
+	case ChainNAT:
 		return "nat"
+	case ChainRegular:
+		return "regular"
 	}
 	return "filter"
 }
@@ -113,6 +144,9 @@ func (r Rule) String() string {
 	var parts []string
 	for _, m := range r.Match {
 		parts = append(parts, matchString(m))
+	}
+	if r.Counter != "" {
+		parts = append(parts, fmt.Sprintf("counter name %q", r.Counter))
 	}
 	if r.Log != nil {
 		parts = append(parts, fmt.Sprintf("log prefix %q group %d", r.Log.Prefix, r.Log.Group))
@@ -138,6 +172,10 @@ func (v Verdict) String() string {
 		return "reject with tcp reset"
 	case VerdictRedirect:
 		return fmt.Sprintf("redirect to :%d", v.Port)
+	case VerdictJump:
+		return "jump " + v.Chain
+	case VerdictReturn:
+		return "return"
 	}
 	return fmt.Sprintf("verdict(%d)", int(v.Kind))
 }
@@ -180,6 +218,23 @@ func matchString(m Match) string {
 		return "fib daddr type local"
 	case MarkEq:
 		return fmt.Sprintf("meta mark 0x%08x", m.Mark)
+	case markNe:
+		return fmt.Sprintf("meta mark != 0x%08x", m.Mark)
+	case socketCgroup:
+		return fmt.Sprintf("socket cgroupv2 level %d %d", m.Level, m.ID)
+	case ctStatusDNAT:
+		return "ct status dnat"
+	case destAddr:
+		if m.Addr.Is4() {
+			return "ip daddr " + m.Addr.String()
+		}
+		return "ip6 daddr " + m.Addr.String()
+	case routed:
+		return "meta rtclassid != 4294967295"
+	case userSocket:
+		return "meta skuid >= 0"
+	case protoARP:
+		return "meta protocol arp"
 	case OifLoopback:
 		return `oif "lo"`
 	case IifNotLoopback:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Defaults for the zero fields of a [Config].
@@ -18,6 +19,28 @@ const (
 	DefaultPinnedLogPrefix        = "g0efilter pinned: "
 )
 
+// Log prefixes of the attempts to get around the filter. They are fixed,
+// so that events/nflog tells them apart whatever the configuration.
+const (
+	// ForgedMarkLogPrefix logs a packet that carries the filter's mark
+	// from a socket outside the filter's cgroup.
+	ForgedMarkLogPrefix = "g0efilter forged mark: "
+	// LocalServiceLogPrefix logs a connection from the workload to one of
+	// the filter's local services other than through the redirect.
+	LocalServiceLogPrefix = "g0efilter local service: "
+)
+
+// RawFrameCounterPrefix starts the name of the netdev table's counter of
+// a device ("raw_eth0"): the frames dropped at its egress hook because they
+// did not come through the IP stack. They are counted, not logged: nflog
+// readers do not decode the netdev family's messages. [Conn.RawFrames]
+// reads and resets the counters.
+const RawFrameCounterPrefix = "raw_"
+
+// MaxCgroupLevel is the deepest cgroup level at which [Config.OwnCgroup]
+// is looked for when [Config.OwnCgroupLevel] is zero.
+const MaxCgroupLevel = 16
+
 // Names of the table, chains and sets in a [Ruleset]. The table is of family
 // inet, so one ruleset covers IPv4 and IPv6.
 const (
@@ -25,6 +48,8 @@ const (
 	ChainOutput   = "output"     // filter hook output priority 0, policy drop
 	ChainNATOut   = "nat_output" // nat hook output priority -101, policy accept
 	ChainInput    = "input"      // filter hook input priority 0, policy accept: guards the local service ports
+	ChainOwn      = "own"        // regular chain: accepts the filter's own sockets, drops a forged mark
+	EgressPrefix  = "egress_"    // netdev table: "egress_DEVICE", filter hook egress, policy drop
 	SetAllow4     = "allow4"     // allowlisted IPv4 prefixes (interval set)
 	SetAllow6     = "allow6"     // allowlisted IPv6 prefixes (interval set)
 	SetPinned4    = "pinned4"    // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
@@ -116,6 +141,43 @@ type Config struct {
 	// Allow4 and Allow6 are the allowlisted destination prefixes, sorted and
 	// non-overlapping as policy.Snapshot.Prefixes returns them.
 	Allow4, Allow6 []netip.Prefix
+
+	// OwnCgroup is the id of the filter's cgroup (version 2), the inode
+	// number of its directory. When it is set, a packet is the filter's
+	// own only if its socket carries BypassMark and was made in that
+	// cgroup or one below it ("socket cgroupv2"); a packet that carries
+	// the mark from any other socket is logged with ForgedMarkLogPrefix
+	// and dropped. A workload with CAP_NET_RAW can set any mark (Linux
+	// 5.17 and later) but cannot move its sockets into another cgroup.
+	// Zero means the mark alone, which is then as strong as it is hard to
+	// guess: choose it at random.
+	OwnCgroup uint64
+	// OwnCgroupLevel is the level of OwnCgroup in the cgroup hierarchy, 1
+	// for a child of the root. Zero means unknown, as in a container with
+	// a cgroup namespace: the id is then compared at every level from 1 to
+	// MaxCgroupLevel, which is sound because cgroup ids are unique.
+	OwnCgroupLevel int
+
+	// Devices are the network devices whose egress hook gets a chain, in a
+	// netdev table of the same name, that lets out only what came through
+	// the IP stack (and so through the output chain) and the kernel's ARP:
+	// frames sent through packet sockets, which the inet hooks never see,
+	// are counted (see RawFrameCounterPrefix) and dropped. A chain may name a
+	// device that does not exist yet; it applies once the device appears.
+	// Empty means no netdev table.
+	Devices []string
+
+	// GuardPorts are local TCP and UDP ports, besides those of the proxies
+	// and the DNS server (always guarded), that only the filter's own
+	// sockets may reach on this namespace's addresses: a metrics or
+	// dashboard port. Connections from anything else are logged with
+	// LocalServiceLogPrefix and refused.
+	GuardPorts []uint16
+	// GuardAddrs are local addresses, such as a resolver on loopback
+	// (Docker's 127.0.0.11), that only the filter's own sockets may reach,
+	// on any port; the DNS that the rules redirect to the filter never
+	// gets there.
+	GuardAddrs []netip.Addr
 }
 
 func (c Config) withDefaults() Config {
@@ -146,7 +208,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Ruleset is the description of the table that g0efilter installs: the
+// Ruleset is the description of the tables that g0efilter installs: the
 // single source from which both the netlink messages ([Conn.Apply]) and
 // the nft syntax rendering ([Ruleset.Render]) are produced. Build one with
 // [Build]; treat it as read-only.
@@ -154,6 +216,9 @@ type Ruleset struct {
 	Table  string // always TableName; the family is inet
 	Sets   []Set
 	Chains []Chain
+	// Egress are the chains of the netdev table of the same name, one per
+	// guarded device; none means no netdev table.
+	Egress []Chain
 }
 
 // SetType is the key type of a [Set].
@@ -173,12 +238,14 @@ type Set struct {
 	Elements []netip.Prefix
 }
 
-// ChainType is "filter" or "nat".
+// ChainType is "filter" or "nat" for a base chain; a regular chain, which
+// only a jump reaches, has no hook.
 type ChainType int
 
 const (
 	ChainFilter ChainType = iota
 	ChainNAT
+	ChainRegular
 )
 
 // Hook is the netfilter hook a base chain is attached to.
@@ -187,6 +254,7 @@ type Hook int
 const (
 	HookOutput Hook = iota // locally generated packets
 	HookInput              // packets addressed to this host
+	HookEgress             // netdev family: frames leaving Chain.Device
 )
 
 // Chain is a base chain on a hook. The rules are evaluated in order; the
@@ -195,15 +263,17 @@ type Chain struct {
 	Name     string
 	Type     ChainType
 	Hook     Hook
+	Device   string  // HookEgress only
 	Priority int32   // 0 for filter, -100 for nat
 	Policy   Verdict // VerdictAccept or VerdictDrop
 	Rules    []Rule
 }
 
-// Rule is a list of matches, all of which must hold, then an optional log
-// statement and a verdict.
+// Rule is a list of matches, all of which must hold, then an optional
+// named counter, an optional log statement and a verdict.
 type Rule struct {
 	Match   []Match
+	Counter string  // the named counter to add to; empty means none
 	Log     *Log    // nil means no log statement
 	Verdict Verdict // VerdictNone means continue with the next rule
 }
@@ -224,12 +294,15 @@ const (
 	VerdictReject                            // reject (ICMP/ICMPv6 port unreachable)
 	VerdictRedirect                          // redirect to :Port (nat chains only)
 	VerdictRejectTCPReset                    // reject with a TCP reset (TCP packets only)
+	VerdictJump                              // jump to the regular chain Verdict.Chain
+	VerdictReturn                            // return to the chain that jumped here
 )
 
 // Verdict ends the evaluation of a chain.
 type Verdict struct {
-	Kind VerdictKind
-	Port uint16 // for VerdictRedirect
+	Kind  VerdictKind
+	Port  uint16 // for VerdictRedirect
+	Chain string // for VerdictJump
 }
 
 // Verdicts without arguments.
@@ -241,6 +314,7 @@ var (
 	// connect fails at once with "connection refused"; for IPv6 that is the
 	// only answer a locally generated, rejected packet gets.
 	RejectTCPReset = Verdict{Kind: VerdictRejectTCPReset}
+	Return         = Verdict{Kind: VerdictReturn}
 )
 
 // RedirectTo returns a verdict that redirects to a local port.
@@ -316,6 +390,47 @@ const (
 	icmpv6NeighborAdvert  uint8 = 136
 )
 
+// The matches below guard against a hostile workload; they are not part of
+// the API.
+
+// markNe matches a packet whose mark is not Mark ("meta mark != 0x6700").
+type markNe struct{ Mark uint32 }
+
+// socketCgroup matches a packet whose socket's cgroup (version 2) at
+// Level is ID ("socket cgroupv2 level 2 1234").
+type socketCgroup struct {
+	Level int
+	ID    uint64
+}
+
+// ctStatusDNAT matches a connection whose destination was rewritten, as
+// the nat chain's redirects do ("ct status dnat").
+type ctStatusDNAT struct{}
+
+// destAddr matches one destination address ("ip daddr 127.0.0.11").
+type destAddr struct{ Addr netip.Addr }
+
+// routed matches a packet that has a route attached, which only the IP
+// stack's output path gives it: a frame from a packet socket has none
+// ("meta rtclassid != 4294967295", which holds for every route but one
+// with both realms 65535).
+type routed struct{}
+
+// userSocket matches a packet sent from a user's socket, one with a file:
+// not the kernel's own ARP or neighbour discovery ("meta skuid >= 0").
+type userSocket struct{}
+
+// protoARP matches an ARP frame by its skb protocol ("meta protocol arp").
+type protoARP struct{}
+
+func (markNe) isMatch()       {}
+func (socketCgroup) isMatch() {}
+func (ctStatusDNAT) isMatch() {}
+func (destAddr) isMatch()     {}
+func (routed) isMatch()       {}
+func (userSocket) isMatch()   {}
+func (protoARP) isMatch()     {}
+
 func (DestInSet) isMatch()      {}
 func (CtState) isMatch()        {}
 func (DestLocal) isMatch()      {}
@@ -357,12 +472,28 @@ func Build(cfg Config) (*Ruleset, error) {
 		return nil, err
 	}
 
+	if cfg.OwnCgroupLevel < 0 || cfg.OwnCgroupLevel > MaxCgroupLevel {
+		return nil, fmt.Errorf("%w: OwnCgroupLevel %d not in 0..%d", ErrConfig, cfg.OwnCgroupLevel, MaxCgroupLevel)
+	}
+	for _, a := range cfg.GuardAddrs {
+		if !a.IsValid() || a.Zone() != "" {
+			return nil, fmt.Errorf("%w: guarded address %v", ErrConfig, a)
+		}
+	}
+	for _, d := range cfg.Devices {
+		if d == "" || len(d) > maxDeviceName {
+			return nil, fmt.Errorf("%w: device name %q", ErrConfig, d)
+		}
+	}
+
 	r := &Ruleset{Table: TableName}
 	r.Sets = []Set{
 		{Name: SetAllow4, Type: IPv4Addr, Interval: true, Elements: a4},
 		{Name: SetAllow6, Type: IPv6Addr, Interval: true, Elements: a6},
 	}
-	bypass := Rule{Match: []Match{MarkEq{cfg.BypassMark}}, Verdict: Accept}
+	// The filter's own packets go through the own chain first, in the nat
+	// chain (so they are not redirected) and in the filter chain.
+	own := Rule{Verdict: Verdict{Kind: VerdictJump, Chain: ChainOwn}}
 	var logAllow, logPinned *Log
 	if !cfg.QuietAllowed {
 		logAllow = &Log{Prefix: cfg.AllowLogPrefix, Group: cfg.NflogGroup}
@@ -375,9 +506,10 @@ func Build(cfg Config) (*Ruleset, error) {
 	lo := Rule{Match: []Match{OifLoopback{}}, Verdict: Accept}
 	filter := []Rule{
 		{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept},
-		{Match: []Match{DestLocal{}}, Verdict: Accept},
-		bypass,
+		own,
 	}
+	filter = append(filter, cfg.guardRules()...)
+	filter = append(filter, Rule{Match: []Match{DestLocal{}}, Verdict: Accept})
 	for _, t := range []uint8{icmpv6RouterSolicit, icmpv6NeighborSolicit, icmpv6NeighborAdvert} {
 		filter = append(filter, Rule{Match: []Match{ICMPv6Type{t}}, Verdict: Accept})
 	}
@@ -388,20 +520,16 @@ func Build(cfg Config) (*Ruleset, error) {
 		{Match: []Match{L4Proto{TCP}, CtState{CtNew}}, Log: logNew, Verdict: RejectTCPReset},
 		{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Reject},
 	}
-	var nat []Rule
+	nat := []Rule{own}
 
 	switch cfg.Mode {
 	case ModeHTTPS:
 		if cfg.FilterDNS {
 			// Ahead of the allowlist and loopback accepts: queries to an
 			// allowlisted or loopback resolver are redirected too.
-			nat = append(nat, bypass)
 			nat = append(nat, dnsRedirect(cfg.DNSPort)...)
-			nat = append(nat, allowNAT...)
-		} else {
-			nat = append(nat, allowNAT...)
-			nat = append(nat, bypass)
 		}
+		nat = append(nat, allowNAT...)
 		nat = append(nat, lo,
 			Rule{Match: []Match{DPort{TCP, 80}}, Verdict: RedirectTo(cfg.HTTPPort)},
 			Rule{Match: []Match{DPort{TCP, 443}}, Verdict: RedirectTo(cfg.HTTPSPort)},
@@ -415,7 +543,6 @@ func Build(cfg Config) (*Ruleset, error) {
 		)
 		// No "oif lo" accept here: queries to a loopback resolver (Docker's
 		// 127.0.0.11) must reach the filter's DNS server too.
-		nat = append(nat, bypass)
 		nat = append(nat, dnsRedirect(cfg.DNSPort)...)
 		filter = append(filter,
 			Rule{Match: []Match{DPort{TCP, 853}}, Verdict: Drop},
@@ -440,6 +567,9 @@ func Build(cfg Config) (*Ruleset, error) {
 		guard = append(guard, Rule{Match: []Match{IifNotLoopback{}, p}, Verdict: Drop})
 	}
 	r.Chains = []Chain{
+		// First: a chain must exist before a rule can jump to it, and
+		// nft lists chains in the order they were made.
+		{Name: ChainOwn, Type: ChainRegular, Rules: cfg.ownRules()},
 		// One before the usual NAT priority (-100), so that the redirect
 		// wins over NAT chains of others at the same hook: Docker DNATs
 		// the queries to its resolver at 127.0.0.11 in the container's
@@ -448,7 +578,85 @@ func Build(cfg Config) (*Ruleset, error) {
 		{Name: ChainOutput, Type: ChainFilter, Priority: 0, Policy: Drop, Rules: filter},
 		{Name: ChainInput, Type: ChainFilter, Hook: HookInput, Priority: 0, Policy: Accept, Rules: guard},
 	}
+	for _, d := range cfg.Devices {
+		r.Egress = append(r.Egress, EgressChain(d))
+	}
 	return r, nil
+}
+
+// maxDeviceName is the longest network device name (IFNAMSIZ less the NUL).
+const maxDeviceName = 15
+
+// ownRules are the rules of the own chain: with a cgroup, the mark and
+// the cgroup together accept, and the mark alone is a forgery; without,
+// the mark accepts.
+func (cfg Config) ownRules() []Rule {
+	if cfg.OwnCgroup == 0 {
+		return []Rule{{Match: []Match{MarkEq{cfg.BypassMark}}, Verdict: Accept}}
+	}
+	rules := []Rule{{Match: []Match{markNe{cfg.BypassMark}}, Verdict: Return}}
+	first, last := 1, MaxCgroupLevel
+	if cfg.OwnCgroupLevel != 0 {
+		first, last = cfg.OwnCgroupLevel, cfg.OwnCgroupLevel
+	}
+	for l := first; l <= last; l++ {
+		rules = append(rules, Rule{Match: []Match{socketCgroup{l, cfg.OwnCgroup}}, Verdict: Accept})
+	}
+	forged := &Log{Prefix: ForgedMarkLogPrefix, Group: cfg.NflogGroup}
+	return append(rules, Rule{Log: forged, Verdict: Drop})
+}
+
+// guardRules keep the local services to the filter and the redirect: a
+// connection that the nat chain redirected to a service is let through,
+// and any other one to a service port or a guarded address on this
+// namespace is logged and refused. They follow the own chain's jump, so
+// the filter's own sockets reach everything.
+func (cfg Config) guardRules() []Rule {
+	var rules []Rule
+	for _, p := range cfg.servicePorts() {
+		rules = append(rules, Rule{Match: []Match{p, ctStatusDNAT{}}, Verdict: Accept})
+	}
+	log := &Log{Prefix: LocalServiceLogPrefix, Group: cfg.NflogGroup}
+	ports := cfg.servicePorts()
+	for _, p := range cfg.GuardPorts {
+		for _, proto := range []Proto{TCP, UDP} {
+			if d := (DPort{proto, p}); !slices.Contains(ports, d) {
+				ports = append(ports, d)
+			}
+		}
+	}
+	for _, p := range ports {
+		v := Reject
+		if p.Proto == TCP {
+			v = RejectTCPReset
+		}
+		rules = append(rules, Rule{Match: []Match{DestLocal{}, p}, Log: log, Verdict: v})
+	}
+	for _, a := range cfg.GuardAddrs {
+		rules = append(rules,
+			Rule{Match: []Match{destAddr{a.Unmap()}, L4Proto{TCP}}, Log: log, Verdict: RejectTCPReset},
+			Rule{Match: []Match{destAddr{a.Unmap()}}, Log: log, Verdict: Reject})
+	}
+	return rules
+}
+
+// EgressChain returns the chain of the netdev table that guards device
+// (see [Config.Devices]), for [Conn.AddEgress] when a device appears
+// after [Conn.Apply]. Frames that the IP stack routed pass; a frame from a
+// user's packet socket is counted and dropped; the kernel's ARP passes;
+// anything else is counted and dropped.
+func EgressChain(device string) Chain {
+	raw := RawFrameCounterPrefix + device
+	return Chain{
+		Name: EgressPrefix + device, Type: ChainFilter, Hook: HookEgress, Device: device,
+		Policy: Drop,
+		Rules: []Rule{
+			{Match: []Match{routed{}}, Verdict: Accept},
+			{Match: []Match{userSocket{}}, Counter: raw, Verdict: Drop},
+			{Match: []Match{protoARP{}}, Verdict: Accept},
+			{Counter: raw, Verdict: Drop},
+		},
+	}
 }
 
 // dnsRedirect returns the rules that redirect DNS to the local port.

@@ -81,7 +81,7 @@ func TestBuildAllowLog(t *testing.T) {
 			r, err := Build(cfg)
 			require.NoError(t, err)
 			d := cfg.withDefaults()
-			nat, filter := r.Chains[0], r.Chains[1]
+			nat, filter := r.Chains[1], r.Chains[2]
 			for _, rule := range nat.Rules {
 				assert.Nil(t, rule.Log, "nat rule %q: the filter chain logs", rule)
 			}
@@ -92,6 +92,9 @@ func TestBuildAllowLog(t *testing.T) {
 			for set, prefix := range sets {
 				var logged, plain int
 				for _, rule := range filter.Rules {
+					if len(rule.Match) == 0 {
+						continue
+					}
 					in, ok := rule.Match[0].(DestInSet)
 					if !ok || in.Set != set {
 						continue
@@ -123,8 +126,11 @@ func TestBuildInvariants(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r, err := Build(Config{Mode: mode})
 			require.NoError(t, err)
-			require.Len(t, r.Chains, 3)
-			nat, filter, input := r.Chains[0], r.Chains[1], r.Chains[2]
+			require.Len(t, r.Chains, 4)
+			own, nat, filter, input := r.Chains[0], r.Chains[1], r.Chains[2], r.Chains[3]
+			assert.Equal(t, ChainRegular, own.Type)
+			assert.Equal(t, []Rule{{Match: []Match{MarkEq{DefaultBypassMark}}, Verdict: Accept}}, own.Rules,
+				"without a cgroup, the mark alone")
 			// The local service ports refuse whatever does not come
 			// through loopback.
 			assert.Equal(t, HookInput, input.Hook)
@@ -138,15 +144,12 @@ func TestBuildInvariants(t *testing.T) {
 			last := filter.Rules[len(filter.Rules)-1]
 			assert.Equal(t, []Match{CtState{CtNew}}, last.Match)
 			assert.NotNil(t, last.Log)
-			// The bypass mark comes before any redirect.
-			for _, rule := range nat.Rules {
-				if rule.Verdict.Kind == VerdictRedirect {
-					t.Fatalf("redirect %q before the bypass mark", rule)
-				}
-				if _, ok := rule.Match[0].(MarkEq); ok {
-					break
-				}
-			}
+			// The filter's own packets are told apart before any
+			// redirect, and before anything else in the filter chain
+			// but established connections.
+			jump := Rule{Verdict: Verdict{Kind: VerdictJump, Chain: ChainOwn}}
+			assert.Equal(t, jump, nat.Rules[0])
+			assert.Equal(t, jump, filter.Rules[1])
 		})
 	}
 }

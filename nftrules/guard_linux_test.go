@@ -1,0 +1,322 @@
+package nftrules
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/internal/netnstest"
+	"github.com/g0lab/g0efilter/internal/rawframe"
+)
+
+// testCgroups makes cgroups below a fresh one in the cgroup2 mount and
+// moves the test process between them; when the test ends the process is
+// back where it was and the cgroups are gone. Sockets keep the cgroup of
+// the process that made them, so a socket made after moveTo belongs to
+// that cgroup.
+type testCgroups struct {
+	t    *testing.T
+	base string // directory of the test's cgroup
+	home string // directory of the process's cgroup before the test
+}
+
+func newTestCgroups(t *testing.T) *testCgroups {
+	t.Helper()
+	netnstest.Require(t)
+	mount, root, err := cgroup2Mount("/proc/self/mountinfo")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("cgroup v2 needed under CI=true: %v", err)
+		}
+		t.Skipf("cgroup v2: %v", err)
+	}
+	path, err := selfCgroupPath("/proc/self/cgroup")
+	require.NoError(t, err)
+	rel, err := filepath.Rel(root, path)
+	require.NoError(t, err)
+	c := &testCgroups{t: t, home: filepath.Join(mount, rel)}
+	c.base = filepath.Join(mount, fmt.Sprintf("g0e-nft-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	require.NoError(t, os.Mkdir(c.base, 0o755))
+	t.Cleanup(func() {
+		c.moveTo(c.home)
+		// Deepest first.
+		dirs, _ := filepath.Glob(filepath.Join(c.base, "*", "*"))
+		more, _ := filepath.Glob(filepath.Join(c.base, "*"))
+		for _, d := range append(append(dirs, more...), c.base) {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				if err := os.Remove(d); err != nil {
+					t.Errorf("remove cgroup %s: %v", d, err)
+				}
+			}
+		}
+	})
+	return c
+}
+
+// make creates the cgroup rel below the test's and returns its directory
+// and id.
+func (c *testCgroups) make(rel string) (string, uint64) {
+	c.t.Helper()
+	dir := filepath.Join(c.base, rel)
+	require.NoError(c.t, os.MkdirAll(dir, 0o755))
+	var st syscall.Stat_t
+	require.NoError(c.t, syscall.Stat(dir, &st))
+	return dir, st.Ino
+}
+
+// moveTo moves the whole test process into the cgroup dir.
+func (c *testCgroups) moveTo(dir string) {
+	c.t.Helper()
+	err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	require.NoError(c.t, err, "move to %s", dir)
+}
+
+func TestSelfCgroup(t *testing.T) {
+	cg := newTestCgroups(t)
+	dir, id := cg.make("filter")
+	cg.moveTo(dir)
+	got, level, err := SelfCgroup()
+	require.NoError(t, err)
+	assert.Equal(t, id, got)
+	// The cgroup namespace is the initial one here, so the level is
+	// known: the number of directories below the mount.
+	mount, _, err := cgroup2Mount("/proc/self/mountinfo")
+	require.NoError(t, err)
+	rel, err := filepath.Rel(mount, dir)
+	require.NoError(t, err)
+	assert.Equal(t, strings.Count(rel, "/")+1, level)
+}
+
+func TestCgroupFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(s), 0o644))
+		return p
+	}
+	p, err := selfCgroupPath(write("cg", "12:pids:/a\n0::/docker/abc\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "/docker/abc", p)
+	_, err = selfCgroupPath(write("v1", "12:pids:/a\n"))
+	assert.ErrorContains(t, err, "no cgroup v2")
+
+	mi := write("mi", "24 1 0:22 / /sys rw - sysfs sysfs rw\n"+
+		"30 24 0:26 /kubepods/x /sys/fs/cgroup\\040two rw,nosuid shared:9 - cgroup2 cgroup2 rw\n")
+	mount, root, err := cgroup2Mount(mi)
+	require.NoError(t, err)
+	assert.Equal(t, "/sys/fs/cgroup two", mount)
+	assert.Equal(t, "/kubepods/x", root)
+	_, _, err = cgroup2Mount(write("none", "24 1 0:22 / /sys rw - sysfs sysfs rw\n"))
+	assert.ErrorContains(t, err, "no cgroup2")
+}
+
+// TestTrafficOwnCgroup checks that, with a cgroup, the mark lets through
+// only the filter's own sockets: those of its cgroup and those below it.
+// The same mark from another cgroup is a forgery, logged and dropped.
+func TestTrafficOwnCgroup(t *testing.T) {
+	fd := peerNS(t)
+	cg := newTestCgroups(t)
+	own, ownID := cg.make("filter")
+	child, _ := cg.make("filter/helper")
+	other, _ := cg.make("workload")
+	c := openIn(t, fd)
+	log := recordLog(t, fd, DefaultNflogGroup)
+	const mark = 0x5eed0001
+
+	ownLevel := strings.Count(strings.TrimPrefix(own, filepath.Dir(cg.base)), "/")
+	for _, level := range []int{0, ownLevel} {
+		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
+			r, err := Build(Config{BypassMark: mark, OwnCgroup: ownID, OwnCgroupLevel: level})
+			require.NoError(t, err)
+			require.NoError(t, c.Apply(r))
+			before := log.countPrefix(ForgedMarkLogPrefix)
+
+			for _, dir := range []string{own, child} {
+				cg.moveTo(dir)
+				for _, a := range []netip.Addr{peerA4, peerA6} {
+					assert.NoError(t, dialIn(t, fd, "tcp", peerAddr(a), mark), "marked socket of %s to %v", dir, a)
+					assert.ErrorIs(t, dialIn(t, fd, "tcp", peerAddr(a), 0), syscall.ECONNREFUSED,
+						"the cgroup alone is not enough: unmarked sockets are filtered")
+				}
+			}
+			cg.moveTo(other)
+			for _, a := range []netip.Addr{peerA4, peerA6} {
+				err := dialIn(t, fd, "tcp", peerAddr(a), mark)
+				assert.True(t, isTimeout(err), "forged mark to %v: want a drop (timeout), got %v", a, err)
+				err = dialIn(t, fd, "udp", peerAddr(a), mark)
+				assert.ErrorIs(t, err, syscall.EPERM, "forged mark, UDP to %v", a)
+			}
+			require.Eventually(t, func() bool { return log.countPrefix(ForgedMarkLogPrefix)-before >= 4 },
+				2*time.Second, 10*time.Millisecond, "forged marks logged")
+			cg.moveTo(own)
+		})
+	}
+}
+
+// TestTrafficRawFrames sends UDP frames through packet sockets, with and
+// without qdisc bypass: without rules they arrive, with the egress chains
+// they are logged and dropped, on a device added later too, while ARP,
+// neighbour discovery and the IP stack's traffic still go out.
+func TestTrafficRawFrames(t *testing.T) {
+	fd, peer := peerNSPair(t)
+	ipCmd(t, fd, "link", "add", "p2", "type", "veth", "peer", "name", "p3",
+		"netns", fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), peer))
+	ipCmd(t, fd, "addr", "add", "198.19.1.1/24", "dev", "p2")
+	ipCmd(t, peer, "addr", "add", "198.19.1.2/24", "dev", "p3")
+	ipCmd(t, fd, "link", "set", "p2", "up")
+	ipCmd(t, peer, "link", "set", "p3", "up")
+
+	got := make(chan string, 64)
+	for _, addr := range []string{"198.19.0.2:7001", "[fd01::2]:7001", "198.19.1.2:7001"} {
+		var pc net.PacketConn
+		var err error
+		netnstest.Run(t, peer, func() { pc, err = net.ListenPacket("udp", addr) })
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = pc.Close() })
+		go func() {
+			buf := make([]byte, 64)
+			for {
+				n, _, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				got <- addr + " " + string(buf[:n])
+			}
+		}()
+	}
+	mac := func(ns int, dev string) net.HardwareAddr {
+		var ifi *net.Interface
+		var err error
+		netnstest.Run(t, ns, func() { ifi, err = net.InterfaceByName(dev) })
+		require.NoError(t, err)
+		return ifi.HardwareAddr
+	}
+	type frame struct {
+		dev      string
+		src, dst netip.AddrPort
+		bypass   bool
+	}
+	frames := []frame{
+		{"p0", netip.MustParseAddrPort("198.19.0.1:5000"), netip.MustParseAddrPort("198.19.0.2:7001"), false},
+		{"p0", netip.MustParseAddrPort("198.19.0.1:5000"), netip.MustParseAddrPort("198.19.0.2:7001"), true},
+		{"p0", netip.MustParseAddrPort("[fd01::1]:5000"), netip.MustParseAddrPort("[fd01::2]:7001"), false},
+		{"p0", netip.MustParseAddrPort("[fd01::1]:5000"), netip.MustParseAddrPort("[fd01::2]:7001"), true},
+	}
+	later := frame{"p2", netip.MustParseAddrPort("198.19.1.1:5000"), netip.MustParseAddrPort("198.19.1.2:7001"), true}
+	send := func(f frame) {
+		peerDev := map[string]string{"p0": "p1", "p2": "p3"}[f.dev]
+		b := rawframe.UDP(mac(fd, f.dev), mac(peer, peerDev), f.src, f.dst, []byte(fmt.Sprint("bypass=", f.bypass)))
+		netnstest.Run(t, fd, func() { _ = rawframe.Send(f.dev, b, f.bypass) })
+	}
+	expect := func(f frame, arrives bool) {
+		t.Helper()
+		send(f)
+		want := fmt.Sprintf("%s bypass=%v", f.dst, f.bypass)
+		select {
+		case s := <-got:
+			assert.True(t, arrives, "frame %+v arrived: %s", f, s)
+			assert.Equal(t, want, s)
+		case <-time.After(300 * time.Millisecond):
+			assert.False(t, arrives, "frame %+v did not arrive", f)
+		}
+	}
+
+	// Without rules, every frame arrives: the test can tell.
+	for _, f := range append(frames, later) {
+		expect(f, true)
+	}
+
+	c := openIn(t, fd)
+	log := recordLog(t, fd, DefaultNflogGroup)
+	r, err := Build(Config{
+		Allow4:  []netip.Prefix{netip.PrefixFrom(peerA4, 32)},
+		Allow6:  []netip.Prefix{netip.PrefixFrom(peerA6, 128)},
+		Devices: []string{"p0"},
+	})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+	for _, f := range frames {
+		expect(f, false)
+	}
+	raw, err := c.RawFrames()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]uint64{"p0": uint64(len(frames))}, raw, "every raw frame counted")
+	raw, err = c.RawFrames()
+	require.NoError(t, err)
+	assert.Empty(t, raw, "the counters were reset")
+	assert.Zero(t, log.total(), "the IP stack's traffic is not logged here, nor are the frames")
+
+	// ARP and neighbour discovery still work: forget the neighbours and
+	// connect to an allowlisted address of each family.
+	ipCmd(t, fd, "neigh", "flush", "dev", "p0")
+	for _, a := range []netip.Addr{peerA4, peerA6} {
+		assert.NoError(t, dialIn(t, fd, "tcp", peerAddr(a), 0), "to %v after a neighbour flush", a)
+	}
+
+	// A device that appears later: unguarded until its chain is added.
+	expect(later, true)
+	require.NoError(t, c.AddEgress(EgressChain("p2")))
+	require.NoError(t, c.AddEgress(EgressChain("p2")), "twice is once")
+	expect(later, false)
+	raw, err = c.RawFrames()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]uint64{"p2": 1}, raw)
+	assert.Len(t, c.Applied().Egress, 2)
+	assert.Contains(t, nftRun(t, fd, "list", "table", "netdev", TableName), `device "p2"`)
+}
+
+// TestTrafficLocalGuard checks that the local services answer only the
+// filter's own sockets and the redirect, while the workload's own
+// loopback services stay open to it.
+func TestTrafficLocalGuard(t *testing.T) {
+	fd := trafficNS(t)
+	c := openIn(t, fd)
+	log := recordLog(t, fd, DefaultNflogGroup)
+	r, err := Build(Config{
+		GuardPorts: []uint16{9090},
+		GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11")},
+	})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+
+	https := listenIn(t, fd, "tcp4", "127.0.0.1:8443")
+	for _, addr := range []string{"127.0.0.1:9090", "[::1]:9090", "198.18.0.1:9090", "127.0.0.11:5353", "127.0.0.1:7777"} {
+		ln := listenIn(t, fd, "tcp", addr)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_ = c.Close()
+			}
+		}()
+	}
+
+	for _, addr := range []string{"127.0.0.1:9090", "[::1]:9090", "198.18.0.1:9090", "127.0.0.11:5353", "127.0.0.1:8443"} {
+		assert.ErrorIs(t, dialIn(t, fd, "tcp", addr, 0), syscall.ECONNREFUSED, "workload to %s", addr)
+		assert.NoError(t, dialIn(t, fd, "tcp", addr, DefaultBypassMark), "filter to %s", addr)
+	}
+	assert.ErrorIs(t, dialIn(t, fd, "udp", "127.0.0.11:5353", 0), syscall.EPERM, "UDP to a guarded address")
+	assert.NoError(t, dialIn(t, fd, "tcp", "127.0.0.1:7777", 0), "the workload's own loopback service")
+
+	// The redirect still reaches the proxy.
+	require.NoError(t, dialIn(t, fd, "tcp4", "198.18.0.2:443", 0))
+	_ = https.(*net.TCPListener).SetDeadline(time.Now().Add(time.Second))
+	conn, err := https.Accept()
+	require.NoError(t, err, "redirected connection reaches the proxy port")
+	_ = conn.Close()
+
+	require.Eventually(t, func() bool { return log.countPrefix(LocalServiceLogPrefix) >= 6 },
+		2*time.Second, 10*time.Millisecond, "knocks on local services logged")
+}
