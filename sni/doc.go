@@ -105,15 +105,19 @@
 // # Bounds
 //
 // Every connection is bounded: [Proxy.HelloTimeout] (10s) for the first
-// message, [MaxHelloSize] and [MaxHeadSize] for what is read before
-// deciding, [Proxy.DialTimeout] (10s), and [Proxy.IdleTimeout] (10m) when
-// nothing moves. No goroutine or descriptor outlives its connection, and
-// Serve closes them all when its context ends.
+// message, and on HTTP for each later request head from its first byte,
+// [MaxHelloSize] and [MaxHeadSize] for what is read before deciding,
+// [Proxy.DialTimeout] (10s), and [Proxy.IdleTimeout] (10m) when nothing
+// moves. No goroutine or descriptor outlives its connection, and Serve
+// closes them all when its context ends or its listener fails.
 //
-// An idle forwarded connection costs under 9 KB of Go memory and 6 file
-// descriptors: the two sockets and, while each direction waits in
-// splice(2), a pipe per direction. Raise the descriptor limit (ulimit -n,
-// or the container's nofile) to at least 6 times the connections expected,
+// An idle forwarded connection costs under 9 KB of Go memory and 2 file
+// descriptors, its two sockets. A direction holds a pipe for splice(2), 2
+// more descriptors, only while bytes are in flight; at most 2×GOMAXPROCS
+// empty pipes are kept for reuse, and the rest are closed as they come
+// back. Raise the descriptor limit (ulimit -n, or the container's nofile)
+// to 6 per connection expected to move data at once and 2 per idle one,
 // plus some; when descriptors run out, Serve backs off from 5ms to 1s
-// between accepts rather than spinning.
+// between accepts rather than spinning, and a connection that finds no
+// pipe copies through memory.
 package sni

@@ -128,8 +128,9 @@ type Proxy struct {
 	Mark uint32
 
 	// HelloTimeout bounds how long a client may take, from the moment it is
-	// accepted, to send the ClientHello or first request head. A slow or
-	// silent client is then cut off. Zero means 10s.
+	// accepted, to send the ClientHello or first request head, and on a
+	// kept-alive HTTP connection each later request head, from its first
+	// byte. A slow or silent client is then cut off. Zero means 10s.
 	HelloTimeout time.Duration
 
 	// DialTimeout bounds connecting to the destination. Zero means 10s.
@@ -137,8 +138,8 @@ type Proxy struct {
 
 	// IdleTimeout closes a connection on which no byte moved either way for
 	// this long (detected within twice the duration); on a kept-alive HTTP
-	// connection it also bounds the wait for the next request. Zero means
-	// 10m.
+	// connection it also bounds the wait for the first byte of the next
+	// request. Zero means 10m.
 	IdleTimeout time.Duration
 
 	// Events receives one event per decision: one per TLS connection, one
@@ -193,9 +194,9 @@ func (p *Proxy) Stats() Stats {
 }
 
 // Serve accepts connections on ln and handles each as proto until ctx ends
-// or ln fails. It closes ln. When ctx ends it also closes every connection
-// it is handling, and it returns only once their goroutines have ended: nil
-// when ctx ended, the accept error otherwise.
+// or ln fails. It closes ln. Then it closes every connection it is
+// handling, and it returns once their goroutines have ended: nil when ctx
+// ended, the accept error otherwise.
 //
 // On errors that more connections would not cure (too many open files, out
 // of buffers) Serve waits, from 5ms doubling up to 1s, before accepting
@@ -204,14 +205,16 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) erro
 	if proto != TLS && proto != HTTP {
 		return fmt.Errorf("sni: serve: unknown %v", proto)
 	}
+	// Deferred calls run last first: close ln, end the connections, then
+	// wait for their goroutines.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -561,7 +564,7 @@ func (c *conn) serveTLS(ctx context.Context) {
 }
 
 // blockRead reports a client that stopped or stalled before its first
-// message was complete.
+// message, or on HTTP a later request head, was complete.
 func (c *conn) blockRead(err error, got int) {
 	reason := events.ReasonMalformed
 	var detail string

@@ -176,26 +176,38 @@ func (c *conn) forwardRequests(ctx context.Context, r *reqReader, h RequestHead,
 			return err
 		}
 
-		// Wait for the next request; the client may also close or idle.
-		var err error
-		for {
+		// Wait for the first byte of the next request, as long as the
+		// connection is not idle; the client may also close.
+		for len(r.buffered()) == 0 {
 			c.client.SetReadDeadline(time.Now().Add(st.timeout))
-			h, err = r.head()
-			if err == nil || !isTimeout(err) {
-				break
-			}
-			if len(r.buffered()) == 0 && st.stalled(up) {
-				return errIdle
+			err := r.fill()
+			switch {
+			case len(r.buffered()) > 0 || err == nil:
+			case isTimeout(err):
+				if st.stalled(up) {
+					return errIdle
+				}
+			case errors.Is(err, io.EOF):
+				closeWrite(c.upstream)
+				st.idle[up].Store(true)
+				return nil
+			default:
+				return err
 			}
 		}
 		st.active(up)
+
+		// The rest of its head must then come within HelloTimeout, as the
+		// first request's did, however slowly it trickles in.
+		c.client.SetReadDeadline(time.Now().Add(c.proxy.helloTimeout()))
+		var err error
+		h, err = r.head()
 		switch {
-		case errors.Is(err, io.EOF) && len(r.buffered()) == 0:
-			closeWrite(c.upstream)
-			st.idle[up].Store(true)
-			return nil
 		case err != nil && isParseError(err):
 			c.emit(events.Blocked, "", verdict{reason: events.ReasonMalformed, detail: err.Error()})
+			return errRefused
+		case isTimeout(err):
+			c.blockRead(err, len(r.buffered()))
 			return errRefused
 		case err != nil:
 			return err

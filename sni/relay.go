@@ -84,17 +84,15 @@ func (c *conn) pipe(st *idleState, dir int, dst, src net.Conn, limit int64) erro
 	if dir == down {
 		counter = &c.proxy.stats.down
 	}
-	lr := &io.LimitedReader{R: src}
 	for limit != 0 {
 		deadline := time.Now().Add(st.timeout)
 		src.SetReadDeadline(deadline)
 		dst.SetWriteDeadline(deadline)
-		lr.N = chunk
+		want := int64(chunk)
 		if limit > 0 {
-			lr.N = min(limit, chunk)
+			want = min(limit, chunk)
 		}
-		want := lr.N
-		n, err := io.Copy(dst, lr)
+		n, err := copyN(dst, src, want)
 		if n > 0 {
 			st.active(dir)
 			counter.Add(uint64(n))
