@@ -51,6 +51,35 @@
 // ([Filter.WaitForSet]), and ends the process with SIGTERM ([Filter.Stop]) or
 // SIGKILL ([Filter.Kill]). Its output is logged when the test fails.
 //
+// Each filter runs in a cgroup v2 of its own, from birth (clone3 with
+// CLONE_INTO_CGROUP), so every socket it makes belongs to that cgroup:
+// <cgroup2 mount>/g0e-e2e-<rand>/filter, then filter-2, ... for later
+// filters of the same Env. [Filter.CgroupID] is what nftables' "socket
+// cgroupv2" compares. It enters the box with nsenter, which, unlike
+// "ip netns exec", keeps the mount namespace and so the cgroup2 mount, and
+// execs the binary: [Filter.Pid] is the filter's. The cgroups are removed
+// when the test ends, their processes killed first if any are left.
+//
+// # The workload
+//
+// [Env.Hostile] runs the hostile program (internal/e2e/hostile, built once
+// per test binary by [HostileBinary]) in the box, in a cgroup of the Env's
+// own ("workload", not the filter's), with Docker's default capabilities:
+// CAP_NET_RAW but never CAP_NET_ADMIN, as root ([AsRoot]) or as nobody with
+// those capabilities ambient ([AsNobody]). It tries a marked TCP or UDP
+// exchange, or sends a raw Ethernet frame past the IP stack, and reports
+// "ok ..." or "err ...":
+//
+//	env.Echo("tcp", ":7000")
+//	rec := env.RecordUDP(t, netip.MustParseAddrPort("[::]:9000"))
+//	ok, line := env.Hostile(t, e2e.AsNobody, "tcp", "-addr", "198.18.0.4:7000", "-mark", "0x6700")
+//	ok, line = env.Hostile(t, e2e.AsRoot, "raw", "-ifname", e2e.VethName,
+//		"-dstmac", env.UpstreamMAC(t), "-src", "198.18.0.1", "-dst", "198.18.0.4", "-port", "9000")
+//	// rec.Count(), rec.Payloads(): what reached the upstream
+//
+// Without a filter everything the program sends arrives; a test with one
+// judges by what reaches the upstream ([Env.Echo], [Env.RecordUDP]).
+//
 // # Servers
 //
 // Beside [Env.Echo], the upstream namespace can hold the servers a filtered
@@ -86,7 +115,8 @@
 //
 // # Privileges
 //
-// The harness needs root, ip (iproute2) and nft. Without them a test is
-// skipped, except under CI=true, where it fails: privileged tests must run
-// there.
+// The harness needs root, ip (iproute2), nft and nsenter; the filter and
+// the workload need a writable cgroup2 mount too, and the workload
+// setpriv. Without them a test is skipped, except under CI=true, where it
+// fails: privileged tests must run there.
 package e2e

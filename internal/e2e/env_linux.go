@@ -5,6 +5,7 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -38,6 +39,9 @@ var (
 	}
 )
 
+// VethName is the name of the veth pair's end in both namespaces.
+const VethName = vethName
+
 const (
 	prefixLen4 = 24
 	prefixLen6 = 64
@@ -56,13 +60,18 @@ type Env struct {
 	t        testing.TB
 	Box      string // name of the box namespace ("ip netns exec Box ...")
 	Upstream string // name of the upstream namespace
+
+	suffix    string     // the random part of the names
+	mu        sync.Mutex // guards the cgroup fields
+	cgroupDir string     // <cgroup2 mount>/g0e-e2e-<suffix>; made on first use
+	workload  *cgroup    // where [Env.Hostile] runs; made on first use
 }
 
 // RequirePrivileges skips tb, or fails it under CI=true, when the process
-// is not root or ip or nft is missing.
+// is not root or ip, nft or nsenter is missing.
 func RequirePrivileges(tb testing.TB) {
 	tb.Helper()
-	netnstest.Require(tb, "ip", "nft")
+	netnstest.Require(tb, "ip", "nft", "nsenter")
 }
 
 // New creates the two namespaces and the veth pair between them. It skips
@@ -72,7 +81,7 @@ func New(tb testing.TB) *Env {
 	tb.Helper()
 	RequirePrivileges(tb)
 	suffix := randSuffix(tb)
-	e := &Env{t: tb, Box: "g0e-box-" + suffix, Upstream: "g0e-up-" + suffix}
+	e := &Env{t: tb, Box: "g0e-box-" + suffix, Upstream: "g0e-up-" + suffix, suffix: suffix}
 	for _, ns := range []string{e.Box, e.Upstream} {
 		ipCmd(tb, "netns", "add", ns)
 		tb.Cleanup(func() {
@@ -265,6 +274,88 @@ func (e *Env) Echo(network, addr string) net.Listener {
 		wg.Wait()
 	})
 	return ln
+}
+
+// UDPRecorder is a UDP socket in the upstream namespace, made by
+// [Env.RecordUDP], that records the datagrams reaching it and answers
+// each with "pong".
+type UDPRecorder struct {
+	mu       sync.Mutex
+	payloads []string
+}
+
+// udpReply is what a [UDPRecorder] answers.
+var udpReply = []byte("pong")
+
+// RecordUDP listens on addr in the upstream namespace, records each
+// datagram's payload and answers it with "pong" from the address it was
+// sent to. An unspecified address stands for every upstream address of
+// its family, [::] for those of both families: each gets a socket of its
+// own, so that the answer's source is right. It stops, its goroutines
+// waited for, when the test ends.
+func (e *Env) RecordUDP(tb testing.TB, addr netip.AddrPort) *UDPRecorder {
+	tb.Helper()
+	addrs := []netip.Addr{addr.Addr()}
+	switch addr.Addr() {
+	case netip.IPv4Unspecified():
+		addrs = Upstream4
+	case netip.IPv6Unspecified():
+		addrs = append(append([]netip.Addr(nil), Upstream4...), Upstream6...)
+	}
+	r := &UDPRecorder{}
+	var (
+		wg    sync.WaitGroup
+		conns []*net.UDPConn
+	)
+	tb.Cleanup(func() {
+		for _, pc := range conns {
+			_ = pc.Close()
+		}
+		wg.Wait()
+	})
+	for _, a := range addrs {
+		laddr := netip.AddrPortFrom(a, addr.Port())
+		var pc *net.UDPConn
+		var err error
+		e.InUpstream(func() { pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(laddr)) })
+		if err != nil {
+			tb.Fatalf("e2e: listen udp %s in %s: %v", laddr, e.Upstream, err)
+		}
+		conns = append(conns, pc)
+		wg.Go(func() { r.serve(pc) })
+	}
+	return r
+}
+
+func (r *UDPRecorder) serve(pc *net.UDPConn) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			continue // an ICMP error reported on the socket, say
+		}
+		r.mu.Lock()
+		r.payloads = append(r.payloads, string(buf[:n]))
+		r.mu.Unlock()
+		_, _ = pc.WriteToUDPAddrPort(udpReply, from)
+	}
+}
+
+// Count returns the number of datagrams received so far.
+func (r *UDPRecorder) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.payloads)
+}
+
+// Payloads returns a copy of the payloads received so far, in order.
+func (r *UDPRecorder) Payloads() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.payloads...)
 }
 
 // Dial connects from the box namespace and returns the connection (closed

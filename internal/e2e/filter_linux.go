@@ -29,23 +29,37 @@ const (
 	pollInterval = 50 * time.Millisecond
 )
 
-const binaryPackage = "github.com/g0lab/g0efilter/cmd/g0efilter"
-
-// The binary is built once per test binary, into buildDir, which [Main]
-// removes.
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
+// Packages that the harness builds, once per test binary.
+const (
+	binaryPackage  = "github.com/g0lab/g0efilter/cmd/g0efilter"
+	hostilePackage = "github.com/g0lab/g0efilter/internal/e2e/hostile"
 )
 
-// Main runs the tests of m and then removes the g0efilter binary built for
-// them; call it from TestMain:
+// The binaries are built into buildDir, which [Main] removes.
+var (
+	buildDirOnce sync.Once
+	buildDir     string
+	buildDirErr  error
+
+	filterBuild  = &build{pkg: binaryPackage, name: "g0efilter"}
+	hostileBuild = &build{pkg: hostilePackage, name: "hostile"}
+)
+
+// build is a binary built on first use.
+type build struct {
+	pkg, name string
+
+	once sync.Once
+	path string
+	err  error
+}
+
+// Main runs the tests of m and then removes the binaries built for them;
+// call it from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(e2e.Main(m)) }
 //
-// Without it the tests work the same, but the binary stays in the
+// Without it the tests work the same, but the binaries stay in the
 // temporary directory.
 func Main(m *testing.M) int {
 	code := m.Run()
@@ -59,30 +73,49 @@ func Main(m *testing.M) int {
 // first call.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "g0efilter-e2e-")
-		if buildErr != nil {
+	return filterBuild.get(tb)
+}
+
+// HostileBinary returns the path of the hostile workload program
+// (internal/e2e/hostile), building it on the first call. [Env.Hostile]
+// runs it in the box.
+func HostileBinary(tb testing.TB) string {
+	tb.Helper()
+	return hostileBuild.get(tb)
+}
+
+func (b *build) get(tb testing.TB) string {
+	tb.Helper()
+	b.once.Do(func() {
+		buildDirOnce.Do(func() {
+			buildDir, buildDirErr = os.MkdirTemp("", "g0efilter-e2e-")
+			if buildDirErr == nil {
+				// Readable by all: the hostile program runs as nobody too.
+				buildDirErr = os.Chmod(buildDir, 0o755)
+			}
+		})
+		if b.err = buildDirErr; b.err != nil {
 			return
 		}
-		bin := filepath.Join(buildDir, "g0efilter")
-		cmd := exec.Command("go", "build", "-o", bin, binaryPackage)
+		bin := filepath.Join(buildDir, b.name)
+		cmd := exec.Command("go", "build", "-o", bin, b.pkg)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		if buildErr = cmd.Start(); buildErr != nil {
+		if b.err = cmd.Start(); b.err != nil {
 			return
 		}
 		timer := time.AfterFunc(buildTimeout, func() { _ = cmd.Process.Kill() })
 		defer timer.Stop()
 		if err := cmd.Wait(); err != nil {
-			buildErr = fmt.Errorf("go build %s: %w: %s", binaryPackage, err, out.String())
+			b.err = fmt.Errorf("go build %s: %w: %s", b.pkg, err, out.String())
 			return
 		}
-		buildBin = bin
+		b.path = bin
 	})
-	if buildErr != nil {
-		tb.Fatalf("e2e: %v", buildErr)
+	if b.err != nil {
+		tb.Fatalf("e2e: %v", b.err)
 	}
-	return buildBin
+	return b.path
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's writes and the test's
@@ -104,10 +137,12 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// Filter is a "g0efilter run" process in the box namespace.
+// Filter is a "g0efilter run" process in the box namespace and a cgroup
+// of its own.
 type Filter struct {
 	t          testing.TB
 	ns         string
+	cgroup     cgroup
 	policyPath string
 	cmd        *exec.Cmd
 	output     *syncBuffer
@@ -121,12 +156,18 @@ type Filter struct {
 // LOG_LEVEL=DEBUG, then env, which may override them. The process is killed
 // when the test ends, if still running, and its output logged if the test
 // failed.
+//
+// The process runs in a new cgroup v2 of its own ([Filter.CgroupPath]),
+// from birth, so that every socket it makes belongs to that cgroup. The
+// cgroup is removed when the test ends. Without a writable cgroup2 mount
+// the test is skipped (failed under CI=true).
 func (e *Env) StartFilter(tb testing.TB, policyYAML string, env map[string]string) *Filter {
 	tb.Helper()
 	bin := Binary(tb)
 	f := &Filter{
 		t:          tb,
 		ns:         e.Box,
+		cgroup:     e.cgroup(tb, "filter"),
 		policyPath: filepath.Join(tb.TempDir(), "policy.yaml"),
 		output:     &syncBuffer{},
 		done:       make(chan struct{}),
@@ -145,10 +186,13 @@ func (e *Env) StartFilter(tb testing.TB, policyYAML string, env map[string]strin
 		environ = append(environ, k+"="+vars[k])
 	}
 
-	f.cmd = exec.Command("ip", "netns", "exec", e.Box, bin, "run")
+	// nsenter, unlike "ip netns exec", leaves the mount namespace alone,
+	// so the filter sees the cgroup2 mount; it execs the binary, which
+	// keeps its pid and cgroup.
+	f.cmd = exec.Command("nsenter", "--net="+netnsDir+"/"+e.Box, "--", bin, "run")
 	f.cmd.Env = environ
 	f.cmd.Stdout, f.cmd.Stderr = f.output, f.output
-	if err := f.cmd.Start(); err != nil {
+	if err := f.cgroup.start(f.cmd); err != nil {
 		tb.Fatalf("e2e: start g0efilter: %v", err)
 	}
 	go func() {
@@ -174,6 +218,17 @@ func (e *Env) StartFilter(tb testing.TB, policyYAML string, env map[string]strin
 	})
 	return f
 }
+
+// Pid returns the process id of the filter.
+func (f *Filter) Pid() int { return f.cmd.Process.Pid }
+
+// CgroupPath returns the absolute path of the filter's cgroup directory,
+// under the cgroup2 mount.
+func (f *Filter) CgroupPath() string { return f.cgroup.path }
+
+// CgroupID returns the id of the filter's cgroup, the inode number of its
+// directory: what nftables' "socket cgroupv2" compares.
+func (f *Filter) CgroupID() uint64 { return f.cgroup.id }
 
 // Output returns what the process has written to stdout and stderr so far.
 func (f *Filter) Output() string { return f.output.String() }
@@ -288,9 +343,9 @@ func (f *Filter) Stop() int {
 	return 0
 }
 
-// signal sends sig to the process, which is "ip netns exec" until it
-// execs the binary and the binary after; both die of SIGKILL and the
-// binary handles SIGTERM.
+// signal sends sig to the process, which is nsenter until it execs the
+// binary and the binary after (StartFilter returns after that); both die
+// of SIGKILL and the binary handles SIGTERM.
 func (f *Filter) signal(sig syscall.Signal) {
 	f.t.Helper()
 	if !f.Running() {

@@ -1,0 +1,226 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupRemoveTimeout bounds the wait for a cgroup's processes to die.
+const cgroupRemoveTimeout = 10 * time.Second
+
+// cgroup is a cgroup v2 directory made for one test.
+type cgroup struct {
+	path string // absolute, under the cgroup2 mount
+	id   uint64 // the inode number of path: what "socket cgroupv2" compares
+}
+
+// requireCgroup2 returns the mount point of the cgroup v2 hierarchy. Without
+// a writable one it skips tb, or fails it under CI=true, where privileged
+// tests must run (as [netnstest.Require] does for root and tools).
+func requireCgroup2(tb testing.TB) string {
+	tb.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		tb.Fatalf("e2e: %v", err)
+	}
+	defer f.Close()
+	mount, err := cgroup2Mount(f)
+	if err != nil {
+		tb.Fatalf("e2e: /proc/self/mountinfo: %v", err)
+	}
+	if mount != "" {
+		return mount
+	}
+	const msg = "privileged test: needs a writable cgroup2 mount"
+	if os.Getenv("CI") == "true" {
+		tb.Fatal(msg + ", and must run under CI=true")
+	}
+	tb.Skip(msg)
+	return ""
+}
+
+// cgroup2Mount returns the mount point of the first read-write cgroup2
+// file system in mountinfo (the format of /proc/self/mountinfo), or "" if
+// there is none.
+func cgroup2Mount(mountinfo io.Reader) (string, error) {
+	sc := bufio.NewScanner(mountinfo)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		fields, tail := strings.Fields(pre), strings.Fields(post)
+		if len(fields) < 6 || len(tail) < 1 || tail[0] != "cgroup2" {
+			continue
+		}
+		if slices.Contains(strings.Split(fields[5], ","), "ro") {
+			continue
+		}
+		return unescapeMountinfo(fields[4]), nil
+	}
+	return "", sc.Err()
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space, ...) of a
+// path in mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// cgroup returns a new cgroup name in the Env's cgroup directory
+// (<cgroup2 mount>/g0e-e2e-<suffix>, made on the first call), removed when
+// tb ends. A name already in use gets a numbered suffix: "filter",
+// "filter-2", ...
+func (e *Env) cgroup(tb testing.TB, name string) cgroup {
+	tb.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.newCgroup(tb, tb, name)
+}
+
+// workloadCgroup returns the cgroup of [Env.Hostile], "workload", made on
+// the first call and removed when the Env's test ends.
+func (e *Env) workloadCgroup(tb testing.TB) cgroup {
+	tb.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.workload == nil {
+		cg := e.newCgroup(tb, e.t, "workload")
+		e.workload = &cg
+	}
+	return *e.workload
+}
+
+// newCgroup makes a cgroup as [Env.cgroup] describes, failing tb, and
+// removes it when owner ends. A cgroup is removed once the processes in it
+// are dead: they are killed (cgroup.kill) first, should any be left. The
+// caller holds e.mu.
+func (e *Env) newCgroup(tb, owner testing.TB, name string) cgroup {
+	tb.Helper()
+	if e.cgroupDir == "" {
+		mount := requireCgroup2(tb)
+		dir := filepath.Join(mount, "g0e-e2e-"+e.suffix)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			tb.Fatalf("e2e: create cgroup: %v", err)
+		}
+		e.cgroupDir = dir
+		// On the Env's test: it ends last, and this cleanup, registered
+		// before those of the cgroups inside, runs after theirs and removes
+		// whatever they left.
+		e.t.Cleanup(func() {
+			if err := removeCgroup(dir); err != nil {
+				e.t.Errorf("e2e: %v", err)
+			}
+		})
+	}
+	path := filepath.Join(e.cgroupDir, name)
+	for i := 2; ; i++ {
+		err := os.Mkdir(path, 0o755)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			tb.Fatalf("e2e: create cgroup: %v", err)
+		}
+		path = filepath.Join(e.cgroupDir, name+"-"+strconv.Itoa(i))
+	}
+	owner.Cleanup(func() {
+		if err := removeCgroup(path); err != nil {
+			owner.Errorf("e2e: %v", err)
+		}
+	})
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		tb.Fatalf("e2e: cgroup: %v", err)
+	}
+	return cgroup{path: path, id: st.Ino}
+}
+
+// start starts cmd in cg from birth (clone3 with CLONE_INTO_CGROUP): the
+// process never runs, and so never makes a socket, anywhere else.
+func (cg cgroup) start(cmd *exec.Cmd) error {
+	fd, err := unix.Open(cg.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open cgroup: %w", err)
+	}
+	defer unix.Close(fd)
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.UseCgroupFD = true
+	cmd.SysProcAttr.CgroupFD = fd
+	return cmd.Start()
+}
+
+// removeCgroup removes the cgroup at path and those below it: it kills
+// their processes, waits until they are gone and removes the directories,
+// deepest first. A path already gone is no error.
+func removeCgroup(path string) error {
+	entries, err := os.ReadDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove cgroup: %w", err)
+	}
+	var errs []error
+	for _, ent := range entries {
+		if ent.IsDir() {
+			errs = append(errs, removeCgroup(filepath.Join(path, ent.Name())))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(path, "cgroup.kill"), []byte("1"), 0); err != nil {
+		errs = append(errs, fmt.Errorf("kill cgroup %s: %w", path, err))
+	}
+	deadline := time.Now().Add(cgroupRemoveTimeout)
+	for {
+		events, err := os.ReadFile(filepath.Join(path, "cgroup.events"))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
+			break
+		}
+		if slices.Contains(strings.Split(string(events), "\n"), "populated 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: still populated after %v", path, cgroupRemoveTimeout))
+			break
+		}
+		time.Sleep(linkPoll)
+	}
+	if err := unix.Rmdir(path); err != nil && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("remove cgroup %s: %w", path, err))
+	}
+	return errors.Join(errs...)
+}
