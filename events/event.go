@@ -58,6 +58,10 @@ const (
 	ReasonDial           Reason = "dial failed"          // the upstream could not be reached
 	ReasonPinned         Reason = "pinned"               // dns mode: the address came from an allowed answer
 	ReasonUnsupported    Reason = "unsupported"          // a request the filter cannot follow safely (CONNECT, Upgrade on plain HTTP)
+	ReasonForgedMark     Reason = "forged mark"          // the filter's socket mark on a socket outside the filter's cgroup
+	ReasonLocalService   Reason = "local service"        // the workload knocked on a local service other than through the redirect
+	ReasonRawFrame       Reason = "raw frame"            // frames sent through a packet socket, below the IP stack, dropped at egress
+	ReasonLocalName      Reason = "local name"           // dns: a single-label name the local resolver answers; its addresses are not pinned
 )
 
 // Event is one decision. Only Time, Component and Action are always set;

@@ -115,6 +115,35 @@ func (c *Conn) Installed() error {
 	return nil
 }
 
+// Guards reads back which guards against a hostile workload the installed
+// ruleset has: whether the own chain tells the filter's sockets apart by
+// cgroup (not by the mark alone), and the devices whose egress hook has
+// the netdev table's chain. It is for a health check in another process.
+func (c *Conn) Guards() (byCgroup bool, egress []string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	rules, err := c.nc.GetRules(t, &nftables.Chain{Name: ChainOwn, Table: t})
+	if err != nil {
+		return false, nil, fmt.Errorf("nftrules: chain %s: %w", ChainOwn, err)
+	}
+	// Without a cgroup the chain has one rule: the mark accepts.
+	byCgroup = len(rules) > 1
+	chains, err := c.nc.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return false, nil, fmt.Errorf("nftrules: list netdev chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table == nil || ch.Table.Name != TableName {
+			continue
+		}
+		if dev, ok := strings.CutPrefix(ch.Name, EgressPrefix); ok {
+			egress = append(egress, dev)
+		}
+	}
+	return byCgroup, egress, nil
+}
+
 // Close closes the netlink connection. The rules stay installed.
 func (c *Conn) Close() error {
 	return c.nc.CloseLasting()

@@ -139,6 +139,9 @@ func TestTrafficOwnCgroup(t *testing.T) {
 			r, err := Build(Config{BypassMark: mark, OwnCgroup: ownID, OwnCgroupLevel: level})
 			require.NoError(t, err)
 			require.NoError(t, c.Apply(r))
+			byCgroup, _, err := openIn(t, fd).Guards()
+			require.NoError(t, err)
+			assert.True(t, byCgroup)
 			before := log.countPrefix(ForgedMarkLogPrefix)
 
 			for _, dir := range []string{own, child} {
@@ -272,6 +275,10 @@ func TestTrafficRawFrames(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]uint64{"p2": 1}, raw)
 	assert.Len(t, c.Applied().Egress, 2)
+	byCgroup, egress, err := openIn(t, fd).Guards()
+	require.NoError(t, err)
+	assert.False(t, byCgroup, "no cgroup: the mark alone")
+	assert.ElementsMatch(t, []string{"p0", "p2"}, egress)
 	assert.Contains(t, nftRun(t, fd, "list", "table", "netdev", TableName), `device "p2"`)
 }
 

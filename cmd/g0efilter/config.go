@@ -60,6 +60,18 @@ const (
 
 	// Ours: https mode filters DNS too.
 	envFilterDNS = "FILTER_DNS"
+
+	// Ours: the guards against a hostile workload.
+	envDNSLocalNames      = "DNS_LOCAL_NAMES"
+	envGuardPorts         = "GUARD_PORTS"
+	envRequireGuarantees  = "REQUIRE_GUARANTEES"
+	envAllowHostNamespace = "ALLOW_HOST_NAMESPACE"
+)
+
+// Guarantees that REQUIRE_GUARANTEES may ask for.
+const (
+	guaranteeCgroup = "cgroup" // the filter's own sockets are told apart by cgroup, not by a mark alone
+	guaranteeEgress = "egress" // frames from packet sockets are dropped at every device's egress hook
 )
 
 // Defaults, as documented in the reference.
@@ -77,9 +89,6 @@ const (
 )
 
 // config is everything g0efilter reads from its environment, validated.
-// Fields of features that later builds wire (dashboard shipping, Gotify,
-// nflog, remote unblock, the DNS server's upstreams) are parsed and checked
-// now, so that a typo fails at start-up rather than when they land.
 type config struct {
 	// LogLevel is the slog level; INFO by default.
 	LogLevel slog.Level
@@ -117,8 +126,26 @@ type config struct {
 	MetricsAddr string
 
 	// FilterDNS, in https mode, also sends the workload's DNS through the
-	// filtering DNS server; off by default.
+	// filtering DNS server; on by default, so that DNS is no way out.
 	FilterDNS bool
+	// DNSLocalNames lets the filtering DNS server forward single-label
+	// names (Compose service and container names) that the policy does not
+	// allow, unpinned; on by default.
+	DNSLocalNames bool
+	// GuardPorts are local ports that only the filter may reach, besides
+	// the proxies', the DNS server's, the metrics port and a dashboard's
+	// port on a loopback DASHBOARD_HOST.
+	GuardPorts []uint16
+	// RequireGuarantees are the guarantees (guaranteeCgroup,
+	// guaranteeEgress) without which the filter refuses to start; by
+	// default it runs with what the kernel gives and says what is missing.
+	RequireGuarantees []string
+	// AllowHostNamespace lets run install its rules in the machine's own
+	// network namespace; off by default.
+	AllowHostNamespace bool
+	// BypassMark is the mark of the filter's own sockets, chosen at random
+	// by run; zero (dry-run, check) means nftrules' default.
+	BypassMark uint32
 
 	// PolicyPath is the policy file; /app/policy.yaml by default.
 	PolicyPath string
@@ -199,7 +226,11 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DNSPinMinTTL:              p.duration(envDNSPinMinTTL, defaultDNSPinMinTTL, false),
 		DNSPinGrace:               p.duration(envDNSPinGrace, defaultDNSPinGrace, true),
 		MetricsAddr:               p.listenAddr(envMetricsAddr),
-		FilterDNS:                 p.Bool(envFilterDNS, false),
+		FilterDNS:                 p.Bool(envFilterDNS, true),
+		DNSLocalNames:             p.Bool(envDNSLocalNames, true),
+		GuardPorts:                p.ports(envGuardPorts),
+		RequireGuarantees:         p.guarantees(envRequireGuarantees),
+		AllowHostNamespace:        p.Bool(envAllowHostNamespace, false),
 	}
 	if c.PolicyPath == "" {
 		c.PolicyPath = defaultPolicyPath
@@ -444,6 +475,55 @@ func (p *envParser) destinationCheck(name string) sni.DestinationCheck {
 	}
 	p.Fail(name, v, errors.New("want verify, dial-name or trust"))
 	return sni.VerifyDestination
+}
+
+// ports parses a comma-separated list of port numbers.
+func (p *envParser) ports(name string) []uint16 {
+	v, ok := p.Get(name)
+	if !ok {
+		return nil
+	}
+	var out []uint16
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		n, err := parsePort(item)
+		if err != nil {
+			p.Fail(name, item, err)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// guarantees parses REQUIRE_GUARANTEES: a comma-separated list of cgroup
+// and egress.
+func (p *envParser) guarantees(name string) []string {
+	v, ok := p.Get(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		switch item = strings.ToLower(strings.TrimSpace(item)); item {
+		case "":
+		case guaranteeCgroup, guaranteeEgress:
+			out = append(out, item)
+		default:
+			p.Fail(name, item, errors.New("want cgroup or egress"))
+		}
+	}
+	return out
+}
+
+// bypassMark is the mark of the filter's own sockets.
+func (c config) bypassMark() uint32 {
+	if c.BypassMark == 0 {
+		return nftrules.DefaultBypassMark
+	}
+	return c.BypassMark
 }
 
 // parseUpstream parses a resolver's address: an IP address, with port 53

@@ -39,6 +39,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		DialTimeout:         10 * time.Second,
 		IdleTimeout:         10 * time.Minute,
 		DNSPinning:          true,
+		FilterDNS:           true,
+		DNSLocalNames:       true,
 		DNSPinMinTTL:        time.Minute,
 		DNSPinGrace:         10 * time.Second,
 		PolicyPath:          "/app/policy.yaml",
@@ -72,7 +74,7 @@ func TestLoadConfigValid(t *testing.T) {
 		{"HTTP_PORT", map[string]string{"HTTP_PORT": "1"}, func(t *testing.T, c config) { assert.Equal(t, uint16(1), c.HTTPPort) }},
 		{"HTTPS_PORT", map[string]string{"HTTPS_PORT": "65535"}, func(t *testing.T, c config) { assert.Equal(t, uint16(65535), c.HTTPSPort) }},
 		{"DNS_PORT", map[string]string{"DNS_PORT": "5353"}, func(t *testing.T, c config) { assert.Equal(t, uint16(5353), c.DNSPort) }},
-		{"DNS_PORT may equal HTTP_PORT", map[string]string{"DNS_PORT": "8080"}, func(t *testing.T, c config) { assert.Equal(t, uint16(8080), c.DNSPort) }},
+		{"DNS_PORT may equal HTTP_PORT without FILTER_DNS", map[string]string{"DNS_PORT": "8080", "FILTER_DNS": "false"}, func(t *testing.T, c config) { assert.Equal(t, uint16(8080), c.DNSPort) }},
 		{"proxy ports may be equal in dns mode", map[string]string{"FILTER_MODE": "dns", "HTTP_PORT": "9000", "HTTPS_PORT": "9000"}, func(t *testing.T, c config) { assert.Equal(t, nftrules.ModeDNS, c.Mode) }},
 		{"POLICY_PATH", map[string]string{"POLICY_PATH": "/etc/p.yaml"}, func(t *testing.T, c config) { assert.Equal(t, "/etc/p.yaml", c.PolicyPath) }},
 		{"ALLOWLIST_IPS", map[string]string{"ALLOWLIST_IPS": "1.1.1.1, 2001:db8::/32"}, func(t *testing.T, c config) {

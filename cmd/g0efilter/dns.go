@@ -33,7 +33,7 @@ type dnsService struct {
 // listenDNS opens the resolver's sockets. pin receives the addresses of
 // each allowed answer; nil means no pinning.
 func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Sink, log *slog.Logger, pin func(dnsfilter.Answer)) (*dnsService, error) {
-	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: nftrules.DefaultBypassMark}
+	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: cfg.bypassMark()}
 	s := &dnsService{upstream: up, server: &dnsfilter.Server{
 		Handler: &dnsfilter.Handler{
 			Policy:   p,

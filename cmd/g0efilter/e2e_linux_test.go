@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"os/exec"
+	"regexp"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,6 +14,12 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(e2e.Main(m)) }
+
+// ruleset returns "nft list ruleset" run in the namespace ns.
+func ruleset(ns string) (string, error) {
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "ruleset").CombinedOutput()
+	return string(out), err
+}
 
 const (
 	policyOne = "allowlist:\n  ips:\n    - \"198.18.0.3\"\n  domains:\n    - \"github.com\"\n"
@@ -37,16 +45,25 @@ func TestRunInNetNS(t *testing.T) {
 	p.WaitForSet("198.18.0.3")
 	out, err = health()
 	require.NoError(t, err, "%s", out)
-	assert.Equal(t, "ok: ruleset installed\n", out)
-	listing, err := p.Listing()
+	assert.Equal(t, "ok: ruleset installed\nown sockets: mark and cgroup\negress guard: veth0\n", out)
+	listing, err := ruleset(env.Box)
 	require.NoError(t, err)
 
-	// The kernel's listing is what dry-run prints for the same policy.
-	dry := exec.Command(e2e.Binary(t), "dry-run")
+	// The kernel's listing is what dry-run prints for the same policy, run
+	// where the filter runs (its namespace and cgroup), but for the mark,
+	// chosen at random.
+	cg, err := os.Open(p.CgroupPath())
+	require.NoError(t, err)
+	defer cg.Close()
+	dry := exec.Command("nsenter", "--net=/run/netns/"+env.Box, "--", e2e.Binary(t), "dry-run")
 	dry.Env = []string{"PATH=" + os.Getenv("PATH"), "POLICY_PATH=" + p.PolicyPath()}
+	dry.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	want, err := dry.Output()
 	require.NoError(t, err)
-	assert.Equal(t, string(want), listing)
+	marks := regexp.MustCompile(`meta mark (!= )?0x[0-9a-f]{8}`)
+	assert.Equal(t, marks.ReplaceAllString(string(want), "meta mark ${1}MARK"), marks.ReplaceAllString(listing, "meta mark ${1}MARK"))
+	assert.Contains(t, listing, "socket cgroupv2 level")
+	assert.Contains(t, listing, `device "veth0"`)
 
 	// A reload adds 198.18.0.4 to the set.
 	p.SetPolicy(policyTwo)
@@ -70,14 +87,17 @@ func TestRunInNetNS(t *testing.T) {
 	require.NoError(t, err, "the table must stay after exit")
 	assert.Equal(t, reloaded, after)
 
-	// A second run replaces the table: one table, the same rules.
+	// A second run replaces the tables: one of each, the same rules but
+	// for its own mark and cgroup.
 	p2 := env.StartFilter(t, policyTwo, nil)
 	p2.WaitForOutput("ruleset installed")
 	tables, err := env.Tables()
 	require.NoError(t, err)
-	assert.Equal(t, "table inet g0efilter\n", tables)
+	assert.Equal(t, "table inet g0efilter\ntable netdev g0efilter\n", tables)
 	after, err = p2.Listing()
 	require.NoError(t, err)
-	assert.Equal(t, reloaded, after)
+	own := regexp.MustCompile(`(meta mark (!= )?0x[0-9a-f]{8})|(cgroupv2 level \d+ \d+)`)
+	assert.Equal(t, own.ReplaceAllString(reloaded, "OWN"), own.ReplaceAllString(after, "OWN"))
+	assert.NotEqual(t, reloaded, after, "a new mark and cgroup")
 	assert.Equal(t, 0, p2.Stop())
 }

@@ -27,9 +27,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -72,6 +74,9 @@ const (
 	logKeySink             = "sink"
 	logKeyAddr             = "addr"
 	logKeyInterval         = "interval"
+	logKeyCgroup           = "cgroup"
+	logKeyLevel            = "level"
+	logKeyDevices          = "devices"
 )
 
 const usage = `usage: g0efilter [command] [arguments]
@@ -200,23 +205,91 @@ func loadSnapshot(cfg config) (*policy.Snapshot, error) {
 	return policy.Compile(p)
 }
 
-// ruleConfig is the nftrules configuration for cfg and the allowlist.
-func ruleConfig(cfg config, v4, v6 []netip.Prefix) nftrules.Config {
+// ruleConfig is the nftrules configuration for cfg, the guards g and the
+// allowlist.
+func ruleConfig(cfg config, g guards, v4, v6 []netip.Prefix) nftrules.Config {
 	return nftrules.Config{
-		Mode:      cfg.Mode,
-		HTTPPort:  cfg.HTTPPort,
-		HTTPSPort: cfg.HTTPSPort,
-		DNSPort:   cfg.DNSPort,
-		Allow4:    v4,
-		Allow6:    v6,
-		DNSOnly:   !cfg.DNSPinning,
-		FilterDNS: cfg.FilterDNS,
+		Mode:           cfg.Mode,
+		HTTPPort:       cfg.HTTPPort,
+		HTTPSPort:      cfg.HTTPSPort,
+		DNSPort:        cfg.DNSPort,
+		BypassMark:     cfg.BypassMark,
+		Allow4:         v4,
+		Allow6:         v6,
+		DNSOnly:        !cfg.DNSPinning,
+		FilterDNS:      cfg.FilterDNS,
+		OwnCgroup:      g.cgroupID,
+		OwnCgroupLevel: g.cgroupLevel,
+		Devices:        g.devices,
+		GuardPorts:     guardPorts(cfg),
+		GuardAddrs:     guardAddrs(cfg),
 	}
 }
 
-func buildRuleset(cfg config, snap *policy.Snapshot) (*nftrules.Ruleset, error) {
-	v4, v6 := snap.Prefixes()
-	return nftrules.Build(ruleConfig(cfg, v4, v6))
+// guardPorts are the local ports that only the filter may reach, besides
+// the proxies' and the DNS server's: GUARD_PORTS, the metrics port and the
+// port of a dashboard on this namespace's loopback.
+func guardPorts(cfg config) []uint16 {
+	ports := slices.Clone(cfg.GuardPorts)
+	if _, p, err := net.SplitHostPort(cfg.MetricsAddr); err == nil {
+		if n, err := parsePort(p); err == nil {
+			ports = append(ports, n)
+		}
+	}
+	if u := cfg.DashboardHost; u != nil {
+		a, err := netip.ParseAddr(u.Hostname())
+		if u.Hostname() == "localhost" || (err == nil && a.IsLoopback()) {
+			port := u.Port()
+			if port == "" {
+				port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+			}
+			if n, err := parsePort(port); err == nil {
+				ports = append(ports, n)
+			}
+		}
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports)
+}
+
+// guardAddrs are the resolvers on loopback (Docker's 127.0.0.11) when the
+// workload's DNS goes through the filter: only the filter may reach them,
+// or a workload could ask them anything on their real port.
+func guardAddrs(cfg config) []netip.Addr {
+	if cfg.Mode != nftrules.ModeDNS && !cfg.FilterDNS {
+		return nil
+	}
+	var out []netip.Addr
+	for _, u := range cfg.DNSUpstreams {
+		if a := u.Addr().Unmap(); a.IsLoopback() && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// guards are what tell the filter's own sockets and the devices to guard,
+// as found at start-up.
+type guards struct {
+	cgroupID    uint64 // zero: none, the mark alone
+	cgroupLevel int
+	cgroupWhy   string // why there is no cgroup
+	devices     []string
+	egressWhy   string // why there are no egress chains
+}
+
+// findGuards looks for what this process and namespace offer: its
+// cgroup and the network devices.
+func findGuards() guards {
+	var g guards
+	var err error
+	if g.cgroupID, g.cgroupLevel, err = nftrules.SelfCgroup(); err != nil {
+		g.cgroupWhy = err.Error()
+	}
+	if g.devices, err = devices(); err != nil {
+		g.egressWhy = err.Error()
+	}
+	return g
 }
 
 func cmdDryRun(cfg config, stdout, stderr io.Writer) int {
@@ -228,11 +301,14 @@ func cmdDryRun(cfg config, stdout, stderr io.Writer) int {
 	if snap.AllowsAnyDomain() {
 		fmt.Fprintln(stderr, `g0efilter: warning: the policy allows any domain ("*")`)
 	}
-	rs, err := buildRuleset(cfg, snap)
+	v4, v6 := snap.Prefixes()
+	rs, err := nftrules.Build(ruleConfig(cfg, findGuards(), v4, v6))
 	if err != nil {
 		printErr(stderr, err)
 		return exitFailure
 	}
+	fmt.Fprintf(stderr, "g0efilter: note: run chooses the bypass mark at random; %#08x stands for it here\n",
+		nftrules.DefaultBypassMark)
 	if err := rs.Render(stdout); err != nil {
 		printErr(stderr, err)
 		return exitFailure
@@ -284,8 +360,42 @@ func cmdHealth(stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return exitFailure
 	}
+	byCgroup, egress, err := conn.Guards()
+	if err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	devs, err := devices()
+	if err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
+	var unguarded []string
+	for _, d := range devs {
+		if !slices.Contains(egress, d) {
+			unguarded = append(unguarded, d)
+		}
+	}
 	fmt.Fprintln(stdout, "ok: ruleset installed")
+	own := "mark and cgroup"
+	if !byCgroup {
+		own = "mark only (no cgroup: a workload that guesses the mark gets out)"
+	}
+	fmt.Fprintf(stdout, "own sockets: %s\n", own)
+	fmt.Fprintf(stdout, "egress guard: %s\n", orNone(egress))
+	if len(unguarded) > 0 {
+		fmt.Fprintf(stdout, "unguarded devices: %s (frames from packet sockets leave through them)\n", strings.Join(unguarded, ", "))
+		return exitFailure
+	}
 	return exitOK
+}
+
+// orNone joins names, or says "none".
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 func cmdCheck(cfg config, targets []string, stdout, stderr io.Writer) int {

@@ -64,14 +64,21 @@ func TestDryRun(t *testing.T) {
 		env  map[string]string
 		cfg  nftrules.Config
 	}{
-		{"https", map[string]string{}, nftrules.Config{Mode: nftrules.ModeHTTPS, HTTPPort: 8080, HTTPSPort: 8443, DNSPort: 53}},
-		{"https ports", map[string]string{"HTTP_PORT": "3128", "HTTPS_PORT": "3129"}, nftrules.Config{Mode: nftrules.ModeHTTPS, HTTPPort: 3128, HTTPSPort: 3129}},
-		{"dns", map[string]string{"FILTER_MODE": "dns", "DNS_PORT": "5353"}, nftrules.Config{Mode: nftrules.ModeDNS, DNSPort: 5353}},
+		{"https", map[string]string{}, nftrules.Config{Mode: nftrules.ModeHTTPS, HTTPPort: 8080, HTTPSPort: 8443, DNSPort: 53,
+			FilterDNS: true, GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11")}}},
+		{"https ports", map[string]string{"HTTP_PORT": "3128", "HTTPS_PORT": "3129", "FILTER_DNS": "false"},
+			nftrules.Config{Mode: nftrules.ModeHTTPS, HTTPPort: 3128, HTTPSPort: 3129}},
+		{"dns", map[string]string{"FILTER_MODE": "dns", "DNS_PORT": "5353", "METRICS_ADDR": ":9464"},
+			nftrules.Config{Mode: nftrules.ModeDNS, DNSPort: 5353, GuardPorts: []uint16{9464}, GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11")}}},
 	}
+	// Dry-run shows the rules for where it runs: this process's cgroup and
+	// devices.
+	g := findGuards()
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
 			tt.env["POLICY_PATH"] = path
 			tt.cfg.Allow4, tt.cfg.Allow6 = v4, v6
+			tt.cfg.OwnCgroup, tt.cfg.OwnCgroupLevel, tt.cfg.Devices = g.cgroupID, g.cgroupLevel, g.devices
 			want, err := nftrules.Build(tt.cfg)
 			require.NoError(t, err)
 

@@ -12,12 +12,13 @@ import (
 // only. Names follow Prometheus conventions: a g0efilter_ prefix, _total
 // for counters, base units.
 type metrics struct {
-	reg       *prometheus.Registry
-	decisions *prometheus.CounterVec
-	dns       *prometheus.CounterVec
-	pinned    prometheus.Counter
-	reloads   *prometheus.CounterVec
-	lastLoad  prometheus.Gauge
+	reg        *prometheus.Registry
+	decisions  *prometheus.CounterVec
+	dns        *prometheus.CounterVec
+	pinned     prometheus.Counter
+	reloads    *prometheus.CounterVec
+	lastLoad   prometheus.Gauge
+	guarantees *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -43,8 +44,12 @@ func newMetrics() *metrics {
 			Name: "g0efilter_policy_last_reload_timestamp_seconds",
 			Help: "When the policy in force was loaded, as a Unix time.",
 		}),
+		guarantees: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "g0efilter_guarantee",
+			Help: "1 where a guarantee against a hostile workload holds: cgroup (own sockets told apart by cgroup, not by a mark alone), egress (frames from packet sockets dropped at every device).",
+		}, []string{"guarantee"}),
 	}
-	m.reg.MustRegister(m.decisions, m.dns, m.pinned, m.reloads, m.lastLoad,
+	m.reg.MustRegister(m.decisions, m.dns, m.pinned, m.reloads, m.lastLoad, m.guarantees,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
@@ -60,6 +65,15 @@ func (m *metrics) Emit(e events.Event) {
 }
 
 var _ events.Sink = (*metrics)(nil)
+
+// guarantee sets whether the named guarantee holds.
+func (m *metrics) guarantee(name string, holds bool) {
+	v := 0.0
+	if holds {
+		v = 1
+	}
+	m.guarantees.WithLabelValues(name).Set(v)
+}
 
 func (m *metrics) reloaded(ok bool) {
 	if !ok {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/g0lab/g0efilter/dnsfilter"
 	"github.com/g0lab/g0efilter/events"
-	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 	"github.com/g0lab/g0efilter/sni"
 )
@@ -35,12 +34,12 @@ type proxyListener struct {
 // connections. A namespace without IPv6 has no IPv6 traffic to redirect, so
 // failing to listen on ::1 there is only logged.
 func listenProxies(ctx context.Context, cfg config, p *policy.Holder, sink events.Sink, host string, log *slog.Logger) (*proxies, error) {
-	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: nftrules.DefaultBypassMark}
+	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: cfg.bypassMark()}
 	ps := &proxies{upstream: up, proxy: &sni.Proxy{
 		Policy:       p,
 		Resolver:     &dnsfilter.Resolver{Upstream: up},
 		Destination:  cfg.DestinationCheck,
-		Mark:         nftrules.DefaultBypassMark,
+		Mark:         cfg.bypassMark(),
 		HelloTimeout: cfg.HelloTimeout,
 		DialTimeout:  cfg.DialTimeout,
 		IdleTimeout:  cfg.IdleTimeout,

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,8 @@ type filter struct {
 	dns     *dnsService
 	conn    *nftrules.Conn
 	metln   net.Listener
+	guards  guards     // what is in force, after install
+	links   *linkWatch // nil without egress chains
 
 	wg    sync.WaitGroup // the services started by serve
 	fatal atomic.Pointer[error]
@@ -49,6 +52,19 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 	}
 	f.log.Info("starting", logKeyVersion, version, logKeyMode, cfg.Mode.String(),
 		logKeyPolicy, cfg.PolicyPath, logKeyHostname, f.host)
+	switch host, err := hostNamespace(); {
+	case err != nil:
+		f.log.Warn("cannot tell whether this is the machine's own network namespace", logKeyErr, err)
+	case host && !cfg.AllowHostNamespace:
+		f.log.Error("refusing to install rules in the machine's own network namespace: they would filter the whole host; " +
+			"run the filter in the workload's namespace (a container), or set " + envAllowHostNamespace + "=true if you mean it")
+		return exitFailure
+	case host:
+		f.log.Warn("installing rules in the machine's own network namespace (" + envAllowHostNamespace + "=true)")
+	}
+	// Unguessable, so that with no cgroup to tell the filter's sockets
+	// apart the mark is still no public key.
+	f.cfg.BypassMark = randomMark()
 	defer f.close()
 	if err := f.open(ctx); err != nil {
 		f.log.Error(err.Error())
@@ -81,8 +97,17 @@ func (f *filter) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("policy does not load; no rules installed: %w", err)
 	}
-	rs, err := buildRuleset(cfg, snap)
-	if err != nil {
+	// The device watch opens before the devices are listed, so that none
+	// appears unseen in between.
+	if f.links, err = watchLinks(); err != nil {
+		log.Warn("devices added later will not be guarded", logKeyErr, err)
+	}
+	g := findGuards()
+	if err := requireGuarantees(cfg, g); err != nil {
+		return err
+	}
+	v4, v6 := snap.Prefixes()
+	if _, err := nftrules.Build(ruleConfig(cfg, g, v4, v6)); err != nil {
 		return fmt.Errorf("cannot build the ruleset: %w", err)
 	}
 	f.live.Store(snap)
@@ -120,16 +145,149 @@ func (f *filter) open(ctx context.Context) error {
 	if f.conn, err = nftrules.Open(nftrules.ConnConfig{}); err != nil {
 		return fmt.Errorf("cannot open netlink: %w", err)
 	}
-	if err := f.conn.Apply(rs); err != nil {
-		return fmt.Errorf("cannot install the ruleset: %w", err)
+	if f.guards, err = f.install(g, v4, v6); err != nil {
+		return err
 	}
-	f.v4, f.v6 = snap.Prefixes()
+	f.reportGuarantees()
+	f.v4, f.v6 = v4, v6
 	log.Info("ruleset installed", logKeyIPv4, len(f.v4), logKeyIPv6, len(f.v6),
 		logKeyDomains, len(snap.Policy().Domains), logKeyAnyDomain, snap.AllowsAnyDomain())
 	if snap.AllowsAnyDomain() {
 		log.Warn(`the policy allows any domain ("*"): name filtering is off`)
 	}
 	return nil
+}
+
+// install applies the ruleset with the guards g, or, where the kernel
+// refuses them, with fewer, and returns the guards in force. A guarantee
+// that REQUIRE_GUARANTEES asks for is never given up.
+func (f *filter) install(g guards, v4, v6 []netip.Prefix) (guards, error) {
+	required := func(name string) bool { return slices.Contains(f.cfg.RequireGuarantees, name) }
+	try := func(g guards) error {
+		rs, err := nftrules.Build(ruleConfig(f.cfg, g, v4, v6))
+		if err != nil {
+			return err
+		}
+		return f.conn.Apply(rs)
+	}
+	err := try(g)
+	if err == nil {
+		return g, nil
+	}
+	first := err
+	if len(g.devices) > 0 && !required(guaranteeEgress) {
+		noEgress := g
+		noEgress.devices, noEgress.egressWhy = nil, "the kernel refused the egress chains: "+first.Error()
+		if err = try(noEgress); err == nil {
+			return noEgress, nil
+		}
+	}
+	if g.cgroupID != 0 && !required(guaranteeCgroup) {
+		noCgroup := g
+		noCgroup.cgroupID, noCgroup.cgroupLevel, noCgroup.cgroupWhy = 0, 0, "the kernel refused socket cgroupv2 matching: "+first.Error()
+		if err = try(noCgroup); err == nil {
+			return noCgroup, nil
+		}
+		if len(g.devices) > 0 && !required(guaranteeEgress) {
+			noCgroup.devices, noCgroup.egressWhy = nil, "the kernel refused the egress chains: "+first.Error()
+			if err = try(noCgroup); err == nil {
+				return noCgroup, nil
+			}
+		}
+	}
+	return g, fmt.Errorf("cannot install the ruleset: %w", first)
+}
+
+// requireGuarantees refuses to start, before anything is installed, when
+// REQUIRE_GUARANTEES asks for what this process and namespace cannot give.
+func requireGuarantees(cfg config, g guards) error {
+	for _, name := range cfg.RequireGuarantees {
+		switch {
+		case name == guaranteeCgroup && g.cgroupID == 0:
+			return fmt.Errorf("%s asks for %s, but the filter's own sockets cannot be told apart by cgroup (%s); no rules installed",
+				envRequireGuarantees, name, g.cgroupWhy)
+		case name == guaranteeEgress && g.egressWhy != "":
+			return fmt.Errorf("%s asks for %s, but %s; no rules installed", envRequireGuarantees, name, g.egressWhy)
+		}
+	}
+	return nil
+}
+
+// reportGuarantees says, at start-up and in the metrics, which guarantees
+// against a hostile workload hold here, and warns of those that do not.
+func (f *filter) reportGuarantees() {
+	g, log := f.guards, f.log
+	if g.cgroupID != 0 {
+		log.Info("own sockets told apart by mark and cgroup", logKeyCgroup, g.cgroupID, logKeyLevel, g.cgroupLevel)
+	} else {
+		log.Warn("own sockets told apart by a random mark only: a workload that guesses it gets out", logKeyErr, g.cgroupWhy)
+	}
+	if len(g.devices) > 0 {
+		log.Info("frames from packet sockets dropped at egress", logKeyDevices, strings.Join(g.devices, ","))
+	} else {
+		log.Warn("no egress guard: a workload with CAP_NET_RAW can send frames past the rules", logKeyErr, g.egressWhy)
+	}
+	if f.metrics != nil {
+		f.metrics.guarantee(guaranteeCgroup, g.cgroupID != 0)
+		f.metrics.guarantee(guaranteeEgress, len(g.devices) > 0)
+	}
+}
+
+// guardDevices adds an egress chain for each device that appears, until
+// ctx ends; when the watch fails (its socket overran), it lists the
+// devices again and watches anew.
+func (f *filter) guardDevices(ctx context.Context) {
+	add := func(name string) {
+		if err := f.conn.AddEgress(nftrules.EgressChain(name)); err != nil {
+			f.log.Error("cannot guard a new device: frames from packet sockets may leave through it", logKeyName, name, logKeyErr, err)
+			return
+		}
+		f.log.Debug("device guarded", logKeyName, name)
+	}
+	for w := f.links; w != nil; {
+		err := w.run(ctx, add)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		f.log.Warn("device watch failed; listing the devices again", logKeyErr, err)
+		if w, err = watchLinks(); err != nil {
+			f.log.Error("devices added later will not be guarded", logKeyErr, err)
+			return
+		}
+		devs, _ := devices()
+		for _, d := range devs {
+			add(d)
+		}
+	}
+}
+
+// rawFrameInterval is how often the egress counters are read into events.
+const rawFrameInterval = time.Second
+
+// reportRawFrames turns the egress chains' counters into events, one per
+// device and interval with frames dropped, until ctx ends.
+func (f *filter) reportRawFrames(ctx context.Context) {
+	tick := time.NewTicker(rawFrameInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		counts, err := f.conn.RawFrames()
+		if err != nil {
+			f.log.Warn("cannot read the raw frame counters", logKeyErr, err)
+			continue
+		}
+		for dev, n := range counts {
+			f.sinks.Emit(events.Event{
+				Time: time.Now(), Host: f.host, Component: events.Kernel, Action: events.Blocked,
+				Reason: events.ReasonRawFrame,
+				Detail: fmt.Sprintf("%d frames sent below the IP stack on %s, dropped", n, dev),
+			})
+		}
+	}
 }
 
 // pin pins the addresses of an allowed DNS answer in the kernel.
@@ -184,6 +342,13 @@ func (f *filter) serve(ctx context.Context) {
 		m.reloaded(true) // the policy loaded at start
 		f.wg.Go(promserve.Serve(ctx, f.metln, m.reg, log))
 		log.Info("metrics listening", logKeyAddr, f.metln.Addr().String())
+	}
+
+	if len(f.guards.devices) > 0 {
+		f.wg.Go(func() { f.guardDevices(ctx) })
+		f.wg.Go(func() { f.reportRawFrames(ctx) })
+	} else if f.links != nil {
+		_ = f.links.c.Close()
 	}
 
 	if cfg.EnableRemoteUnblock && f.sinks.shipper != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/g0lab/g0efilter/dashboardapi"
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/events/gotify"
-	"github.com/g0lab/g0efilter/nftrules"
 
 	"github.com/g0lab/g0efilter/internal/sockmark"
 )
@@ -54,8 +53,8 @@ func (s *sinks) dropped() map[string]func() uint64 {
 
 // markedClient is an HTTP client whose connections carry the bypass mark:
 // the filter's own requests must not be filtered as the workload's are.
-func markedClient() *http.Client {
-	d := &net.Dialer{Timeout: 10 * time.Second, Control: sockmark.Control(nftrules.DefaultBypassMark)}
+func markedClient(mark uint32) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: sockmark.Control(mark)}
 	tr := &http.Transport{DialContext: d.DialContext, Proxy: nil, ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second}
 	return &http.Client{Transport: tr}
 }
@@ -87,7 +86,7 @@ func openSinks(cfg config, log *slog.Logger, host string, extra ...events.Sink) 
 			Host:    host,
 			Backoff: cfg.NotificationBackoff,
 			Ignore:  cfg.NotificationIgnoreDomains,
-			Client:  markedClient(),
+			Client:  markedClient(cfg.bypassMark()),
 			Logger:  log,
 		})
 		if err != nil {
@@ -103,7 +102,7 @@ func openSinks(cfg config, log *slog.Logger, host string, extra ...events.Sink) 
 			APIKey:     cfg.DashboardAPIKey,
 			QueueSize:  cfg.DashboardQueueSize,
 			StartDelay: cfg.DashboardStartDelay,
-			HTTPClient: markedClient(),
+			HTTPClient: markedClient(cfg.bypassMark()),
 			Logger:     log,
 		})
 		if err != nil {

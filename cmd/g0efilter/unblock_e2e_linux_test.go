@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/g0lab/g0efilter/dashboardapi"
+	"github.com/g0lab/g0efilter/internal/e2e"
 )
 
 // unblockPolicy has comments that an unblock must keep.
@@ -35,7 +37,7 @@ func TestRemoteUnblock(t *testing.T) {
 			APIKey:   "k3y",
 			Unblocks: dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{}),
 		})
-		ln := pe.ListenBox("tcp4", "127.0.0.1:8081")
+		ln := pe.ListenBox("tcp4", "0.0.0.0:8081")
 		hs := &http.Server{Handler: srv}
 		go hs.Serve(ln)
 		t.Cleanup(func() { srv.Close(); hs.Close() })
@@ -52,10 +54,11 @@ func TestRemoteUnblock(t *testing.T) {
 	_, err := pe.get(fams[0].dest, "https://blocked.example/")
 	require.Error(t, err, "blocked before the unblock")
 
-	// The UI's request, made from the box (the dashboard listens there).
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: pe.DialContext}}
+	// The UI's request, made from the container network as through a
+	// published port: the workload in the box may not reach the dashboard.
+	ui := "http://" + netip.AddrPortFrom(e2e.Box4, 8081).String()
 	body, _ := json.Marshal(map[string]string{"hostname": "e2e", "target": "Blocked.Example."})
-	resp, err := client.Post(base+"/api/v1/unblocks", "application/json", bytes.NewReader(body))
+	resp, err := upstreamClient(pe.Env).Post(ui+"/api/v1/unblocks", "application/json", bytes.NewReader(body))
 	require.NoError(t, err)
 	var created dashboardapi.UnblockRequest
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))
@@ -67,7 +70,7 @@ func TestRemoteUnblock(t *testing.T) {
 	// Applied within two poll intervals (plus the reload's debounce).
 	var state dashboardapi.UnblockRequest
 	for {
-		resp, err := client.Get(base + "/api/v1/unblocks/status?id=" + created.ID)
+		resp, err := upstreamClient(pe.Env).Get(ui + "/api/v1/unblocks/status?id=" + created.ID)
 		require.NoError(t, err)
 		var st struct {
 			Requests []dashboardapi.UnblockRequest `json:"requests"`

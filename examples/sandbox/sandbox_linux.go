@@ -179,17 +179,25 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	s.onTeardown("end the box's dialing threads", func() error { dialer.Close(); return nil })
+	// The probe and the dashboard's forwarder come from the stand-in
+	// internet, as through a published port.
+	outside, err := nsdial.New(filepath.Join(netnsDir, netNS), net.Dialer{}, 2)
+	if err != nil {
+		return err
+	}
+	s.onTeardown("end the stand-in internet's dialing threads", func() error { outside.Close(); return nil })
 	probe := &http.Client{
-		Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true},
+		Transport: &http.Transport{DialContext: outside.DialContext, DisableKeepAlives: true},
 		Timeout:   2 * time.Second,
 	}
+	published := func(port uint16) string { return netip.AddrPortFrom(boxAddr4, port).String() }
 
 	apiKey, err := randomHex(32)
 	if err != nil {
 		return err
 	}
 	dash, err := s.start("dashboard", box, path(fileDashLog), dashBin, []string{
-		"PORT=" + boxDashboardAddr,
+		"PORT=" + fmt.Sprintf(":%d", dashboardPort),
 		"API_KEY=" + apiKey,
 		"ENABLE_UNBLOCKS=true",
 		"LOG_LEVEL=INFO",
@@ -197,7 +205,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, probe, "http://"+boxDashboardAddr+"/health", dash); err != nil {
+	if err := waitReady(ctx, probe, "http://"+published(dashboardPort)+"/health", dash); err != nil {
 		return err
 	}
 	filter, err := s.start("g0efilter", box, path(fileFilterLog), filterBin, []string{
@@ -213,20 +221,20 @@ func run(ctx context.Context, cfg config) (err error) {
 		"LOG_FILE=" + path(fileEvents),
 		// Metrics answer only once the ruleset is installed: the
 		// readiness check below.
-		"METRICS_ADDR=" + boxMetricsAddr,
+		"METRICS_ADDR=" + fmt.Sprintf(":%d", boxMetricsPort),
 		"LOG_LEVEL=INFO",
 	}, "run")
 	if err != nil {
 		return err
 	}
-	if err := waitReady(ctx, probe, "http://"+boxMetricsAddr+"/metrics", filter); err != nil {
+	if err := waitReady(ctx, probe, "http://"+published(boxMetricsPort)+"/metrics", filter); err != nil {
 		return err
 	}
 
 	fwd := &forwarder{
 		Listener: ln,
-		Target:   boxDashboardAddr,
-		Dial:     dialer.DialContext,
+		Target:   published(dashboardPort),
+		Dial:     outside.DialContext,
 		Log:      slog.New(slog.NewTextHandler(s.out, nil)),
 	}
 	fwd.Start()

@@ -27,9 +27,13 @@ const (
 	// that the kernel decides on it, not a proxy.
 	rawPort = 9000
 
-	// Inside the box, on loopback.
+	// The dashboard and the metrics listen on every address of the box.
+	// The filter ships to the dashboard over loopback; the sandbox reaches
+	// both from the stand-in internet, at the box's address, as a
+	// published port would: the workload in the box may not reach them.
+	dashboardPort    = 8081
 	boxDashboardAddr = "127.0.0.1:8081"
-	boxMetricsAddr   = "127.0.0.1:9464"
+	boxMetricsPort   = 9464
 
 	// filterHostname is the filter's HOSTNAME, the "host" of its events.
 	filterHostname = "sandbox"

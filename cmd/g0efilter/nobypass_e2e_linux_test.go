@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/internal/e2e"
+)
+
+// Ports of the upstream's echo and UDP servers in the no-bypass tests.
+const (
+	echoPort = 7000
+	udpPort  = 7001
+)
+
+// hostileEnv is a harness with an upstream TCP echo server and UDP
+// recorder on a non-allowlisted address of each family, and g0efilter in
+// the box with metrics on, logging events to a file.
+type hostileEnv struct {
+	*e2e.Env
+	filter *e2e.Filter
+	udp    *e2e.UDPRecorder
+	events string
+}
+
+func startHostileEnv(t *testing.T, mode string) *hostileEnv {
+	env := e2e.New(t)
+	he := &hostileEnv{Env: env, events: filepath.Join(t.TempDir(), "events.jsonl")}
+	for _, a := range []netip.Addr{e2e.Upstream4[2], e2e.Upstream6[2]} {
+		env.Echo("tcp", netip.AddrPortFrom(a, echoPort).String())
+	}
+	he.udp = env.RecordUDP(t, netip.AddrPortFrom(netip.IPv6Unspecified(), udpPort))
+	env.DNSServer(map[string][]netip.Addr{"allowed.example": {e2e.Upstream4[1]}})
+	he.filter = env.StartFilter(t, "allowlist:\n  domains: [allowed.example]\n", map[string]string{
+		"FILTER_MODE":   mode,
+		"DNS_UPSTREAMS": e2e.Upstream4[0].String(),
+		"LOG_FILE":      he.events,
+		"METRICS_ADDR":  ":9464",
+	})
+	he.filter.WaitForOutput("ruleset installed")
+	return he
+}
+
+// mark is the filter's bypass mark, read from the installed rules.
+func (he *hostileEnv) mark(t *testing.T) string {
+	listing, err := he.filter.Listing()
+	require.NoError(t, err)
+	i := strings.Index(listing, "meta mark != ")
+	require.GreaterOrEqual(t, i, 0, "own chain by cgroup: %s", listing)
+	return strings.Fields(listing[i+len("meta mark != "):])[0]
+}
+
+// reasons counts the events of the LOG_FILE by reason.
+func (he *hostileEnv) reasons(t *testing.T) map[events.Reason]int {
+	f, err := os.Open(he.events)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	out := map[events.Reason]int{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct {
+			Reason events.Reason `json:"reason"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out[e.Reason]++
+		}
+	}
+	return out
+}
+
+// waitReason waits until at least n events with reason were logged.
+func (he *hostileEnv) waitReason(t *testing.T, reason events.Reason, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return he.reasons(t)[reason] >= n },
+		5*time.Second, 50*time.Millisecond, "%d events %q; have %v", n, reason, he.reasons(t))
+}
+
+var users = []e2e.User{e2e.AsRoot, e2e.AsNobody}
+
+// TestNoBypassForgedMark: a workload at Docker's default capabilities
+// sets the filter's own mark (it can read it nowhere, but here the test
+// hands it over) on TCP and UDP sockets to a non-allowlisted address, over
+// IPv4 and IPv6, in both modes: nothing gets out, and each attempt is an
+// event. The same client without a mark is refused as ever.
+func TestNoBypassForgedMark(t *testing.T) {
+	for _, mode := range []string{"https", "dns"} {
+		t.Run(mode, func(t *testing.T) {
+			he := startHostileEnv(t, mode)
+			mark := he.mark(t)
+			attempts := 0
+			for _, as := range users {
+				for _, a := range []netip.Addr{e2e.Upstream4[2], e2e.Upstream6[2]} {
+					for _, m := range []string{"0", mark, "0x6700"} {
+						ok, line := he.Hostile(t, as, "tcp", "-addr", netip.AddrPortFrom(a, echoPort).String(), "-mark", m, "-timeout", "1s")
+						assert.False(t, ok, "%v tcp to %v with mark %s: %s", as, a, m, line)
+						ok, line = he.Hostile(t, as, "udp", "-addr", netip.AddrPortFrom(a, udpPort).String(), "-mark", m, "-timeout", "500ms")
+						assert.False(t, ok, "%v udp to %v with mark %s: %s", as, a, m, line)
+					}
+					attempts += 2
+				}
+			}
+			assert.Zero(t, he.udp.Count(), "no datagram arrived upstream: %v", he.udp.Payloads())
+			he.waitReason(t, events.ReasonForgedMark, attempts)
+			assert.True(t, he.filter.Running())
+		})
+	}
+}
+
+// TestNoBypassRawFrames: frames sent through packet sockets, IPv4 and
+// IPv6, with and without qdisc bypass, never arrive, and are reported;
+// a device added while the filter runs is guarded too.
+func TestNoBypassRawFrames(t *testing.T) {
+	he := startHostileEnv(t, "https")
+	box := e2e.Box4.String()
+	send := func(as e2e.User, dev, dstMAC, src, dst string, bypass bool) {
+		args := []string{"raw", "-ifname", dev, "-dstmac", dstMAC, "-src", src, "-dst", dst, "-port", strconv.Itoa(udpPort)}
+		if bypass {
+			args = append(args, "-bypass")
+		}
+		he.Hostile(t, as, args...)
+	}
+	up := he.UpstreamMAC(t)
+	sent := 0
+	for _, as := range users {
+		for _, bypass := range []bool{false, true} {
+			send(as, e2e.VethName, up, box, e2e.Upstream4[2].String(), bypass)
+			send(as, e2e.VethName, up, e2e.Box6.String(), e2e.Upstream6[2].String(), bypass)
+			sent += 2
+		}
+	}
+
+	// A second device, as a second Compose network would add.
+	const boxMAC, upMAC = "02:00:5e:18:01:01", "02:00:5e:18:01:02"
+	ip := func(args ...string) {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %v: %s", args, out)
+	}
+	ip("-n", he.Box, "link", "add", "veth1", "address", boxMAC, "type", "veth",
+		"peer", "name", "veth1", "address", upMAC, "netns", he.Upstream)
+	ip("-n", he.Box, "addr", "add", "198.18.1.1/24", "dev", "veth1")
+	ip("-n", he.Upstream, "addr", "add", "198.18.1.2/24", "dev", "veth1")
+	ip("-n", he.Box, "link", "set", "veth1", "up")
+	ip("-n", he.Upstream, "link", "set", "veth1", "up")
+	second := he.RecordUDP(t, netip.MustParseAddrPort("198.18.1.2:7001"))
+	require.Eventually(t, func() bool {
+		listing, err := exec.Command("ip", "netns", "exec", he.Box, "nft", "list", "table", "netdev", "g0efilter").CombinedOutput()
+		return err == nil && strings.Contains(string(listing), `device "veth1"`)
+	}, 5*time.Second, 20*time.Millisecond, "the new device gets its egress chain")
+	for _, as := range users {
+		send(as, "veth1", upMAC, "198.18.1.1", "198.18.1.2", true)
+		sent++
+	}
+
+	time.Sleep(300 * time.Millisecond) // frames in flight would have arrived by now
+	assert.Zero(t, he.udp.Count(), "raw frames arrived: %v", he.udp.Payloads())
+	assert.Zero(t, second.Count(), "raw frames arrived on the new device: %v", second.Payloads())
+	require.Eventually(t, func() bool { return rawFrames(t, he) >= sent },
+		5*time.Second, 50*time.Millisecond, "raw frame events count %d frames", sent)
+
+	// The IP stack's own traffic still leaves (ARP and neighbour
+	// discovery work): the filter resolves through the upstream DNS.
+	out, err := exec.Command("ip", "netns", "exec", he.Box, e2e.Binary(t), "health").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "own sockets: mark and cgroup")
+	assert.Contains(t, string(out), "egress guard: veth0, veth1")
+	metrics := scrape(t, he)
+	assert.Contains(t, metrics, `g0efilter_guarantee{guarantee="cgroup"} 1`)
+	assert.Contains(t, metrics, `g0efilter_guarantee{guarantee="egress"} 1`)
+}
+
+// rawFrames adds up the frames that the raw frame events report.
+func rawFrames(t *testing.T, he *hostileEnv) int {
+	f, err := os.Open(he.events)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct {
+			Reason events.Reason `json:"reason"`
+			Detail string        `json:"detail"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Reason == events.ReasonRawFrame {
+			var k int
+			fmt.Sscanf(e.Detail, "%d", &k)
+			n += k
+		}
+	}
+	return n
+}
+
+// scrape reads the filter's metrics from the upstream namespace, as a
+// Prometheus server on the container network would (the workload may not).
+func scrape(t *testing.T, he *hostileEnv) string {
+	var body string
+	he.InUpstream(func() {
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(e2e.Box4, 9464).String(), time.Second)
+		require.NoError(t, err)
+		defer c.Close()
+		fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\n\r\n")
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		var b strings.Builder
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := c.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		body = b.String()
+	})
+	return body
+}
+
+// TestNoBypassLocalServices: the workload reaches the proxies and the DNS
+// server only through the redirect, and the metrics port not at all.
+func TestNoBypassLocalServices(t *testing.T) {
+	he := startHostileEnv(t, "https")
+	knocks := 0
+	for _, as := range users {
+		for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8443", "[::1]:8443", "127.0.0.1:53",
+			"127.0.0.1:9464", e2e.Box4.String() + ":9464"} {
+			ok, line := he.Hostile(t, as, "tcp", "-addr", addr, "-timeout", "1s")
+			assert.False(t, ok, "%v to %s: %s", as, addr, line)
+			assert.Contains(t, line, "refused", "%v to %s: refused at once", as, addr)
+			knocks++
+		}
+		ok, line := he.Hostile(t, as, "udp", "-addr", "127.0.0.1:53", "-timeout", "500ms")
+		assert.False(t, ok, "%v udp to the DNS port directly: %s", as, line)
+		knocks++
+	}
+	he.waitReason(t, events.ReasonLocalService, knocks)
+	// The redirect still works: port 443 to an upstream address reaches
+	// the TLS proxy, which refuses a client that sends no hello.
+	ok, line := he.Hostile(t, e2e.AsNobody, "tcp", "-addr", netip.AddrPortFrom(e2e.Upstream4[2], 443).String(), "-timeout", "1s")
+	assert.False(t, ok)
+	assert.NotContains(t, line, "refused", "redirected to the proxy, not refused by the kernel: %s", line)
+	assert.Contains(t, scrape(t, he), "g0efilter_decisions_total", "metrics answer from the container network")
+}
+
+// TestRunRefusesHostNamespace: run in the machine's own namespace stops
+// before it loads the policy or touches a rule.
+func TestRunRefusesHostNamespace(t *testing.T) {
+	e2e.RequirePrivileges(t)
+	if host, err := hostNamespace(); err != nil || !host {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the test must run in the machine's own namespace under CI=true (host=%v, err=%v)", host, err)
+		}
+		t.Skip("not in the machine's own network namespace")
+	}
+	// A policy path that does not exist: were the check missing, run
+	// would stop at the policy, before installing anything, with another
+	// message.
+	run := func(env ...string) (string, error) {
+		cmd := exec.Command(e2e.Binary(t), "run")
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "POLICY_PATH=/nonexistent/policy.yaml"}, env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run()
+	require.Error(t, err)
+	assert.Contains(t, out, "refusing to install rules in the machine's own network namespace")
+	assert.Contains(t, out, "ALLOW_HOST_NAMESPACE=true")
+	assert.NotContains(t, out, "policy does not load", "stopped before the policy")
+
+	out, err = run("ALLOW_HOST_NAMESPACE=true")
+	require.Error(t, err)
+	assert.Contains(t, out, "machine's own network namespace (ALLOW_HOST_NAMESPACE=true)")
+	assert.Contains(t, out, "policy does not load; no rules installed")
+}
