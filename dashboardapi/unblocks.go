@@ -522,15 +522,23 @@ func (u *Unblocks) who(r *http.Request) UnblockAudit {
 	return rec
 }
 
-// ParseTarget validates and normalises an unblock target as a policy entry:
-// a domain or wildcard (policy.NormalizeDomain) or an IP address or CIDR
-// prefix (policy.ParsePrefix; an address alone becomes a /32 or /128). It
-// refuses what would allow everything or nearly: "*", a wildcard over a
-// public suffix ("*.com", "*.co.uk", "*.github.io") or a top-level domain,
-// and prefixes wider than MinIPv4Bits or MinIPv6Bits, 0.0.0.0/0 and ::/0
-// among them. It returns the kind ([UnblockDomain] or [UnblockIP]) and the
-// normalised target.
+// ParseTarget is [ParseUnblockTarget] with the store's MinIPv4Bits and
+// MinIPv6Bits.
 func (u *Unblocks) ParseTarget(s string) (kind, target string, err error) {
+	return ParseUnblockTarget(s, u.cfg.MinIPv4Bits, u.cfg.MinIPv6Bits)
+}
+
+// ParseUnblockTarget validates and normalises an unblock target as a
+// policy entry: a domain or wildcard (policy.NormalizeDomain) or an IP
+// address or CIDR prefix (policy.ParsePrefix; an address alone becomes a
+// /32 or /128). It refuses what would allow everything or nearly: "*", a
+// wildcard over a public suffix ("*.com", "*.co.uk", "*.github.io") or a
+// top-level domain, and prefixes shorter than minIPv4Bits or minIPv6Bits
+// (zero or less means [DefaultMinIPv4Bits], [DefaultMinIPv6Bits]),
+// 0.0.0.0/0 and ::/0 among them. It returns the kind ([UnblockDomain] or
+// [UnblockIP]) and the normalised target. The dashboard checks requests
+// with it, and a filter checks them again before it applies one.
+func ParseUnblockTarget(s string, minIPv4Bits, minIPv6Bits int) (kind, target string, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", "", errors.New("target: missing: give a domain, a wildcard, an IP address or a CIDR prefix")
@@ -540,7 +548,7 @@ func (u *Unblocks) ParseTarget(s string) (kind, target string, err error) {
 		ipText = ipText[1 : len(ipText)-1]
 	}
 	if p, perr := policy.ParsePrefix(ipText); perr == nil {
-		if err := u.checkPrefix(p); err != nil {
+		if err := checkPrefix(p, minIPv4Bits, minIPv6Bits); err != nil {
 			return "", "", fmt.Errorf("target %q: %w", cut(s), err)
 		}
 		return UnblockIP, p.String(), nil
@@ -557,13 +565,19 @@ func (u *Unblocks) ParseTarget(s string) (kind, target string, err error) {
 	return UnblockDomain, d, nil
 }
 
-func (u *Unblocks) checkPrefix(p netip.Prefix) error {
+func checkPrefix(p netip.Prefix, minIPv4Bits, minIPv6Bits int) error {
 	if p.Bits() == 0 {
 		return errors.New("allows every address: unblock an address or a narrower prefix")
 	}
-	least := u.cfg.MinIPv6Bits
+	if minIPv4Bits <= 0 {
+		minIPv4Bits = DefaultMinIPv4Bits
+	}
+	if minIPv6Bits <= 0 {
+		minIPv6Bits = DefaultMinIPv6Bits
+	}
+	least := minIPv6Bits
 	if p.Addr().Is4() {
-		least = u.cfg.MinIPv4Bits
+		least = minIPv4Bits
 	}
 	if p.Bits() < least {
 		return fmt.Errorf("/%d is too wide to unblock remotely (at least /%d): edit the policy file for that", p.Bits(), least)

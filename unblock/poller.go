@@ -62,6 +62,13 @@ type Poller struct {
 	// is nil. Empty means "this filter has no policy file to edit".
 	NoPolicyReason string
 
+	// MinIPv4Bits and MinIPv6Bits are the shortest prefixes a request may
+	// unblock, checked here again whatever the dashboard let through: a
+	// filter does not trust its dashboard blindly. Zero means
+	// dashboardapi's defaults (/8 and /32). "*" and wildcards over a public
+	// suffix are always refused.
+	MinIPv4Bits, MinIPv6Bits int
+
 	// Interval is the time between two polls. Zero means 10s.
 	Interval time.Duration
 
@@ -158,14 +165,16 @@ func (p *Poller) apply(r dashboardapi.UnblockRequest) dashboardapi.UnblockAck {
 		return ack
 	}
 	var added bool
-	var err error
-	switch r.Kind {
-	case "domain":
-		added, err = p.Policy.AddDomain(r.Target)
-	case "ip":
-		added, err = p.Policy.AddIP(r.Target)
+	kind, target, err := dashboardapi.ParseUnblockTarget(r.Target, p.MinIPv4Bits, p.MinIPv6Bits)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("refused by this filter: %w", err)
+	case kind != r.Kind:
+		err = fmt.Errorf("refused by this filter: target %q is of kind %q, not %q", r.Target, kind, r.Kind)
+	case kind == dashboardapi.UnblockDomain:
+		added, err = p.Policy.AddDomain(target)
 	default:
-		err = fmt.Errorf("unknown kind %q", r.Kind)
+		added, err = p.Policy.AddIP(target)
 	}
 	if err != nil {
 		ack.Error = err.Error()

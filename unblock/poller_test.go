@@ -128,6 +128,40 @@ func TestPollAppliesAndAcknowledges(t *testing.T) {
 	assert.Len(t, p2.IPs, 2)
 }
 
+// The filter checks a request again: a dashboard that lets "*", a
+// wildcard over a public suffix or a too-wide prefix through (compromised,
+// or an older version) does not get it applied.
+func TestPollRefusesWhatTheDashboardWould(t *testing.T) {
+	path := policyFile(t)
+	q := &queue{pending: []dashboardapi.UnblockRequest{
+		req("1", "domain", "*"),
+		req("2", "domain", "*.com"),
+		req("3", "domain", "*.github.io"),
+		req("4", "ip", "0.0.0.0/0"),
+		req("5", "ip", "10.0.0.0/7"),
+		req("6", "ip", "::/0"),
+		req("7", "domain", "203.0.113.7"), // the kind disagrees with the target
+		req("8", "ip", "10.0.0.0/8"),      // the widest allowed by default
+	}}
+	p := &unblock.Poller{Source: q, Hostname: "web-1", Policy: &policy.Editor{Path: path}}
+	require.NoError(t, p.Poll(context.Background()))
+	require.Len(t, q.acks, 8)
+	for _, a := range q.acks {
+		if a.ID == "8" {
+			assert.True(t, a.Applied, "%+v", a)
+			continue
+		}
+		assert.False(t, a.Applied, "request %s: %+v", a.ID, a)
+		assert.Contains(t, a.Error, "refused by this filter", "request %s", a.ID)
+	}
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	p2, err := policy.Parse(path, b)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"github.com"}, p2.Domains, "no domain added")
+	assert.Len(t, p2.IPs, 2, "only 10.0.0.0/8 added")
+}
+
 func TestPollLostAckIsNotAppliedTwice(t *testing.T) {
 	path := policyFile(t)
 	q := &queue{pending: []dashboardapi.UnblockRequest{req("1", "domain", "new.example")}, loseAck: true}
