@@ -40,6 +40,11 @@
 // [Handler.OnAnswer] before the client sees them, so that the filter can
 // let connections to them through for their TTL.
 //
+// With [Handler.LocalNames], a single-label name ("db.") that the Policy
+// does not allow is forwarded too, so that Compose service and container
+// names resolve through Docker's resolver; its answer is relayed but not
+// passed to OnAnswer, so reaching the address still needs the allowlist.
+//
 // # Upstreams
 //
 // An [Upstream] tries its servers in order, each for 2s by default, moving
@@ -60,6 +65,8 @@
 //   - [Upstream.MaxSockets]: 256 UDP sockets per server, and so as many
 //     queries in flight to it.
 //   - [Handler.Timeout]: 4s for all the tries of one query, then SERVFAIL.
+//   - [Handler.LocalNames]: off, so single-label names are refused like
+//     any other the Policy does not allow.
 //   - [Server.Addrs]: 127.0.0.1:53 and [::1]:53, over UDP and TCP.
 //   - [Resolver]: answers kept for their TTL between 5s and 1h, addresses
 //     kept 5 minutes longer, at most 4096 names.

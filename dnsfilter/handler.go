@@ -30,9 +30,10 @@ type Policy interface {
 }
 
 // Handler is a [dns.Handler] that answers only for allowed names: it
-// forwards a query whose name the Policy allows to the Upstream and relays
-// the answer, and answers NXDOMAIN to every other query without sending it
-// anywhere. The name alone decides, whatever the query type.
+// forwards a query whose name the Policy allows (or, with LocalNames, a
+// single-label name) to the Upstream and relays the answer, and answers
+// NXDOMAIN to every other query without sending it anywhere. The name
+// alone decides, whatever the query type.
 //
 // Its zero value allows nothing. Its fields must not change while it
 // serves; any number of queries may be served at once.
@@ -59,10 +60,11 @@ type Policy interface {
 //
 // Every query yields exactly one [events.Event] on Events, sent before the
 // answer: [events.Allowed] with [events.ReasonAllowlisted] and the rule
-// when the answer was relayed (whatever its rcode), [events.Blocked] with
-// [events.ReasonNotAllowlisted] when refused or [events.ReasonMalformed]
-// when malformed, and [events.Error] with [events.ReasonDial] when no
-// upstream answered.
+// when the answer was relayed (whatever its rcode), or with
+// [events.ReasonLocalName] and no rule when it was a local name's,
+// [events.Blocked] with [events.ReasonNotAllowlisted] when refused or
+// [events.ReasonMalformed] when malformed, and [events.Error] with
+// [events.ReasonDial] when no upstream answered.
 type Handler struct {
 	// Policy decides which names are allowed; pass the filter's live
 	// *policy.Holder so that a reload applies to the next query. Nil
@@ -73,6 +75,18 @@ type Handler struct {
 	// with SERVFAIL.
 	Upstream *Upstream
 
+	// LocalNames forwards a question for a single-label name ("db.", one
+	// label without escapes) that the Policy does not allow, so that the
+	// local resolver (Docker's 127.0.0.11) answers Compose service and
+	// container names. Its answer is relayed with reason
+	// [events.ReasonLocalName] and is not passed to OnAnswer: the name
+	// resolves, but reaching its addresses still needs the allowlist. A
+	// single label the local resolver cannot answer goes, if anywhere, to
+	// the root servers, which no workload controls; a name of two labels
+	// or more could reach a resolver an attacker runs, so those stay
+	// refused. False (the zero value) refuses single labels too.
+	LocalNames bool
+
 	// Timeout bounds the time spent upstream on one query, over all
 	// servers; when it passes the client gets SERVFAIL. Zero means 4s,
 	// less than the 5s a stub resolver waits before it asks again.
@@ -81,9 +95,10 @@ type Handler struct {
 	// Events receives one event per query. Nil discards them.
 	Events events.Sink
 
-	// OnAnswer, if set, is called with the addresses of every allowed
-	// answer that has any, so that the filter can let connections to
-	// them through for their TTL. It is called synchronously, before the
+	// OnAnswer, if set, is called with the addresses of every answer
+	// for a name the Policy allows that has any (not a local name's:
+	// see LocalNames), so that the filter can let connections to them
+	// through for their TTL. It is called synchronously, before the
 	// answer is written, so that an address is in place before the
 	// client can connect to it: the client waits for it, and it must
 	// return quickly (a netlink batch, not a network round trip). It may
@@ -152,7 +167,8 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 	if h.Policy != nil {
 		rule, ok = h.Policy.MatchHost(ev.Name)
 	}
-	if !ok {
+	local := !ok && h.LocalNames && singleLabel(ev.Name)
+	if !ok && !local {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonNotAllowlisted
 		return reply(r, dns.RcodeNameError, blockedEDE), nil
 	}
@@ -183,12 +199,21 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 	}
 
 	addrs := AnswerAddrs(q.Name, resp.Answer)
-	if len(addrs) > 0 && h.OnAnswer != nil {
+	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
+	if local {
+		ev.Reason = events.ReasonLocalName // resolution only: nothing pinned
+	} else if len(addrs) > 0 && h.OnAnswer != nil {
 		h.OnAnswer(Answer{Name: ev.Name, QType: q.Qtype, Rule: rule, Addrs: addrs})
 	}
-	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
 	ev.Detail = detail(resp, addrs)
 	return resp, wire
+}
+
+// singleLabel reports whether name, as [normalize] returns it, is one
+// label: not the root, no dot inside and no escape, since "a\.b" is one
+// label on the wire that a careless resolver may take for two.
+func singleLabel(name string) bool {
+	return name != "" && !strings.ContainsAny(name, `.\`)
 }
 
 func (h *Handler) emit(ev events.Event) {

@@ -460,3 +460,104 @@ func TestHandlerRelaysUpstreamNXDOMAIN(t *testing.T) {
 	assert.Equal(t, events.Allowed, evs[0].Action)
 	assert.True(t, strings.HasPrefix(evs[0].Detail, "NXDOMAIN"))
 }
+
+// pins records the answers a Handler passes to its OnAnswer hook.
+type pins struct {
+	mu  sync.Mutex
+	got []dnsfilter.Answer
+}
+
+func (p *pins) add(a dnsfilter.Answer) {
+	p.mu.Lock()
+	p.got = append(p.got, a)
+	p.mu.Unlock()
+}
+
+func (p *pins) answers() []dnsfilter.Answer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]dnsfilter.Answer(nil), p.got...)
+}
+
+// With LocalNames, a single-label name that the policy does not allow is
+// resolved upstream, as Docker's resolver answers Compose names, and its
+// addresses are not pinned; a longer name is refused either way, and an
+// allowlisted one is still pinned.
+func TestHandlerLocalNames(t *testing.T) {
+	up := startUpstream(t, "127.0.0.1:0", append([]string{
+		"db. 600 IN A 172.18.0.5",
+		"dashboard. 600 IN AAAA fd00:18::5",
+		"db.evil.test. 60 IN A 198.51.100.7",
+	}, zone...)...)
+	tests := []struct {
+		qname     string
+		qtype     uint16
+		local     bool // a local name: forwarded only with LocalNames
+		allowed   bool // allowlisted: forwarded either way, and pinned
+		rcode     int  // the upstream's answer, when forwarded
+		eventName string
+		detail    string // the event's, when forwarded
+	}{
+		{"db.", dns.TypeA, true, false, dns.RcodeSuccess, "db", "172.18.0.5"},
+		{"DB.", dns.TypeA, true, false, dns.RcodeSuccess, "db", "172.18.0.5"},
+		{"dashboard.", dns.TypeAAAA, true, false, dns.RcodeSuccess, "dashboard", "fd00:18::5"},
+		{"db.", dns.TypeTXT, true, false, dns.RcodeSuccess, "db", ""},
+		{"nope.", dns.TypeA, true, false, dns.RcodeNameError, "nope", "NXDOMAIN"},
+		{"db.evil.test.", dns.TypeA, false, false, 0, "db.evil.test", ""},
+		{`a\.b.`, dns.TypeA, false, false, 0, `a\.b`, ""}, // one label on the wire, two in text
+		{`a\ b.`, dns.TypeA, false, false, 0, `a\ b`, ""},
+		{".", dns.TypeNS, false, false, 0, ".", ""},
+		{"example.com.", dns.TypeA, false, true, dns.RcodeSuccess, "example.com", "192.0.2.1"},
+	}
+	for _, localNames := range []bool{false, true} {
+		var rec recorder
+		var pinned pins
+		filter := startFilter(t, &dnsfilter.Handler{
+			Policy:     allow(t, "example.com"),
+			Upstream:   &dnsfilter.Upstream{Servers: []netip.AddrPort{up.Addr}},
+			LocalNames: localNames,
+			Events:     &rec,
+			OnAnswer:   pinned.add,
+		})
+		for _, tc := range tests {
+			name := tc.qname + "/" + dns.TypeToString[tc.qtype]
+			if localNames {
+				name += "/LocalNames"
+			}
+			t.Run(name, func(t *testing.T) {
+				seenBefore, evsBefore, pinsBefore := len(up.seen()), len(rec.events()), len(pinned.answers())
+				r := query(t, "udp", filter, tc.qname, tc.qtype, 1232)
+
+				evs := rec.events()
+				require.Len(t, evs, evsBefore+1, "one event per query, before the answer")
+				ev := evs[len(evs)-1]
+				assert.Equal(t, tc.eventName, ev.Name)
+				forwarded := tc.allowed || tc.local && localNames
+				if !forwarded {
+					assert.Equal(t, dns.RcodeNameError, r.Rcode)
+					require.NotNil(t, ede(r), "refused by the filter")
+					assert.Equal(t, dns.ExtendedErrorCodeBlocked, ede(r).InfoCode)
+					assert.Len(t, up.seen(), seenBefore, "not sent upstream")
+					assert.Equal(t, events.Blocked, ev.Action)
+					assert.Equal(t, events.ReasonNotAllowlisted, ev.Reason)
+					assert.Len(t, pinned.answers(), pinsBefore)
+					return
+				}
+				assert.Equal(t, tc.rcode, r.Rcode)
+				assert.Nil(t, ede(r), "the upstream's answer")
+				assert.Len(t, up.seen(), seenBefore+1)
+				assert.Equal(t, events.Allowed, ev.Action)
+				assert.Equal(t, tc.detail, ev.Detail)
+				if tc.allowed {
+					assert.Equal(t, events.ReasonAllowlisted, ev.Reason)
+					assert.Equal(t, "example.com", ev.Rule)
+					assert.Len(t, pinned.answers(), pinsBefore+1, "an allowlisted answer is pinned")
+				} else {
+					assert.Equal(t, events.ReasonLocalName, ev.Reason)
+					assert.Empty(t, ev.Rule)
+					assert.Len(t, pinned.answers(), pinsBefore, "a local name's answer is not pinned")
+				}
+			})
+		}
+	}
+}

@@ -45,4 +45,6 @@ func SelfCgroup() (id uint64, level int, err error) { return 0, 0, ErrUnsupporte
 func (c *Conn) RawFrames() (map[string]uint64, error) { return nil, ErrUnsupported }
 
 // Guards returns [ErrUnsupported].
-func (c *Conn) Guards() (byCgroup bool, egress []string, err error) { return false, nil, ErrUnsupported }
+func (c *Conn) Guards() (byCgroup bool, egress []string, err error) {
+	return false, nil, ErrUnsupported
+}

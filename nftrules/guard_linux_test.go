@@ -1,6 +1,7 @@
 package nftrules
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/g0lab/g0efilter/internal/cgroupv2"
 	"github.com/g0lab/g0efilter/internal/netnstest"
 	"github.com/g0lab/g0efilter/internal/rawframe"
 )
@@ -25,27 +27,27 @@ import (
 // the process that made them, so a socket made after moveTo belongs to
 // that cgroup.
 type testCgroups struct {
-	t    *testing.T
-	base string // directory of the test's cgroup
-	home string // directory of the process's cgroup before the test
+	t     *testing.T
+	mount string // the cgroup2 mount point
+	base  string // directory of the test's cgroup
+	home  string // directory of the process's cgroup before the test
 }
 
 func newTestCgroups(t *testing.T) *testCgroups {
 	t.Helper()
 	netnstest.Require(t)
-	mount, root, err := cgroup2Mount("/proc/self/mountinfo")
-	if err != nil {
+	path, mount, err := cgroupv2.Self()
+	if errors.Is(err, cgroupv2.ErrNoMount) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("cgroup v2 needed under CI=true: %v", err)
 		}
 		t.Skipf("cgroup v2: %v", err)
 	}
-	path, err := selfCgroupPath("/proc/self/cgroup")
 	require.NoError(t, err)
-	rel, err := filepath.Rel(root, path)
+	home, err := mount.Dir(path)
 	require.NoError(t, err)
-	c := &testCgroups{t: t, home: filepath.Join(mount, rel)}
-	c.base = filepath.Join(mount, fmt.Sprintf("g0e-nft-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	c := &testCgroups{t: t, mount: mount.Point, home: home}
+	c.base = filepath.Join(mount.Point, fmt.Sprintf("g0e-nft-%d-%d", os.Getpid(), time.Now().UnixNano()))
 	require.NoError(t, os.Mkdir(c.base, 0o755))
 	t.Cleanup(func() {
 		c.moveTo(c.home)
@@ -90,34 +92,9 @@ func TestSelfCgroup(t *testing.T) {
 	assert.Equal(t, id, got)
 	// The cgroup namespace is the initial one here, so the level is
 	// known: the number of directories below the mount.
-	mount, _, err := cgroup2Mount("/proc/self/mountinfo")
-	require.NoError(t, err)
-	rel, err := filepath.Rel(mount, dir)
+	rel, err := filepath.Rel(cg.mount, dir)
 	require.NoError(t, err)
 	assert.Equal(t, strings.Count(rel, "/")+1, level)
-}
-
-func TestCgroupFiles(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, []byte(s), 0o644))
-		return p
-	}
-	p, err := selfCgroupPath(write("cg", "12:pids:/a\n0::/docker/abc\n"))
-	require.NoError(t, err)
-	assert.Equal(t, "/docker/abc", p)
-	_, err = selfCgroupPath(write("v1", "12:pids:/a\n"))
-	assert.ErrorContains(t, err, "no cgroup v2")
-
-	mi := write("mi", "24 1 0:22 / /sys rw - sysfs sysfs rw\n"+
-		"30 24 0:26 /kubepods/x /sys/fs/cgroup\\040two rw,nosuid shared:9 - cgroup2 cgroup2 rw\n")
-	mount, root, err := cgroup2Mount(mi)
-	require.NoError(t, err)
-	assert.Equal(t, "/sys/fs/cgroup two", mount)
-	assert.Equal(t, "/kubepods/x", root)
-	_, _, err = cgroup2Mount(write("none", "24 1 0:22 / /sys rw - sysfs sysfs rw\n"))
-	assert.ErrorContains(t, err, "no cgroup2")
 }
 
 // TestTrafficOwnCgroup checks that, with a cgroup, the mark lets through

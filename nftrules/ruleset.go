@@ -168,7 +168,7 @@ type Config struct {
 	Devices []string
 
 	// GuardPorts are local TCP and UDP ports, besides those of the proxies
-	// and the DNS server (always guarded), that only the filter's own
+	// (always guarded), that only the filter's own
 	// sockets may reach on this namespace's addresses: a metrics or
 	// dashboard port. Connections from anything else are logged with
 	// LocalServiceLogPrefix and refused.
@@ -607,17 +607,23 @@ func (cfg Config) ownRules() []Rule {
 }
 
 // guardRules keep the local services to the filter and the redirect: a
-// connection that the nat chain redirected to a service is let through,
-// and any other one to a service port or a guarded address on this
-// namespace is logged and refused. They follow the own chain's jump, so
-// the filter's own sockets reach everything.
+// connection that the nat chain redirected to a proxy is let through, and
+// any other one to a proxy port, a guarded port or a guarded address on
+// this namespace is logged and refused. They follow the own chain's jump,
+// so the filter's own sockets reach everything. The DNS server is not
+// guarded here: it answers by the policy however it is asked (a client
+// that asks 127.0.0.1:53 directly is not redirected, so its connection
+// carries no NAT to tell it by).
 func (cfg Config) guardRules() []Rule {
+	var ports []DPort
+	if cfg.Mode == ModeHTTPS {
+		ports = []DPort{{TCP, cfg.HTTPPort}, {TCP, cfg.HTTPSPort}}
+	}
 	var rules []Rule
-	for _, p := range cfg.servicePorts() {
+	for _, p := range ports {
 		rules = append(rules, Rule{Match: []Match{p, ctStatusDNAT{}}, Verdict: Accept})
 	}
 	log := &Log{Prefix: LocalServiceLogPrefix, Group: cfg.NflogGroup}
-	ports := cfg.servicePorts()
 	for _, p := range cfg.GuardPorts {
 		for _, proto := range []Proto{TCP, UDP} {
 			if d := (DPort{proto, p}); !slices.Contains(ports, d) {

@@ -36,11 +36,12 @@ func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Si
 	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: cfg.bypassMark()}
 	s := &dnsService{upstream: up, server: &dnsfilter.Server{
 		Handler: &dnsfilter.Handler{
-			Policy:   p,
-			Upstream: up,
-			Events:   sink,
-			OnAnswer: pin,
-			Logger:   log,
+			Policy:     p,
+			Upstream:   up,
+			Events:     sink,
+			OnAnswer:   pin,
+			LocalNames: cfg.DNSLocalNames,
+			Logger:     log,
 		},
 		Logger: log,
 	}}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -33,6 +34,7 @@ const (
 type hostileEnv struct {
 	*e2e.Env
 	filter *e2e.Filter
+	dns    *e2e.DNSServer
 	udp    *e2e.UDPRecorder
 	events string
 }
@@ -44,7 +46,7 @@ func startHostileEnv(t *testing.T, mode string) *hostileEnv {
 		env.Echo("tcp", netip.AddrPortFrom(a, echoPort).String())
 	}
 	he.udp = env.RecordUDP(t, netip.AddrPortFrom(netip.IPv6Unspecified(), udpPort))
-	env.DNSServer(map[string][]netip.Addr{"allowed.example": {e2e.Upstream4[1]}})
+	he.dns = env.DNSServer(map[string][]netip.Addr{"allowed.example": {e2e.Upstream4[1]}})
 	he.filter = env.StartFilter(t, "allowlist:\n  domains: [allowed.example]\n", map[string]string{
 		"FILTER_MODE":   mode,
 		"DNS_UPSTREAMS": e2e.Upstream4[0].String(),
@@ -232,21 +234,22 @@ func scrape(t *testing.T, he *hostileEnv) string {
 	return body
 }
 
-// TestNoBypassLocalServices: the workload reaches the proxies and the DNS
-// server only through the redirect, and the metrics port not at all.
+// TestNoBypassLocalServices: the workload reaches the proxies only through
+// the redirect, and the metrics port not at all (the DNS server answers by
+// the policy however it is asked: TestNoBypassDNS).
 func TestNoBypassLocalServices(t *testing.T) {
 	he := startHostileEnv(t, "https")
 	knocks := 0
 	for _, as := range users {
-		for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8443", "[::1]:8443", "127.0.0.1:53",
-			"127.0.0.1:9464", e2e.Box4.String() + ":9464"} {
+		for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8443", "[::1]:8443",
+			"127.0.0.1:9464", e2e.Box4.String() + ":9464", "[::1]:9464"} {
 			ok, line := he.Hostile(t, as, "tcp", "-addr", addr, "-timeout", "1s")
 			assert.False(t, ok, "%v to %s: %s", as, addr, line)
 			assert.Contains(t, line, "refused", "%v to %s: refused at once", as, addr)
 			knocks++
 		}
-		ok, line := he.Hostile(t, as, "udp", "-addr", "127.0.0.1:53", "-timeout", "500ms")
-		assert.False(t, ok, "%v udp to the DNS port directly: %s", as, line)
+		ok, line := he.Hostile(t, as, "udp", "-addr", "127.0.0.1:9464", "-timeout", "500ms")
+		assert.False(t, ok, "%v udp to a guarded port: %s", as, line)
 		knocks++
 	}
 	he.waitReason(t, events.ReasonLocalService, knocks)
@@ -287,4 +290,46 @@ func TestRunRefusesHostNamespace(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, "machine's own network namespace (ALLOW_HOST_NAMESPACE=true)")
 	assert.Contains(t, out, "policy does not load; no rules installed")
+}
+
+// TestNoBypassDNS: in both modes, by default, no question about a name
+// that is not allowlisted leaves the namespace, whichever resolver the
+// workload asks, over UDP or TCP; allowed names and single-label (Compose
+// service) names are asked upstream.
+func TestNoBypassDNS(t *testing.T) {
+	for _, mode := range []string{"https", "dns"} {
+		t.Run(mode, func(t *testing.T) {
+			he := startHostileEnv(t, mode)
+			ask := func(server, network, name string) int {
+				c, err := he.Dial(network, server, 2*time.Second)
+				require.NoError(t, err)
+				defer c.Close()
+				m := new(dns.Msg)
+				m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+				r, _, err := (&dns.Client{Net: network, Timeout: 2 * time.Second}).ExchangeWithConn(m, &dns.Conn{Conn: c})
+				require.NoError(t, err, "%s %s %s", network, server, name)
+				return r.Rcode
+			}
+			for _, server := range []string{
+				netip.AddrPortFrom(e2e.Upstream4[0], 53).String(), // the real resolver
+				netip.AddrPortFrom(e2e.Upstream4[2], 53).String(), // any other address
+				"127.0.0.1:53",
+				netip.AddrPortFrom(e2e.Upstream6[0], 53).String(),
+			} {
+				for _, network := range []string{"udp", "tcp"} {
+					assert.Equal(t, dns.RcodeNameError, ask(server, network, "data-to-carry-out.evil.example"), "%s %s", network, server)
+					assert.Equal(t, dns.RcodeSuccess, ask(server, network, "allowed.example"), "%s %s", network, server)
+					ask(server, network, "db") // answered or not, it may go upstream
+				}
+			}
+			var asked []string
+			for _, q := range he.dns.Queries() {
+				asked = append(asked, q.Name)
+			}
+			assert.NotContains(t, asked, "data-to-carry-out.evil.example.", "a refused name never leaves")
+			assert.Contains(t, asked, "allowed.example.")
+			assert.Contains(t, asked, "db.", "single-label names are asked upstream")
+			he.waitReason(t, events.ReasonLocalName, 8)
+		})
+	}
 }

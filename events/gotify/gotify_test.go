@@ -214,6 +214,29 @@ func TestOnlyBlockedAndNotIgnored(t *testing.T) {
 	assert.Equal(t, []string{"g0efilter: blocked internal.example"}, g.titles())
 }
 
+// The kernel's blocks of attempts to get around the filter alert like any
+// other block: the Notifier looks at the action, not the reason.
+func TestBlockedWhateverTheReason(t *testing.T) {
+	g := &fakeGotify{}
+	n := start(t, g, Config{Host: "box"})
+	n.Emit(events.Event{Component: events.Kernel, Action: events.Blocked, Protocol: "tcp",
+		Destination: netip.MustParseAddrPort("198.51.100.1:443"), Reason: events.ReasonForgedMark})
+	n.Emit(events.Event{Component: events.Kernel, Action: events.Blocked, Protocol: "udp",
+		Destination: netip.MustParseAddrPort("127.0.0.11:53"), Reason: events.ReasonLocalService})
+	n.Emit(events.Event{Component: events.Kernel, Action: events.Blocked, Reason: events.ReasonRawFrame,
+		Detail: "3 frames sent below the IP stack on eth0, dropped"})
+	n.Emit(events.Event{Component: events.DNS, Action: events.Allowed, Name: "db", Reason: events.ReasonLocalName})
+	closeNow(t, n)
+
+	require.Len(t, g.got, 3)
+	assert.Equal(t, "g0efilter box: blocked 198.51.100.1", g.got[0].Title)
+	assert.Equal(t, "kernel blocked\n? → 198.51.100.1:443 (tcp)\nreason: forged mark", g.got[0].Message)
+	assert.Equal(t, "g0efilter box: blocked 127.0.0.11", g.got[1].Title)
+	assert.Equal(t, "kernel blocked\n? → 127.0.0.11:53 (udp)\nreason: local service", g.got[1].Message)
+	assert.Equal(t, "kernel blocked\nreason: raw frame\ndetail: 3 frames sent below the IP stack on eth0, dropped",
+		g.got[2].Message)
+}
+
 func TestRetry(t *testing.T) {
 	g := &fakeGotify{failFirst: 2}
 	n := start(t, g, Config{})

@@ -19,10 +19,23 @@
 // [events.Blocked] events with reason [events.ReasonNotAllowlisted], those
 // logged with [Reader.AllowPrefix] ("g0efilter allowed: ") become
 // [events.Allowed] events with reason [events.ReasonAllowlisted] and no
-// Rule, since the kernel does not say which set element matched. Packets
-// with other prefixes are counted and skipped. Each event gets its own
-// Flow ([events.NewFlowID]): a logged packet is the first of a connection
-// that no other component sees.
+// Rule, since the kernel does not say which set element matched, and those
+// logged with [Reader.PinnedPrefix] ("g0efilter pinned: ") become
+// [events.Allowed] events with reason [events.ReasonPinned].
+//
+// Two prefixes are fixed, as in nftrules: attempts to get around the filter
+// become [events.Blocked] events. [DefaultForgedMarkPrefix] ("g0efilter
+// forged mark: ") gives reason [events.ReasonForgedMark], for a packet that
+// carries the filter's bypass mark from a socket outside its cgroup;
+// [DefaultLocalServicePrefix] ("g0efilter local service: ") gives
+// [events.ReasonLocalService], for a connection from the workload to one of
+// the filter's local services other than through the redirect. Frames
+// dropped at a device's egress hook are counted by the ruleset, not logged:
+// the filter reports them itself, with [events.ReasonRawFrame].
+//
+// Packets with other prefixes are counted and skipped. Each event gets its
+// own Flow ([events.NewFlowID]): a logged packet is the first of a
+// connection that no other component sees.
 //
 // # Decoding
 //

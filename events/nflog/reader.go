@@ -20,6 +20,24 @@ const (
 	DefaultPinnedPrefix        = "g0efilter pinned: "
 )
 
+// Log prefixes of the rules that keep the workload from getting around the
+// filter, the same as nftrules.ForgedMarkLogPrefix and
+// nftrules.LocalServiceLogPrefix. The ruleset does not let them be changed,
+// so neither does the Reader: packets logged with them become
+// [events.Blocked] events whatever its fields say.
+const (
+	// DefaultForgedMarkPrefix is the prefix of the rule that drops a
+	// packet carrying the filter's bypass mark from a socket outside the
+	// filter's cgroup; its event has reason [events.ReasonForgedMark].
+	DefaultForgedMarkPrefix = "g0efilter forged mark: "
+	// DefaultLocalServicePrefix is the prefix of the rules that refuse a
+	// connection from the workload to one of the filter's local services
+	// (a proxy, the DNS server, a guarded port or address) other than
+	// through the redirect; its event has reason
+	// [events.ReasonLocalService].
+	DefaultLocalServicePrefix = "g0efilter local service: "
+)
+
 // ErrUnsupported is returned by [Reader.Run] on operating systems other
 // than Linux.
 var ErrUnsupported = errors.New("nflog: netfilter logging is only available on Linux")
@@ -77,8 +95,10 @@ type Reader struct {
 	// BlockPrefix is the log prefix of the rules that drop or reject a
 	// connection; such packets become [events.Blocked] events with reason
 	// [events.ReasonNotAllowlisted]. Empty means "g0efilter blocked: "
-	// (nftrules.Config.LogPrefix's default). Packets with any other
-	// prefix are counted in [Stats.UnknownPrefix] and skipped.
+	// (nftrules.Config.LogPrefix's default). Packets with a prefix other
+	// than AllowPrefix, BlockPrefix, PinnedPrefix and the fixed ones
+	// ([DefaultForgedMarkPrefix], [DefaultLocalServicePrefix]) are counted
+	// in [Stats.UnknownPrefix] and skipped.
 	BlockPrefix string
 	// PinnedPrefix is the log prefix of dns mode's rules that accept a
 	// connection to an address pinned from an allowed DNS answer; such
@@ -109,7 +129,7 @@ type Stats struct {
 	Packets       uint64 // log messages received
 	Events        uint64 // events emitted
 	Malformed     uint64 // messages without a packet that Decode can read
-	UnknownPrefix uint64 // messages whose prefix is neither AllowPrefix nor BlockPrefix
+	UnknownPrefix uint64 // messages whose prefix is none that the Reader knows
 	Overflows     uint64 // times the kernel dropped messages because the socket buffer was full (ENOBUFS)
 	Errors        uint64 // other receive errors
 }
@@ -184,6 +204,10 @@ func (r *Reader) verdict(prefix string) (events.Action, events.Reason, bool) {
 		pinned = DefaultPinnedPrefix
 	}
 	switch prefix {
+	case DefaultForgedMarkPrefix:
+		return events.Blocked, events.ReasonForgedMark, true
+	case DefaultLocalServicePrefix:
+		return events.Blocked, events.ReasonLocalService, true
 	case block:
 		return events.Blocked, events.ReasonNotAllowlisted, true
 	case allow:

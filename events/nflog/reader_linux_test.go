@@ -2,6 +2,7 @@ package nflog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/events/nflog"
 	"github.com/g0lab/g0efilter/internal/e2e"
+	"github.com/g0lab/g0efilter/internal/sockmark"
 	"github.com/g0lab/g0efilter/nftrules"
 
 	"github.com/g0lab/g0efilter/internal/netnstest"
@@ -82,11 +84,18 @@ func netnsFD(t *testing.T, name string) int {
 // destinations with the prefix AllowPrefix expects, and blocked ones.
 func applyRules(t *testing.T, fd int, allow4, allow6 netip.Addr) {
 	t.Helper()
-	rs, err := nftrules.Build(nftrules.Config{
-		NflogGroup: testGroup,
-		Allow4:     []netip.Prefix{netip.PrefixFrom(allow4, 32)},
-		Allow6:     []netip.Prefix{netip.PrefixFrom(allow6, 128)},
+	applyConfig(t, fd, nftrules.Config{
+		Allow4: []netip.Prefix{netip.PrefixFrom(allow4, 32)},
+		Allow6: []netip.Prefix{netip.PrefixFrom(allow6, 128)},
 	})
+}
+
+// applyConfig installs the ruleset of cfg, logging to testGroup, in the
+// namespace fd.
+func applyConfig(t *testing.T, fd int, cfg nftrules.Config) {
+	t.Helper()
+	cfg.NflogGroup = testGroup
+	rs, err := nftrules.Build(cfg)
 	require.NoError(t, err)
 	c, err := nftrules.Open(nftrules.ConnConfig{NetNS: fd})
 	require.NoError(t, err)
@@ -97,10 +106,18 @@ func applyRules(t *testing.T, fd int, allow4, allow6 netip.Addr) {
 // dialFrom connects from local to remote in env's box and returns the
 // dial (or write, for UDP) error; the connection is closed at once.
 func dialFrom(env *e2e.Env, network string, local, remote netip.AddrPort) error {
+	return dialMarked(env, network, local, remote, 0)
+}
+
+// dialMarked is dialFrom with a socket that carries mark, if not zero.
+func dialMarked(env *e2e.Env, network string, local, remote netip.AddrPort, mark uint32) error {
 	var err error
 	env.InBox(func() {
 		var c net.Conn
 		d := net.Dialer{Timeout: 2 * time.Second}
+		if mark != 0 {
+			d.Control = sockmark.Control(mark)
+		}
 		switch network {
 		case "tcp":
 			d.LocalAddr = net.TCPAddrFromAddrPort(local)
@@ -191,6 +208,83 @@ func TestReaderKernel(t *testing.T) {
 			for f, missing := range want {
 				if missing {
 					t.Errorf("no event for %s", f)
+				}
+			}
+			t.FailNow()
+		}
+	}
+	st := r.Stats()
+	assert.Zero(t, st.Malformed+st.UnknownPrefix+st.Overflows+st.Errors, "%+v", st)
+}
+
+// TestReaderKernelGuards installs a ruleset that keeps the filter's mark
+// to its own cgroup and guards its local services, then forges the mark
+// and knocks on the services from the box, and checks that the Reader
+// reports each attempt as blocked, with its reason.
+func TestReaderKernelGuards(t *testing.T) {
+	env := e2e.New(t)
+	fd := netnsFD(t, env.Box)
+	const mark = 0x5eed0001
+	dockerDNS := netip.MustParseAddr("127.0.0.11")
+	applyConfig(t, fd, nftrules.Config{
+		BypassMark: mark,
+		// A cgroup that no socket of this test is in: every marked packet
+		// is a forgery.
+		OwnCgroup:  1 << 62,
+		GuardPorts: []uint16{9090},
+		GuardAddrs: []netip.Addr{dockerDNS},
+	})
+
+	sink := make(chanSink, 256)
+	r := &nflog.Reader{NetNS: fd, Group: testGroup, Host: "box", Sink: sink}
+	startReader(t, r)
+
+	want := map[flow]events.Reason{}
+	port := func(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
+	expect := func(reason events.Reason, network string, src, dst netip.AddrPort, mark uint32, check func(error) bool) {
+		t.Helper()
+		err := dialMarked(env, network, src, dst, mark)
+		assert.True(t, check(err), "%s %s -> %s: unexpected error %v", network, src, dst, err)
+		want[flow{events.Blocked, network, src, dst}] = reason
+	}
+	is := func(target error) func(error) bool { return func(err error) bool { return errors.Is(err, target) } }
+	timeout := func(err error) bool { // a dropped SYN
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+	box4, box6, up4, up6 := e2e.Box4, e2e.Box6, e2e.Upstream4[0], e2e.Upstream6[0]
+	loop4 := netip.MustParseAddr("127.0.0.1")
+
+	expect(events.ReasonForgedMark, "tcp", port(box4, 41100), port(up4, testPort), mark, timeout)
+	expect(events.ReasonForgedMark, "udp", port(box4, 41101), port(up4, testPort), mark, is(syscall.EPERM))
+	expect(events.ReasonForgedMark, "udp", port(box6, 41102), port(up6, testPort), mark, is(syscall.EPERM))
+	expect(events.ReasonLocalService, "tcp", port(box4, 41110), port(box4, nftrules.DefaultHTTPPort), 0,
+		is(syscall.ECONNREFUSED))
+	expect(events.ReasonLocalService, "tcp", port(box6, 41111), port(box6, nftrules.DefaultHTTPSPort), 0,
+		is(syscall.ECONNREFUSED))
+	expect(events.ReasonLocalService, "udp", port(box4, 41112), port(box4, 9090), 0, is(syscall.EPERM))
+	expect(events.ReasonLocalService, "udp", port(loop4, 41113), port(dockerDNS, 53), 0, is(syscall.EPERM))
+
+	deadline := time.After(waitTimeout)
+	for seen := 0; seen < len(want); {
+		select {
+		case e := <-sink:
+			f := flow{e.Action, e.Protocol, e.Source, e.Destination}
+			reason, ok := want[f]
+			if !ok || reason == "" {
+				t.Logf("other event: %s %s", f, e.Reason) // a retransmitted SYN, a reset
+				continue
+			}
+			want[f] = ""
+			seen++
+			assert.Equal(t, reason, e.Reason, "%s", f)
+			assert.Equal(t, events.Kernel, e.Component, "%s", f)
+			assert.Equal(t, "box", e.Host, "%s", f)
+			assert.NotZero(t, e.Flow, "%s", f)
+		case <-deadline:
+			for f, reason := range want {
+				if reason != "" {
+					t.Errorf("no event for %s (%s)", f, reason)
 				}
 			}
 			t.FailNow()

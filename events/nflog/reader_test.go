@@ -42,6 +42,19 @@ func TestReaderEvent(t *testing.T) {
 			Time: stamp, Component: events.Kernel, Action: events.Blocked, Protocol: "udp",
 			Source: ap("[fd00:18::1]:40001"), Destination: ap("[fd00:18::2]:443"), Reason: events.ReasonNotAllowlisted,
 		}},
+		{"forged mark", &Reader{Host: "box"}, "g0efilter forged mark: ", tcp4, stamp, events.Event{
+			Time: stamp, Host: "box", Component: events.Kernel, Action: events.Blocked, Protocol: "tcp",
+			Source: ap("198.18.0.1:40000"), Destination: ap("198.18.0.2:22"), Reason: events.ReasonForgedMark,
+		}},
+		{"local service", &Reader{}, "g0efilter local service: ", udp6, stamp, events.Event{
+			Time: stamp, Component: events.Kernel, Action: events.Blocked, Protocol: "udp",
+			Source: ap("[fd00:18::1]:40001"), Destination: ap("[fd00:18::2]:443"), Reason: events.ReasonLocalService,
+		}},
+		{"fixed prefixes beside own ones", &Reader{AllowPrefix: "ok ", BlockPrefix: "no ", PinnedPrefix: "pin "},
+			DefaultLocalServicePrefix, tcp4, stamp, events.Event{
+				Time: stamp, Component: events.Kernel, Action: events.Blocked, Protocol: "tcp",
+				Source: ap("198.18.0.1:40000"), Destination: ap("198.18.0.2:22"), Reason: events.ReasonLocalService,
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,6 +65,41 @@ func TestReaderEvent(t *testing.T) {
 			assert.Equal(t, tt.want, e)
 			assert.Equal(t, Stats{Packets: 1, Events: 1}, tt.reader.Stats())
 		})
+	}
+}
+
+// TestReaderVerdict maps each prefix the ruleset logs with to its verdict,
+// with the Reader's defaults and with prefixes of its own.
+func TestReaderVerdict(t *testing.T) {
+	type verdict struct {
+		action events.Action
+		reason events.Reason
+		ok     bool
+	}
+	own := &Reader{AllowPrefix: "ok ", BlockPrefix: "no ", PinnedPrefix: "pin "}
+	tests := []struct {
+		reader *Reader
+		prefix string
+		want   verdict
+	}{
+		{&Reader{}, "g0efilter blocked: ", verdict{events.Blocked, events.ReasonNotAllowlisted, true}},
+		{&Reader{}, "g0efilter allowed: ", verdict{events.Allowed, events.ReasonAllowlisted, true}},
+		{&Reader{}, "g0efilter pinned: ", verdict{events.Allowed, events.ReasonPinned, true}},
+		{&Reader{}, "g0efilter forged mark: ", verdict{events.Blocked, events.ReasonForgedMark, true}},
+		{&Reader{}, "g0efilter local service: ", verdict{events.Blocked, events.ReasonLocalService, true}},
+		{&Reader{}, "g0efilter local service:", verdict{}},
+		{&Reader{}, "", verdict{}},
+		{own, "no ", verdict{events.Blocked, events.ReasonNotAllowlisted, true}},
+		{own, "ok ", verdict{events.Allowed, events.ReasonAllowlisted, true}},
+		{own, "pin ", verdict{events.Allowed, events.ReasonPinned, true}},
+		{own, "g0efilter blocked: ", verdict{}},
+		{own, "g0efilter forged mark: ", verdict{events.Blocked, events.ReasonForgedMark, true}},
+		{own, "g0efilter local service: ", verdict{events.Blocked, events.ReasonLocalService, true}},
+	}
+	for _, tt := range tests {
+		var got verdict
+		got.action, got.reason, got.ok = tt.reader.verdict(tt.prefix)
+		assert.Equal(t, tt.want, got, "%+v %q", tt.reader, tt.prefix)
 	}
 }
 

@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -19,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/g0lab/g0efilter/internal/cgroupv2"
 )
 
 // cgroupRemoveTimeout bounds the wait for a cgroup's processes to die.
@@ -30,22 +30,20 @@ type cgroup struct {
 	id   uint64 // the inode number of path: what "socket cgroupv2" compares
 }
 
-// requireCgroup2 returns the mount point of the cgroup v2 hierarchy. Without
-// a writable one it skips tb, or fails it under CI=true, where privileged
-// tests must run (as [netnstest.Require] does for root and tools).
+// requireCgroup2 returns the mount point of the first read-write cgroup2
+// file system. Without one it skips tb, or fails it under CI=true, where
+// privileged tests must run (as [netnstest.Require] does for root and
+// tools).
 func requireCgroup2(tb testing.TB) string {
 	tb.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		tb.Fatalf("e2e: %v", err)
 	}
-	defer f.Close()
-	mount, err := cgroup2Mount(f)
-	if err != nil {
-		tb.Fatalf("e2e: /proc/self/mountinfo: %v", err)
-	}
-	if mount != "" {
-		return mount
+	for _, m := range cgroupv2.Mounts(string(mountinfo)) {
+		if !m.ReadOnly {
+			return m.Point
+		}
 	}
 	const msg = "privileged test: needs a writable cgroup2 mount"
 	if os.Getenv("CI") == "true" {
@@ -53,49 +51,6 @@ func requireCgroup2(tb testing.TB) string {
 	}
 	tb.Skip(msg)
 	return ""
-}
-
-// cgroup2Mount returns the mount point of the first read-write cgroup2
-// file system in mountinfo (the format of /proc/self/mountinfo), or "" if
-// there is none.
-func cgroup2Mount(mountinfo io.Reader) (string, error) {
-	sc := bufio.NewScanner(mountinfo)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		fields, tail := strings.Fields(pre), strings.Fields(post)
-		if len(fields) < 6 || len(tail) < 1 || tail[0] != "cgroup2" {
-			continue
-		}
-		if slices.Contains(strings.Split(fields[5], ","), "ro") {
-			continue
-		}
-		return unescapeMountinfo(fields[4]), nil
-	}
-	return "", sc.Err()
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space, ...) of a
-// path in mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // cgroup returns a new cgroup name in the Env's cgroup directory

@@ -19,9 +19,10 @@ const (
 	EtherIPv6 = 0x86dd
 )
 
-// UDP returns an Ethernet frame with an IPv4 or IPv6 header (by the family
-// of dst, which src must share) and a UDP datagram carrying payload, with
-// valid checksums.
+// UDP returns an Ethernet frame from srcMAC to dstMAC (both 6 bytes) with
+// an IPv4 or IPv6 header (by the family of dst, which src must share) and a
+// UDP datagram carrying payload, with valid checksums. IPv4 packets carry
+// Don't Fragment.
 func UDP(srcMAC, dstMAC net.HardwareAddr, src, dst netip.AddrPort, payload []byte) []byte {
 	udp := make([]byte, 8+len(payload))
 	binary.BigEndian.PutUint16(udp[0:], src.Port())
@@ -38,8 +39,9 @@ func UDP(srcMAC, dstMAC net.HardwareAddr, src, dst netip.AddrPort, payload []byt
 		ip := make([]byte, 20)
 		ip[0] = 0x45
 		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(udp)))
-		ip[8] = 64 // TTL
-		ip[9] = 17 // UDP
+		ip[6] = 0x40 // Don't Fragment
+		ip[8] = 64   // TTL
+		ip[9] = 17   // UDP
 		copy(ip[12:], s)
 		copy(ip[16:], d)
 		binary.BigEndian.PutUint16(ip[10:], fold(sum(0, ip)))

@@ -8,7 +8,9 @@ import (
 )
 
 // Control returns a [net.Dialer] Control function that sets the socket's
-// mark to mark before it connects. Setting a mark needs CAP_NET_ADMIN.
+// mark to mark before it connects. Setting a mark needs CAP_NET_ADMIN or,
+// since Linux 5.17, CAP_NET_RAW, which containers have by default: a mark
+// alone does not show that a socket is g0efilter's.
 func Control(mark uint32) func(network, address string, c syscall.RawConn) error {
 	return func(_, _ string, c syscall.RawConn) error {
 		var serr error

@@ -22,7 +22,7 @@
 //     read, quoted.
 //   - udp sends "ping" and waits for one reply; the detail is the reply,
 //     quoted.
-//   - raw sends one Ethernet frame through an AF_PACKET socket bound to IF:
+//   - raw sends one Ethernet frame through an AF_PACKET socket, out of IF:
 //     from IF's MAC to MAC, an IPv4 or IPv6 packet (the family of -dst)
 //     holding a UDP datagram from -sport (40000 by default) to -port with
 //     the payload "g0e-raw", checksums valid. -bypass sets

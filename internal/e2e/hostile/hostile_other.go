@@ -10,7 +10,6 @@ import (
 // errUnsupported is the error of the subcommands that need Linux.
 var errUnsupported = fmt.Errorf("not implemented on %s", runtime.GOOS)
 
-func sendRaw(rawFrame) (string, error) { return "", errUnsupported }
-func caps() (string, error)            { return "", errUnsupported }
-func ownCgroup() (string, error)       { return "", errUnsupported }
-func errnoName(error) string           { return "" }
+func caps() (string, error)      { return "", errUnsupported }
+func ownCgroup() (string, error) { return "", errUnsupported }
+func errnoName(error) string     { return "" }

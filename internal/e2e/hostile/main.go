@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/g0lab/g0efilter/internal/rawframe"
 	"github.com/g0lab/g0efilter/internal/sockmark"
 )
 
@@ -151,8 +152,8 @@ func dispatch(args []string, stderr io.Writer) (string, error) {
 		return sendRaw(rawFrame{
 			ifname: *ifname,
 			dstMAC: mac,
-			src:    netip.AddrPortFrom(srcIP, uint16(*sport)),
-			dst:    netip.AddrPortFrom(dstIP, uint16(*port)),
+			src:    netip.AddrPortFrom(srcIP.Unmap(), uint16(*sport)),
+			dst:    netip.AddrPortFrom(dstIP.Unmap(), uint16(*port)),
 			bypass: *bypass,
 		})
 	case "caps":
@@ -236,4 +237,21 @@ type rawFrame struct {
 	dstMAC   net.HardwareAddr
 	src, dst netip.AddrPort
 	bypass   bool
+}
+
+// sendRaw sends f's frame, from the MAC address of its interface, through
+// a packet socket on that interface.
+func sendRaw(f rawFrame) (string, error) {
+	ifi, err := net.InterfaceByName(f.ifname)
+	if err != nil {
+		return "", err
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return "", fmt.Errorf("%s: want an Ethernet MAC address, got %q", f.ifname, ifi.HardwareAddr.String())
+	}
+	frame := rawframe.UDP(ifi.HardwareAddr, f.dstMAC, f.src, f.dst, rawPayload)
+	if err := rawframe.Send(f.ifname, frame, f.bypass); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("sent %d bytes", len(frame)), nil
 }
