@@ -20,14 +20,14 @@ const (
 	procPidInitIno = 0xEFFFFFFC
 )
 
-// hostNamespace reports whether this process is in the machine's own
+// hostNamespace reports whether the calling thread is in the machine's own
 // network namespace, where run must not install its rules unless told to.
 // It knows for sure on kernels that give the initial namespace a fixed
 // inode; elsewhere it compares with PID 1's namespace when this process
 // shares PID 1's PID namespace (outside a container).
 func hostNamespace() (bool, error) {
 	var net unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &net); err != nil {
+	if err := unix.Stat("/proc/thread-self/ns/net", &net); err != nil {
 		return false, fmt.Errorf("read this process's network namespace: %w", err)
 	}
 	if net.Ino == procNetInitIno {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -265,6 +266,10 @@ func TestNoBypassLocalServices(t *testing.T) {
 // before it loads the policy or touches a rule.
 func TestRunRefusesHostNamespace(t *testing.T) {
 	e2e.RequirePrivileges(t)
+	// Other tests move threads of this process into namespaces: ask on a
+	// thread of its own, which stays where the process started.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if host, err := hostNamespace(); err != nil || !host {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("the test must run in the machine's own namespace under CI=true (host=%v, err=%v)", host, err)
