@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -337,4 +338,69 @@ func TestNoBypassDNS(t *testing.T) {
 			he.waitReason(t, events.ReasonLocalName, 8)
 		})
 	}
+}
+
+// TestRunWithoutCgroup: where the filter cannot see its cgroup (here "ip
+// netns exec" hides the cgroup2 mount), it runs on the random mark alone
+// and says so, in its log and in health; REQUIRE_GUARANTEES=cgroup makes
+// it refuse to start instead, before it installs anything.
+func TestRunWithoutCgroup(t *testing.T) {
+	env := e2e.New(t)
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(policyOne), 0o644))
+	start := func(extra ...string) (*exec.Cmd, *safeBuffer) {
+		cmd := exec.Command("ip", "netns", "exec", env.Box, e2e.Binary(t), "run")
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "POLICY_PATH=" + path, "DNS_UPSTREAMS=" + e2e.Upstream4[0].String()}, extra...)
+		out := &safeBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd, out
+	}
+
+	cmd, out := start("REQUIRE_GUARANTEES=cgroup")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("g0efilter did not refuse to start")
+	}
+	assert.Contains(t, out.String(), "REQUIRE_GUARANTEES asks for cgroup")
+	assert.Contains(t, out.String(), "no rules installed")
+	tables, err := env.Tables()
+	require.NoError(t, err)
+	assert.Empty(t, tables, "nothing installed")
+
+	_, out = start()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "ruleset installed") },
+		20*time.Second, 50*time.Millisecond, "started: %s", out)
+	assert.Contains(t, out.String(), "own sockets told apart by a random mark only")
+	health, err := exec.Command("ip", "netns", "exec", env.Box, e2e.Binary(t), "health").CombinedOutput()
+	require.NoError(t, err, "%s", health)
+	assert.Contains(t, string(health), "own sockets: mark only")
+	// The mark alone still lets the filter's own sockets out, and only
+	// them: a mark of 0x6700 from the workload is not the filter's.
+	ok, line := env.Hostile(t, e2e.AsNobody, "tcp", "-addr", netip.AddrPortFrom(e2e.Upstream4[2], 9).String(), "-mark", "0x6700", "-timeout", "1s")
+	assert.False(t, ok, "%s", line)
+}
+
+// safeBuffer is a bytes.Buffer for a process's writes and the test's
+// reads at once.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
