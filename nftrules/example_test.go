@@ -99,8 +99,8 @@ func ExampleRuleset_Render() {
 	// 		jump own
 	// 		tcp dport 8080 ct status dnat accept
 	// 		tcp dport 8443 ct status dnat accept
-	// 		fib daddr type local tcp dport 8080 log prefix "g0efilter local service: " group 100 reject with tcp reset
-	// 		fib daddr type local tcp dport 8443 log prefix "g0efilter local service: " group 100 reject with tcp reset
+	// 		tcp dport 8080 fib daddr type local log prefix "g0efilter local service: " group 100 reject with tcp reset
+	// 		tcp dport 8443 fib daddr type local log prefix "g0efilter local service: " group 100 reject with tcp reset
 	// 		fib daddr type local accept
 	// 		icmpv6 type nd-router-solicit accept
 	// 		icmpv6 type nd-neighbor-solicit accept

@@ -636,7 +636,8 @@ func (cfg Config) guardRules() []Rule {
 		if p.Proto == TCP {
 			v = RejectTCPReset
 		}
-		rules = append(rules, Rule{Match: []Match{DestLocal{}, p}, Log: log, Verdict: v})
+		// The port first: it rules out most packets without a route lookup.
+		rules = append(rules, Rule{Match: []Match{p, DestLocal{}}, Log: log, Verdict: v})
 	}
 	for _, a := range cfg.GuardAddrs {
 		rules = append(rules,
