@@ -73,8 +73,9 @@
 // # Reading
 //
 // GET /api/v1/logs takes action (allowed, blocked, error), component, q (a
-// text that the filter's host name, the name, or the source or destination
-// address contains, ignoring case) and limit (at most
+// text that the filter's host name, the name, the source or destination
+// address, the reason or the rule contains, ignoring case: what the page's
+// search box looks at) and limit (at most
 // [ServerConfig.ReadLimit], READ_LIMIT). Without since_id it returns the
 // newest matching events (before before_id, when given); with since_id, the
 // oldest ones after it, to read on page by page. Either way the events come

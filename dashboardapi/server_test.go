@@ -221,6 +221,8 @@ func TestRead(t *testing.T) {
 		{"/api/v1/logs?component=dns&since_id=0", []uint64{2, 4, 6}, true},
 		{"/api/v1/logs?q=N10.EXAMPLE", []uint64{10}, false},
 		{"/api/v1/logs?q=198.51.100&action=allowed&limit=1", []uint64{10}, true},
+		{"/api/v1/logs?q=Not+Allowlisted&since_id=6", []uint64{7, 9}, false},
+		{"/api/v1/logs?q=*.example&before_id=5", []uint64{2, 4}, false},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			w := do(s, http.MethodGet, tc.target, "")

@@ -55,9 +55,21 @@ CREATE TABLE IF NOT EXISTS events (
 	name      TEXT NOT NULL,
 	src_ip    TEXT NOT NULL,
 	dst_ip    TEXT NOT NULL,
-	data      BLOB NOT NULL     -- the event's wire JSON
+	data      BLOB NOT NULL,    -- the event's wire JSON
+	reason    TEXT NOT NULL DEFAULT '',
+	rule      TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
+`
+
+// sqliteAddSearch adds the columns that a database made before the search
+// covered reason and rule lacks, filled from each event's JSON.
+const sqliteAddSearch = `
+ALTER TABLE events ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+UPDATE events SET
+	reason = coalesce(json_extract(CAST(data AS TEXT), '$.reason'), ''),
+	rule = coalesce(json_extract(CAST(data AS TEXT), '$.rule'), '');
 `
 
 // OpenSQLite opens, or creates, the database at path and applies the
@@ -89,11 +101,36 @@ func OpenSQLite(path string, cfg SQLiteConfig) (*SQLiteStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("dashboardapi: sqlite: %s: %w", path, err)
 	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dashboardapi: sqlite: %s: %w", path, err)
+	}
 	if err := s.prune(ctx, db); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// migrate brings a database made by an earlier version to the schema.
+func migrate(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'rule'`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, sqliteAddSearch); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 type execer interface {
@@ -131,7 +168,7 @@ func (s *SQLiteStore) Append(ctx context.Context, evs []events.Event) error {
 	}
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO events (time, host, component, action, name, src_ip, dst_ip, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		`INSERT INTO events (time, host, component, action, name, src_ip, dst_ip, data, reason, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("dashboardapi: sqlite: %w", err)
 	}
@@ -142,7 +179,7 @@ func (s *SQLiteStore) Append(ctx context.Context, evs []events.Event) error {
 			return err
 		}
 		if _, err := stmt.ExecContext(ctx, e.Time.UnixMilli(), e.Host, string(e.Component), int(e.Action),
-			e.Name, addrString(e.Source), addrString(e.Destination), data); err != nil {
+			e.Name, addrString(e.Source), addrString(e.Destination), data, string(e.Reason), e.Rule); err != nil {
 			return fmt.Errorf("dashboardapi: sqlite: %w", err)
 		}
 	}
@@ -176,8 +213,9 @@ func (s *SQLiteStore) Query(ctx context.Context, q Query) ([]Record, bool, error
 	}
 	if q.Text != "" {
 		t := asciiLower(q.Text)
-		where = append(where, "(instr(lower(host), ?) > 0 OR instr(lower(name), ?) > 0 OR instr(src_ip, ?) > 0 OR instr(dst_ip, ?) > 0)")
-		args = append(args, t, t, t, t)
+		where = append(where, "(instr(lower(host), ?) > 0 OR instr(lower(name), ?) > 0 OR instr(src_ip, ?) > 0 OR instr(dst_ip, ?) > 0"+
+			" OR instr(lower(reason), ?) > 0 OR instr(lower(rule), ?) > 0)")
+		args = append(args, t, t, t, t, t, t)
 	}
 	query := "SELECT id, data FROM events"
 	if len(where) > 0 {

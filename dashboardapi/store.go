@@ -50,7 +50,8 @@ type Query struct {
 	// Component, when not empty, keeps only that component.
 	Component events.Component
 	// Text, when not empty, keeps only records whose filter host, name,
-	// source or destination address contains it, ignoring ASCII case.
+	// source or destination address, reason or rule contains it, ignoring
+	// ASCII case: the fields the dashboard's page searches.
 	Text string
 	// Limit is the most records returned; zero or less means no limit.
 	Limit int
@@ -73,7 +74,8 @@ func (q *Query) match(r *Record) bool {
 		return true
 	}
 	t := asciiLower(q.Text)
-	if containsFold(e.Host, t) || containsFold(e.Name, t) {
+	if containsFold(e.Host, t) || containsFold(e.Name, t) ||
+		containsFold(string(e.Reason), t) || containsFold(e.Rule, t) {
 		return true
 	}
 	for _, ap := range [...]string{addrString(e.Source), addrString(e.Destination)} {

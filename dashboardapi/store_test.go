@@ -2,6 +2,7 @@ package dashboardapi
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -170,6 +171,9 @@ func storeSuite(t *testing.T, mk storeMaker) {
 			{"filter host", Query{Text: "db-2"}, []uint64{2}},
 			{"destination ip", Query{Text: "2001:db8::53"}, []uint64{3}},
 			{"source ip", Query{Text: "198.18.0.1"}, []uint64{1, 2, 3}},
+			// The page searches reason and rule too.
+			{"reason", Query{Text: "NOT allow"}, []uint64{2, 3, 4}},
+			{"rule", Query{Text: "*.EXAMPLE"}, []uint64{1}},
 			{"nothing", Query{Text: "nomatch"}, nil},
 			{"filter and limit", Query{Action: events.Blocked, Limit: 1}, []uint64{3}},
 			{"filter, limit, oldest", Query{Action: events.Blocked, Limit: 1, Oldest: true}, []uint64{2}},
@@ -283,6 +287,40 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{3, 4}, ids(recs), "ids are not reused after a clear and a restart")
 	assert.Equal(t, []string{"n3.example", "n4.example"}, names(recs))
+}
+
+// TestSQLiteSearchesOlderDatabase opens a database made before reason and
+// rule had columns: they are filled from the events, and searched.
+func TestSQLiteSearchesOlderDatabase(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `CREATE TABLE events (
+		id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, host TEXT NOT NULL,
+		component TEXT NOT NULL, action INTEGER NOT NULL, name TEXT NOT NULL,
+		src_ip TEXT NOT NULL, dst_ip TEXT NOT NULL, data BLOB NOT NULL)`)
+	require.NoError(t, err)
+	for i, e := range []events.Event{ev(1, events.Allowed, events.HTTPS), ev(2, events.Blocked, events.DNS)} {
+		data, err := e.MarshalJSON()
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, `INSERT INTO events (time, host, component, action, name, src_ip, dst_ip, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.Time.UnixMilli(), e.Host, string(e.Component), int(e.Action), e.Name, "198.18.0.1", "198.51.100.14", data)
+		require.NoError(t, err, "event %d", i)
+	}
+	require.NoError(t, db.Close())
+
+	for range 2 { // the second time, there is nothing to migrate
+		s, err := OpenSQLite(path, SQLiteConfig{})
+		require.NoError(t, err)
+		recs, _, err := s.Query(ctx, Query{Text: "not allowlisted"})
+		require.NoError(t, err)
+		assert.Equal(t, []uint64{2}, ids(recs))
+		recs, _, err = s.Query(ctx, Query{Text: "*.example"})
+		require.NoError(t, err)
+		assert.Equal(t, []uint64{1}, ids(recs))
+		require.NoError(t, s.Close())
+	}
 }
 
 func TestSQLiteRetentionByAge(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -18,11 +19,21 @@ import (
 
 // Conn manages the g0efilter table through one lasting netlink connection.
 // Its methods may be called from several goroutines; each sends one batch
-// that the kernel applies atomically.
+// that the kernel applies atomically, or nothing.
 type Conn struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// nc queues the messages of a batch until its Flush. Between calls it
+	// holds none (see batch); nil once a failed batch has discarded it,
+	// until the next call opens another.
 	nc      *nftables.Conn
+	opts    []nftables.ConnOption // to open nc again
+	netns   int                   // our duplicate of ConnConfig.NetNS; 0 for none
+	closed  bool
 	applied *Ruleset // the last ruleset applied, for UpdateSets
+
+	// beforeFlush, set by tests, fails a batch after its messages are
+	// queued and before they are sent.
+	beforeFlush func() error
 
 	// deadlines holds when each address pinned through this Conn since
 	// the last Apply stops being pinned, so that a later, shorter pin
@@ -34,24 +45,89 @@ type Conn struct {
 
 // Open opens a lasting netlink connection to nftables in the namespace of
 // cfg. It needs CAP_NET_ADMIN in that namespace only to change rules.
-// Close it when done.
+// cfg.NetNS is duplicated: the caller may close its descriptor. Close the
+// Conn when done.
 func Open(cfg ConnConfig) (*Conn, error) {
 	size := cfg.SocketBuffer
 	if size <= 0 {
 		size = defaultSocketBuffer
 	}
-	opts := []nftables.ConnOption{
+	c := &Conn{opts: []nftables.ConnOption{
 		nftables.AsLasting(),
 		nftables.WithSockOptions(func(c *netlink.Conn) error { return setBuffers(c, size) }),
-	}
+	}}
 	if cfg.NetNS != 0 {
-		opts = append(opts, nftables.WithNetNSFd(cfg.NetNS))
+		// A failed batch opens the connection again (see batch), maybe
+		// after the caller has closed its descriptor.
+		fd, err := unix.FcntlInt(uintptr(cfg.NetNS), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return nil, fmt.Errorf("nftrules: network namespace descriptor: %w", err)
+		}
+		c.netns = fd
+		c.opts = append(c.opts, nftables.WithNetNSFd(fd))
 	}
-	nc, err := nftables.New(opts...)
+	nc, err := nftables.New(c.opts...)
 	if err != nil {
+		c.closeNetNS()
 		return nil, fmt.Errorf("nftrules: open netlink: %w", err)
 	}
-	return &Conn{nc: nc}, nil
+	c.nc = nc
+	return c, nil
+}
+
+// errClosed is returned by the methods of a closed Conn.
+var errClosed = fmt.Errorf("nftrules: %w", net.ErrClosed)
+
+// conn returns the netlink connection, opening another when a failed batch
+// has discarded the last. The caller holds c.mu.
+func (c *Conn) conn() (*nftables.Conn, error) {
+	if c.closed {
+		return nil, errClosed
+	}
+	if c.nc == nil {
+		nc, err := nftables.New(c.opts...)
+		if err != nil {
+			return nil, fmt.Errorf("nftrules: open netlink again after a failed batch: %w", err)
+		}
+		c.nc = nc
+	}
+	return c.nc, nil
+}
+
+// batch sends the messages that queue puts on the connection as one batch,
+// which the kernel applies atomically. The caller holds c.mu.
+//
+// google/nftables keeps queued messages on its Conn until the next Flush,
+// whoever calls it, and has no way to drop them; it also keeps a message
+// that failed to serialise as an error that every later Flush returns. So
+// when queue fails, or the batch does not go through, the connection is
+// discarded with whatever it holds, and the next call opens another:
+// nothing of a failed batch is ever sent with a later one (a DNS pin, say).
+func (c *Conn) batch(queue func(nc *nftables.Conn) error) error {
+	nc, err := c.conn()
+	if err != nil {
+		return err
+	}
+	err = queue(nc)
+	if err == nil && c.beforeFlush != nil {
+		err = c.beforeFlush()
+	}
+	if err == nil {
+		err = nc.Flush()
+	}
+	if err != nil {
+		_ = nc.CloseLasting()
+		c.nc = nil
+	}
+	return err
+}
+
+// closeNetNS closes the duplicate of the namespace descriptor.
+func (c *Conn) closeNetNS() {
+	if c.netns != 0 {
+		_ = unix.Close(c.netns)
+		c.netns = 0
+	}
 }
 
 // setBuffers raises the socket buffers past the system limits
@@ -86,12 +162,16 @@ func setBuffers(c *netlink.Conn, size int) error {
 func (c *Conn) Installed() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t, err := c.nc.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	nc, err := c.conn()
+	if err != nil {
+		return err
+	}
+	t, err := nc.ListTableOfFamily(TableName, nftables.TableFamilyINet)
 	if err != nil {
 		return fmt.Errorf("nftrules: no table inet %s: %w", TableName, err)
 	}
 	want := map[string]bool{ChainOutput: false, ChainNATOut: false, ChainInput: false}
-	chains, err := c.nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return fmt.Errorf("nftrules: list chains: %w", err)
 	}
@@ -122,14 +202,18 @@ func (c *Conn) Installed() error {
 func (c *Conn) Guards() (byCgroup bool, egress []string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	nc, err := c.conn()
+	if err != nil {
+		return false, nil, err
+	}
 	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
-	rules, err := c.nc.GetRules(t, &nftables.Chain{Name: ChainOwn, Table: t})
+	rules, err := nc.GetRules(t, &nftables.Chain{Name: ChainOwn, Table: t})
 	if err != nil {
 		return false, nil, fmt.Errorf("nftrules: chain %s: %w", ChainOwn, err)
 	}
 	// Without a cgroup the chain has one rule: the mark accepts.
 	byCgroup = len(rules) > 1
-	chains, err := c.nc.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
+	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
 	if err != nil {
 		return false, nil, fmt.Errorf("nftrules: list netdev chains: %w", err)
 	}
@@ -144,9 +228,19 @@ func (c *Conn) Guards() (byCgroup bool, egress []string, err error) {
 	return byCgroup, egress, nil
 }
 
-// Close closes the netlink connection. The rules stay installed.
+// Close closes the netlink connection. The rules stay installed. The
+// methods of a closed Conn return an error wrapping [net.ErrClosed].
 func (c *Conn) Close() error {
-	return c.nc.CloseLasting()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var err error
+	if c.nc != nil {
+		err = c.nc.CloseLasting()
+		c.nc = nil
+	}
+	c.closed = true
+	c.closeNetNS()
+	return err
 }
 
 // Apply installs r in one atomic batch: a table of the same name left by a
@@ -158,43 +252,44 @@ func (c *Conn) Apply(r *Ruleset) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyINet}
-	// Adding an existing table is not an error, so the delete that follows
-	// always finds one.
-	c.nc.AddTable(t)
-	c.nc.DelTable(t)
-	c.nc.AddTable(t)
+	err := c.batch(func(nc *nftables.Conn) error {
+		t := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyINet}
+		// Adding an existing table is not an error, so the delete that
+		// follows always finds one.
+		nc.AddTable(t)
+		nc.DelTable(t)
+		nc.AddTable(t)
 
-	sets := make(map[string]*nftables.Set, len(r.Sets))
-	for i := range r.Sets {
-		s := &r.Sets[i]
-		ns := nftSet(t, s)
-		// Neither call fails for a named set, and validate has checked
-		// the rules: nothing is left queued on an error return.
-		if err := c.nc.AddSet(ns, nil); err != nil {
-			return fmt.Errorf("nftrules: set %s: %w", s.Name, err)
+		sets := make(map[string]*nftables.Set, len(r.Sets))
+		for i := range r.Sets {
+			s := &r.Sets[i]
+			ns := nftSet(t, s)
+			if err := nc.AddSet(ns, nil); err != nil {
+				return fmt.Errorf("nftrules: set %s: %w", s.Name, err)
+			}
+			if err := addElements(nc, ns, s.Elements); err != nil {
+				return err
+			}
+			sets[s.Name] = ns
 		}
-		if err := c.addElements(ns, s.Elements); err != nil {
-			return err
+		for i := range r.Chains {
+			addChain(nc, t, &r.Chains[i], sets)
 		}
-		sets[s.Name] = ns
-	}
-	for i := range r.Chains {
-		c.addChain(t, &r.Chains[i], sets)
-	}
 
-	// The netdev table is replaced in the same batch, or removed when
-	// there is nothing for it to guard.
-	nt := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyNetdev}
-	c.nc.AddTable(nt)
-	c.nc.DelTable(nt)
-	if len(r.Egress) > 0 {
-		c.nc.AddTable(nt)
-		for i := range r.Egress {
-			c.addEgress(nt, &r.Egress[i])
+		// The netdev table is replaced in the same batch, or removed when
+		// there is nothing for it to guard.
+		nt := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyNetdev}
+		nc.AddTable(nt)
+		nc.DelTable(nt)
+		if len(r.Egress) > 0 {
+			nc.AddTable(nt)
+			for i := range r.Egress {
+				addEgress(nc, nt, &r.Egress[i])
+			}
 		}
-	}
-	if err := c.nc.Flush(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("nftrules: apply table %s: %w", r.Table, err)
 	}
 	c.applied = r
@@ -204,18 +299,18 @@ func (c *Conn) Apply(r *Ruleset) error {
 }
 
 // addChain queues ch and its rules in t; validate has checked the rules.
-func (c *Conn) addChain(t *nftables.Table, ch *Chain, sets map[string]*nftables.Set) {
-	nch := c.nc.AddChain(nftChain(t, ch))
+func addChain(nc *nftables.Conn, t *nftables.Table, ch *Chain, sets map[string]*nftables.Set) {
+	nch := nc.AddChain(nftChain(t, ch))
 	for _, rule := range ch.Rules {
 		exprs, _ := ruleExprs(rule, sets)
-		c.nc.AddRule(&nftables.Rule{Table: t, Chain: nch, Exprs: exprs})
+		nc.AddRule(&nftables.Rule{Table: t, Chain: nch, Exprs: exprs})
 	}
 }
 
 // addEgress queues an egress chain and its counter in the netdev table nt.
-func (c *Conn) addEgress(nt *nftables.Table, ch *Chain) {
-	c.nc.AddObj(&nftables.CounterObj{Table: nt, Name: RawFrameCounterPrefix + ch.Device})
-	c.addChain(nt, ch, nil)
+func addEgress(nc *nftables.Conn, nt *nftables.Table, ch *Chain) {
+	nc.AddObj(&nftables.CounterObj{Table: nt, Name: RawFrameCounterPrefix + ch.Device})
+	addChain(nc, nt, ch, nil)
 }
 
 // RawFrames returns, for each guarded device, how many frames its egress
@@ -228,8 +323,12 @@ func (c *Conn) RawFrames() (map[string]uint64, error) {
 	if c.applied == nil || len(c.applied.Egress) == 0 {
 		return nil, nil
 	}
+	nc, err := c.conn()
+	if err != nil {
+		return nil, err
+	}
 	nt := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyNetdev}
-	objs, err := c.nc.ResetObjects(nt)
+	objs, err := nc.ResetObjects(nt)
 	if err != nil {
 		return nil, fmt.Errorf("nftrules: read the raw frame counters: %w", err)
 	}
@@ -264,9 +363,12 @@ func (c *Conn) AddEgress(ch Chain) error {
 		return nil
 	}
 	nt := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyNetdev}
-	c.nc.AddTable(nt)
-	c.addEgress(nt, &ch)
-	if err := c.nc.Flush(); err != nil {
+	err := c.batch(func(nc *nftables.Conn) error {
+		nc.AddTable(nt)
+		addEgress(nc, nt, &ch)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("nftrules: guard device %s: %w", ch.Device, err)
 	}
 	r := *c.applied
@@ -339,30 +441,28 @@ func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
 	// Deleting an element costs the kernel more than flushing it: send
 	// the difference only when it is smaller than the new contents.
 	if len(r4)+len(d4)+len(r6)+len(d6) <= len(a4)+len(a6) {
-		err = c.deleteElements(n4, r4)
-		if err == nil {
-			err = c.deleteElements(n6, r6)
-		}
-		if err == nil {
-			err = c.addElements(n4, d4)
-		}
-		if err == nil {
-			err = c.addElements(n6, d6)
-		}
-		if err == nil {
-			err = c.nc.Flush()
-		}
+		err = c.batch(func(nc *nftables.Conn) error {
+			if err := deleteElements(nc, n4, r4); err != nil {
+				return err
+			}
+			if err := deleteElements(nc, n6, r6); err != nil {
+				return err
+			}
+			if err := addElements(nc, n4, d4); err != nil {
+				return err
+			}
+			return addElements(nc, n6, d6)
+		})
 	}
 	if err != nil {
-		c.nc.FlushSet(n4)
-		c.nc.FlushSet(n6)
-		err = c.addElements(n4, a4)
-		if err == nil {
-			err = c.addElements(n6, a6)
-		}
-		if err == nil {
-			err = c.nc.Flush()
-		}
+		err = c.batch(func(nc *nftables.Conn) error {
+			nc.FlushSet(n4)
+			nc.FlushSet(n6)
+			if err := addElements(nc, n4, a4); err != nil {
+				return err
+			}
+			return addElements(nc, n6, a6)
+		})
 		if err != nil {
 			return fmt.Errorf("nftrules: update sets: %w", err)
 		}
@@ -421,13 +521,12 @@ func (c *Conn) Pin(pins []Pin) error {
 		return nil
 	}
 	t := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyINet}
-	err = c.repin(nftSet(t, s4), v4)
-	if err == nil {
-		err = c.repin(nftSet(t, s6), v6)
-	}
-	if err == nil {
-		err = c.nc.Flush()
-	}
+	err = c.batch(func(nc *nftables.Conn) error {
+		if err := repin(nc, nftSet(t, s4), v4); err != nil {
+			return err
+		}
+		return repin(nc, nftSet(t, s6), v6)
+	})
 	if err != nil {
 		return fmt.Errorf("nftrules: pin: %w", err)
 	}
@@ -456,7 +555,7 @@ const minPrune = 1024
 
 // repin queues, for the addresses of ps, an add, a delete and an add with
 // their timeouts, in messages of at most ElementsPerMessage elements.
-func (c *Conn) repin(ns *nftables.Set, ps []pinned) error {
+func repin(nc *nftables.Conn, ns *nftables.Set, ps []pinned) error {
 	if len(ps) == 0 {
 		return nil
 	}
@@ -470,9 +569,9 @@ func (c *Conn) repin(ns *nftables.Set, ps []pinned) error {
 		elems []nftables.SetElement
 		queue func(*nftables.Set, []nftables.SetElement) error
 	}{
-		{timed, c.nc.SetAddElements},
-		{keys, c.nc.SetDeleteElements},
-		{timed, c.nc.SetAddElements},
+		{timed, nc.SetAddElements},
+		{keys, nc.SetDeleteElements},
+		{timed, nc.SetAddElements},
 	} {
 		for _, chunk := range chunks(step.elems, ElementsPerMessage) {
 			if err := step.queue(ns, chunk); err != nil {
@@ -487,9 +586,9 @@ func (c *Conn) repin(ns *nftables.Set, ps []pinned) error {
 var errFullReplace = errors.New("full replace")
 
 // deleteElements queues the deletion of the elements of ps.
-func (c *Conn) deleteElements(ns *nftables.Set, ps []netip.Prefix) error {
+func deleteElements(nc *nftables.Conn, ns *nftables.Set, ps []netip.Prefix) error {
 	for _, chunk := range chunks(setElements(ps, ns.Interval), ElementsPerMessage) {
-		if err := c.nc.SetDeleteElements(ns, chunk); err != nil {
+		if err := nc.SetDeleteElements(ns, chunk); err != nil {
 			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
 		}
 	}
@@ -506,9 +605,9 @@ func (c *Conn) Applied() *Ruleset {
 
 // addElements queues the elements of ps in messages of at most
 // ElementsPerMessage elements.
-func (c *Conn) addElements(ns *nftables.Set, ps []netip.Prefix) error {
+func addElements(nc *nftables.Conn, ns *nftables.Set, ps []netip.Prefix) error {
 	for _, chunk := range chunks(setElements(ps, ns.Interval), ElementsPerMessage) {
-		if err := c.nc.SetAddElements(ns, chunk); err != nil {
+		if err := nc.SetAddElements(ns, chunk); err != nil {
 			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
 		}
 	}

@@ -44,7 +44,9 @@
 // decision. A [Watcher] follows the policy file — through editors that
 // rename, Kubernetes ConfigMap symlink swaps and Docker single-file bind
 // mounts, which send no events — and delivers each new snapshot that loads.
-// A policy that fails to load is reported and never replaces a good one.
+// A policy that fails to load is reported and never replaces a good one; a
+// snapshot that the caller fails to apply is delivered again, with
+// back-off, until it is applied or the file changes.
 //
 // # Editing
 //

@@ -220,6 +220,12 @@ func decodeOne(source string, data []byte) (*yaml.Node, error) {
 
 // syntaxError turns a yaml.v3 error ("yaml: line 3: did not find expected
 // key") into an [Error] carrying the line.
+//
+// yaml.v3 counts lines from 1 for the errors of its scanner, but from 0 for
+// those of its parser (which name the line where the broken collection
+// starts, or the problem's), and it leaves out line 0 altogether. So the
+// line of a parser error is moved down by one, and a scanner or parser
+// error without a line is on the first.
 func syntaxError(source string, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
@@ -230,7 +236,40 @@ func syntaxError(source string, err error) error {
 			}
 		}
 	}
+	switch {
+	case yamlParserProblems[msg]:
+		line++
+	case line == 0 && yamlScannerProblem(msg):
+		line = 1
+	}
 	return ErrorList{{Source: source, Line: line, Err: reason(ErrSyntax, "%s", msg)}}
+}
+
+// yamlParserProblems are the messages of yaml.v3's parser errors.
+var yamlParserProblems = map[string]bool{
+	"did not find expected key":              true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected node content":     true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"found undefined tag handle":             true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
+// yamlScannerProblem reports whether msg is the message of one of yaml.v3's
+// scanner errors, which all have a position (unlike errors reading the
+// input, such as invalid UTF-8).
+func yamlScannerProblem(msg string) bool {
+	for _, prefix := range []string{"found ", "did not find ", "could not find ", "mapping ", "block sequence ", "exceeded max depth"} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // decoder walks a YAML tree, collecting every mistake.

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 const (
 	defaultInterval = 2 * time.Second
 	defaultDebounce = 100 * time.Millisecond
+	defaultRetry    = time.Second
+	maxRetry        = time.Minute
 
 	// hashEvery is how many poll ticks pass between reads of a file whose
 	// metadata looks unchanged. It catches an edit that kept the size and,
@@ -31,7 +34,13 @@ const (
 	logKeyErr     = "err"
 	logKeyIPs     = "ips"
 	logKeyDomains = "domains"
+	logKeyAttempt = "attempt"
 )
+
+// ErrNotApplied is wrapped by the error [Watcher.OnError] receives when
+// [Watcher.OnReload] did not apply a snapshot: the Watcher delivers it
+// again after a back-off.
+var ErrNotApplied = errors.New("policy: not applied")
 
 // Watcher watches a policy file and delivers a new [Snapshot] each time the
 // file changes and still loads; a change that does not load is reported and
@@ -52,13 +61,20 @@ const (
 // changing it delivers nothing. A change of bytes alone, such as an edited
 // comment, delivers a snapshot equal to the one in force.
 //
+// A snapshot that OnReload fails to apply (the kernel refused a set update,
+// say) is delivered again, with back-off, until it is applied or the file
+// changes: a reload that fails half-way is retried, not forgotten.
+//
 // Typical usage, with the live policy in a [Holder]:
 //
 //	var live policy.Holder
 //	w := &policy.Watcher{
-//		Loader:   policy.Loader{Path: "/app/policy.yaml"},
-//		OnReload: live.Store,
-//		OnError:  func(err error) { log.Warn("policy not reloaded", "err", err) },
+//		Loader: policy.Loader{Path: "/app/policy.yaml"},
+//		OnReload: func(s *policy.Snapshot) error {
+//			live.Store(s)
+//			return nil
+//		},
+//		OnError: func(err error) { log.Warn("policy not reloaded", "err", err) },
 //	}
 //	err := w.Run(ctx) // fails at once if the policy does not load at start
 type Watcher struct {
@@ -75,20 +91,32 @@ type Watcher struct {
 	// steps of a ConfigMap update, yield one load. Zero or negative means
 	// 100ms.
 	Debounce time.Duration
-	// OnReload receives every snapshot Run loads: the first, before Run
+	// OnReload applies every snapshot Run loads: the first, before Run
 	// starts watching, and then one for each change of the file's bytes
-	// that loads, including the first good load after a failed one. It is
-	// called from Run's goroutine, and Run waits for it. Usually
-	// [Holder.Store]. Nil means the snapshots are dropped.
-	OnReload func(*Snapshot)
+	// that loads, including the first good load after a failed one. It
+	// returns nil once the snapshot is in force, as [Holder.Store] puts it.
+	// An error means it is not, and that the one in force stays: Run
+	// reports the error to OnError, wrapped with [ErrNotApplied], and
+	// delivers the snapshot again after RetryInterval, then after twice
+	// as long, and so on, until OnReload applies it or the file changes
+	// (a change that loads replaces it; one that does not is reported,
+	// and the snapshot in force stays). It is called from Run's goroutine,
+	// and Run waits for it. Nil means the snapshots are dropped.
+	OnReload func(*Snapshot) error
 	// OnError receives the error of each change that does not load: a
 	// policy mistake (an [ErrorList], naming the file and line), or a file
 	// that cannot be read, such as one missing. The snapshot in force stays;
 	// Run keeps watching, and the next change that loads is delivered. A
 	// failure is reported once, not again for each check that finds the
-	// same bytes. It is called from Run's goroutine. Nil means the error is
-	// logged.
+	// same bytes. It also receives each refusal by OnReload, wrapped with
+	// [ErrNotApplied]. It is called from Run's goroutine. Nil means the
+	// error is logged.
 	OnError func(error)
+	// RetryInterval is how long Run waits before it delivers again a
+	// snapshot that OnReload did not apply. The wait doubles with each
+	// further refusal of the same snapshot, up to a minute (or
+	// RetryInterval, if longer). Zero or negative means 1s.
+	RetryInterval time.Duration
 	// Logger receives the reloads and the problems with watching. Nil means
 	// the logs are discarded.
 	Logger *slog.Logger
@@ -113,38 +141,31 @@ func (w *Watcher) Run(ctx context.Context) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	path := w.Loader.Path
-	if !w.Loader.readsFile() {
-		snap, err := w.load(nil)
-		if err != nil {
-			return err
-		}
-		w.deliver(log, snap)
-		<-ctx.Done()
-		return nil
-	}
-
-	// Watch before the first read, so that no change slips in between.
 	var (
 		events <-chan fsnotify.Event
 		errs   <-chan error
+		poll   <-chan time.Time
+		f      *watchedFile // nil when there is no file to read
+		data   []byte
 	)
-	if notify, err := w.notify(filepath.Dir(path)); err != nil {
-		log.Warn("cannot watch the policy file's directory; polling only", logKeyPath, path, logKeyErr, err)
-	} else {
-		defer notify.Close()
-		events, errs = notify.Events, notify.Errors
+	if w.Loader.readsFile() {
+		// Watch before the first read, so that no change slips in between.
+		if notify, err := w.notify(filepath.Dir(path)); err != nil {
+			log.Warn("cannot watch the policy file's directory; polling only", logKeyPath, path, logKeyErr, err)
+		} else {
+			defer notify.Close()
+			events, errs = notify.Events, notify.Errors
+		}
+		f = &watchedFile{path: path}
+		var err error
+		if _, data, err = f.read(); err != nil {
+			return err
+		}
 	}
-
-	f := watchedFile{path: path}
-	_, data, err := f.read()
+	snap, err := w.load(log, data)
 	if err != nil {
 		return err
 	}
-	snap, err := w.load(data)
-	if err != nil {
-		return err
-	}
-	w.deliver(log, snap)
 
 	interval, debounce := w.Interval, w.Debounce
 	if interval <= 0 {
@@ -153,8 +174,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if debounce <= 0 {
 		debounce = defaultDebounce
 	}
-	poll := time.NewTicker(interval)
-	defer poll.Stop()
+	if f != nil {
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		poll = ticker.C
+	}
 	quiet := time.NewTimer(debounce)
 	quiet.Stop()
 	pending := false // quiet is running
@@ -162,6 +186,31 @@ func (w *Watcher) Run(ctx context.Context) error {
 		quiet.Reset(debounce)
 		pending = true
 	}
+	r := retrier{w: w, log: log, timer: time.NewTimer(0)}
+	r.timer.Stop()
+	defer r.timer.Stop()
+	// reread loads the file if its bytes changed, and delivers it or
+	// reports why it could not.
+	reread := func() {
+		changed, data, err := f.read()
+		if !changed {
+			return
+		}
+		var snap *Snapshot
+		if err == nil {
+			snap, err = w.load(log, data)
+		}
+		if err != nil {
+			// What was waiting to be applied is no longer what the file
+			// says: the snapshot in force stays.
+			r.drop()
+			w.fail(log, err)
+			return
+		}
+		r.deliver(snap)
+	}
+
+	r.deliver(snap)
 	ticks := 0
 	for {
 		select {
@@ -181,7 +230,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// Events may have been lost (a queue overflow, say): check.
 			log.Warn("file system events failed", logKeyPath, path, logKeyErr, err)
 			wait()
-		case <-poll.C:
+		case <-poll:
 			ticks++
 			// A change seen by polling does not restart a pending wait:
 			// the metadata stays "changed" until the load, and a short
@@ -191,9 +240,66 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		case <-quiet.C:
 			pending = false
-			w.reload(log, &f)
+			reread()
+		case <-r.timer.C:
+			if r.snap != nil {
+				r.try(r.snap)
+			}
 		}
 	}
+}
+
+// retrier delivers snapshots to OnReload and, when OnReload does not apply
+// one, delivers it again after a back-off.
+type retrier struct {
+	w     *Watcher
+	log   *slog.Logger
+	timer *time.Timer // runs while snap waits
+	snap  *Snapshot   // the snapshot OnReload last refused, or nil
+	tries int         // how many times OnReload refused snap
+}
+
+// deliver delivers a snapshot just loaded, which replaces the one waiting,
+// if any.
+func (r *retrier) deliver(snap *Snapshot) {
+	r.tries = 0
+	r.try(snap)
+}
+
+// try delivers snap and, if OnReload does not apply it, sets it to wait.
+func (r *retrier) try(snap *Snapshot) {
+	err := r.w.deliver(snap)
+	if err == nil {
+		if r.tries > 0 {
+			r.log.Info("policy applied after a retry", logKeyPath, r.w.Loader.Path, logKeyAttempt, r.tries+1)
+		}
+		r.drop()
+		return
+	}
+	r.tries++
+	wait := r.backoff()
+	r.snap = snap
+	r.timer.Reset(wait)
+	r.w.fail(r.log, fmt.Errorf("%w (attempt %d; trying again in %v): %w", ErrNotApplied, r.tries, wait, err))
+}
+
+// drop forgets the snapshot waiting, if any.
+func (r *retrier) drop() {
+	r.snap, r.tries = nil, 0
+	r.timer.Stop()
+}
+
+// backoff is the wait before the next delivery after the tries-th refusal.
+func (r *retrier) backoff() time.Duration {
+	d := r.w.RetryInterval
+	if d <= 0 {
+		d = defaultRetry
+	}
+	limit := max(d, maxRetry)
+	for i := 1; i < r.tries && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 // notify sets up file system events for dir.
@@ -212,41 +318,27 @@ func (w *Watcher) notify(dir string) (*fsnotify.Watcher, error) {
 	return n, nil
 }
 
-// reload reads the file and, when its bytes changed, loads and delivers the
-// policy or reports why it could not.
-func (w *Watcher) reload(log *slog.Logger, f *watchedFile) {
-	changed, data, err := f.read()
-	switch {
-	case !changed:
-		return
-	case err != nil:
-		w.fail(log, err)
-		return
-	}
-	snap, err := w.load(data)
-	if err != nil {
-		w.fail(log, err)
-		return
-	}
-	w.deliver(log, snap)
-}
-
 // load loads the policy from data, the bytes of the file that were hashed,
 // and compiles it.
-func (w *Watcher) load(data []byte) (*Snapshot, error) {
+func (w *Watcher) load(log *slog.Logger, data []byte) (*Snapshot, error) {
 	p, err := w.Loader.load(data)
 	if err != nil {
 		return nil, err
 	}
-	return Compile(p)
+	snap, err := Compile(p)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("policy loaded", logKeyPath, w.Loader.Path, logKeyIPs, len(p.IPs), logKeyDomains, len(p.Domains))
+	return snap, nil
 }
 
-func (w *Watcher) deliver(log *slog.Logger, snap *Snapshot) {
-	p := snap.Policy()
-	log.Info("policy loaded", logKeyPath, w.Loader.Path, logKeyIPs, len(p.IPs), logKeyDomains, len(p.Domains))
-	if w.OnReload != nil {
-		w.OnReload(snap)
+// deliver hands snap to OnReload and returns its error.
+func (w *Watcher) deliver(snap *Snapshot) error {
+	if w.OnReload == nil {
+		return nil
 	}
+	return w.OnReload(snap)
 }
 
 func (w *Watcher) fail(log *slog.Logger, err error) {

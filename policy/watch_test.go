@@ -40,7 +40,8 @@ func startWatcher(t *testing.T, w *Watcher) *watchHarness {
 	return h
 }
 
-// runWatcher runs w without waiting for its first snapshot.
+// runWatcher runs w without waiting for its first snapshot. The snapshots
+// that w.OnReload, if set, accepts are delivered to the harness.
 func runWatcher(t *testing.T, w *Watcher) *watchHarness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -50,11 +51,18 @@ func runWatcher(t *testing.T, w *Watcher) *watchHarness {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 	}
-	w.OnReload = func(s *Snapshot) {
+	apply := w.OnReload // the test's own, if any: it may refuse
+	w.OnReload = func(s *Snapshot) error {
+		if apply != nil {
+			if err := apply(s); err != nil {
+				return err
+			}
+		}
 		select {
 		case h.reloads <- s:
 		case <-ctx.Done():
 		}
+		return nil
 	}
 	w.OnError = func(err error) {
 		select {
@@ -181,7 +189,10 @@ func TestWatcherRunFailsWhenInitialLoadFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reloaded := false
-			w := &Watcher{Loader: Loader{Path: tt.path}, OnReload: func(*Snapshot) { reloaded = true }}
+			w := &Watcher{Loader: Loader{Path: tt.path}, OnReload: func(*Snapshot) error {
+				reloaded = true
+				return nil
+			}}
 			err := w.Run(context.Background())
 			assert.ErrorIs(t, err, tt.wantIs)
 			assert.ErrorContains(t, err, tt.wantIn)
@@ -370,6 +381,164 @@ func TestWatcherWithoutFile(t *testing.T) {
 	assert.NoError(t, h.stop(t))
 }
 
+// refuser is an OnReload that fails while it is told to, as a caller whose
+// kernel update fails would, and counts the snapshots it refused.
+type refuser struct {
+	mu      sync.Mutex
+	refuse  func(*Snapshot) bool
+	refused int
+}
+
+var errRefused = errors.New("kernel said no")
+
+func (r *refuser) apply(s *Snapshot) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse != nil && r.refuse(s) {
+		r.refused++
+		return errRefused
+	}
+	return nil
+}
+
+// set replaces what is refused.
+func (r *refuser) set(refuse func(*Snapshot) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refuse = refuse
+}
+
+// times refuses the next n snapshots.
+func (r *refuser) times(n int) {
+	r.set(func(*Snapshot) bool {
+		n--
+		return n >= 0
+	})
+}
+
+// allowing refuses the snapshots that allow name.
+func allowing(name string) func(*Snapshot) bool {
+	return func(s *Snapshot) bool { return s.AllowHost(name) }
+}
+
+func TestWatcherRetriesRefusedSnapshot(t *testing.T) {
+	path := writePolicy(t, filepath.Join(t.TempDir(), "policy.yaml"), "github.com")
+	var r refuser
+	const retry = 10 * time.Millisecond
+	h := startWatcher(t, &Watcher{Loader: Loader{Path: path}, Interval: time.Hour, Debounce: 10 * time.Millisecond,
+		RetryInterval: retry, OnReload: r.apply})
+
+	// The file changes once; the snapshot is delivered until it is applied,
+	// each wait twice the last.
+	r.times(3)
+	writePolicy(t, path, "github.com", "example.org")
+	for i, wait := range []time.Duration{retry, 2 * retry, 4 * retry} {
+		err := h.nextError(t)
+		assert.ErrorIs(t, err, ErrNotApplied)
+		assert.ErrorIs(t, err, errRefused)
+		assert.ErrorContains(t, err, fmt.Sprintf("attempt %d; trying again in %v", i+1, wait))
+	}
+	assert.Equal(t, []string{"github.com", "example.org"}, h.nextReload(t).Policy().Domains)
+	h.assertQuiet(t, 20*retry)
+}
+
+func TestWatcherRetriesRefusedFirstSnapshot(t *testing.T) {
+	tests := []struct {
+		name   string
+		loader func(t *testing.T) Loader
+	}{
+		{"file", func(t *testing.T) Loader {
+			return Loader{Path: writePolicy(t, filepath.Join(t.TempDir(), "policy.yaml"), "example.org")}
+		}},
+		{"no file", func(*testing.T) Loader {
+			return Loader{
+				IPs:     &List{Name: "ALLOWLIST_IPS", Value: "192.0.2.1"},
+				Domains: &List{Name: "ALLOWLIST_DOMAINS", Value: "example.org"},
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r refuser
+			r.times(2)
+			h := runWatcher(t, &Watcher{Loader: tt.loader(t), Interval: time.Hour, RetryInterval: time.Millisecond, OnReload: r.apply})
+			assert.ErrorIs(t, h.nextError(t), ErrNotApplied)
+			assert.ErrorIs(t, h.nextError(t), ErrNotApplied)
+			assert.Equal(t, []string{"example.org"}, h.nextReload(t).Policy().Domains)
+			assert.NoError(t, h.stop(t))
+		})
+	}
+}
+
+// TestWatcherChangeReplacesRefusedSnapshot: what the file says now is
+// what is retried, or, when it does not load, nothing.
+func TestWatcherChangeReplacesRefusedSnapshot(t *testing.T) {
+	const retry = 5 * time.Millisecond
+	start := func(t *testing.T) (*watchHarness, *refuser, string) {
+		path := writePolicy(t, filepath.Join(t.TempDir(), "policy.yaml"), "github.com")
+		r := &refuser{}
+		h := startWatcher(t, &Watcher{Loader: Loader{Path: path}, Interval: time.Hour, Debounce: 10 * time.Millisecond,
+			RetryInterval: retry, OnReload: r.apply})
+		// Refused for good.
+		r.set(allowing("refused.example"))
+		writePolicy(t, path, "github.com", "refused.example")
+		assert.ErrorIs(t, h.nextError(t), ErrNotApplied)
+		return h, r, path
+	}
+
+	t.Run("by a change that loads", func(t *testing.T) {
+		h, r, path := start(t)
+		writePolicy(t, path, "github.com", "example.org")
+		assert.Equal(t, []string{"github.com", "example.org"}, h.nextReload(t).Policy().Domains)
+		r.mu.Lock()
+		refused := r.refused
+		r.mu.Unlock()
+		h.assertQuiet(t, 40*retry)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		assert.Equal(t, refused, r.refused, "the replaced snapshot was delivered again")
+	})
+	t.Run("by a change that does not load", func(t *testing.T) {
+		h, _, path := start(t)
+		renameOver(t, path, []byte("allowlist:\n  domains:\n    - \"https://example.org/\"\n"))
+		// Errors of the refused snapshot's retries may come first.
+		for {
+			err := h.nextError(t)
+			if !errors.Is(err, ErrNotApplied) {
+				assert.ErrorIs(t, err, ErrDomain)
+				break
+			}
+		}
+		// The snapshot in force stays; the refused one is no longer
+		// retried.
+		h.assertQuiet(t, 40*retry)
+		writePolicy(t, path, "github.com")
+		assert.Equal(t, []string{"github.com"}, h.nextReload(t).Policy().Domains)
+	})
+}
+
+func TestWatcherRetryBackoff(t *testing.T) {
+	tests := []struct {
+		interval time.Duration
+		want     []time.Duration // after the first, second, ... refusal
+	}{
+		{0, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second,
+			32 * time.Second, time.Minute, time.Minute}},
+		{-time.Second, []time.Duration{time.Second, 2 * time.Second}},
+		{40 * time.Second, []time.Duration{40 * time.Second, time.Minute, time.Minute}},
+		{2 * time.Minute, []time.Duration{2 * time.Minute, 2 * time.Minute}},
+	}
+	for _, tt := range tests {
+		r := retrier{w: &Watcher{RetryInterval: tt.interval}}
+		for i, want := range tt.want {
+			r.tries = i + 1
+			assert.Equal(t, want, r.backoff(), "RetryInterval %v, refusal %d", tt.interval, i+1)
+		}
+	}
+	r := retrier{w: &Watcher{}, tries: 1 << 20}
+	assert.Equal(t, time.Minute, r.backoff(), "no overflow")
+}
+
 func TestWatcherStopsWhenCancelled(t *testing.T) {
 	path := writePolicy(t, filepath.Join(t.TempDir(), "policy.yaml"), "github.com")
 	h := startWatcher(t, &Watcher{Loader: Loader{Path: path}, Interval: time.Millisecond, Debounce: time.Hour})
@@ -479,9 +648,10 @@ func ExampleWatcher() {
 	reloaded := make(chan struct{}, 4)
 	w := &Watcher{
 		Loader: Loader{Path: path},
-		OnReload: func(s *Snapshot) {
+		OnReload: func(s *Snapshot) error {
 			live.Store(s)
 			reloaded <- struct{}{}
+			return nil
 		},
 		OnError: func(err error) { fmt.Println("not reloaded:", err) },
 	}

@@ -149,6 +149,9 @@ type config struct {
 
 	// PolicyPath is the policy file; /app/policy.yaml by default.
 	PolicyPath string
+	// PolicyPathDefault is true when PolicyPath is the default, POLICY_PATH
+	// being unset.
+	PolicyPathDefault bool
 	// AllowIPs and AllowDomains, when not nil, replace the file's lists.
 	AllowIPs, AllowDomains *policy.List
 
@@ -233,7 +236,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		AllowHostNamespace:        p.Bool(envAllowHostNamespace, false),
 	}
 	if c.PolicyPath == "" {
-		c.PolicyPath = defaultPolicyPath
+		c.PolicyPath, c.PolicyPathDefault = defaultPolicyPath, true
 	}
 
 	// The proxy ports coexist in https mode only; in dns mode the DNS server

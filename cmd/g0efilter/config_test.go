@@ -44,6 +44,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		DNSPinMinTTL:        time.Minute,
 		DNSPinGrace:         10 * time.Second,
 		PolicyPath:          "/app/policy.yaml",
+		PolicyPathDefault:   true,
 		DashboardQueueSize:  1024,
 		DashboardStartDelay: 5 * time.Second,
 		NflogBufSize:        96,
@@ -76,7 +77,10 @@ func TestLoadConfigValid(t *testing.T) {
 		{"DNS_PORT", map[string]string{"DNS_PORT": "5353"}, func(t *testing.T, c config) { assert.Equal(t, uint16(5353), c.DNSPort) }},
 		{"DNS_PORT may equal HTTP_PORT without FILTER_DNS", map[string]string{"DNS_PORT": "8080", "FILTER_DNS": "false"}, func(t *testing.T, c config) { assert.Equal(t, uint16(8080), c.DNSPort) }},
 		{"proxy ports may be equal in dns mode", map[string]string{"FILTER_MODE": "dns", "HTTP_PORT": "9000", "HTTPS_PORT": "9000"}, func(t *testing.T, c config) { assert.Equal(t, nftrules.ModeDNS, c.Mode) }},
-		{"POLICY_PATH", map[string]string{"POLICY_PATH": "/etc/p.yaml"}, func(t *testing.T, c config) { assert.Equal(t, "/etc/p.yaml", c.PolicyPath) }},
+		{"POLICY_PATH", map[string]string{"POLICY_PATH": "/etc/p.yaml"}, func(t *testing.T, c config) {
+			assert.Equal(t, "/etc/p.yaml", c.PolicyPath)
+			assert.False(t, c.PolicyPathDefault)
+		}},
 		{"ALLOWLIST_IPS", map[string]string{"ALLOWLIST_IPS": "1.1.1.1, 2001:db8::/32"}, func(t *testing.T, c config) {
 			assert.Equal(t, &policy.List{Name: "ALLOWLIST_IPS", Value: "1.1.1.1, 2001:db8::/32"}, c.AllowIPs)
 		}},

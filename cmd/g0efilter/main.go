@@ -26,9 +26,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -61,12 +63,14 @@ const (
 	logKeyIPv6      = "ipv6"
 	logKeyDomains   = "domains"
 	logKeyAnyDomain = "any_domain"
-	logKeyAdded     = "added"
-	logKeyRemoved   = "removed"
+	logKeyAdded     = "added"   // prefixes
+	logKeyRemoved   = "removed" // prefixes
 	logKeyHTTPPort  = "http_port"
 	logKeyHTTPSPort = "https_port"
 	logKeyDNSPort   = "dns_port"
 
+	logKeyDomainsAdded     = "domains_added"
+	logKeyDomainsRemoved   = "domains_removed"
 	logKeyDestinationCheck = "destination_check"
 	logKeyDropped          = "dropped"
 	logKeyUpstreams        = "upstreams"
@@ -160,11 +164,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		if len(args) > 1 {
 			return usageErr(stderr, "validate takes at most one path")
 		}
-		path := cfg.PolicyPath
 		if len(args) == 1 {
-			path = args[0]
+			cfg.PolicyPath, cfg.PolicyPathDefault = args[0], false
 		}
-		return cmdValidate(cfg, path, stdout, stderr)
+		return cmdValidate(cfg, stdout, stderr)
 	case "health":
 		if len(args) > 0 {
 			return usageErr(stderr, "health takes no arguments")
@@ -292,10 +295,20 @@ func findGuards() guards {
 	return g
 }
 
+// defaultPolicyHint adds to err, when it says that the default policy file
+// is missing, how to name another: example, for the command that failed.
+func defaultPolicyHint(cfg config, err error, example string) error {
+	if !cfg.PolicyPathDefault || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return fmt.Errorf("%w\n%s is not set, and there is no policy file at its default, %s: %s",
+		err, envPolicyPath, cfg.PolicyPath, example)
+}
+
 func cmdDryRun(cfg config, stdout, stderr io.Writer) int {
 	snap, err := loadSnapshot(cfg)
 	if err != nil {
-		printErr(stderr, err)
+		printErr(stderr, defaultPolicyHint(cfg, err, "set it to your policy file, as in "+envPolicyPath+"=./policy.yaml g0efilter dry-run"))
 		return exitFailure
 	}
 	if snap.AllowsAnyDomain() {
@@ -316,10 +329,11 @@ func cmdDryRun(cfg config, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdValidate(cfg config, path string, stdout, stderr io.Writer) int {
+func cmdValidate(cfg config, stdout, stderr io.Writer) int {
+	path := cfg.PolicyPath
 	p, err := policy.ReadFile(path)
 	if err != nil {
-		printErr(stderr, err)
+		printErr(stderr, defaultPolicyHint(cfg, err, "give the file to check, as in g0efilter validate ./policy.yaml, or set "+envPolicyPath))
 		return exitFailure
 	}
 	var v4, v6 int
@@ -401,28 +415,69 @@ func orNone(names []string) string {
 func cmdCheck(cfg config, targets []string, stdout, stderr io.Writer) int {
 	snap, err := loadSnapshot(cfg)
 	if err != nil {
-		printErr(stderr, err)
+		printErr(stderr, defaultPolicyHint(cfg, err, "set it to your policy file, as in "+envPolicyPath+"=./policy.yaml g0efilter check HOST"))
 		return exitFailure
 	}
 	code := exitOK
 	for _, t := range targets {
+		name, addr, err := checkTarget(t)
+		if err != nil {
+			printErr(stderr, err)
+			code = exitUsage
+			continue
+		}
 		var rule string
 		var ok bool
-		if a, err := netip.ParseAddr(t); err == nil {
+		if addr.IsValid() {
 			var pfx netip.Prefix
-			pfx, ok = snap.MatchAddr(a)
+			pfx, ok = snap.MatchAddr(addr)
 			rule = pfx.String()
 		} else {
-			rule, ok = snap.MatchHost(t)
+			rule, ok = snap.MatchHost(name)
+		}
+		// A name that normalising changed beyond case and a trailing dot
+		// (a U-label) is shown as it was matched.
+		shown := t
+		if name != "" && name != strings.ToLower(strings.TrimSuffix(t, ".")) {
+			shown = t + " (" + name + ")"
 		}
 		if ok {
-			fmt.Fprintf(stdout, "%s: allowed by %s\n", t, rule)
+			fmt.Fprintf(stdout, "%s: allowed by %s\n", shown, rule)
 		} else {
-			fmt.Fprintf(stdout, "%s: blocked (no rule matches)\n", t)
-			code = exitFailure
+			fmt.Fprintf(stdout, "%s: blocked (no rule matches)\n", shown)
+			if code == exitOK {
+				code = exitFailure
+			}
 		}
 	}
 	return code
+}
+
+// checkTarget reads a target of check: an IP address, or a host name,
+// which it returns normalised as the policy's names are (lower case, no
+// trailing dot, a U-label in punycode). A URL, a port or a pattern is
+// refused with what to give instead.
+func checkTarget(t string) (name string, addr netip.Addr, err error) {
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(t, "["), "]")); err == nil {
+		return "", a, nil
+	}
+	if u, err := url.Parse(t); err == nil && u.Scheme != "" && u.Host != "" {
+		return "", netip.Addr{}, fmt.Errorf("%q is a URL: give its host alone, as in g0efilter check %s", t, u.Hostname())
+	}
+	if host, port, err := net.SplitHostPort(t); err == nil && host != "" {
+		if _, err := parsePort(port); err == nil {
+			return "", netip.Addr{}, fmt.Errorf("%q has a port: give the host alone, as in g0efilter check %s", t, host)
+		}
+	}
+	if strings.Contains(t, "*") {
+		return "", netip.Addr{}, fmt.Errorf("%q is a pattern: give a host name that it should match", t)
+	}
+	name, err = policy.NormalizeDomain(t)
+	if err != nil {
+		return "", netip.Addr{}, fmt.Errorf("%q is not a host name or an IP address: %s",
+			t, strings.TrimPrefix(err.Error(), policy.ErrDomain.Error()+": "))
+	}
+	return name, netip.Addr{}, nil
 }
 
 // newLogger returns a text logger on w at level, which names the TRACE level.
@@ -433,10 +488,10 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	}))
 }
 
-// diff counts the prefixes of next that are not in prev (added) and those of
-// prev not in next (removed).
-func diff(prev, next []netip.Prefix) (added, removed int) {
-	old := make(map[netip.Prefix]struct{}, len(prev))
+// diff counts the entries (prefixes, domains) of next that are not in prev
+// (added) and those of prev not in next (removed).
+func diff[T comparable](prev, next []T) (added, removed int) {
+	old := make(map[T]struct{}, len(prev))
 	for _, p := range prev {
 		old[p] = struct{}{}
 	}

@@ -175,6 +175,10 @@ func TestCheck(t *testing.T) {
 		{"2001:db8::5", 0, "2001:db8::5: allowed by 2001:db8::/32\n"},
 		{"::ffff:198.18.0.1", 0, "::ffff:198.18.0.1: allowed by 198.18.0.1/32\n"},
 		{"2001:db9::1", 1, "2001:db9::1: blocked (no rule matches)\n"},
+		{"[2001:db8::5]", 0, "[2001:db8::5]: allowed by 2001:db8::/32\n"},
+		// A U-label is matched as the policy's names are, in punycode.
+		{"bücher.example.org", 0, "bücher.example.org (xn--bcher-kva.example.org): allowed by *.example.org\n"},
+		{"bücher.example", 1, "bücher.example (xn--bcher-kva.example): blocked (no rule matches)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
@@ -193,6 +197,78 @@ func TestCheck(t *testing.T) {
 		code, _, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "check")
 		assert.Equal(t, 2, code)
 		assert.Contains(t, errOut, "usage:")
+	})
+}
+
+// TestCheckRefusesWhatIsNoHost: a URL, a port or a pattern is not checked
+// as if it were a host name, which nothing would match: check says what
+// to give instead.
+func TestCheckRefusesWhatIsNoHost(t *testing.T) {
+	path := writePolicy(t, goodPolicy)
+	tests := []struct {
+		target string
+		want   string
+	}{
+		{"https://github.com", `g0efilter: "https://github.com" is a URL: give its host alone, as in g0efilter check github.com` + "\n"},
+		{"http://198.18.0.1:8080/x", `g0efilter: "http://198.18.0.1:8080/x" is a URL: give its host alone, as in g0efilter check 198.18.0.1` + "\n"},
+		{"github.com:443", `g0efilter: "github.com:443" has a port: give the host alone, as in g0efilter check github.com` + "\n"},
+		{"198.18.0.1:443", `g0efilter: "198.18.0.1:443" has a port: give the host alone, as in g0efilter check 198.18.0.1` + "\n"},
+		{"[2001:db8::5]:443", `g0efilter: "[2001:db8::5]:443" has a port: give the host alone, as in g0efilter check 2001:db8::5` + "\n"},
+		{"*.example.org", `g0efilter: "*.example.org" is a pattern: give a host name that it should match` + "\n"},
+		{"github.com/x", `g0efilter: "github.com/x" is not a host name or an IP address: a domain is a bare host name, not a URL` + "\n"},
+		{"bad..name", `g0efilter: "bad..name" is not a host name or an IP address: empty label` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			code, out, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "check", tt.target)
+			assert.Equal(t, 2, code)
+			assert.Empty(t, out)
+			assert.Equal(t, tt.want, errOut)
+		})
+	}
+
+	t.Run("among others", func(t *testing.T) {
+		code, out, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "check", "github.com", "https://github.com", "evil.example")
+		assert.Equal(t, 2, code)
+		assert.Equal(t, "github.com: allowed by github.com\nevil.example: blocked (no rule matches)\n", out)
+		assert.Contains(t, errOut, "is a URL")
+	})
+}
+
+// TestDefaultPolicyMissing: without POLICY_PATH, a missing
+// /app/policy.yaml says how to name the policy file.
+func TestDefaultPolicyMissing(t *testing.T) {
+	if _, err := os.Stat(defaultPolicyPath); err == nil {
+		t.Skip("this machine has a policy file at " + defaultPolicyPath)
+	}
+	tests := []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"dry-run"}, "set it to your policy file, as in POLICY_PATH=./policy.yaml g0efilter dry-run"},
+		{[]string{"check", "github.com"}, "set it to your policy file, as in POLICY_PATH=./policy.yaml g0efilter check HOST"},
+		{[]string{"validate"}, "give the file to check, as in g0efilter validate ./policy.yaml, or set POLICY_PATH"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			code, out, errOut := runCmd(t, nil, tt.args...)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, out)
+			assert.Equal(t, "g0efilter: policy: open /app/policy.yaml: no such file or directory\n"+
+				"g0efilter: POLICY_PATH is not set, and there is no policy file at its default, /app/policy.yaml: "+tt.hint+"\n", errOut)
+		})
+	}
+
+	t.Run("not when POLICY_PATH names it", func(t *testing.T) {
+		code, _, errOut := runCmd(t, map[string]string{"POLICY_PATH": defaultPolicyPath}, "dry-run")
+		assert.Equal(t, 1, code)
+		assert.Equal(t, "g0efilter: policy: open /app/policy.yaml: no such file or directory\n", errOut)
+	})
+	t.Run("not when validate is given a path", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "none.yaml")
+		code, _, errOut := runCmd(t, nil, "validate", missing)
+		assert.Equal(t, 1, code)
+		assert.Equal(t, "g0efilter: policy: open "+missing+": no such file or directory\n", errOut)
 	})
 }
 
@@ -232,9 +308,10 @@ func TestUsageErrors(t *testing.T) {
 
 func TestRunBadPolicyInstallsNothing(t *testing.T) {
 	// The policy fails to load before any netlink call, so this needs no
-	// privileges and touches no rules.
+	// privileges and touches no rules. The test may run in the machine's
+	// own namespace, which run refuses before anything else unless told.
 	path := writePolicy(t, brokenPolicy)
-	code, _, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "run")
+	code, _, errOut := runCmd(t, map[string]string{"POLICY_PATH": path, "ALLOW_HOST_NAMESPACE": "true"}, "run")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "policy does not load")
 }

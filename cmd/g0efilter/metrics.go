@@ -18,6 +18,7 @@ type metrics struct {
 	pinned     prometheus.Counter
 	reloads    *prometheus.CounterVec
 	lastLoad   prometheus.Gauge
+	waiting    prometheus.Gauge
 	guarantees *prometheus.GaugeVec
 }
 
@@ -38,21 +39,26 @@ func newMetrics() *metrics {
 		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "g0efilter_policy_reloads_total",
-			Help: "Policy reloads, by result (ok: applied; error: refused, the previous policy stays).",
+			Help: "Policy reloads, by result (ok: applied; error: refused, the previous policy stays; retry: valid, but could not be applied yet, tried again later).",
 		}, []string{"result"}),
 		lastLoad: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "g0efilter_policy_last_reload_timestamp_seconds",
 			Help: "When the policy in force was loaded, as a Unix time.",
+		}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "g0efilter_policy_pending",
+			Help: "1 while a valid policy edit waits to be applied (the kernel refused it; it is tried again with back-off), the previous policy still in force; 0 otherwise.",
 		}),
 		guarantees: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "g0efilter_guarantee",
 			Help: "1 where a guarantee against a hostile workload holds: cgroup (own sockets told apart by cgroup, not by a mark alone), egress (frames from packet sockets dropped at every device).",
 		}, []string{"guarantee"}),
 	}
-	m.reg.MustRegister(m.decisions, m.dns, m.pinned, m.reloads, m.lastLoad, m.guarantees,
+	m.reg.MustRegister(m.decisions, m.dns, m.pinned, m.reloads, m.lastLoad, m.waiting, m.guarantees,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.reloads.WithLabelValues("ok")
-	m.reloads.WithLabelValues("error")
+	for _, result := range []string{"ok", "error", "retry"} {
+		m.reloads.WithLabelValues(result)
+	}
 	return m
 }
 
@@ -75,13 +81,36 @@ func (m *metrics) guarantee(name string, holds bool) {
 	m.guarantees.WithLabelValues(name).Set(v)
 }
 
+// reloaded counts a policy applied (ok) or refused. m may be nil.
 func (m *metrics) reloaded(ok bool) {
+	if m == nil {
+		return
+	}
 	if !ok {
 		m.reloads.WithLabelValues("error").Inc()
 		return
 	}
 	m.reloads.WithLabelValues("ok").Inc()
 	m.lastLoad.SetToCurrentTime()
+}
+
+// retrying counts a valid policy that could not be applied, tried again
+// later, and marks it pending. m may be nil.
+func (m *metrics) retrying() {
+	if m == nil {
+		return
+	}
+	m.reloads.WithLabelValues("retry").Inc()
+	m.waiting.Set(1)
+}
+
+// notPending marks that no valid policy waits to be applied: the one the
+// file holds is in force, or the file's is invalid. m may be nil.
+func (m *metrics) notPending() {
+	if m == nil {
+		return
+	}
+	m.waiting.Set(0)
 }
 
 // watchProxy exports the proxies' connection and byte counters.

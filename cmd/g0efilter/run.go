@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +44,11 @@ type filter struct {
 	wg    sync.WaitGroup // the services started by serve
 	fatal atomic.Pointer[error]
 	stop  context.CancelFunc
+
+	// Set by tests: updateSets stands for conn.UpdateSets, retry for
+	// watchRetry.
+	updateSets func(v4, v6 []netip.Prefix) error
+	retry      time.Duration
 }
 
 func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
@@ -358,46 +364,68 @@ func (f *filter) serve(ctx context.Context) {
 	}
 }
 
+// watchRetry is how long watch waits before it applies again a policy
+// that it could not apply; the wait doubles with each failure, up to a
+// minute.
+const watchRetry = time.Second
+
 // watch follows the policy until ctx ends. Each valid edit changes the
 // kernel's sets and the live policy together: if the sets cannot be
-// updated, neither changes.
+// updated, neither changes, and the edit is applied again after a
+// back-off until it goes through or the file changes.
 func (f *filter) watch(ctx context.Context) error {
 	log := f.log
-	reloaded := func(ok bool) {
-		if f.metrics != nil {
-			f.metrics.reloaded(ok)
-		}
+	updateSets := f.updateSets
+	if updateSets == nil {
+		updateSets = f.conn.UpdateSets
+	}
+	retry := f.retry
+	if retry == 0 {
+		retry = watchRetry
 	}
 	w := &policy.Watcher{
 		Loader: loader(f.cfg),
-		OnReload: func(next *policy.Snapshot) {
-			if cur := f.live.Load().Policy(); slices.Equal(cur.IPs, next.Policy().IPs) &&
-				slices.Equal(cur.Domains, next.Policy().Domains) {
+		OnReload: func(next *policy.Snapshot) error {
+			cur := f.live.Load().Policy()
+			if slices.Equal(cur.IPs, next.Policy().IPs) && slices.Equal(cur.Domains, next.Policy().Domains) {
 				log.Debug("policy file read; nothing changed")
-				return
+				f.metrics.notPending()
+				return nil
 			}
 			n4, n6 := next.Prefixes()
 			added, removed := diff(f.v4, n4)
 			a6, r6 := diff(f.v6, n6)
 			added, removed = added+a6, removed+r6
 			if added != 0 || removed != 0 {
-				if err := f.conn.UpdateSets(n4, n6); err != nil {
-					log.Error("cannot update the allowlist sets; the previous policy stays", logKeyErr, err)
-					reloaded(false)
-					return
+				if err := updateSets(n4, n6); err != nil {
+					return fmt.Errorf("cannot update the allowlist sets: %w", err)
 				}
 				f.v4, f.v6 = n4, n6
 			}
 			f.live.Store(next)
-			reloaded(true)
+			f.metrics.reloaded(true)
+			f.metrics.notPending()
+			dAdded, dRemoved := diff(cur.Domains, next.Policy().Domains)
 			log.Info("policy reloaded", logKeyIPv4, len(n4), logKeyIPv6, len(n6),
-				logKeyDomains, len(next.Policy().Domains), logKeyAdded, added, logKeyRemoved, removed)
+				logKeyDomains, len(next.Policy().Domains), logKeyAdded, added, logKeyRemoved, removed,
+				logKeyDomainsAdded, dAdded, logKeyDomainsRemoved, dRemoved)
+			return nil
 		},
 		OnError: func(err error) {
+			if errors.Is(err, policy.ErrNotApplied) {
+				// The kernel and the proxies stay on the previous policy,
+				// together, until the edit goes through.
+				log.Error("policy not applied yet; the previous policy stays in force", logKeyErr, err)
+				f.metrics.retrying()
+				return
+			}
 			log.Warn("policy not reloaded; the previous policy stays", logKeyErr, err)
-			reloaded(false)
+			// An edit waiting to be applied is given up for this one.
+			f.metrics.reloaded(false)
+			f.metrics.notPending()
 		},
-		Logger: log,
+		RetryInterval: retry,
+		Logger:        log,
 	}
 	err := w.Run(ctx)
 	if ctx.Err() != nil {
