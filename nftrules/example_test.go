@@ -102,8 +102,11 @@ func ExampleRuleset_Render() {
 	// 		tcp dport 8080 fib daddr type local log prefix "g0efilter local service: " group 100 reject with tcp reset
 	// 		tcp dport 8443 fib daddr type local log prefix "g0efilter local service: " group 100 reject with tcp reset
 	// 		fib daddr type local accept
+	// 		icmpv6 type nd-router-solicit meta skuid >= 0 log prefix "g0efilter blocked: " group 100 drop
 	// 		icmpv6 type nd-router-solicit accept
+	// 		icmpv6 type nd-neighbor-solicit meta skuid >= 0 log prefix "g0efilter blocked: " group 100 drop
 	// 		icmpv6 type nd-neighbor-solicit accept
+	// 		icmpv6 type nd-neighbor-advert meta skuid >= 0 log prefix "g0efilter blocked: " group 100 drop
 	// 		icmpv6 type nd-neighbor-advert accept
 	// 		ip daddr @allow4 ct state new log prefix "g0efilter allowed: " group 100 accept
 	// 		ip daddr @allow4 accept

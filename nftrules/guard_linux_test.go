@@ -304,3 +304,60 @@ func TestTrafficLocalGuard(t *testing.T) {
 	require.Eventually(t, func() bool { return log.countPrefix(LocalServiceLogPrefix) >= 6 },
 		2*time.Second, 10*time.Millisecond, "knocks on local services logged")
 }
+
+// TestTrafficUserNeighbourDiscovery: neighbour discovery messages that a
+// user's raw ICMPv6 socket sends (CAP_NET_RAW is enough) to an address
+// that is not allowlisted do not leave, while the kernel's own neighbour
+// discovery still works.
+func TestTrafficUserNeighbourDiscovery(t *testing.T) {
+	fd, peer := peerNSPair(t)
+	// A raw ICMPv6 socket in the peer sees every ICMPv6 message that
+	// reaches it.
+	var rfd int
+	var err error
+	netnstest.Run(t, peer, func() { rfd, err = syscall.Socket(syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_ICMPV6) })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Close(rfd) })
+	require.NoError(t, syscall.SetsockoptTimeval(rfd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &syscall.Timeval{Usec: 300000}))
+	const marker = "g0e-nd-payload"
+	received := func() bool {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := syscall.Recvfrom(rfd, buf, 0)
+			if err != nil {
+				return false
+			}
+			if strings.Contains(string(buf[:n]), marker) {
+				return true
+			}
+		}
+	}
+	// A neighbour solicitation (type 135) with data after its target, sent
+	// to peerB6 (on the link, not allowlisted) with the hop limit ND uses.
+	send := func() {
+		msg := append([]byte{135, 0, 0, 0, 0, 0, 0, 0}, peerB6.AsSlice()...)
+		msg = append(msg, marker...)
+		netnstest.Run(t, fd, func() {
+			s, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_ICMPV6)
+			require.NoError(t, err)
+			defer syscall.Close(s)
+			require.NoError(t, syscall.SetsockoptInt(s, syscall.IPPROTO_IPV6, syscall.IPV6_MULTICAST_HOPS, 255))
+			require.NoError(t, syscall.SetsockoptInt(s, syscall.IPPROTO_IPV6, syscall.IPV6_UNICAST_HOPS, 255))
+			_ = syscall.Sendto(s, msg, 0, &syscall.SockaddrInet6{Addr: peerB6.As16()})
+		})
+	}
+	send()
+	require.True(t, received(), "without rules the message arrives: the test can tell")
+
+	c := openIn(t, fd)
+	log := recordLog(t, fd, DefaultNflogGroup)
+	r, err := Build(Config{Allow6: []netip.Prefix{netip.PrefixFrom(peerA6, 128)}})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+	send()
+	assert.False(t, received(), "a user's neighbour solicitation left")
+	log.waitCount(t, DefaultLogPrefix, peerB6, 1)
+
+	ipCmd(t, fd, "neigh", "flush", "dev", "p0")
+	assert.NoError(t, dialIn(t, fd, "tcp", peerAddr(peerA6), 0), "the kernel's neighbour discovery still works")
+}

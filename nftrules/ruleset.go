@@ -510,10 +510,15 @@ func Build(cfg Config) (*Ruleset, error) {
 	}
 	filter = append(filter, cfg.guardRules()...)
 	filter = append(filter, Rule{Match: []Match{DestLocal{}}, Verdict: Accept})
-	for _, t := range []uint8{icmpv6RouterSolicit, icmpv6NeighborSolicit, icmpv6NeighborAdvert} {
-		filter = append(filter, Rule{Match: []Match{ICMPv6Type{t}}, Verdict: Accept})
-	}
 	logNew := &Log{Prefix: cfg.LogPrefix, Group: cfg.NflogGroup}
+	// Neighbour discovery is the kernel's: its own sockets have no file.
+	// The same messages from a user's raw ICMPv6 socket (CAP_NET_RAW) to
+	// any address would otherwise be a way out.
+	for _, t := range []uint8{icmpv6RouterSolicit, icmpv6NeighborSolicit, icmpv6NeighborAdvert} {
+		filter = append(filter,
+			Rule{Match: []Match{ICMPv6Type{t}, userSocket{}}, Log: logNew, Verdict: Drop},
+			Rule{Match: []Match{ICMPv6Type{t}}, Verdict: Accept})
+	}
 	// Blocked connections fail at once: TCP with a reset, the rest with an
 	// ICMP port-unreachable (which a local UDP sender sees as EPERM).
 	reject := []Rule{
