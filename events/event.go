@@ -62,6 +62,9 @@ const (
 	ReasonLocalService   Reason = "local service"        // the workload knocked on a local service other than through the redirect
 	ReasonRawFrame       Reason = "raw frame"            // frames sent through a packet socket, below the IP stack, dropped at egress
 	ReasonLocalName      Reason = "local name"           // dns: a single-label name the local resolver answers; its addresses are not pinned
+	ReasonSpoofedSource  Reason = "spoofed source"       // a packet from a raw or transparent socket with a source that is not the namespace's
+	ReasonInjected       Reason = "injected"             // a frame written to loopback through a packet socket
+	ReasonForgedConn     Reason = "forged conn"          // a packet written into one of the filter's own connections from outside its cgroup
 )
 
 // Event is one decision. Only Time, Component and Action are always set;

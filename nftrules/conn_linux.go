@@ -170,7 +170,7 @@ func (c *Conn) Installed() error {
 	if err != nil {
 		return fmt.Errorf("nftrules: no table inet %s: %w", TableName, err)
 	}
-	want := map[string]bool{ChainOutput: false, ChainNATOut: false, ChainInput: false}
+	want := map[string]bool{ChainOutput: false, ChainNATOut: false, ChainInput: false, ChainPrerouting: false, ChainForward: false}
 	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return fmt.Errorf("nftrules: list chains: %w", err)
@@ -182,8 +182,8 @@ func (c *Conn) Installed() error {
 		if _, ok := want[ch.Name]; !ok {
 			continue
 		}
-		if ch.Name == ChainOutput && (ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop) {
-			return fmt.Errorf("nftrules: chain %s does not drop by default", ChainOutput)
+		if (ch.Name == ChainOutput || ch.Name == ChainForward) && (ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop) {
+			return fmt.Errorf("nftrules: chain %s does not drop by default", ch.Name)
 		}
 		want[ch.Name] = true
 	}
@@ -694,6 +694,10 @@ func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
 		hook = nftables.ChainHookInput
 	case HookEgress:
 		hook = nftables.ChainHookEgress
+	case HookPrerouting:
+		hook = nftables.ChainHookPrerouting
+	case HookForward:
+		hook = nftables.ChainHookForward
 	}
 	return &nftables.Chain{
 		Name:     c.Name,
@@ -735,6 +739,11 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			Group: r.Log.Group,
 			Data:  []byte(r.Log.Prefix),
 		})
+	}
+	if r.connMark != 0 {
+		out = append(out,
+			&expr.Immediate{Register: 1, Data: u32(r.connMark)},
+			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true})
 	}
 	switch r.Verdict.Kind {
 	case VerdictNone:
@@ -831,6 +840,26 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, unix.ETH_P_ARP)},
+		}, nil
+	case srcNotLocal:
+		return []expr.Any{
+			&expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(unix.RTN_LOCAL)},
+		}, nil
+	case iifLoopback:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(loopbackIndex)},
+		}, nil
+	case ctOriginal:
+		return []expr.Any{
+			&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}}, // IP_CT_DIR_ORIGINAL
+		}, nil
+	case ctMarkEq:
+		return []expr.Any{
+			&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(m.Mark)},
 		}, nil
 	case OifLoopback:
 		return []expr.Any{

@@ -60,11 +60,7 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 		if wc.Type == ChainRegular {
 			assert.Nil(t, c.Hooknum, "regular chain %s", wc.Name)
 		} else {
-			wantHook := *nftables.ChainHookOutput
-			if wc.Hook == HookInput {
-				wantHook = *nftables.ChainHookInput
-			}
-			assert.Equal(t, wantHook, *c.Hooknum, "hook of %s", wc.Name)
+			assert.Equal(t, *nftChain(table, &wc).Hooknum, *c.Hooknum, "hook of %s", wc.Name)
 			assert.Equal(t, nftables.ChainPriority(wc.Priority), *c.Priority)
 		}
 		rules, err := nc.GetRules(table, c)

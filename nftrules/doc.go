@@ -28,8 +28,8 @@
 // # One description
 //
 // [Build] is a pure function from a [Config] to a [Ruleset]: a table of
-// family inet (IPv4 and IPv6 alike) with its sets, a regular chain and
-// three base chains, and, when [Config.Devices] names any, a netdev table
+// family inet (IPv4 and IPv6 alike) with its sets, one or two regular
+// chains and five base chains, and, when [Config.Devices] names any, a netdev table
 // with one egress chain per device. Rules are short lists of typed
 // matches, an optional named counter, an optional [Log] and a [Verdict]. [Ruleset.Render] prints it as
 // "nft list table inet g0efilter" prints the installed table; [Conn.Apply]
@@ -46,6 +46,25 @@
 // any other socket is a forgery (CAP_NET_RAW is enough to set a mark),
 // logged with [ForgedMarkLogPrefix] and dropped. Without a cgroup the mark
 // alone decides, so it should be chosen at random.
+//
+// With a cgroup, the own chain also sets the conntrack mark [OwnConnMark]
+// on the filter's connections, which a workload cannot set, and every
+// later packet of such a connection from a user's socket must come from
+// the filter's cgroup too (chain "own_conn"): a raw socket that writes a
+// packet with the addresses and ports of the filter's connection to its
+// resolver, say, is logged with [ForgedConnLogPrefix] and dropped.
+//
+// # Forged sources and injected frames
+//
+// The output chain's first rule drops a packet from a user's socket whose
+// source address is not one of the namespace's ([SpoofedSourceLogPrefix]):
+// a raw socket (IP_HDRINCL) or a transparent one could otherwise write
+// "from" a host outside, and conntrack would then let the workload's
+// "reply" to that host pass as established. For the same reason a chain
+// on the prerouting hook, ahead of conntrack, drops what arrives on
+// loopback without having been routed out through it: a frame a packet
+// socket wrote to "lo" ([InjectedLogPrefix]). A forward chain with policy
+// drop routes nothing through the namespace.
 //
 // # Local services and raw frames
 //

@@ -95,6 +95,7 @@ func ExampleRuleset_Render() {
 	//
 	// 	chain output {
 	// 		type filter hook output priority filter; policy drop;
+	// 		meta skuid >= 0 fib saddr type != local log prefix "g0efilter spoofed source: " group 100 drop
 	// 		ct state established,related accept
 	// 		jump own
 	// 		tcp dport 8080 ct status dnat accept
@@ -120,6 +121,16 @@ func ExampleRuleset_Render() {
 	// 		type filter hook input priority filter; policy accept;
 	// 		iif != "lo" tcp dport 8080 drop
 	// 		iif != "lo" tcp dport 8443 drop
+	// 	}
+	//
+	// 	chain prerouting {
+	// 		type filter hook prerouting priority raw; policy accept;
+	// 		iif "lo" meta rtclassid != 4294967295 accept
+	// 		iif "lo" log prefix "g0efilter injected: " group 100 drop
+	// 	}
+	//
+	// 	chain forward {
+	// 		type filter hook forward priority filter; policy drop;
 	// 	}
 	// }
 }

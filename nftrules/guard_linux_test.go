@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/g0lab/g0efilter/internal/cgroupv2"
 	"github.com/g0lab/g0efilter/internal/netnstest"
@@ -360,4 +361,221 @@ func TestTrafficUserNeighbourDiscovery(t *testing.T) {
 
 	ipCmd(t, fd, "neigh", "flush", "dev", "p0")
 	assert.NoError(t, dialIn(t, fd, "tcp", peerAddr(peerA6), 0), "the kernel's neighbour discovery still works")
+}
+
+// recordUDPIn listens on addr in the namespace fd and returns a channel
+// of the payloads that arrive. It answers each with "ack", so that
+// conntrack sees the conversation go both ways (established).
+func recordUDPIn(t *testing.T, fd int, addr string) <-chan string {
+	t.Helper()
+	var pc net.PacketConn
+	var err error
+	netnstest.Run(t, fd, func() { pc, err = net.ListenPacket("udp", addr) })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pc.Close() })
+	got := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			got <- string(buf[:n])
+			_, _ = pc.WriteTo([]byte("ack"), from)
+		}
+	}()
+	return got
+}
+
+// arrived reports whether payload arrives on got within 300ms.
+func arrived(got <-chan string, payload string) bool {
+	timeout := time.After(300 * time.Millisecond)
+	for {
+		select {
+		case s := <-got:
+			if s == payload {
+				return true
+			}
+		case <-timeout:
+			return false
+		}
+	}
+}
+
+// sendRawIP sends the IP packet of frame (an Ethernet frame from
+// rawframe.UDP) through a raw socket that writes whole IP headers
+// (IPPROTO_RAW, CAP_NET_RAW), so its source is whatever the packet says.
+func sendRawIP(frame []byte, dst netip.Addr) error {
+	family := syscall.AF_INET
+	if dst.Is6() {
+		family = syscall.AF_INET6
+	}
+	s, err := syscall.Socket(family, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(s)
+	return syscall.Sendto(s, frame[14:], 0, sockaddr(netip.AddrPortFrom(dst, 0)))
+}
+
+// sendTransparent sends payload from src, an address that is not this
+// namespace's, through a UDP socket with IP_TRANSPARENT (CAP_NET_RAW).
+func sendTransparent(src, dst netip.AddrPort, payload []byte) error {
+	family, level, opt := syscall.AF_INET, syscall.IPPROTO_IP, syscall.IP_TRANSPARENT
+	if dst.Addr().Is6() {
+		family, level, opt = syscall.AF_INET6, syscall.IPPROTO_IPV6, unix.IPV6_TRANSPARENT
+	}
+	s, err := syscall.Socket(family, syscall.SOCK_DGRAM, syscall.IPPROTO_UDP)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(s)
+	if err := syscall.SetsockoptInt(s, level, opt, 1); err != nil {
+		return err
+	}
+	if err := syscall.Bind(s, sockaddr(src)); err != nil {
+		return err
+	}
+	return syscall.Sendto(s, payload, 0, sockaddr(dst))
+}
+
+func sockaddr(ap netip.AddrPort) syscall.Sockaddr {
+	if ap.Addr().Is4() {
+		return &syscall.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	return &syscall.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
+}
+
+// sendFrom sends payload from a UDP socket bound to src.
+func sendFrom(src, dst netip.AddrPort, payload []byte) error {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(src))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.WriteToUDPAddrPort(payload, dst)
+	return err
+}
+
+// TestTrafficReflection checks the ways a workload with CAP_NET_RAW
+// could make conntrack believe that a host outside had written to it
+// first, so that its "reply" to that host would pass as established: a
+// packet with a forged source from a raw socket or a transparent one, and
+// a frame written to loopback through a packet socket. Each is logged
+// and dropped, and the reply does not leave.
+func TestTrafficReflection(t *testing.T) {
+	fd, peer := peerNSPair(t)
+	c := openIn(t, fd)
+	log := recordLog(t, fd, DefaultNflogGroup)
+	r, err := Build(Config{Mode: ModeDNS, Allow4: []netip.Prefix{netip.PrefixFrom(peerA4, 32)}})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+	zeroMAC := net.HardwareAddr{0, 0, 0, 0, 0, 0}
+
+	for _, fam := range []struct {
+		box, remote netip.Addr
+	}{{netip.MustParseAddr("198.19.0.1"), peerB4}, {netip.MustParseAddr("fd01::1"), peerB6}} {
+		for i, how := range []string{"raw", "transparent", "loopback"} {
+			t.Run(fmt.Sprint(fam.remote, "/", how), func(t *testing.T) {
+				remote := netip.AddrPortFrom(fam.remote, uint16(7100+i))
+				local := netip.AddrPortFrom(fam.box, uint16(5100+i))
+				got := recordUDPIn(t, peer, remote.String())
+				hello := rawframe.UDP(zeroMAC, zeroMAC, remote, local, []byte("knock"))
+				prefix := SpoofedSourceLogPrefix
+				before := log.countPrefix(prefix)
+				netnstest.Run(t, fd, func() {
+					switch how {
+					case "raw":
+						err = sendRawIP(hello, local.Addr())
+					case "transparent":
+						err = sendTransparent(remote, local, []byte("knock"))
+					case "loopback":
+						prefix = InjectedLogPrefix
+						before = log.countPrefix(prefix)
+						err = rawframe.Send("lo", hello, false)
+					}
+				})
+				if err != nil {
+					require.ErrorIs(t, err, syscall.EPERM, "the forged packet is refused or dropped")
+				}
+				var sendErr error
+				netnstest.Run(t, fd, func() { sendErr = sendFrom(local, remote, []byte("reflected")) })
+				assert.False(t, arrived(got, "reflected"), "the reply to the forged packet left (send: %v)", sendErr)
+				require.Eventually(t, func() bool { return log.countPrefix(prefix) > before },
+					2*time.Second, 10*time.Millisecond, "%q logged", prefix)
+			})
+		}
+	}
+	// Loopback still works, both families.
+	for _, addr := range []string{"127.0.0.1:7300", "[::1]:7300"} {
+		got := recordUDPIn(t, fd, addr)
+		var err error
+		netnstest.Run(t, fd, func() { err = sendFrom(netip.AddrPort{}, netip.MustParseAddrPort(addr), []byte("lo")) })
+		require.NoError(t, err)
+		assert.True(t, arrived(got, "lo"), "loopback to %s", addr)
+	}
+}
+
+// TestTrafficForgedConn: once the filter has a connection of its own, a
+// packet that a raw socket in another cgroup writes with that
+// connection's addresses and ports does not leave, while the filter's own
+// packets still do.
+func TestTrafficForgedConn(t *testing.T) {
+	fd, peer := peerNSPair(t)
+	cg := newTestCgroups(t)
+	own, ownID := cg.make("filter")
+	other, _ := cg.make("workload")
+	c := openIn(t, fd)
+	log := recordLog(t, fd, DefaultNflogGroup)
+	const mark = 0x5eed0002
+	r, err := Build(Config{BypassMark: mark, OwnCgroup: ownID})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+
+	for i, fam := range []struct{ box, remote netip.Addr }{
+		{netip.MustParseAddr("198.19.0.1"), peerB4}, {netip.MustParseAddr("fd01::1"), peerB6},
+	} {
+		remote := netip.AddrPortFrom(fam.remote, uint16(7200+i))
+		local := netip.AddrPortFrom(fam.box, uint16(5200+i))
+		got := recordUDPIn(t, peer, remote.String())
+
+		cg.moveTo(own)
+		var fc *net.UDPConn
+		netnstest.Run(t, fd, func() {
+			lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				err := rc.Control(func(s uintptr) { serr = unix.SetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_MARK, mark) })
+				return errors.Join(err, serr)
+			}}
+			var pc net.PacketConn
+			pc, err = lc.ListenPacket(t.Context(), "udp", local.String())
+			if err == nil {
+				fc = pc.(*net.UDPConn)
+			}
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = fc.Close() })
+		_, err = fc.WriteToUDPAddrPort([]byte("own 1"), remote)
+		require.NoError(t, err)
+		require.True(t, arrived(got, "own 1"), "the filter's own packet to %v", remote)
+
+		cg.moveTo(other)
+		before := log.countPrefix(ForgedConnLogPrefix)
+		zeroMAC := net.HardwareAddr{0, 0, 0, 0, 0, 0}
+		netnstest.Run(t, fd, func() {
+			err = sendRawIP(rawframe.UDP(zeroMAC, zeroMAC, local, remote, []byte("forged")), remote.Addr())
+		})
+		if err != nil {
+			require.ErrorIs(t, err, syscall.EPERM)
+		}
+		assert.False(t, arrived(got, "forged"), "a raw socket wrote into the filter's connection to %v", remote)
+		require.Eventually(t, func() bool { return log.countPrefix(ForgedConnLogPrefix) > before },
+			2*time.Second, 10*time.Millisecond, "forged connection logged")
+
+		_, err = fc.WriteToUDPAddrPort([]byte("own 2"), remote)
+		require.NoError(t, err)
+		assert.True(t, arrived(got, "own 2"), "the filter's own later packet to %v", remote)
+		cg.moveTo(own)
+	}
 }

@@ -103,19 +103,26 @@ func renderSet(w *bufio.Writer, s *Set) {
 // priorityName spells a priority as nft lists it: by its standard name
 // where nft has one for the hook, else as a number.
 func priorityName(t ChainType, p int32) string {
-	if t == ChainFilter && p == 0 {
+	switch {
+	case t == ChainFilter && p == 0:
 		return "filter"
+	case t == ChainFilter && p == rawPriority:
+		return "raw"
 	}
 	return strconv.Itoa(int(p))
 }
 
-// String returns "output", "input" or "egress".
+// String returns the hook's name in nft syntax ("output").
 func (h Hook) String() string {
 	switch h {
 	case HookInput:
 		return "input"
 	case HookEgress:
 		return "egress"
+	case HookPrerouting:
+		return "prerouting"
+	case HookForward:
+		return "forward"
 	}
 	return "output"
 }
@@ -150,6 +157,9 @@ func (r Rule) String() string {
 	}
 	if r.Log != nil {
 		parts = append(parts, fmt.Sprintf("log prefix %q group %d", r.Log.Prefix, r.Log.Group))
+	}
+	if r.connMark != 0 {
+		parts = append(parts, fmt.Sprintf("ct mark set 0x%08x", r.connMark))
 	}
 	if r.Verdict.Kind != VerdictNone {
 		parts = append(parts, r.Verdict.String())
@@ -235,6 +245,14 @@ func matchString(m Match) string {
 		return "meta skuid >= 0"
 	case protoARP:
 		return "meta protocol arp"
+	case srcNotLocal:
+		return "fib saddr type != local"
+	case iifLoopback:
+		return `iif "lo"`
+	case ctOriginal:
+		return "ct direction original"
+	case ctMarkEq:
+		return fmt.Sprintf("ct mark 0x%08x", m.Mark)
 	case OifLoopback:
 		return `oif "lo"`
 	case IifNotLoopback:

@@ -28,7 +28,31 @@ const (
 	// LocalServiceLogPrefix logs a connection from the workload to one of
 	// the filter's local services other than through the redirect.
 	LocalServiceLogPrefix = "g0efilter local service: "
+	// SpoofedSourceLogPrefix logs a packet from a user's socket whose
+	// source address is not one of this namespace's: a raw socket
+	// (IP_HDRINCL) or a transparent one (IP_TRANSPARENT), both open to
+	// CAP_NET_RAW. Let through, such a packet would make conntrack expect
+	// a reply from the workload to the forged source, and that reply
+	// would pass as established.
+	SpoofedSourceLogPrefix = "g0efilter spoofed source: "
+	// InjectedLogPrefix logs a packet that arrived on loopback without
+	// having been routed out through it: a frame written to "lo" by a
+	// packet socket, which would reach local services, or conntrack, as if
+	// from any address.
+	InjectedLogPrefix = "g0efilter injected: "
+	// ForgedConnLogPrefix logs a packet that belongs, by its addresses and
+	// ports, to one of the filter's own connections but comes from a
+	// socket outside the filter's cgroup: a raw socket writing into the
+	// filter's connection to reach its peer.
+	ForgedConnLogPrefix = "g0efilter forged conn: "
 )
+
+// OwnConnMark is the conntrack mark that the own chain sets on the
+// filter's own connections when [Config.OwnCgroup] is set. Every later
+// packet of such a connection from a user's socket must come from the
+// filter's cgroup. A workload cannot set a conntrack mark: that takes
+// CAP_NET_ADMIN. The filter owns the conntrack mark of its namespace.
+const OwnConnMark uint32 = 0x67000001
 
 // RawFrameCounterPrefix starts the name of the netdev table's counter of
 // a device ("raw_eth0"): the frames dropped at its egress hook because they
@@ -44,19 +68,23 @@ const MaxCgroupLevel = 16
 // Names of the table, chains and sets in a [Ruleset]. The table is of family
 // inet, so one ruleset covers IPv4 and IPv6.
 const (
-	TableName     = "g0efilter"
-	ChainOutput   = "output"     // filter hook output priority 0, policy drop
-	ChainNATOut   = "nat_output" // nat hook output priority -101, policy accept
-	ChainInput    = "input"      // filter hook input priority 0, policy accept: guards the local service ports
-	ChainOwn      = "own"        // regular chain: accepts the filter's own sockets, drops a forged mark
-	EgressPrefix  = "egress_"    // netdev table: "egress_DEVICE", filter hook egress, policy drop
-	SetAllow4     = "allow4"     // allowlisted IPv4 prefixes (interval set)
-	SetAllow6     = "allow6"     // allowlisted IPv6 prefixes (interval set)
-	SetPinned4    = "pinned4"    // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
-	SetPinned6    = "pinned6"    // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
-	maxLogPrefix  = 127
-	loopbackIndex = 1 // the loopback interface's index in every network namespace
-	natPriority   = -101
+	TableName       = "g0efilter"
+	ChainOutput     = "output"     // filter hook output priority 0, policy drop
+	ChainNATOut     = "nat_output" // nat hook output priority -101, policy accept
+	ChainInput      = "input"      // filter hook input priority 0, policy accept: guards the local service ports
+	ChainOwn        = "own"        // regular chain: accepts the filter's own sockets, drops a forged mark
+	ChainOwnConn    = "own_conn"   // regular chain: later packets of the filter's connections, from its cgroup only
+	ChainPrerouting = "prerouting" // filter hook prerouting priority raw, policy accept: drops frames injected on loopback
+	ChainForward    = "forward"    // filter hook forward priority 0, policy drop: the namespace routes nothing
+	EgressPrefix    = "egress_"    // netdev table: "egress_DEVICE", filter hook egress, policy drop
+	SetAllow4       = "allow4"     // allowlisted IPv4 prefixes (interval set)
+	SetAllow6       = "allow6"     // allowlisted IPv6 prefixes (interval set)
+	SetPinned4      = "pinned4"    // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
+	SetPinned6      = "pinned6"    // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
+	maxLogPrefix    = 127
+	loopbackIndex   = 1 // the loopback interface's index in every network namespace
+	natPriority     = -101
+	rawPriority     = -300
 )
 
 // ErrConfig is wrapped by every error that [Build] returns.
@@ -252,9 +280,11 @@ const (
 type Hook int
 
 const (
-	HookOutput Hook = iota // locally generated packets
-	HookInput              // packets addressed to this host
-	HookEgress             // netdev family: frames leaving Chain.Device
+	HookOutput     Hook = iota // locally generated packets
+	HookInput                  // packets addressed to this host
+	HookEgress                 // netdev family: frames leaving Chain.Device
+	HookPrerouting             // packets arriving, before routing
+	HookForward                // packets routed through this host
 )
 
 // Chain is a base chain on a hook. The rules are evaluated in order; the
@@ -276,6 +306,8 @@ type Rule struct {
 	Counter string  // the named counter to add to; empty means none
 	Log     *Log    // nil means no log statement
 	Verdict Verdict // VerdictNone means continue with the next rule
+
+	connMark uint32 // "ct mark set" this value before the verdict; zero means none
 }
 
 // Log is a log statement that sends the packet to an nflog group.
@@ -420,6 +452,20 @@ type routed struct{}
 // not the kernel's own ARP or neighbour discovery ("meta skuid >= 0").
 type userSocket struct{}
 
+// srcNotLocal matches a packet whose source address is not one of this
+// namespace's ("fib saddr type != local").
+type srcNotLocal struct{}
+
+// iifLoopback matches a packet that arrived on loopback.
+type iifLoopback struct{}
+
+// ctOriginal matches a packet in the original direction of its
+// connection, the direction of its first packet.
+type ctOriginal struct{}
+
+// ctMarkEq matches a connection's conntrack mark.
+type ctMarkEq struct{ Mark uint32 }
+
 // protoARP matches an ARP frame by its skb protocol ("meta protocol arp").
 type protoARP struct{}
 
@@ -430,6 +476,10 @@ func (destAddr) isMatch()     {}
 func (routed) isMatch()       {}
 func (userSocket) isMatch()   {}
 func (protoARP) isMatch()     {}
+func (srcNotLocal) isMatch()  {}
+func (iifLoopback) isMatch()  {}
+func (ctOriginal) isMatch()   {}
+func (ctMarkEq) isMatch()     {}
 
 func (DestInSet) isMatch()      {}
 func (CtState) isMatch()        {}
@@ -504,10 +554,23 @@ func Build(cfg Config) (*Ruleset, error) {
 	allowNAT := append(acceptTo(IPv4Addr, SetAllow4, nil), acceptTo(IPv6Addr, SetAllow6, nil)...)
 	allow := append(acceptTo(IPv4Addr, SetAllow4, logAllow), acceptTo(IPv6Addr, SetAllow6, logAllow)...)
 	lo := Rule{Match: []Match{OifLoopback{}}, Verdict: Accept}
-	filter := []Rule{
-		{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept},
-		own,
+	// Ahead of everything, the established accept included: a packet
+	// forged from a raw socket can match a connection that conntrack
+	// already tracks.
+	filter := []Rule{{
+		Match: []Match{userSocket{}, srcNotLocal{}},
+		Log:   &Log{Prefix: SpoofedSourceLogPrefix, Group: cfg.NflogGroup}, Verdict: Drop,
+	}}
+	if cfg.OwnCgroup != 0 {
+		filter = append(filter, Rule{
+			Match:   []Match{userSocket{}, ctOriginal{}, ctMarkEq{OwnConnMark}},
+			Verdict: Verdict{Kind: VerdictJump, Chain: ChainOwnConn},
+		})
 	}
+	filter = append(filter,
+		Rule{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept},
+		own,
+	)
 	filter = append(filter, cfg.guardRules()...)
 	filter = append(filter, Rule{Match: []Match{DestLocal{}}, Verdict: Accept})
 	logNew := &Log{Prefix: cfg.LogPrefix, Group: cfg.NflogGroup}
@@ -575,14 +638,32 @@ func Build(cfg Config) (*Ruleset, error) {
 		// First: a chain must exist before a rule can jump to it, and
 		// nft lists chains in the order they were made.
 		{Name: ChainOwn, Type: ChainRegular, Rules: cfg.ownRules()},
+	}
+	if cfg.OwnCgroup != 0 {
+		r.Chains = append(r.Chains, Chain{Name: ChainOwnConn, Type: ChainRegular, Rules: cfg.ownConnRules()})
+	}
+	r.Chains = append(r.Chains,
 		// One before the usual NAT priority (-100), so that the redirect
 		// wins over NAT chains of others at the same hook: Docker DNATs
 		// the queries to its resolver at 127.0.0.11 in the container's
 		// namespace, and the first chain to NAT a connection decides it.
-		{Name: ChainNATOut, Type: ChainNAT, Priority: natPriority, Policy: Accept, Rules: nat},
-		{Name: ChainOutput, Type: ChainFilter, Priority: 0, Policy: Drop, Rules: filter},
-		{Name: ChainInput, Type: ChainFilter, Hook: HookInput, Priority: 0, Policy: Accept, Rules: guard},
-	}
+		Chain{Name: ChainNATOut, Type: ChainNAT, Priority: natPriority, Policy: Accept, Rules: nat},
+		Chain{Name: ChainOutput, Type: ChainFilter, Priority: 0, Policy: Drop, Rules: filter},
+		Chain{Name: ChainInput, Type: ChainFilter, Hook: HookInput, Priority: 0, Policy: Accept, Rules: guard},
+		// A packet that arrives on loopback was routed out through it,
+		// and keeps its route; a frame that a packet socket wrote to "lo"
+		// has none. Before conntrack (priority raw), so that it leaves no
+		// trace there either.
+		Chain{Name: ChainPrerouting, Type: ChainFilter, Hook: HookPrerouting, Priority: rawPriority, Policy: Accept,
+			Rules: []Rule{
+				{Match: []Match{iifLoopback{}, routed{}}, Verdict: Accept},
+				{Match: []Match{iifLoopback{}}, Log: &Log{Prefix: InjectedLogPrefix, Group: cfg.NflogGroup}, Verdict: Drop},
+			}},
+		// The namespace is a workload's, not a router: whatever would be
+		// forwarded (a frame injected with another host's destination,
+		// should forwarding be on) is dropped.
+		Chain{Name: ChainForward, Type: ChainFilter, Hook: HookForward, Priority: 0, Policy: Drop},
+	)
 	for _, d := range cfg.Devices {
 		r.Egress = append(r.Egress, EgressChain(d))
 	}
@@ -600,15 +681,37 @@ func (cfg Config) ownRules() []Rule {
 		return []Rule{{Match: []Match{MarkEq{cfg.BypassMark}}, Verdict: Accept}}
 	}
 	rules := []Rule{{Match: []Match{markNe{cfg.BypassMark}}, Verdict: Return}}
+	for _, m := range cfg.ownCgroupMatches() {
+		rules = append(rules, Rule{Match: []Match{m}, connMark: OwnConnMark, Verdict: Accept})
+	}
+	forged := &Log{Prefix: ForgedMarkLogPrefix, Group: cfg.NflogGroup}
+	return append(rules, Rule{Log: forged, Verdict: Drop})
+}
+
+// ownConnRules are the rules of the own_conn chain, for the packets from
+// user sockets that belong to the filter's own connections: they must
+// come from the filter's cgroup.
+func (cfg Config) ownConnRules() []Rule {
+	var rules []Rule
+	for _, m := range cfg.ownCgroupMatches() {
+		rules = append(rules, Rule{Match: []Match{m}, Verdict: Accept})
+	}
+	forged := &Log{Prefix: ForgedConnLogPrefix, Group: cfg.NflogGroup}
+	return append(rules, Rule{Log: forged, Verdict: Drop})
+}
+
+// ownCgroupMatches match a socket of OwnCgroup or below it: at its level
+// when known, else at every level.
+func (cfg Config) ownCgroupMatches() []Match {
 	first, last := 1, MaxCgroupLevel
 	if cfg.OwnCgroupLevel != 0 {
 		first, last = cfg.OwnCgroupLevel, cfg.OwnCgroupLevel
 	}
+	var ms []Match
 	for l := first; l <= last; l++ {
-		rules = append(rules, Rule{Match: []Match{socketCgroup{l, cfg.OwnCgroup}}, Verdict: Accept})
+		ms = append(ms, socketCgroup{l, cfg.OwnCgroup})
 	}
-	forged := &Log{Prefix: ForgedMarkLogPrefix, Group: cfg.NflogGroup}
-	return append(rules, Rule{Log: forged, Verdict: Drop})
+	return ms
 }
 
 // guardRules keep the local services to the filter and the redirect: a

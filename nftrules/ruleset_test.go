@@ -126,8 +126,13 @@ func TestBuildInvariants(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r, err := Build(Config{Mode: mode})
 			require.NoError(t, err)
-			require.Len(t, r.Chains, 4)
+			require.Len(t, r.Chains, 6)
 			own, nat, filter, input := r.Chains[0], r.Chains[1], r.Chains[2], r.Chains[3]
+			pre, fwd := r.Chains[4], r.Chains[5]
+			assert.Equal(t, HookPrerouting, pre.Hook)
+			assert.Less(t, pre.Priority, int32(-200), "before conntrack")
+			assert.Equal(t, HookForward, fwd.Hook)
+			assert.Equal(t, Drop, fwd.Policy, "nothing is routed through")
 			assert.Equal(t, ChainRegular, own.Type)
 			assert.Equal(t, []Rule{{Match: []Match{MarkEq{DefaultBypassMark}}, Verdict: Accept}}, own.Rules,
 				"without a cgroup, the mark alone")
@@ -140,7 +145,11 @@ func TestBuildInvariants(t *testing.T) {
 			assert.Equal(t, ChainNAT, nat.Type)
 			assert.Less(t, nat.Priority, filter.Priority, "nat runs before filter")
 			assert.Equal(t, Drop, filter.Policy, "fail closed")
-			assert.Equal(t, Rule{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept}, filter.Rules[0])
+			// Spoofed sources go first, before a forged packet can pass
+			// as part of an established connection.
+			assert.Equal(t, []Match{userSocket{}, srcNotLocal{}}, filter.Rules[0].Match)
+			assert.Equal(t, Drop, filter.Rules[0].Verdict)
+			assert.Equal(t, Rule{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept}, filter.Rules[1])
 			last := filter.Rules[len(filter.Rules)-1]
 			assert.Equal(t, []Match{CtState{CtNew}}, last.Match)
 			assert.NotNil(t, last.Log)
@@ -149,7 +158,7 @@ func TestBuildInvariants(t *testing.T) {
 			// but established connections.
 			jump := Rule{Verdict: Verdict{Kind: VerdictJump, Chain: ChainOwn}}
 			assert.Equal(t, jump, nat.Rules[0])
-			assert.Equal(t, jump, filter.Rules[1])
+			assert.Equal(t, jump, filter.Rules[2])
 		})
 	}
 }

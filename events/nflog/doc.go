@@ -23,13 +23,19 @@
 // logged with [Reader.PinnedPrefix] ("g0efilter pinned: ") become
 // [events.Allowed] events with reason [events.ReasonPinned].
 //
-// Two prefixes are fixed, as in nftrules: attempts to get around the filter
-// become [events.Blocked] events. [DefaultForgedMarkPrefix] ("g0efilter
-// forged mark: ") gives reason [events.ReasonForgedMark], for a packet that
-// carries the filter's bypass mark from a socket outside its cgroup;
-// [DefaultLocalServicePrefix] ("g0efilter local service: ") gives
+// Five prefixes are fixed, as in nftrules: attempts to get around the
+// filter become [events.Blocked] events. [DefaultForgedMarkPrefix]
+// ("g0efilter forged mark: ") gives reason [events.ReasonForgedMark], for a
+// packet that carries the filter's bypass mark from a socket outside its
+// cgroup; [DefaultLocalServicePrefix] ("g0efilter local service: ") gives
 // [events.ReasonLocalService], for a connection from the workload to one of
-// the filter's local services other than through the redirect. Frames
+// the filter's local services other than through the redirect;
+// [DefaultSpoofedSourcePrefix] gives [events.ReasonSpoofedSource], for a
+// packet with a source address that is not the namespace's;
+// [DefaultInjectedPrefix] gives [events.ReasonInjected], for a frame
+// written to loopback by a packet socket; [DefaultForgedConnPrefix] gives
+// [events.ReasonForgedConn], for a packet written into one of the filter's
+// own connections from outside its cgroup. Frames
 // dropped at a device's egress hook are counted by the ruleset, not logged:
 // the filter reports them itself, with [events.ReasonRawFrame].
 //

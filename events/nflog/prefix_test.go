@@ -17,5 +17,8 @@ func TestPrefixesMatchRuleset(t *testing.T) {
 	assert.Equal(t, nftrules.DefaultPinnedLogPrefix, nflog.DefaultPinnedPrefix)
 	assert.Equal(t, nftrules.ForgedMarkLogPrefix, nflog.DefaultForgedMarkPrefix)
 	assert.Equal(t, nftrules.LocalServiceLogPrefix, nflog.DefaultLocalServicePrefix)
+	assert.Equal(t, nftrules.SpoofedSourceLogPrefix, nflog.DefaultSpoofedSourcePrefix)
+	assert.Equal(t, nftrules.InjectedLogPrefix, nflog.DefaultInjectedPrefix)
+	assert.Equal(t, nftrules.ForgedConnLogPrefix, nflog.DefaultForgedConnPrefix)
 	assert.Equal(t, nftrules.DefaultNflogGroup, nflog.DefaultGroup)
 }

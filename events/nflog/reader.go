@@ -21,8 +21,9 @@ const (
 )
 
 // Log prefixes of the rules that keep the workload from getting around the
-// filter, the same as nftrules.ForgedMarkLogPrefix and
-// nftrules.LocalServiceLogPrefix. The ruleset does not let them be changed,
+// filter, the same as nftrules.ForgedMarkLogPrefix,
+// nftrules.LocalServiceLogPrefix, nftrules.SpoofedSourceLogPrefix,
+// nftrules.InjectedLogPrefix and nftrules.ForgedConnLogPrefix. The ruleset does not let them be changed,
 // so neither does the Reader: packets logged with them become
 // [events.Blocked] events whatever its fields say.
 const (
@@ -36,6 +37,19 @@ const (
 	// through the redirect; its event has reason
 	// [events.ReasonLocalService].
 	DefaultLocalServicePrefix = "g0efilter local service: "
+	// DefaultSpoofedSourcePrefix is the prefix of the rule that drops a
+	// packet from a user's socket whose source address is not one of the
+	// namespace's; its event has reason [events.ReasonSpoofedSource].
+	DefaultSpoofedSourcePrefix = "g0efilter spoofed source: "
+	// DefaultInjectedPrefix is the prefix of the rule that drops a frame
+	// written to loopback by a packet socket; its event has reason
+	// [events.ReasonInjected].
+	DefaultInjectedPrefix = "g0efilter injected: "
+	// DefaultForgedConnPrefix is the prefix of the rule that drops a
+	// packet written into one of the filter's own connections from a
+	// socket outside its cgroup; its event has reason
+	// [events.ReasonForgedConn].
+	DefaultForgedConnPrefix = "g0efilter forged conn: "
 )
 
 // ErrUnsupported is returned by [Reader.Run] on operating systems other
@@ -97,7 +111,7 @@ type Reader struct {
 	// [events.ReasonNotAllowlisted]. Empty means "g0efilter blocked: "
 	// (nftrules.Config.LogPrefix's default). Packets with a prefix other
 	// than AllowPrefix, BlockPrefix, PinnedPrefix and the fixed ones
-	// ([DefaultForgedMarkPrefix], [DefaultLocalServicePrefix]) are counted
+	// (DefaultForgedMarkPrefix and the others above) are counted
 	// in [Stats.UnknownPrefix] and skipped.
 	BlockPrefix string
 	// PinnedPrefix is the log prefix of dns mode's rules that accept a
@@ -208,6 +222,12 @@ func (r *Reader) verdict(prefix string) (events.Action, events.Reason, bool) {
 		return events.Blocked, events.ReasonForgedMark, true
 	case DefaultLocalServicePrefix:
 		return events.Blocked, events.ReasonLocalService, true
+	case DefaultSpoofedSourcePrefix:
+		return events.Blocked, events.ReasonSpoofedSource, true
+	case DefaultInjectedPrefix:
+		return events.Blocked, events.ReasonInjected, true
+	case DefaultForgedConnPrefix:
+		return events.Blocked, events.ReasonForgedConn, true
 	case block:
 		return events.Blocked, events.ReasonNotAllowlisted, true
 	case allow:
