@@ -70,8 +70,9 @@ const (
 
 // Guarantees that REQUIRE_GUARANTEES may ask for.
 const (
-	guaranteeCgroup = "cgroup" // the filter's own sockets are told apart by cgroup, not by a mark alone
-	guaranteeEgress = "egress" // frames from packet sockets are dropped at every device's egress hook
+	guaranteeCgroup = "cgroup"    // the filter's own sockets are told apart by cgroup, not by a mark alone
+	guaranteeEgress = "egress"    // frames from packet sockets are dropped at every device's egress hook
+	guaranteeNoXDP  = "no_af_xdp" // the kernel has no AF_XDP sockets, which send frames past the egress hook (reported only)
 )
 
 // Defaults, as documented in the reference.
@@ -502,8 +503,12 @@ func (p *envParser) ports(name string) []uint16 {
 }
 
 // guarantees parses REQUIRE_GUARANTEES: a comma-separated list of cgroup
-// and egress.
+// and egress. Unset means cgroup: the mark alone could be guessed, so the
+// filter does not settle for it unless told to (set, but empty).
 func (p *envParser) guarantees(name string) []string {
+	if _, set := p.Lookup(name); !set {
+		return []string{guaranteeCgroup}
+	}
 	v, ok := p.Get(name)
 	if !ok {
 		return nil

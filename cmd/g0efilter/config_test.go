@@ -51,7 +51,25 @@ func TestLoadConfigDefaults(t *testing.T) {
 		NflogQThresh:        50,
 		NotificationBackoff: 60 * time.Second,
 		UnblockPollInterval: 10 * time.Second,
+		RequireGuarantees:   []string{"cgroup"},
 	}, c)
+}
+
+// The cgroup guarantee is required unless REQUIRE_GUARANTEES says
+// otherwise; set and empty, it requires nothing.
+func TestLoadConfigRequireGuarantees(t *testing.T) {
+	for v, want := range map[string][]string{
+		"":               nil,
+		" ":              nil,
+		"egress":         {"egress"},
+		"cgroup, EGRESS": {"cgroup", "egress"},
+	} {
+		c, err := loadConfig(env(map[string]string{"REQUIRE_GUARANTEES": v}))
+		require.NoError(t, err, "%q", v)
+		assert.Equal(t, want, c.RequireGuarantees, "%q", v)
+	}
+	_, err := loadConfig(env(map[string]string{"REQUIRE_GUARANTEES": "cgroups"}))
+	assert.ErrorContains(t, err, "REQUIRE_GUARANTEES")
 }
 
 func mustURL(t *testing.T, s string) *url.URL {

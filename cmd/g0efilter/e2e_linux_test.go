@@ -45,7 +45,11 @@ func TestRunInNetNS(t *testing.T) {
 	p.WaitForSet("198.18.0.3")
 	out, err = health()
 	require.NoError(t, err, "%s", out)
-	assert.Equal(t, "ok: ruleset installed\nown sockets: mark and cgroup\negress guard: veth0\n", out)
+	wantHealth := "ok: ruleset installed\nown sockets: mark and cgroup\negress guard: veth0\n"
+	if hasAFXDP() {
+		wantHealth += "AF_XDP: " + afXDPWarning + "\n"
+	}
+	assert.Equal(t, wantHealth, out)
 	listing, err := ruleset(env.Box)
 	require.NoError(t, err)
 

@@ -43,6 +43,24 @@ func hostNamespace() (bool, error) {
 	return init.Dev == net.Dev && init.Ino == net.Ino, nil
 }
 
+// afXDPWarning says what AF_XDP sockets mean for the egress guard.
+const afXDPWarning = "available in this kernel: a workload with CAP_NET_RAW can send frames past the egress guard " +
+	"through an AF_XDP socket; drop NET_RAW from the workload (cap_drop), or deny socket family 44 with seccomp"
+
+// hasAFXDP reports whether the kernel offers AF_XDP sockets, which send
+// frames straight to a device's driver, past the netdev egress hook. The
+// filter cannot stop them from inside the namespace; it can only say so.
+// Without CAP_NET_RAW the filter is refused one (EPERM), which still
+// tells that the family exists.
+func hasAFXDP() bool {
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		unix.Close(fd)
+		return true
+	}
+	return !errors.Is(err, unix.EAFNOSUPPORT)
+}
+
 // randomMark returns a socket mark chosen at random, never zero.
 func randomMark() uint32 {
 	var b [4]byte

@@ -13,6 +13,10 @@ func hostNamespace() (bool, error) { return false, errLinuxOnly }
 
 func randomMark() uint32 { return 0x6700 }
 
+const afXDPWarning = ""
+
+func hasAFXDP() bool { return false }
+
 func devices() ([]string, error) { return nil, errLinuxOnly }
 
 type linkWatch struct{ c interface{ Close() error } }

@@ -279,6 +279,7 @@ type guards struct {
 	cgroupWhy   string // why there is no cgroup
 	devices     []string
 	egressWhy   string // why there are no egress chains
+	afXDP       bool   // the kernel has AF_XDP sockets
 }
 
 // findGuards looks for what this process and namespace offer: its
@@ -292,6 +293,7 @@ func findGuards() guards {
 	if g.devices, err = devices(); err != nil {
 		g.egressWhy = err.Error()
 	}
+	g.afXDP = hasAFXDP()
 	return g
 }
 
@@ -397,6 +399,9 @@ func cmdHealth(stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "own sockets: %s\n", own)
 	fmt.Fprintf(stdout, "egress guard: %s\n", orNone(egress))
+	if hasAFXDP() {
+		fmt.Fprintf(stdout, "AF_XDP: %s\n", afXDPWarning)
+	}
 	if len(unguarded) > 0 {
 		fmt.Fprintf(stdout, "unguarded devices: %s (frames from packet sockets leave through them)\n", strings.Join(unguarded, ", "))
 		return exitFailure

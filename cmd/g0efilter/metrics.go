@@ -51,7 +51,7 @@ func newMetrics() *metrics {
 		}),
 		guarantees: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "g0efilter_guarantee",
-			Help: "1 where a guarantee against a hostile workload holds: cgroup (own sockets told apart by cgroup, not by a mark alone), egress (frames from packet sockets dropped at every device).",
+			Help: "1 where a guarantee against a hostile workload holds: cgroup (own sockets told apart by cgroup, not by a mark alone), egress (frames from packet sockets dropped at every device), no_af_xdp (the kernel has no AF_XDP sockets, which would send frames past the egress guard).",
 		}, []string{"guarantee"}),
 	}
 	m.reg.MustRegister(m.decisions, m.dns, m.pinned, m.reloads, m.lastLoad, m.waiting, m.guarantees,

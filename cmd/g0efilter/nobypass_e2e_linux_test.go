@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/internal/cgroupv2"
 	"github.com/g0lab/g0efilter/internal/e2e"
 )
 
@@ -125,6 +127,44 @@ func TestNoBypassForgedMark(t *testing.T) {
 			assert.True(t, he.filter.Running())
 		})
 	}
+}
+
+// TestNoBypassReflection: a workload at Docker's default capabilities
+// forges a datagram "from" a host outside to one of the box's addresses
+// (raw socket with IP_HDRINCL, IP_TRANSPARENT socket, frame written to
+// loopback), IPv4 and IPv6, then "replies" to that host, hoping conntrack
+// takes the reply for established. Nothing arrives, and each forgery is
+// an event.
+func TestNoBypassReflection(t *testing.T) {
+	he := startHostileEnv(t, "https")
+	spoofed, injected := 0, 0
+	port := 41000
+	for _, as := range users {
+		for _, fam := range []struct{ box, remote netip.Addr }{
+			{e2e.Box4, e2e.Upstream4[2]}, {e2e.Box6, e2e.Upstream6[2]},
+		} {
+			for _, how := range []string{"raw", "transparent", "loopback"} {
+				port++
+				ok, line := he.Hostile(t, as, "reflect", "-how", how,
+					"-remote", netip.AddrPortFrom(fam.remote, udpPort).String(),
+					"-local", netip.AddrPortFrom(fam.box, uint16(port)).String())
+				t.Logf("%v %s %v: %s", as, how, fam.remote, line)
+				if !ok {
+					assert.Contains(t, line, "EPERM", "%v %s: the reply is refused, or it fails otherwise", as, how)
+				}
+				if how == "loopback" {
+					injected++
+				} else {
+					spoofed++
+				}
+			}
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // datagrams in flight would have arrived by now
+	assert.Zero(t, he.udp.Count(), "a reply to a forged datagram arrived: %v", he.udp.Payloads())
+	he.waitReason(t, events.ReasonSpoofedSource, spoofed)
+	he.waitReason(t, events.ReasonInjected, injected)
+	assert.True(t, he.filter.Running())
 }
 
 // TestNoBypassRawFrames: frames sent through packet sockets, IPv4 and
@@ -340,17 +380,24 @@ func TestNoBypassDNS(t *testing.T) {
 	}
 }
 
-// TestRunWithoutCgroup: where the filter cannot see its cgroup (here "ip
-// netns exec" hides the cgroup2 mount), it runs on the random mark alone
-// and says so, in its log and in health; REQUIRE_GUARANTEES=cgroup makes
-// it refuse to start instead, before it installs anything.
+// TestRunWithoutCgroup: where the filter has no cgroup of its own (here
+// it runs in the root cgroup, which every process not placed elsewhere
+// shares), it refuses to start by default, before it installs anything;
+// with REQUIRE_GUARANTEES set empty it runs on the random mark alone and
+// says so, in its log and in health.
 func TestRunWithoutCgroup(t *testing.T) {
 	env := e2e.New(t)
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(policyOne), 0o644))
+	_, mount, err := cgroupv2.Self()
+	require.NoError(t, err, "cgroup v2 needed")
+	root, err := os.Open(mount.Point)
+	require.NoError(t, err)
+	defer root.Close()
 	start := func(extra ...string) (*exec.Cmd, *safeBuffer) {
 		cmd := exec.Command("ip", "netns", "exec", env.Box, e2e.Binary(t), "run")
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "POLICY_PATH=" + path, "DNS_UPSTREAMS=" + e2e.Upstream4[0].String()}, extra...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(root.Fd())}
 		out := &safeBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		require.NoError(t, cmd.Start())
@@ -358,7 +405,7 @@ func TestRunWithoutCgroup(t *testing.T) {
 		return cmd, out
 	}
 
-	cmd, out := start("REQUIRE_GUARANTEES=cgroup")
+	cmd, out := start()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -368,12 +415,13 @@ func TestRunWithoutCgroup(t *testing.T) {
 		t.Fatal("g0efilter did not refuse to start")
 	}
 	assert.Contains(t, out.String(), "REQUIRE_GUARANTEES asks for cgroup")
+	assert.Contains(t, out.String(), "root cgroup")
 	assert.Contains(t, out.String(), "no rules installed")
 	tables, err := env.Tables()
 	require.NoError(t, err)
 	assert.Empty(t, tables, "nothing installed")
 
-	_, out = start()
+	_, out = start("REQUIRE_GUARANTEES=")
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "ruleset installed") },
 		20*time.Second, 50*time.Millisecond, "started: %s", out)
 	assert.Contains(t, out.String(), "own sockets told apart by a random mark only")

@@ -210,8 +210,10 @@ func requireGuarantees(cfg config, g guards) error {
 	for _, name := range cfg.RequireGuarantees {
 		switch {
 		case name == guaranteeCgroup && g.cgroupID == 0:
-			return fmt.Errorf("%s asks for %s, but the filter's own sockets cannot be told apart by cgroup (%s); no rules installed",
-				envRequireGuarantees, name, g.cgroupWhy)
+			return fmt.Errorf("%s asks for %s (its default), but the filter's own sockets cannot be told apart by cgroup (%s); "+
+				"no rules installed. Run the filter in a cgroup of its own (a container of its own does that), "+
+				"or set %s= (empty) to run on a random mark alone, which a workload with CAP_NET_RAW could guess",
+				envRequireGuarantees, name, g.cgroupWhy, envRequireGuarantees)
 		case name == guaranteeEgress && g.egressWhy != "":
 			return fmt.Errorf("%s asks for %s, but %s; no rules installed", envRequireGuarantees, name, g.egressWhy)
 		}
@@ -233,9 +235,13 @@ func (f *filter) reportGuarantees() {
 	} else {
 		log.Warn("no egress guard: a workload with CAP_NET_RAW can send frames past the rules", logKeyErr, g.egressWhy)
 	}
+	if g.afXDP {
+		log.Warn("AF_XDP: " + afXDPWarning)
+	}
 	if f.metrics != nil {
 		f.metrics.guarantee(guaranteeCgroup, g.cgroupID != 0)
 		f.metrics.guarantee(guaranteeEgress, len(g.devices) > 0)
+		f.metrics.guarantee(guaranteeNoXDP, !g.afXDP)
 	}
 }
 

@@ -33,8 +33,13 @@ type process struct {
 // a Ctrl-C in the terminal reaches only the sandbox, which stops it in
 // order. Should the sandbox die without stopping it, it is killed
 // (Pdeathsig). ip netns exec execs the binary, so the process is the
-// binary once it starts.
-func startProcess(name, ns, logPath string, env []string, bin string, args ...string) (*process, error) {
+// binary once it starts. It starts in the cgroup (v2) directory cgroup.
+func startProcess(name, ns, logPath, cgroup string, env []string, bin string, args ...string) (*process, error) {
+	cg, err := os.Open(cgroup)
+	if err != nil {
+		return nil, err
+	}
+	defer cg.Close()
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -43,7 +48,8 @@ func startProcess(name, ns, logPath string, env []string, bin string, args ...st
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL,
+		UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	if err := p.cmd.Start(); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

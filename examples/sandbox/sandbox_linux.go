@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/g0lab/g0efilter/internal/cgroupv2"
 	"github.com/g0lab/g0efilter/internal/localca"
 
 	"github.com/g0lab/g0efilter/internal/nsdial"
@@ -424,9 +425,20 @@ func (s *sandbox) startServers(netNS string, cert *tls.Certificate, errLogPath s
 	)
 }
 
-// start starts a process in the box and registers its stop.
+// start starts a process in the box, in a cgroup of its own, and
+// registers its stop. The filter tells its own sockets apart by their
+// cgroup: it must not share one with the commands run in the box.
 func (s *sandbox) start(name, box, logPath, bin string, env []string, args ...string) (*process, error) {
-	p, err := startProcess(name, box, logPath, env, bin, args...)
+	path, mount, err := cgroupv2.Self()
+	if err != nil {
+		return nil, fmt.Errorf("%s needs a cgroup of its own, and so a cgroup v2 mount: %w", name, err)
+	}
+	dir := filepath.Join(mount.Point, fmt.Sprintf("g0e-sbx-%d-%s", os.Getpid(), name))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cgroup for %s (the sandbox is in %s): %w", name, path, err)
+	}
+	s.onTeardown("remove cgroup "+dir, func() error { return os.Remove(dir) })
+	p, err := startProcess(name, box, logPath, dir, env, bin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@
 //	hostile tcp -addr HOST:PORT [-mark N] [-timeout D]
 //	hostile udp -addr HOST:PORT [-mark N] [-timeout D]
 //	hostile raw -ifname IF -dstmac MAC -src IP -dst IP -port P [-sport P] [-bypass]
+//	hostile reflect -how raw|transparent|loopback -remote IP:PORT -local IP:PORT
 //	hostile caps
 //	hostile cgroup
 //
@@ -28,6 +29,14 @@
 //     the payload "g0e-raw", checksums valid. -bypass sets
 //     PACKET_QDISC_BYPASS. The detail is "sent N bytes"; a frame dropped
 //     on the way is no error here, only on the far side.
+//   - reflect forges a UDP datagram "from" -remote to -local, an address
+//     of the box: through a raw socket that writes the IP header
+//     (IP_HDRINCL), through a UDP socket with IP_TRANSPARENT bound to
+//     -remote, or as a frame written to loopback by a packet socket. Then
+//     it sends "g0e-reflected" from -local to -remote, which conntrack
+//     would take for the reply had it believed the forgery. The detail
+//     says whether the forgery was refused at once (EPERM); what counts is
+//     whether the reply arrives on the far side.
 //   - caps reports the uid and gid and the effective, bounding and ambient
 //     capability sets as /proc/self/status gives them:
 //     "ok uid=0 gid=0 CapEff=... CapBnd=... CapAmb=...".

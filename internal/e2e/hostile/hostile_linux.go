@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -10,7 +12,92 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/g0lab/g0efilter/internal/cgroupv2"
+	"github.com/g0lab/g0efilter/internal/rawframe"
 )
+
+// Payloads of reflect: the forged "knock" from outside, and the reply
+// that conntrack would take for established.
+var (
+	knock     = []byte("g0e-knock")
+	reflected = []byte("g0e-reflected")
+)
+
+// reflect forges a datagram from remote to local, the way how says, then
+// sends reflected from local to remote: if conntrack took the forged
+// datagram for remote's, the second one passes as its reply. A forged
+// datagram refused at once (EPERM) is no error here.
+func reflect(how string, remote, local netip.AddrPort) (string, error) {
+	var err error
+	switch how {
+	case "raw":
+		err = sendHdrincl(rawframe.UDP(zeroMAC, zeroMAC, remote, local, knock), local.Addr())
+	case "transparent":
+		err = sendTransparent(remote, local, knock)
+	case "loopback":
+		err = rawframe.Send("lo", rawframe.UDP(zeroMAC, zeroMAC, remote, local, knock), false)
+	}
+	forged := "knock sent"
+	if err != nil {
+		if !errors.Is(err, unix.EPERM) {
+			return "", fmt.Errorf("forge: %w", err)
+		}
+		forged = "knock refused (EPERM)"
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if _, err := c.WriteToUDPAddrPort(reflected, remote); err != nil {
+		return "", fmt.Errorf("%s; reply: %w", forged, err)
+	}
+	return forged + "; reply sent", nil
+}
+
+var zeroMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+
+// sendHdrincl sends the IP packet of frame through a raw socket that
+// writes whole IP headers (IPPROTO_RAW).
+func sendHdrincl(frame []byte, dst netip.Addr) error {
+	family := unix.AF_INET
+	if dst.Is6() {
+		family = unix.AF_INET6
+	}
+	s, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(s)
+	return unix.Sendto(s, frame[14:], 0, sockaddr(netip.AddrPortFrom(dst, 0)))
+}
+
+// sendTransparent sends payload from src, not an address of the box,
+// through a UDP socket with IP_TRANSPARENT.
+func sendTransparent(src, dst netip.AddrPort, payload []byte) error {
+	family, level, opt := unix.AF_INET, unix.IPPROTO_IP, unix.IP_TRANSPARENT
+	if dst.Addr().Is6() {
+		family, level, opt = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_TRANSPARENT
+	}
+	s, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(s)
+	if err := unix.SetsockoptInt(s, level, opt, 1); err != nil {
+		return fmt.Errorf("IP_TRANSPARENT: %w", err)
+	}
+	if err := unix.Bind(s, sockaddr(src)); err != nil {
+		return err
+	}
+	return unix.Sendto(s, payload, 0, sockaddr(dst))
+}
+
+func sockaddr(ap netip.AddrPort) unix.Sockaddr {
+	if ap.Addr().Is4() {
+		return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	return &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
+}
 
 // caps reports the uid, gid and capability sets of the process.
 func caps() (string, error) {

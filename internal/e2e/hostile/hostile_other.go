@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"runtime"
 )
 
@@ -13,3 +14,5 @@ var errUnsupported = fmt.Errorf("not implemented on %s", runtime.GOOS)
 func caps() (string, error)      { return "", errUnsupported }
 func ownCgroup() (string, error) { return "", errUnsupported }
 func errnoName(error) string     { return "" }
+
+func reflect(string, netip.AddrPort, netip.AddrPort) (string, error) { return "", errUnsupported }

@@ -42,6 +42,7 @@ const usageText = `usage:
   hostile tcp -addr HOST:PORT [-mark N] [-timeout D]
   hostile udp -addr HOST:PORT [-mark N] [-timeout D]
   hostile raw -ifname IF -dstmac MAC -src IP -dst IP -port P [-sport P] [-bypass]
+  hostile reflect -how raw|transparent|loopback -remote IP:PORT -local IP:PORT
   hostile caps
   hostile cgroup
 `
@@ -156,6 +157,30 @@ func dispatch(args []string, stderr io.Writer) (string, error) {
 			dst:    netip.AddrPortFrom(dstIP.Unmap(), uint16(*port)),
 			bypass: *bypass,
 		})
+	case "reflect":
+		how := fs.String("how", "", "raw, transparent or loopback")
+		remote := fs.String("remote", "", "the `IP:PORT` outside to reach")
+		local := fs.String("local", "", "the box's `IP:PORT` to write from")
+		if err := parse(); err != nil {
+			return "", err
+		}
+		r, err := netip.ParseAddrPort(*remote)
+		if err != nil {
+			return "", usageErr("-remote: %v", err)
+		}
+		l, err := netip.ParseAddrPort(*local)
+		if err != nil {
+			return "", usageErr("-local: %v", err)
+		}
+		if r.Addr().Is4() != l.Addr().Is4() {
+			return "", usageErr("-remote %s and -local %s: not of one family", r, l)
+		}
+		switch *how {
+		case "raw", "transparent", "loopback":
+		default:
+			return "", usageErr("-how: want raw, transparent or loopback, got %q", *how)
+		}
+		return reflect(*how, netip.AddrPortFrom(r.Addr().Unmap(), r.Port()), netip.AddrPortFrom(l.Addr().Unmap(), l.Port()))
 	case "caps":
 		if err := parse(); err != nil {
 			return "", err
