@@ -67,6 +67,18 @@ const (
 	ReasonForgedConn     Reason = "forged conn"          // a packet written into one of the filter's own connections from outside its cgroup
 )
 
+// Bypass reports whether r is that of an attempt to get around the
+// filter (a forged mark or connection, a spoofed source, an injected or
+// raw frame, a knock on a local service) rather than a destination the
+// policy does not allow: what an alert should call out.
+func (r Reason) Bypass() bool {
+	switch r {
+	case ReasonForgedMark, ReasonLocalService, ReasonRawFrame, ReasonSpoofedSource, ReasonInjected, ReasonForgedConn:
+		return true
+	}
+	return false
+}
+
 // Event is one decision. Only Time, Component and Action are always set;
 // the rest is filled in where the component knows it.
 type Event struct {

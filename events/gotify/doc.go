@@ -37,5 +37,7 @@
 //	 "priority":5}
 //
 // The message names the component, the source and destination, the reason
-// and, when there is one, the detail.
+// and, when there is one, the detail. An attempt to get around the filter
+// ([events.Reason.Bypass]: a forged mark, a raw frame, ...) is titled as
+// one: "g0efilter web-1: bypass attempt (raw frame)".
 package gotify

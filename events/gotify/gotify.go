@@ -224,8 +224,10 @@ func target(e events.Event) string {
 	if e.Destination.Addr().IsValid() {
 		return e.Destination.Addr().String()
 	}
-	return "unknown destination"
+	return unknownTarget
 }
+
+const unknownTarget = "unknown destination"
 
 // message is the body of Gotify's POST /message.
 type message struct {
@@ -239,9 +241,16 @@ func format(host string, e events.Event) (title, text string) {
 	if host == "" {
 		host = e.Host
 	}
-	title = "g0efilter: blocked " + target(e)
+	what := "blocked " + target(e)
+	if e.Reason.Bypass() {
+		what = "bypass attempt (" + string(e.Reason) + ")"
+		if t := target(e); t != unknownTarget {
+			what += " to " + t
+		}
+	}
+	title = "g0efilter: " + what
 	if host != "" {
-		title = "g0efilter " + host + ": blocked " + target(e)
+		title = "g0efilter " + host + ": " + what
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s blocked", e.Component)

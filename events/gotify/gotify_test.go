@@ -169,6 +169,22 @@ func TestMessageWithoutName(t *testing.T) {
 	assert.Equal(t, "dns blocked a AAAA query for x.example", text)
 }
 
+// Attempts to get around the filter say so in the title.
+func TestMessageBypassAttempt(t *testing.T) {
+	title, text := format("web-1", events.Event{Component: events.Kernel, Action: events.Blocked,
+		Reason: events.ReasonRawFrame, Detail: "3 frames on eth0"})
+	assert.Equal(t, "g0efilter web-1: bypass attempt (raw frame)", title)
+	assert.Contains(t, text, "detail: 3 frames on eth0")
+
+	title, _ = format("web-1", events.Event{Component: events.Kernel, Action: events.Blocked,
+		Reason: events.ReasonSpoofedSource, Destination: netip.MustParseAddrPort("198.51.100.1:53")})
+	assert.Equal(t, "g0efilter web-1: bypass attempt (spoofed source) to 198.51.100.1", title)
+
+	title, _ = format("", events.Event{Component: events.Kernel, Action: events.Blocked,
+		Reason: events.ReasonNotAllowlisted, Destination: netip.MustParseAddrPort("198.51.100.1:53")})
+	assert.Equal(t, "g0efilter: blocked 198.51.100.1", title)
+}
+
 func TestBackoff(t *testing.T) {
 	g := &fakeGotify{}
 	clk := newClock()
@@ -215,7 +231,7 @@ func TestOnlyBlockedAndNotIgnored(t *testing.T) {
 }
 
 // The kernel's blocks of attempts to get around the filter alert like any
-// other block: the Notifier looks at the action, not the reason.
+// other block (the Notifier looks at the action), titled as attempts.
 func TestBlockedWhateverTheReason(t *testing.T) {
 	g := &fakeGotify{}
 	n := start(t, g, Config{Host: "box"})
@@ -229,10 +245,11 @@ func TestBlockedWhateverTheReason(t *testing.T) {
 	closeNow(t, n)
 
 	require.Len(t, g.got, 3)
-	assert.Equal(t, "g0efilter box: blocked 198.51.100.1", g.got[0].Title)
+	assert.Equal(t, "g0efilter box: bypass attempt (forged mark) to 198.51.100.1", g.got[0].Title)
 	assert.Equal(t, "kernel blocked\n? → 198.51.100.1:443 (tcp)\nreason: forged mark", g.got[0].Message)
-	assert.Equal(t, "g0efilter box: blocked 127.0.0.11", g.got[1].Title)
+	assert.Equal(t, "g0efilter box: bypass attempt (local service) to 127.0.0.11", g.got[1].Title)
 	assert.Equal(t, "kernel blocked\n? → 127.0.0.11:53 (udp)\nreason: local service", g.got[1].Message)
+	assert.Equal(t, "g0efilter box: bypass attempt (raw frame)", g.got[2].Title)
 	assert.Equal(t, "kernel blocked\nreason: raw frame\ndetail: 3 frames sent below the IP stack on eth0, dropped",
 		g.got[2].Message)
 }
