@@ -814,17 +814,9 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	case ctStatusDNAT:
 		return ctBits(expr.CtKeySTATUS, ipsDstNAT), nil
 	case destAddr:
-		proto, off := byte(nfprotoV4), uint32(16)
-		if m.Addr.Is6() {
-			proto, off = nfprotoV6, 24
-		}
-		a := m.Addr.AsSlice()
-		return []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(a))},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a},
-		}, nil
+		return addrExprs(m.Addr, 16, 24), nil
+	case srcAddr:
+		return addrExprs(m.Addr, 12, 8), nil
 	case routed:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyRTCLASSID, Register: 1},
@@ -892,6 +884,22 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown match %T", m)
+}
+
+// addrExprs match the address a at offset off4 of an IPv4 header or off6
+// of an IPv6 one.
+func addrExprs(a netip.Addr, off4, off6 uint32) []expr.Any {
+	proto, off := byte(nfprotoV4), off4
+	if a.Is6() {
+		proto, off = nfprotoV6, off6
+	}
+	b := a.AsSlice()
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(b))},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b},
+	}
 }
 
 // ctBits matches a conntrack bitmask key having any of bits.

@@ -304,6 +304,33 @@ func TestTrafficLocalGuard(t *testing.T) {
 
 	require.Eventually(t, func() bool { return log.countPrefix(LocalServiceLogPrefix) >= 6 },
 		2*time.Second, 10*time.Millisecond, "knocks on local services logged")
+
+	// Nothing but the filter speaks first from a guarded address: a
+	// workload that binds 127.0.0.11 cannot pose as the resolver there.
+	got := recordUDPIn(t, fd, "127.0.0.1:7778")
+	from := func(mark uint32, payload string) {
+		netnstest.Run(t, fd, func() {
+			d := net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 11), Port: 5454}}
+			if mark != 0 {
+				d.Control = func(_, _ string, rc syscall.RawConn) error {
+					var serr error
+					err := rc.Control(func(s uintptr) { serr = unix.SetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_MARK, int(mark)) })
+					return errors.Join(err, serr)
+				}
+			}
+			c, err := d.Dial("udp", "127.0.0.1:7778")
+			require.NoError(t, err)
+			_, _ = c.Write([]byte(payload))
+			_ = c.Close()
+		})
+	}
+	before := log.countPrefix(LocalServiceLogPrefix)
+	from(0, "posing")
+	assert.False(t, arrived(got, "posing"), "the workload spoke first from 127.0.0.11")
+	require.Eventually(t, func() bool { return log.countPrefix(LocalServiceLogPrefix) > before },
+		2*time.Second, 10*time.Millisecond, "logged")
+	from(DefaultBypassMark, "filter")
+	assert.True(t, arrived(got, "filter"), "the filter's own socket on 127.0.0.11")
 }
 
 // TestTrafficUserNeighbourDiscovery: neighbour discovery messages that a

@@ -239,6 +239,11 @@ func matchString(m Match) string {
 			return "ip daddr " + m.Addr.String()
 		}
 		return "ip6 daddr " + m.Addr.String()
+	case srcAddr:
+		if m.Addr.Is4() {
+			return "ip saddr " + m.Addr.String()
+		}
+		return "ip6 saddr " + m.Addr.String()
 	case routed:
 		return "meta rtclassid != 4294967295"
 	case userSocket:

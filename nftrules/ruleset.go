@@ -204,7 +204,9 @@ type Config struct {
 	// GuardAddrs are local addresses, such as a resolver on loopback
 	// (Docker's 127.0.0.11), that only the filter's own sockets may reach,
 	// on any port; the DNS that the rules redirect to the filter never
-	// gets there.
+	// gets there. Nothing but the filter may send from them either,
+	// except in answer: a workload could otherwise bind one and pose as
+	// the service there.
 	GuardAddrs []netip.Addr
 }
 
@@ -442,6 +444,9 @@ type ctStatusDNAT struct{}
 // destAddr matches one destination address ("ip daddr 127.0.0.11").
 type destAddr struct{ Addr netip.Addr }
 
+// srcAddr matches one source address ("ip saddr 127.0.0.11").
+type srcAddr struct{ Addr netip.Addr }
+
 // routed matches a packet that has a route attached, which only the IP
 // stack's output path gives it: a frame from a packet socket has none
 // ("meta rtclassid != 4294967295", which holds for every route but one
@@ -480,6 +485,7 @@ func (srcNotLocal) isMatch()  {}
 func (iifLoopback) isMatch()  {}
 func (ctOriginal) isMatch()   {}
 func (ctMarkEq) isMatch()     {}
+func (srcAddr) isMatch()      {}
 
 func (DestInSet) isMatch()      {}
 func (CtState) isMatch()        {}
@@ -750,7 +756,11 @@ func (cfg Config) guardRules() []Rule {
 	for _, a := range cfg.GuardAddrs {
 		rules = append(rules,
 			Rule{Match: []Match{destAddr{a.Unmap()}, L4Proto{TCP}}, Log: log, Verdict: RejectTCPReset},
-			Rule{Match: []Match{destAddr{a.Unmap()}}, Log: log, Verdict: Reject})
+			Rule{Match: []Match{destAddr{a.Unmap()}}, Log: log, Verdict: Reject},
+			// The service there only answers: a packet from its address
+			// that starts a conversation is the workload's, posing as it
+			// (forged answers to the filter's questions, say).
+			Rule{Match: []Match{srcAddr{a.Unmap()}, ctOriginal{}}, Log: log, Verdict: Drop})
 	}
 	return rules
 }

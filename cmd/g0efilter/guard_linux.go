@@ -8,9 +8,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/g0lab/g0efilter/internal/cgroupv2"
 )
 
 // Inode numbers of the initial namespaces (PROC_NET_INIT_INO, on kernels
@@ -59,6 +64,31 @@ func hasAFXDP() bool {
 		return true
 	}
 	return !errors.Is(err, unix.EAFNOSUPPORT)
+}
+
+// cgroupPeers returns the other processes in the calling process's cgroup
+// (v2), where its directory can be seen; none where it cannot.
+func cgroupPeers() []int {
+	path, mount, err := cgroupv2.Self()
+	if err != nil {
+		return nil
+	}
+	dir, err := mount.Dir(path)
+	if err != nil {
+		return nil
+	}
+	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	var others []int
+	for f := range strings.FieldsSeq(string(procs)) {
+		// A process in another PID namespace reads as 0: still another.
+		if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
+			others = append(others, pid)
+		}
+	}
+	return others
 }
 
 // randomMark returns a socket mark chosen at random, never zero.

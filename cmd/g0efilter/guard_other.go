@@ -17,6 +17,8 @@ const afXDPWarning = ""
 
 func hasAFXDP() bool { return false }
 
+func cgroupPeers() []int { return nil }
+
 func devices() ([]string, error) { return nil, errLinuxOnly }
 
 type linkWatch struct{ c interface{ Close() error } }

@@ -251,20 +251,44 @@ func guardPorts(cfg config) []uint16 {
 			}
 		}
 	}
+	for _, u := range loopbackUpstreams(cfg) {
+		if primaryLoopback(u.Addr()) {
+			ports = append(ports, u.Port())
+		}
+	}
 	slices.Sort(ports)
 	return slices.Compact(ports)
 }
 
-// guardAddrs are the resolvers on loopback (Docker's 127.0.0.11) when the
-// workload's DNS goes through the filter: only the filter may reach them,
-// or a workload could ask them anything on their real port.
-func guardAddrs(cfg config) []netip.Addr {
+// loopbackUpstreams are the resolvers on loopback when the workload's DNS
+// goes through the filter: only the filter may reach them, or a workload
+// could ask them anything on their real port.
+func loopbackUpstreams(cfg config) []netip.AddrPort {
 	if cfg.Mode != nftrules.ModeDNS && !cfg.FilterDNS {
 		return nil
 	}
-	var out []netip.Addr
+	var out []netip.AddrPort
 	for _, u := range cfg.DNSUpstreams {
-		if a := u.Addr().Unmap(); a.IsLoopback() && !slices.Contains(out, a) {
+		if u.Addr().Unmap().IsLoopback() {
+			out = append(out, netip.AddrPortFrom(u.Addr().Unmap(), u.Port()))
+		}
+	}
+	return out
+}
+
+// primaryLoopback reports whether a is 127.0.0.1 or ::1, where the
+// workload's own loopback services and the filter's redirect targets
+// live: a resolver there is guarded by its port, not by its address.
+func primaryLoopback(a netip.Addr) bool {
+	return a == netip.IPv6Loopback() || a == netip.AddrFrom4([4]byte{127, 0, 0, 1})
+}
+
+// guardAddrs are the addresses of the resolvers on loopback (Docker's
+// 127.0.0.11) but 127.0.0.1 and ::1 (see guardPorts).
+func guardAddrs(cfg config) []netip.Addr {
+	var out []netip.Addr
+	for _, u := range loopbackUpstreams(cfg) {
+		if a := u.Addr(); !primaryLoopback(a) && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
@@ -280,6 +304,19 @@ type guards struct {
 	devices     []string
 	egressWhy   string // why there are no egress chains
 	afXDP       bool   // the kernel has AF_XDP sockets
+}
+
+// alone gives up the cgroup when other processes share it, as far as the
+// filter can see: their sockets would pass for the filter's once they had
+// its mark, so a workload started in the filter's cgroup would not be
+// told apart from it. For run, which must be alone; dry-run and health
+// may run beside it.
+func (g guards) alone() guards {
+	if others := cgroupPeers(); g.cgroupID != 0 && len(others) > 0 {
+		g.cgroupID, g.cgroupLevel = 0, 0
+		g.cgroupWhy = fmt.Sprintf("the filter's cgroup also holds the processes %v: run the filter alone in its cgroup", others)
+	}
+	return g
 }
 
 // findGuards looks for what this process and namespace offer: its

@@ -328,3 +328,20 @@ func TestDiff(t *testing.T) {
 	assert.Equal(t, 2, added)
 	assert.Equal(t, 1, removed)
 }
+
+// Loopback resolvers are the filter's alone: 127.0.0.11 by its address,
+// one on 127.0.0.1 or ::1 by its port (their addresses are the
+// workload's loopback and the redirect's target, which must stay open).
+func TestGuardsOfLoopbackResolvers(t *testing.T) {
+	cfg := config{FilterDNS: true, MetricsAddr: ":9464", DNSUpstreams: []netip.AddrPort{
+		netip.MustParseAddrPort("127.0.0.11:53"), netip.MustParseAddrPort("127.0.0.1:5353"),
+		netip.MustParseAddrPort("[::1]:5300"), netip.MustParseAddrPort("198.18.0.53:53"),
+		netip.MustParseAddrPort("[::ffff:127.0.0.11]:53"),
+	}}
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("127.0.0.11")}, guardAddrs(cfg))
+	assert.Equal(t, []uint16{5300, 5353, 9464}, guardPorts(cfg))
+
+	cfg.FilterDNS = false // https mode without DNS filtering: the workload asks them anyway
+	assert.Empty(t, guardAddrs(cfg))
+	assert.Equal(t, []uint16{9464}, guardPorts(cfg))
+}

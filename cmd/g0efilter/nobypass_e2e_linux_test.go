@@ -452,3 +452,42 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRunSharedCgroup: a filter whose cgroup already holds another
+// process (a workload started in the same cgroup would pass for the
+// filter once it had its mark) refuses to start, by default.
+func TestRunSharedCgroup(t *testing.T) {
+	env := e2e.New(t)
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(policyOne), 0o644))
+	_, mount, err := cgroupv2.Self()
+	require.NoError(t, err, "cgroup v2 needed")
+	dir := filepath.Join(mount.Point, fmt.Sprintf("g0e-shared-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	cg, err := os.Open(dir)
+	require.NoError(t, err)
+	defer cg.Close()
+	into := func(cmd *exec.Cmd) *exec.Cmd {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+		return cmd
+	}
+	other := into(exec.Command("sleep", "30"))
+	require.NoError(t, other.Start())
+	t.Cleanup(func() {
+		_ = other.Process.Kill()
+		_ = other.Wait()
+		assert.NoError(t, os.Remove(dir))
+	})
+
+	cmd := into(exec.Command("nsenter", "--net=/run/netns/"+env.Box, "--", e2e.Binary(t), "run"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "POLICY_PATH=" + path, "DNS_UPSTREAMS=" + e2e.Upstream4[0].String()}
+	ctx := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
+	defer ctx.Stop()
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "g0efilter started in a shared cgroup: %s", out)
+	assert.Contains(t, string(out), fmt.Sprintf("also holds the processes [%d]", other.Process.Pid))
+	assert.Contains(t, string(out), "no rules installed")
+	tables, err := env.Tables()
+	require.NoError(t, err)
+	assert.Empty(t, tables, "nothing installed")
+}

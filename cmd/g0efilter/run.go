@@ -108,7 +108,7 @@ func (f *filter) open(ctx context.Context) error {
 	if f.links, err = watchLinks(); err != nil {
 		log.Warn("devices added later will not be guarded", logKeyErr, err)
 	}
-	g := findGuards()
+	g := findGuards().alone()
 	if err := requireGuarantees(cfg, g); err != nil {
 		return err
 	}
