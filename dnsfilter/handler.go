@@ -29,6 +29,16 @@ type Policy interface {
 	MatchHost(name string) (rule string, ok bool)
 }
 
+// Denier is a denylist that wins over the allowlist. When the [Policy] is
+// also a Denier, as [policy.Holder] is, a denied name is answered NXDOMAIN
+// with reason [events.ReasonDenied] whatever allows it, and denied
+// addresses in an allowed answer are not passed to [Handler.OnAnswer] (the
+// kernel refuses connections to them anyway).
+type Denier interface {
+	DenyHost(name string) (rule string, denied bool)
+	DenyAddr(a netip.Addr) (rule netip.Prefix, denied bool)
+}
+
 // Handler is a [dns.Handler] that answers only for allowed names: it
 // forwards a query whose name the Policy allows (or, with LocalNames, a
 // single-label name) to the Upstream and relays the answer, and answers
@@ -162,6 +172,13 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 	ev.Name = normalize(q.Name)
 	ev.QType = typeString(q.Qtype)
 
+	deny, _ := h.Policy.(Denier)
+	if deny != nil {
+		if rule, denied := deny.DenyHost(ev.Name); denied {
+			ev.Action, ev.Reason, ev.Rule = events.Blocked, events.ReasonDenied, rule
+			return reply(r, dns.RcodeNameError, deniedEDE), nil
+		}
+	}
 	var rule string
 	ok := false
 	if h.Policy != nil {
@@ -202,11 +219,25 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
 	if local {
 		ev.Reason = events.ReasonLocalName // resolution only: nothing pinned
-	} else if len(addrs) > 0 && h.OnAnswer != nil {
-		h.OnAnswer(Answer{Name: ev.Name, QType: q.Qtype, Rule: rule, Addrs: addrs})
+	} else if pins := notDenied(deny, addrs); len(pins) > 0 && h.OnAnswer != nil {
+		h.OnAnswer(Answer{Name: ev.Name, QType: q.Qtype, Rule: rule, Addrs: pins})
 	}
 	ev.Detail = detail(resp, addrs)
 	return resp, wire
+}
+
+// notDenied returns the addresses the denylist does not hold.
+func notDenied(deny Denier, addrs []AddrTTL) []AddrTTL {
+	if deny == nil {
+		return addrs
+	}
+	out := addrs[:0:0]
+	for _, a := range addrs {
+		if _, denied := deny.DenyAddr(a.Addr); !denied {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // singleLabel reports whether name, as [normalize] returns it, is one
@@ -235,6 +266,7 @@ var discard = slog.New(slog.DiscardHandler)
 // every answer, and never modified.
 var (
 	blockedEDE     = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonNotAllowlisted)}
+	deniedEDE      = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonDenied)}
 	unreachableEDE = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "g0efilter: no upstream answered"}
 )
 

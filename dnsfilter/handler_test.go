@@ -561,3 +561,48 @@ func TestHandlerLocalNames(t *testing.T) {
 		}
 	}
 }
+
+// The denylist wins: a denied name under an allowed wildcard is refused
+// without asking upstream, a single-label denied name too, and denied
+// addresses of an allowed answer are not pinned.
+func TestHandlerDenylist(t *testing.T) {
+	up := startUpstream(t, "127.0.0.1:0", append([]string{
+		"meta. 600 IN A 169.254.169.254",
+		"rebind.example.org. 60 IN A 169.254.169.254",
+		"rebind.example.org. 60 IN A 192.0.2.9",
+	}, zone...)...)
+	p, err := policy.Parse("policy.yaml", []byte(
+		"allowlist:\n  domains: [\"*.example.org\"]\ndenylist:\n  ips: [\"169.254.0.0/16\"]\n  domains: [\"*.b.example.org\", \"meta\"]\n"))
+	require.NoError(t, err)
+	s, err := policy.Compile(p)
+	require.NoError(t, err)
+	var pol policy.Holder
+	pol.Store(s)
+	var rec recorder
+	var pinned pins
+	filter := startFilter(t, &dnsfilter.Handler{
+		Policy:     &pol,
+		Upstream:   &dnsfilter.Upstream{Servers: []netip.AddrPort{up.Addr}},
+		LocalNames: true,
+		Events:     &rec,
+		OnAnswer:   pinned.add,
+	})
+
+	for _, name := range []string{"a.b.example.org.", "meta."} {
+		r := query(t, "udp", filter, name, dns.TypeA, 1232)
+		assert.Equal(t, dns.RcodeNameError, r.Rcode, name)
+		require.NotNil(t, ede(r), name)
+		assert.Contains(t, ede(r).ExtraText, "denied", name)
+		ev := rec.events()[len(rec.events())-1]
+		assert.Equal(t, events.ReasonDenied, ev.Reason, name)
+		assert.NotEmpty(t, ev.Rule, name)
+	}
+	assert.Empty(t, up.seen(), "denied names are not sent upstream")
+
+	r := query(t, "udp", filter, "rebind.example.org.", dns.TypeA, 1232)
+	assert.Equal(t, dns.RcodeSuccess, r.Rcode)
+	require.Len(t, pinned.answers(), 1)
+	got := pinned.answers()[0].Addrs
+	require.Len(t, got, 1, "the denied address is not pinned")
+	assert.Equal(t, netip.MustParseAddr("192.0.2.9"), got[0].Addr)
+}

@@ -49,6 +49,7 @@ type Reason string
 const (
 	ReasonAllowlisted    Reason = "allowlisted"          // a rule allowed it; Event.Rule names it
 	ReasonNotAllowlisted Reason = "not allowlisted"      // no rule allowed the name or address
+	ReasonDenied         Reason = "denied"               // the denylist holds the name or address; Event.Rule names the entry when known
 	ReasonNoName         Reason = "no server name"       // a ClientHello without SNI, a request without Host
 	ReasonMalformed      Reason = "malformed"            // not the expected protocol, or broken
 	ReasonTimeout        Reason = "timeout"              // the client did not send enough in time

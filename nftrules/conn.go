@@ -116,3 +116,10 @@ func planPins(pins []Pin, now time.Time, known map[netip.Addr]time.Time) (v4, v6
 	}
 	return v4, v6, nil
 }
+
+// Lists are the contents of the allowlist and denylist sets for
+// [Conn.UpdateLists], each sorted and disjoint, as policy.Snapshot's
+// Prefixes and DenyPrefixes return them.
+type Lists struct {
+	Allow4, Allow6, Deny4, Deny6 []netip.Prefix
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -404,64 +405,88 @@ func validate(r *Ruleset) error {
 }
 
 // UpdateSets replaces the elements of the allowlist sets (allow4, allow6)
-// of the last applied ruleset in one atomic batch: chains and rules are
+// of the last applied ruleset in one atomic batch, as [Conn.UpdateLists]
+// does; the denied sets stay as they are.
+func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
+	return c.update(map[string][]netip.Prefix{SetAllow4: v4, SetAllow6: v6})
+}
+
+// UpdateLists replaces the elements of the allowlist and denylist sets of
+// the last applied ruleset in one atomic batch: chains and rules are
 // untouched, so established connections survive and no packet sees a
-// half-updated set. v4 and v6 must be sorted and disjoint, as
-// policy.Snapshot.Prefixes returns them.
+// half-updated set, or a new allowlist with the old denylist.
 //
 // When it is smaller than the new contents, only the difference from the
 // previous contents is sent (a one-prefix change to 10k prefixes takes
 // about 2 ms). Otherwise, or should the kernel refuse the difference (the
 // sets were changed behind this Conn's back), the sets are flushed and
 // refilled, still in one batch.
-func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
-	a4, err := checkPrefixes(v4, true)
-	if err != nil {
-		return err
-	}
-	a6, err := checkPrefixes(v6, false)
-	if err != nil {
-		return err
+func (c *Conn) UpdateLists(l Lists) error {
+	return c.update(map[string][]netip.Prefix{
+		SetAllow4: l.Allow4, SetAllow6: l.Allow6, SetDeny4: l.Deny4, SetDeny6: l.Deny6,
+	})
+}
+
+// update replaces the elements of the named sets.
+func (c *Conn) update(want map[string][]netip.Prefix) error {
+	names := slices.Sorted(maps.Keys(want))
+	elems := make(map[string][]netip.Prefix, len(want))
+	for _, name := range names {
+		ps, err := checkPrefixes(want[name], name == SetAllow4 || name == SetDeny4)
+		if err != nil {
+			return err
+		}
+		elems[name] = ps
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.applied == nil {
 		return ErrNotApplied
 	}
-	s4, s6 := c.applied.Set(SetAllow4), c.applied.Set(SetAllow6)
-	if s4 == nil || s6 == nil {
-		return fmt.Errorf("nftrules: applied ruleset lacks set %s or %s", SetAllow4, SetAllow6)
-	}
 	t := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyINet}
-	n4, n6 := nftSet(t, s4), nftSet(t, s6)
-
-	r4, d4 := diffPrefixes(s4.Elements, a4)
-	r6, d6 := diffPrefixes(s6.Elements, a6)
-	err = errFullReplace
+	type change struct {
+		set              *nftables.Set
+		all, gone, added []netip.Prefix
+	}
+	var changes []change
+	diff, total := 0, 0
+	for _, name := range names {
+		s := c.applied.Set(name)
+		if s == nil {
+			return fmt.Errorf("nftrules: applied ruleset lacks set %s", name)
+		}
+		gone, added := diffPrefixes(s.Elements, elems[name])
+		changes = append(changes, change{nftSet(t, s), elems[name], gone, added})
+		diff += len(gone) + len(added)
+		total += len(elems[name])
+	}
+	err := errFullReplace
 	// Deleting an element costs the kernel more than flushing it: send
 	// the difference only when it is smaller than the new contents.
-	if len(r4)+len(d4)+len(r6)+len(d6) <= len(a4)+len(a6) {
+	if diff <= total {
 		err = c.batch(func(nc *nftables.Conn) error {
-			if err := deleteElements(nc, n4, r4); err != nil {
-				return err
+			for _, ch := range changes {
+				if err := deleteElements(nc, ch.set, ch.gone); err != nil {
+					return err
+				}
 			}
-			if err := deleteElements(nc, n6, r6); err != nil {
-				return err
+			for _, ch := range changes {
+				if err := addElements(nc, ch.set, ch.added); err != nil {
+					return err
+				}
 			}
-			if err := addElements(nc, n4, d4); err != nil {
-				return err
-			}
-			return addElements(nc, n6, d6)
+			return nil
 		})
 	}
 	if err != nil {
 		err = c.batch(func(nc *nftables.Conn) error {
-			nc.FlushSet(n4)
-			nc.FlushSet(n6)
-			if err := addElements(nc, n4, a4); err != nil {
-				return err
+			for _, ch := range changes {
+				nc.FlushSet(ch.set)
+				if err := addElements(nc, ch.set, ch.all); err != nil {
+					return err
+				}
 			}
-			return addElements(nc, n6, a6)
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("nftrules: update sets: %w", err)
@@ -471,8 +496,9 @@ func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
 	// is installed. The previous value is not changed: callers may hold it.
 	r := *c.applied
 	r.Sets = append([]Set(nil), r.Sets...)
-	r.Set(SetAllow4).Elements = a4
-	r.Set(SetAllow6).Elements = a6
+	for _, name := range names {
+		r.Set(name).Elements = elems[name]
+	}
 	c.applied = &r
 	return nil
 }

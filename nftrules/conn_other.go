@@ -23,6 +23,9 @@ func (c *Conn) Apply(*Ruleset) error { return ErrUnsupported }
 // UpdateSets returns [ErrUnsupported].
 func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error { return ErrUnsupported }
 
+// UpdateLists returns [ErrUnsupported].
+func (c *Conn) UpdateLists(Lists) error { return ErrUnsupported }
+
 // Pin returns [ErrUnsupported].
 func (c *Conn) Pin([]Pin) error { return ErrUnsupported }
 

@@ -79,6 +79,16 @@ func ExampleRuleset_Render() {
 	// 		flags interval
 	// 	}
 	//
+	// 	set deny4 {
+	// 		type ipv4_addr
+	// 		flags interval
+	// 	}
+	//
+	// 	set deny6 {
+	// 		type ipv6_addr
+	// 		flags interval
+	// 	}
+	//
 	// 	chain own {
 	// 		meta mark 0x00006700 accept
 	// 	}
@@ -86,6 +96,8 @@ func ExampleRuleset_Render() {
 	// 	chain nat_output {
 	// 		type nat hook output priority -101; policy accept;
 	// 		jump own
+	// 		ip daddr @deny4 accept
+	// 		ip6 daddr @deny6 accept
 	// 		ip daddr @allow4 accept
 	// 		ip6 daddr @allow6 accept
 	// 		oif "lo" accept
@@ -109,6 +121,10 @@ func ExampleRuleset_Render() {
 	// 		icmpv6 type nd-neighbor-solicit accept
 	// 		icmpv6 type nd-neighbor-advert meta skuid >= 0 log prefix "g0efilter blocked: " group 100 drop
 	// 		icmpv6 type nd-neighbor-advert accept
+	// 		ip daddr @deny4 meta l4proto tcp log prefix "g0efilter denied: " group 100 reject with tcp reset
+	// 		ip daddr @deny4 log prefix "g0efilter denied: " group 100 reject
+	// 		ip6 daddr @deny6 meta l4proto tcp log prefix "g0efilter denied: " group 100 reject with tcp reset
+	// 		ip6 daddr @deny6 log prefix "g0efilter denied: " group 100 reject
 	// 		ip daddr @allow4 ct state new log prefix "g0efilter allowed: " group 100 accept
 	// 		ip daddr @allow4 accept
 	// 		ip6 daddr @allow6 ct state new log prefix "g0efilter allowed: " group 100 accept

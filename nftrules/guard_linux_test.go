@@ -606,3 +606,47 @@ func TestTrafficForgedConn(t *testing.T) {
 		cg.moveTo(own)
 	}
 }
+
+// TestTrafficDenylist: a denied address inside an allowed prefix is
+// refused and logged, IPv4 and IPv6, while its neighbours stay open, in
+// https mode (where it is not redirected to a proxy either) and in dns
+// mode (where pinning it does not open it); UpdateLists changes both
+// lists in one batch.
+func TestTrafficDenylist(t *testing.T) {
+	fd := peerNS(t)
+	c := openIn(t, fd)
+	log := recordLog(t, fd, DefaultNflogGroup)
+	lists := Lists{
+		Allow4: []netip.Prefix{netip.MustParsePrefix("198.19.0.0/24")},
+		Allow6: []netip.Prefix{netip.MustParsePrefix("fd01::/64")},
+		Deny4:  []netip.Prefix{netip.PrefixFrom(peerA4, 32)},
+		Deny6:  []netip.Prefix{netip.PrefixFrom(peerA6, 128)},
+	}
+	for _, mode := range []Mode{ModeHTTPS, ModeDNS} {
+		r, err := Build(Config{Mode: mode, Allow4: lists.Allow4, Allow6: lists.Allow6, Deny4: lists.Deny4, Deny6: lists.Deny6})
+		require.NoError(t, err)
+		require.NoError(t, c.Apply(r))
+		if mode == ModeDNS {
+			require.NoError(t, c.Pin([]Pin{{Addr: peerA4, Timeout: time.Minute}, {Addr: peerA6, Timeout: time.Minute}}))
+		}
+		before := log.countPrefix(DeniedLogPrefix)
+		for _, a := range []netip.Addr{peerA4, peerA6} {
+			assert.ErrorIs(t, dialIn(t, fd, "tcp", peerAddr(a), 0), syscall.ECONNREFUSED, "%v: denied", a)
+		}
+		// Port 443 to a denied address is refused, not redirected.
+		assert.ErrorIs(t, dialIn(t, fd, "tcp4", netip.AddrPortFrom(peerA4, 443).String(), 0), syscall.ECONNREFUSED)
+		for _, a := range []netip.Addr{peerB4, peerB6} {
+			assert.NoError(t, dialIn(t, fd, "tcp", peerAddr(a), 0), "%v: allowed beside the denied one", a)
+		}
+		require.Eventually(t, func() bool { return log.countPrefix(DeniedLogPrefix) >= before+3 },
+			2*time.Second, 10*time.Millisecond, "denied connections logged")
+	}
+
+	// One batch lifts the denial and narrows the allowlist.
+	require.NoError(t, c.UpdateLists(Lists{Allow4: []netip.Prefix{netip.PrefixFrom(peerA4, 32)}}))
+	assert.NoError(t, dialIn(t, fd, "tcp", peerAddr(peerA4), 0))
+	assert.ErrorIs(t, dialIn(t, fd, "tcp", peerAddr(peerB4), 0), syscall.ECONNREFUSED)
+	assert.Empty(t, c.Applied().Set(SetDeny4).Elements)
+	assert.NotContains(t, nftListSet(t, fd, SetDeny4), "elements")
+	assert.Contains(t, nftListSet(t, fd, SetAllow4), "elements = { 198.19.0.2 }")
+}

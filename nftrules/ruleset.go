@@ -28,6 +28,9 @@ const (
 	// LocalServiceLogPrefix logs a connection from the workload to one of
 	// the filter's local services other than through the redirect.
 	LocalServiceLogPrefix = "g0efilter local service: "
+	// DeniedLogPrefix logs a connection to a denied address
+	// ([Config.Deny4], [Config.Deny6]).
+	DeniedLogPrefix = "g0efilter denied: "
 	// SpoofedSourceLogPrefix logs a packet from a user's socket whose
 	// source address is not one of this namespace's: a raw socket
 	// (IP_HDRINCL) or a transparent one (IP_TRANSPARENT), both open to
@@ -81,6 +84,8 @@ const (
 	SetAllow6       = "allow6"     // allowlisted IPv6 prefixes (interval set)
 	SetPinned4      = "pinned4"    // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
 	SetPinned6      = "pinned6"    // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
+	SetDeny4        = "deny4"      // denied IPv4 prefixes (interval set): refused whatever allows them
+	SetDeny6        = "deny6"      // denied IPv6 prefixes (interval set)
 	maxLogPrefix    = 127
 	loopbackIndex   = 1 // the loopback interface's index in every network namespace
 	natPriority     = -101
@@ -169,6 +174,11 @@ type Config struct {
 	// Allow4 and Allow6 are the allowlisted destination prefixes, sorted and
 	// non-overlapping as policy.Snapshot.Prefixes returns them.
 	Allow4, Allow6 []netip.Prefix
+	// Deny4 and Deny6 are the denied destination prefixes, in the same
+	// form (policy.Snapshot.DenyPrefixes). They win over the allowlist and
+	// the pinned sets: a connection to one is logged with DeniedLogPrefix
+	// and refused, and is never redirected to a proxy.
+	Deny4, Deny6 []netip.Prefix
 
 	// OwnCgroup is the id of the filter's cgroup (version 2), the inode
 	// number of its directory. When it is set, a packet is the filter's
@@ -542,10 +552,21 @@ func Build(cfg Config) (*Ruleset, error) {
 		}
 	}
 
+	d4, err := checkPrefixes(cfg.Deny4, true)
+	if err != nil {
+		return nil, err
+	}
+	d6, err := checkPrefixes(cfg.Deny6, false)
+	if err != nil {
+		return nil, err
+	}
+
 	r := &Ruleset{Table: TableName}
 	r.Sets = []Set{
 		{Name: SetAllow4, Type: IPv4Addr, Interval: true, Elements: a4},
 		{Name: SetAllow6, Type: IPv6Addr, Interval: true, Elements: a6},
+		{Name: SetDeny4, Type: IPv4Addr, Interval: true, Elements: d4},
+		{Name: SetDeny6, Type: IPv6Addr, Interval: true, Elements: d6},
 	}
 	// The filter's own packets go through the own chain first, in the nat
 	// chain (so they are not redirected) and in the filter chain.
@@ -579,6 +600,12 @@ func Build(cfg Config) (*Ruleset, error) {
 	)
 	filter = append(filter, cfg.guardRules()...)
 	filter = append(filter, Rule{Match: []Match{DestLocal{}}, Verdict: Accept})
+	// Not redirected: a denied address is refused in the filter chain,
+	// whatever name a client would send the proxy.
+	notRedirected := []Rule{
+		{Match: []Match{DestInSet{IPv4Addr, SetDeny4}}, Verdict: Accept},
+		{Match: []Match{DestInSet{IPv6Addr, SetDeny6}}, Verdict: Accept},
+	}
 	logNew := &Log{Prefix: cfg.LogPrefix, Group: cfg.NflogGroup}
 	// Neighbour discovery is the kernel's: its own sockets have no file.
 	// The same messages from a user's raw ICMPv6 socket (CAP_NET_RAW) to
@@ -587,6 +614,15 @@ func Build(cfg Config) (*Ruleset, error) {
 		filter = append(filter,
 			Rule{Match: []Match{ICMPv6Type{t}, userSocket{}}, Log: logNew, Verdict: Drop},
 			Rule{Match: []Match{ICMPv6Type{t}}, Verdict: Accept})
+	}
+	// The denylist wins over every accept below: the allowlist and the
+	// pinned sets. (The kernel's neighbour discovery above is not a
+	// connection to anything.)
+	denied := &Log{Prefix: DeniedLogPrefix, Group: cfg.NflogGroup}
+	for _, in := range []DestInSet{{IPv4Addr, SetDeny4}, {IPv6Addr, SetDeny6}} {
+		filter = append(filter,
+			Rule{Match: []Match{in, L4Proto{TCP}}, Log: denied, Verdict: RejectTCPReset},
+			Rule{Match: []Match{in}, Log: denied, Verdict: Reject})
 	}
 	// Blocked connections fail at once: TCP with a reset, the rest with an
 	// ICMP port-unreachable (which a local UDP sender sees as EPERM).
@@ -603,6 +639,7 @@ func Build(cfg Config) (*Ruleset, error) {
 			// allowlisted or loopback resolver are redirected too.
 			nat = append(nat, dnsRedirect(cfg.DNSPort)...)
 		}
+		nat = append(nat, notRedirected...)
 		nat = append(nat, allowNAT...)
 		nat = append(nat, lo,
 			Rule{Match: []Match{DPort{TCP, 80}}, Verdict: RedirectTo(cfg.HTTPPort)},

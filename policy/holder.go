@@ -45,5 +45,11 @@ func (h *Holder) MatchHost(name string) (string, bool) { return h.Load().MatchHo
 // AllowAddr is [Snapshot.AllowAddr] on the current Snapshot.
 func (h *Holder) AllowAddr(a netip.Addr) bool { return h.Load().AllowAddr(a) }
 
+// DenyHost is [Snapshot.DenyHost] on the current Snapshot.
+func (h *Holder) DenyHost(name string) (string, bool) { return h.Load().DenyHost(name) }
+
+// DenyAddr is [Snapshot.DenyAddr] on the current Snapshot.
+func (h *Holder) DenyAddr(a netip.Addr) (netip.Prefix, bool) { return h.Load().DenyAddr(a) }
+
 // MatchAddr is [Snapshot.MatchAddr] on the current Snapshot.
 func (h *Holder) MatchAddr(a netip.Addr) (netip.Prefix, bool) { return h.Load().MatchAddr(a) }

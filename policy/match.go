@@ -30,14 +30,37 @@ func (s *Snapshot) AllowHost(name string) bool {
 // MatchHost does not allocate. It walks the name from the top-level label
 // down, one hash probe per label, and stops as soon as no rule lies below:
 // its cost grows with the number of labels, not the number of rules.
+//
+// A name that the denylist matches is never allowed (see
+// [Snapshot.DenyHost]).
 func (s *Snapshot) MatchHost(name string) (rule string, ok bool) {
+	if s.deny != nil {
+		if _, denied := matchNames(s.deny, false, name); denied {
+			return "", false
+		}
+	}
+	return matchNames(s.names, s.anyDomain, name)
+}
+
+// DenyHost reports whether the denylist matches the host name and, if so,
+// the rule that does, as [Snapshot.MatchHost] matches the allowlist. A
+// denied name is never allowed, whatever allows it.
+func (s *Snapshot) DenyHost(name string) (rule string, denied bool) {
+	if s.deny == nil {
+		return "", false
+	}
+	return matchNames(s.deny, false, name)
+}
+
+// matchNames matches name against the patterns of t, and any valid host
+// name when anyDomain.
+func matchNames(t *suffixTable, anyDomain bool, name string) (rule string, ok bool) {
 	if n := len(name); n > 0 && name[n-1] == '.' {
 		name = name[:n-1]
 	}
 	if len(name) == 0 || len(name) > maxNameLen {
 		return "", false
 	}
-	t := s.names
 	h, wild := t.seed, ""
 	for end := len(name); ; {
 		dot, next := hashLabel(h, name, end)
@@ -79,7 +102,7 @@ func (s *Snapshot) MatchHost(name string) (rule string, ok bool) {
 	switch {
 	case wild != "":
 		return wild, true
-	case s.anyDomain && validLabels(name) && !numericLastLabel(name):
+	case anyDomain && validLabels(name) && !numericLastLabel(name):
 		return AnyDomain, true
 	default:
 		return "", false
@@ -158,14 +181,32 @@ func (s *Snapshot) AllowAddr(a netip.Addr) bool {
 // IPv4-mapped IPv6 addresses are matched as IPv4, and zones are ignored.
 // It does not allocate; its cost grows with the logarithm of the number of
 // entries.
+//
+// An address in the denylist is never allowed (see [Snapshot.DenyAddr]).
 func (s *Snapshot) MatchAddr(a netip.Addr) (rule netip.Prefix, ok bool) {
+	if _, denied := s.DenyAddr(a); denied {
+		return netip.Prefix{}, false
+	}
+	return matchPrefixes(s.v4, s.v6, a)
+}
+
+// DenyAddr reports whether the denylist holds the address and, if so, the
+// denied prefix that contains it. A denied address is never allowed,
+// whatever allows it.
+func (s *Snapshot) DenyAddr(a netip.Addr) (rule netip.Prefix, denied bool) {
+	return matchPrefixes(s.deny4, s.deny6, a)
+}
+
+// matchPrefixes finds the prefix of v4 or v6 (sorted, disjoint) that
+// contains a.
+func matchPrefixes(v4, v6 []netip.Prefix, a netip.Addr) (netip.Prefix, bool) {
 	if !a.IsValid() {
 		return netip.Prefix{}, false
 	}
 	a = a.Unmap().WithZone("")
-	list := s.v6
+	list := v6
 	if a.Is4() {
-		list = s.v4
+		list = v4
 	}
 	// Find the last prefix that starts at or before a.
 	lo, hi := 0, len(list)
@@ -210,7 +251,16 @@ func outermost(all []netip.Prefix) (v4, v6 []netip.Prefix) {
 // Policy returns a copy of the canonical policy the Snapshot was compiled
 // from.
 func (s *Snapshot) Policy() *Policy {
-	return &Policy{IPs: slices.Clone(s.policy.IPs), Domains: slices.Clone(s.policy.Domains)}
+	return &Policy{
+		IPs: slices.Clone(s.policy.IPs), Domains: slices.Clone(s.policy.Domains),
+		DenyIPs: slices.Clone(s.policy.DenyIPs), DenyDomains: slices.Clone(s.policy.DenyDomains),
+	}
+}
+
+// DenyPrefixes returns the denied IPv4 and IPv6 prefixes as [Snapshot.Prefixes]
+// returns the allowed ones.
+func (s *Snapshot) DenyPrefixes() (v4, v6 []netip.Prefix) {
+	return slices.Clone(s.deny4), slices.Clone(s.deny6)
 }
 
 // Prefixes returns the allowlisted IPv4 and IPv6 prefixes, sorted, with

@@ -224,3 +224,58 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		assert.Zero(t, testing.AllocsPerRun(100, func() { s.MatchAddr(addr) }), a)
 	}
 }
+
+// The denylist wins over the allowlist, for names and addresses.
+func TestDenylist(t *testing.T) {
+	p, err := ReadFile("testdata/valid/deny.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, prefixes("169.254.169.254/32", "10.9.0.0/16", "2001:db8:bad::/48"), p.DenyIPs)
+	assert.Equal(t, []string{"*.evil.example.com", "secret.example.com"}, p.DenyDomains)
+	s := mustCompile(t, p)
+
+	for name, want := range map[string]string{
+		"www.example.com":      "*.example.com",
+		"a.evil.example.com":   "",
+		"A.B.EVIL.example.com": "",
+		"evil.example.com":     "*.example.com", // the wildcard covers subdomains only
+		"secret.example.com":   "",
+		"x.secret.example.com": "*.example.com",
+	} {
+		rule, ok := s.MatchHost(name)
+		assert.Equal(t, want != "", ok, name)
+		assert.Equal(t, want, rule, name)
+		denyRule, denied := s.DenyHost(name)
+		assert.Equal(t, want == "", denied, name)
+		if denied {
+			assert.NotEmpty(t, denyRule, name)
+		}
+	}
+	for addr, want := range map[string]string{
+		"10.1.2.3":        "10.0.0.0/8",
+		"10.9.1.1":        "",
+		"169.254.169.254": "",
+		"2001:db8::1":     "2001:db8::/32",
+		"2001:db8:bad::1": "",
+	} {
+		a := netip.MustParseAddr(addr)
+		rule, ok := s.MatchAddr(a)
+		assert.Equal(t, want != "", ok, addr)
+		if ok {
+			assert.Equal(t, want, rule.String(), addr)
+		}
+		_, denied := s.DenyAddr(a)
+		assert.Equal(t, want == "", denied, addr)
+	}
+	v4, v6 := s.DenyPrefixes()
+	assert.Equal(t, prefixes("10.9.0.0/16", "169.254.169.254/32"), v4)
+	assert.Equal(t, prefixes("2001:db8:bad::/48"), v6)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { s.MatchHost("a.evil.example.com") }))
+
+	_, err = Compile(&Policy{DenyDomains: []string{"*"}})
+	assert.ErrorIs(t, err, ErrDomain)
+	_, err = Loader{DenyDomains: &List{Name: "DENYLIST_DOMAINS", Value: "ok.example,*"}}.Load()
+	assert.ErrorContains(t, err, "DENYLIST_DOMAINS")
+	p, err = Loader{DenyIPs: &List{Name: "DENYLIST_IPS", Value: "169.254.169.254, fd00::/8"}}.Load()
+	require.NoError(t, err)
+	assert.Equal(t, prefixes("169.254.169.254/32", "fd00::/8"), p.DenyIPs)
+}

@@ -25,6 +25,12 @@ type Policy struct {
 	// Domains are the allowlisted names in canonical form (see
 	// [NormalizeDomain]): "example.com", "*.example.com" or [AnyDomain].
 	Domains []string
+	// DenyIPs and DenyDomains are the denylist, in the same forms but for
+	// [AnyDomain]. They win over the allowlist: a denied address inside an
+	// allowed prefix, or a denied name under an allowed wildcard, is
+	// refused.
+	DenyIPs     []netip.Prefix
+	DenyDomains []string
 }
 
 // AllowsAnyDomain reports whether the policy contains [AnyDomain], which lets
@@ -149,6 +155,10 @@ type Loader struct {
 	IPs *List
 	// Domains, when not nil, replaces the file's allowlist.domains.
 	Domains *List
+	// DenyIPs and DenyDomains, when not nil, replace the file's
+	// denylist.ips and denylist.domains. When the file is not read (IPs
+	// and Domains are both set), they are the only denylist.
+	DenyIPs, DenyDomains *List
 }
 
 // Load reads the sources and returns the combined policy. Mistakes from every
@@ -189,6 +199,20 @@ func (l Loader) load(data []byte) (*Policy, error) {
 	if l.Domains != nil {
 		domains, err := ParseDomainList(l.Domains.Name, l.Domains.Value)
 		p.Domains = domains
+		errs = append(errs, err)
+	}
+	if l.DenyIPs != nil {
+		ips, err := ParseIPList(l.DenyIPs.Name, l.DenyIPs.Value)
+		p.DenyIPs = ips
+		errs = append(errs, err)
+	}
+	if l.DenyDomains != nil {
+		domains, err := ParseDomainList(l.DenyDomains.Name, l.DenyDomains.Value)
+		if slices.Contains(domains, AnyDomain) {
+			err = errors.Join(err, &Error{Source: l.DenyDomains.Name, Value: AnyDomain,
+				Err: reason(ErrDomain, `"*" would deny every name: leave the names out of the allowlist instead`)})
+		}
+		p.DenyDomains = domains
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -287,17 +311,20 @@ func (d *decoder) document(root *yaml.Node) *Policy {
 	for key, value := range d.mapping(root, "") {
 		switch key.Value {
 		case "allowlist":
-			d.allowlist(value, p)
+			d.list(value, "allowlist", &p.IPs, &p.Domains)
+		case "denylist":
+			d.list(value, "denylist", &p.DenyIPs, &p.DenyDomains)
 		default:
-			d.fail(key, key.Value, "", unknownKey(key.Value, "allowlist"))
+			d.fail(key, key.Value, "", unknownKey(key.Value, "allowlist", "denylist"))
 		}
 	}
 	return p
 }
 
-func (d *decoder) allowlist(n *yaml.Node, p *Policy) {
-	for key, value := range d.mapping(n, "allowlist") {
-		field := "allowlist." + key.Value
+// list decodes the allowlist or the denylist (name) into ips and domains.
+func (d *decoder) list(n *yaml.Node, name string, ips *[]netip.Prefix, domains *[]string) {
+	for key, value := range d.mapping(n, name) {
+		field := name + "." + key.Value
 		switch key.Value {
 		case "ips":
 			for i, item := range d.sequence(value, field) {
@@ -306,16 +333,19 @@ func (d *decoder) allowlist(n *yaml.Node, p *Policy) {
 					d.fail(item, fmt.Sprintf("%s[%d]", field, i), item.Value, err)
 					continue
 				}
-				p.IPs = appendUnique(p.IPs, prefix)
+				*ips = appendUnique(*ips, prefix)
 			}
 		case "domains":
 			for i, item := range d.sequence(value, field) {
 				domain, err := NormalizeDomain(item.Value)
+				if err == nil && name == "denylist" && domain == AnyDomain {
+					err = reason(ErrDomain, `"*" would deny every name: leave the names out of the allowlist instead`)
+				}
 				if err != nil {
 					d.fail(item, fmt.Sprintf("%s[%d]", field, i), item.Value, err)
 					continue
 				}
-				p.Domains = appendUnique(p.Domains, domain)
+				*domains = appendUnique(*domains, domain)
 			}
 		default:
 			d.fail(key, field, "", unknownKey(key.Value, "ips", "domains"))

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -19,6 +20,9 @@ type Snapshot struct {
 	// v4 and v6 are the allowlisted prefixes with nested ones removed,
 	// sorted by address, so that at most one can contain a given address.
 	v4, v6 []netip.Prefix
+
+	deny         *suffixTable // the denied names; nil when there are none
+	deny4, deny6 []netip.Prefix
 }
 
 // Compile builds a Snapshot from p. Entries that are not in canonical form
@@ -28,27 +32,14 @@ type Snapshot struct {
 // changing it later does not change the Snapshot.
 func Compile(p *Policy) (*Snapshot, error) {
 	s := &Snapshot{}
-	s.policy.Domains = make([]string, 0, len(p.Domains))
 	var errs ErrorList
-	for i, d := range p.Domains {
-		if !isCanonical(d) {
-			n, err := NormalizeDomain(d)
-			if err != nil {
-				errs = append(errs, &Error{Source: "policy", Field: fmt.Sprintf("Domains[%d]", i), Value: d, Err: err})
-				continue
-			}
-			d = n
-		}
-		s.policy.Domains = append(s.policy.Domains, d)
-	}
-	for i, pfx := range p.IPs {
-		canonical := unmapPrefix(pfx)
-		if !pfx.IsValid() || canonical.Masked() != canonical {
-			errs = append(errs, &Error{Source: "policy", Field: fmt.Sprintf("IPs[%d]", i), Value: pfx.String(),
-				Err: reason(ErrIP, "not a valid prefix without host bits")})
-			continue
-		}
-		s.policy.IPs = append(s.policy.IPs, canonical)
+	s.policy.Domains = canonicalDomains(p.Domains, "Domains", &errs)
+	s.policy.IPs = canonicalPrefixes(p.IPs, "IPs", &errs)
+	s.policy.DenyDomains = canonicalDomains(p.DenyDomains, "DenyDomains", &errs)
+	s.policy.DenyIPs = canonicalPrefixes(p.DenyIPs, "DenyIPs", &errs)
+	if slices.Contains(s.policy.DenyDomains, AnyDomain) {
+		errs = append(errs, &Error{Source: "policy", Field: "DenyDomains", Value: AnyDomain,
+			Err: reason(ErrDomain, `"*" would deny every name: leave the names out of the allowlist instead`)})
 	}
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -57,8 +48,48 @@ func Compile(p *Policy) (*Snapshot, error) {
 	if s.names, s.anyDomain, err = compileNames(s.policy.Domains); err != nil {
 		return nil, &Error{Source: "policy", Field: "Domains", Err: err}
 	}
+	if len(s.policy.DenyDomains) > 0 {
+		if s.deny, _, err = compileNames(s.policy.DenyDomains); err != nil {
+			return nil, &Error{Source: "policy", Field: "DenyDomains", Err: err}
+		}
+	}
 	s.v4, s.v6 = outermost(s.policy.IPs)
+	s.deny4, s.deny6 = outermost(s.policy.DenyIPs)
 	return s, nil
+}
+
+// canonicalDomains normalises the patterns of the field, as
+// [NormalizeDomain] would, and records those that cannot be.
+func canonicalDomains(domains []string, field string, errs *ErrorList) []string {
+	out := make([]string, 0, len(domains))
+	for i, d := range domains {
+		if !isCanonical(d) {
+			n, err := NormalizeDomain(d)
+			if err != nil {
+				*errs = append(*errs, &Error{Source: "policy", Field: fmt.Sprintf("%s[%d]", field, i), Value: d, Err: err})
+				continue
+			}
+			d = n
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// canonicalPrefixes unmaps the prefixes of the field and records those that
+// are invalid or have host bits.
+func canonicalPrefixes(ps []netip.Prefix, field string, errs *ErrorList) []netip.Prefix {
+	var out []netip.Prefix
+	for i, pfx := range ps {
+		canonical := unmapPrefix(pfx)
+		if !pfx.IsValid() || canonical.Masked() != canonical {
+			*errs = append(*errs, &Error{Source: "policy", Field: fmt.Sprintf("%s[%d]", field, i), Value: pfx.String(),
+				Err: reason(ErrIP, "not a valid prefix without host bits")})
+			continue
+		}
+		out = append(out, canonical)
+	}
+	return out
 }
 
 // compileNames builds the suffix table for canonical patterns. Two

@@ -89,6 +89,16 @@ type HostMatcher interface {
 	MatchHost(name string) (rule string, ok bool)
 }
 
+// Denier is a denylist that wins over the allowlist. When the
+// [HostMatcher] is also a Denier, as [github.com/g0lab/g0efilter/policy.Holder]
+// is, a denied name is refused with [events.ReasonDenied] whatever allows
+// it, and so is a connection to a denied address, and a denied address is
+// never dialled.
+type Denier interface {
+	DenyHost(name string) (rule string, denied bool)
+	DenyAddr(a netip.Addr) (rule netip.Prefix, denied bool)
+}
+
 // Resolver looks up the addresses of a host name.
 // [github.com/g0lab/g0efilter/dnsfilter.Resolver] is one.
 type Resolver interface {
@@ -307,11 +317,30 @@ func (p *Proxy) match(name string) verdict {
 	if p.Policy == nil {
 		return verdict{reason: events.ReasonNotAllowlisted, detail: "no policy"}
 	}
+	if d, ok := p.Policy.(Denier); ok {
+		if rule, denied := d.DenyHost(name); denied {
+			return verdict{reason: events.ReasonDenied, rule: rule}
+		}
+	}
 	rule, ok := p.Policy.MatchHost(name)
 	if !ok {
 		return verdict{reason: events.ReasonNotAllowlisted}
 	}
 	return verdict{allowed: true, reason: events.ReasonAllowlisted, rule: rule}
+}
+
+// denied reports whether the policy denies the address, and the verdict
+// that says so.
+func (p *Proxy) denied(a netip.Addr) (verdict, bool) {
+	d, ok := p.Policy.(Denier)
+	if !ok {
+		return verdict{}, false
+	}
+	rule, denied := d.DenyAddr(a)
+	if !denied {
+		return verdict{}, false
+	}
+	return verdict{reason: events.ReasonDenied, rule: rule.String(), detail: fmt.Sprintf("%s is denied", a.Unmap())}, true
 }
 
 // decide applies the policy and the destination check to name, for a
@@ -322,6 +351,9 @@ func (p *Proxy) decide(ctx context.Context, name string, dst netip.AddrPort) ver
 		return v
 	}
 	rule := v.rule
+	if dv, denied := p.denied(dst.Addr()); denied {
+		return dv
+	}
 	if p.Destination == TrustDestination {
 		v.dial = []netip.AddrPort{dst}
 		return v
@@ -332,8 +364,17 @@ func (p *Proxy) decide(ctx context.Context, name string, dst netip.AddrPort) ver
 		return verdict{reason: events.ReasonResolve, rule: rule, detail: err.Error()}
 	}
 	if p.Destination == DialName {
+		var deniedV verdict
 		for _, a := range addrs {
+			if dv, denied := p.denied(a); denied {
+				deniedV = dv
+				continue
+			}
 			v.dial = append(v.dial, netip.AddrPortFrom(a, dst.Port()))
+		}
+		if len(v.dial) == 0 {
+			deniedV.detail = fmt.Sprintf("%s resolves only to denied addresses (%s)", name, joinAddrs(addrs))
+			return deniedV
 		}
 		v.detail = "dialled by name"
 		return v

@@ -899,3 +899,49 @@ func TestProxyAcceptBacksOffOnEMFILE(t *testing.T) {
 	assert.Less(t, l.calls, 15)
 	assert.GreaterOrEqual(t, l.calls, 3)
 }
+
+// withDeny is a policy that allows domains and denies what deny lists.
+func withDeny(t *testing.T, domains []string, denyIPs, denyDomains []string) *policy.Holder {
+	t.Helper()
+	q := func(items []string) string { return `["` + strings.Join(items, `", "`) + `"]` }
+	doc := "allowlist:\n  domains: " + q(domains) + "\ndenylist:\n  ips: " + q(denyIPs) + "\n  domains: " + q(denyDomains) + "\n"
+	p, err := policy.Parse("policy.yaml", []byte(doc))
+	require.NoError(t, err)
+	s, err := policy.Compile(p)
+	require.NoError(t, err)
+	var h policy.Holder
+	h.Store(s)
+	return &h
+}
+
+// The denylist wins: a denied name under an allowed wildcard, and an
+// allowed name at a denied address (the destination the client gave, or,
+// dialling by name, every address the name resolves to), are refused with
+// reason denied and the entry that denied them.
+func TestProxyDenylist(t *testing.T) {
+	backend, cfg := tlsBackend(t, "ok.example.com", "bad.example.com")
+	t.Run("name", func(t *testing.T) {
+		h := startProxy(t, &sni.Proxy{Policy: withDeny(t, []string{"*.example.com"}, []string{"198.18.9.9"}, []string{"bad.example.com"}),
+			Resolver: loopback}, sni.TLS, backend)
+		_, err := dialTLS(t, h, cfg, "bad.example.com")
+		require.Error(t, err)
+		ev := h.events.wait(t, 1)[0]
+		assert.Equal(t, events.Blocked, ev.Action)
+		assert.Equal(t, events.ReasonDenied, ev.Reason)
+		assert.Equal(t, "bad.example.com", ev.Rule)
+		c, err := dialTLS(t, h, cfg, "ok.example.com")
+		require.NoError(t, err, "an allowed name beside a denied one")
+		assert.Equal(t, "served ok.example.com", readLine(t, c))
+	})
+	t.Run("destination", func(t *testing.T) {
+		pol := withDeny(t, []string{"*.example.com"}, []string{backend.Addr().String()}, []string{"bad.example.com"})
+		for _, d := range []sni.DestinationCheck{sni.VerifyDestination, sni.TrustDestination, sni.DialName} {
+			h := startProxy(t, &sni.Proxy{Policy: pol, Resolver: loopback, Destination: d}, sni.TLS, backend)
+			_, err := dialTLS(t, h, cfg, "ok.example.com")
+			require.Error(t, err, "%v", d)
+			ev := h.events.wait(t, 1)[0]
+			assert.Equal(t, events.ReasonDenied, ev.Reason, "%v", d)
+			assert.Equal(t, netip.PrefixFrom(backend.Addr(), 32).String(), ev.Rule, "%v", d)
+		}
+	})
+}

@@ -27,6 +27,8 @@ const (
 	envPolicyPath                = "POLICY_PATH"
 	envAllowlistIPs              = "ALLOWLIST_IPS"
 	envAllowlistDomains          = "ALLOWLIST_DOMAINS"
+	envDenylistIPs               = "DENYLIST_IPS"
+	envDenylistDomains           = "DENYLIST_DOMAINS"
 	envFilterMode                = "FILTER_MODE"
 	envDNSPort                   = "DNS_PORT"
 	envDNSUpstreams              = "DNS_UPSTREAMS"
@@ -155,6 +157,8 @@ type config struct {
 	PolicyPathDefault bool
 	// AllowIPs and AllowDomains, when not nil, replace the file's lists.
 	AllowIPs, AllowDomains *policy.List
+	// DenyIPs and DenyDomains, when not nil, replace the file's denylist.
+	DenyIPs, DenyDomains *policy.List
 
 	// DashboardHost is the dashboard's base URL; nil means no shipping.
 	DashboardHost *url.URL
@@ -209,6 +213,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		PolicyPath:                p.String(envPolicyPath),
 		AllowIPs:                  p.ipList(envAllowlistIPs),
 		AllowDomains:              p.domainList(envAllowlistDomains),
+		DenyIPs:                   p.ipList(envDenylistIPs),
+		DenyDomains:               p.domainList(envDenylistDomains),
 		DashboardHost:             p.url(envDashboardHost),
 		DashboardAPIKey:           p.String(envDashboardAPIKey),
 		DashboardQueueSize:        p.Positive(envDashboardQueueSize, defaultDashboardQueueSize),

@@ -62,6 +62,7 @@ const (
 	logKeyIPv4      = "ipv4"
 	logKeyIPv6      = "ipv6"
 	logKeyDomains   = "domains"
+	logKeyDenied    = "denied"
 	logKeyAnyDomain = "any_domain"
 	logKeyAdded     = "added"   // prefixes
 	logKeyRemoved   = "removed" // prefixes
@@ -196,7 +197,8 @@ func usageErr(w io.Writer, msg string) int {
 // loader is the policy loader for cfg: the file, with the environment's
 // lists taking precedence.
 func loader(cfg config) policy.Loader {
-	return policy.Loader{Path: cfg.PolicyPath, IPs: cfg.AllowIPs, Domains: cfg.AllowDomains}
+	return policy.Loader{Path: cfg.PolicyPath, IPs: cfg.AllowIPs, Domains: cfg.AllowDomains,
+		DenyIPs: cfg.DenyIPs, DenyDomains: cfg.DenyDomains}
 }
 
 // loadSnapshot loads and compiles the policy of cfg.
@@ -210,15 +212,17 @@ func loadSnapshot(cfg config) (*policy.Snapshot, error) {
 
 // ruleConfig is the nftrules configuration for cfg, the guards g and the
 // allowlist.
-func ruleConfig(cfg config, g guards, v4, v6 []netip.Prefix) nftrules.Config {
+func ruleConfig(cfg config, g guards, l nftrules.Lists) nftrules.Config {
 	return nftrules.Config{
 		Mode:           cfg.Mode,
 		HTTPPort:       cfg.HTTPPort,
 		HTTPSPort:      cfg.HTTPSPort,
 		DNSPort:        cfg.DNSPort,
 		BypassMark:     cfg.BypassMark,
-		Allow4:         v4,
-		Allow6:         v6,
+		Allow4:         l.Allow4,
+		Allow6:         l.Allow6,
+		Deny4:          l.Deny4,
+		Deny6:          l.Deny6,
 		DNSOnly:        !cfg.DNSPinning,
 		FilterDNS:      cfg.FilterDNS,
 		OwnCgroup:      g.cgroupID,
@@ -227,6 +231,15 @@ func ruleConfig(cfg config, g guards, v4, v6 []netip.Prefix) nftrules.Config {
 		GuardPorts:     guardPorts(cfg),
 		GuardAddrs:     guardAddrs(cfg),
 	}
+}
+
+// setLists are the contents of the kernel's allowlist and denylist sets
+// for snap.
+func setLists(snap *policy.Snapshot) nftrules.Lists {
+	var l nftrules.Lists
+	l.Allow4, l.Allow6 = snap.Prefixes()
+	l.Deny4, l.Deny6 = snap.DenyPrefixes()
+	return l
 }
 
 // guardPorts are the local ports that only the filter may reach, besides
@@ -353,8 +366,7 @@ func cmdDryRun(cfg config, stdout, stderr io.Writer) int {
 	if snap.AllowsAnyDomain() {
 		fmt.Fprintln(stderr, `g0efilter: warning: the policy allows any domain ("*")`)
 	}
-	v4, v6 := snap.Prefixes()
-	rs, err := nftrules.Build(ruleConfig(cfg, findGuards(), v4, v6))
+	rs, err := nftrules.Build(ruleConfig(cfg, findGuards(), setLists(snap)))
 	if err != nil {
 		printErr(stderr, err)
 		return exitFailure
@@ -391,7 +403,7 @@ func cmdValidate(cfg config, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  ips:        %d (%d IPv4, %d IPv6)\n", len(p.IPs), v4, v6)
 	fmt.Fprintf(stdout, "  domains:    %d\n", len(p.Domains))
 	fmt.Fprintf(stdout, "  any domain: %s\n", anyDomain)
-	for _, l := range []*policy.List{cfg.AllowIPs, cfg.AllowDomains} {
+	for _, l := range []*policy.List{cfg.AllowIPs, cfg.AllowDomains, cfg.DenyIPs, cfg.DenyDomains} {
 		if l != nil {
 			fmt.Fprintf(stdout, "  note: %s is set and replaces the file's list\n", l.Name)
 		}
@@ -468,14 +480,17 @@ func cmdCheck(cfg config, targets []string, stdout, stderr io.Writer) int {
 			code = exitUsage
 			continue
 		}
-		var rule string
-		var ok bool
+		var rule, deny string
+		var ok, denied bool
 		if addr.IsValid() {
-			var pfx netip.Prefix
+			var pfx, dpfx netip.Prefix
 			pfx, ok = snap.MatchAddr(addr)
 			rule = pfx.String()
+			dpfx, denied = snap.DenyAddr(addr)
+			deny = dpfx.String()
 		} else {
 			rule, ok = snap.MatchHost(name)
+			deny, denied = snap.DenyHost(name)
 		}
 		// A name that normalising changed beyond case and a trailing dot
 		// (a U-label) is shown as it was matched.
@@ -483,9 +498,15 @@ func cmdCheck(cfg config, targets []string, stdout, stderr io.Writer) int {
 		if name != "" && name != strings.ToLower(strings.TrimSuffix(t, ".")) {
 			shown = t + " (" + name + ")"
 		}
-		if ok {
+		switch {
+		case denied:
+			fmt.Fprintf(stdout, "%s: blocked, denied by %s\n", shown, deny)
+			if code == exitOK {
+				code = exitFailure
+			}
+		case ok:
 			fmt.Fprintf(stdout, "%s: allowed by %s\n", shown, rule)
-		} else {
+		default:
 			fmt.Fprintf(stdout, "%s: blocked (no rule matches)\n", shown)
 			if code == exitOK {
 				code = exitFailure

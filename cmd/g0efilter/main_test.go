@@ -200,6 +200,27 @@ func TestCheck(t *testing.T) {
 	})
 }
 
+// TestCheckDenylist: check names the denylist entry that wins over an
+// allowing one, from the file and from DENYLIST_* (which replace the
+// file's denylist).
+func TestCheckDenylist(t *testing.T) {
+	path := writePolicy(t, goodPolicy+"denylist:\n  ips: [\"198.18.1.128/25\"]\n  domains: [\"*.bad.example.org\"]\n")
+	for target, out := range map[string]string{
+		"198.18.1.200":      "198.18.1.200: blocked, denied by 198.18.1.128/25\n",
+		"198.18.1.1":        "198.18.1.1: allowed by 198.18.1.0/24\n",
+		"x.bad.example.org": "x.bad.example.org: blocked, denied by *.bad.example.org\n",
+		"bad.example.org":   "bad.example.org: allowed by *.example.org\n",
+	} {
+		code, got, errOut := runCmd(t, map[string]string{"POLICY_PATH": path}, "check", target)
+		assert.Equal(t, map[bool]int{true: 1, false: 0}[strings.Contains(out, "denied")], code, errOut)
+		assert.Equal(t, out, got)
+	}
+	code, got, _ := runCmd(t, map[string]string{"POLICY_PATH": path, "DENYLIST_DOMAINS": "github.com", "DENYLIST_IPS": "198.18.9.9"},
+		"check", "github.com", "198.18.1.200")
+	assert.Equal(t, 1, code)
+	assert.Equal(t, "github.com: blocked, denied by github.com\n198.18.1.200: allowed by 198.18.1.0/24\n", got)
+}
+
 // TestCheckRefusesWhatIsNoHost: a URL, a port or a pattern is not checked
 // as if it were a host name, which nothing would match: check says what
 // to give instead.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -30,8 +29,8 @@ type filter struct {
 	log  *slog.Logger
 	host string
 
-	live    policy.Holder // the policy the proxies and the DNS server ask
-	v4, v6  []netip.Prefix
+	live    policy.Holder  // the policy the proxies and the DNS server ask
+	lists   nftrules.Lists // the sets as installed
 	sinks   *sinks
 	metrics *metrics // nil without METRICS_ADDR
 	proxies *proxies // https mode
@@ -45,9 +44,9 @@ type filter struct {
 	fatal atomic.Pointer[error]
 	stop  context.CancelFunc
 
-	// Set by tests: updateSets stands for conn.UpdateSets, retry for
+	// Set by tests: updateSets stands for conn.UpdateLists, retry for
 	// watchRetry.
-	updateSets func(v4, v6 []netip.Prefix) error
+	updateSets func(nftrules.Lists) error
 	retry      time.Duration
 }
 
@@ -112,8 +111,8 @@ func (f *filter) open(ctx context.Context) error {
 	if err := requireGuarantees(cfg, g); err != nil {
 		return err
 	}
-	v4, v6 := snap.Prefixes()
-	if _, err := nftrules.Build(ruleConfig(cfg, g, v4, v6)); err != nil {
+	lists := setLists(snap)
+	if _, err := nftrules.Build(ruleConfig(cfg, g, lists)); err != nil {
 		return fmt.Errorf("cannot build the ruleset: %w", err)
 	}
 	f.live.Store(snap)
@@ -151,12 +150,13 @@ func (f *filter) open(ctx context.Context) error {
 	if f.conn, err = nftrules.Open(nftrules.ConnConfig{}); err != nil {
 		return fmt.Errorf("cannot open netlink: %w", err)
 	}
-	if f.guards, err = f.install(g, v4, v6); err != nil {
+	if f.guards, err = f.install(g, lists); err != nil {
 		return err
 	}
 	f.reportGuarantees()
-	f.v4, f.v6 = v4, v6
-	log.Info("ruleset installed", logKeyIPv4, len(f.v4), logKeyIPv6, len(f.v6),
+	f.lists = lists
+	log.Info("ruleset installed", logKeyIPv4, len(lists.Allow4), logKeyIPv6, len(lists.Allow6),
+		logKeyDenied, len(lists.Deny4)+len(lists.Deny6)+len(snap.Policy().DenyDomains),
 		logKeyDomains, len(snap.Policy().Domains), logKeyAnyDomain, snap.AllowsAnyDomain())
 	if snap.AllowsAnyDomain() {
 		log.Warn(`the policy allows any domain ("*"): name filtering is off`)
@@ -167,10 +167,10 @@ func (f *filter) open(ctx context.Context) error {
 // install applies the ruleset with the guards g, or, where the kernel
 // refuses them, with fewer, and returns the guards in force. A guarantee
 // that REQUIRE_GUARANTEES asks for is never given up.
-func (f *filter) install(g guards, v4, v6 []netip.Prefix) (guards, error) {
+func (f *filter) install(g guards, lists nftrules.Lists) (guards, error) {
 	required := func(name string) bool { return slices.Contains(f.cfg.RequireGuarantees, name) }
 	try := func(g guards) error {
-		rs, err := nftrules.Build(ruleConfig(f.cfg, g, v4, v6))
+		rs, err := nftrules.Build(ruleConfig(f.cfg, g, lists))
 		if err != nil {
 			return err
 		}
@@ -383,7 +383,7 @@ func (f *filter) watch(ctx context.Context) error {
 	log := f.log
 	updateSets := f.updateSets
 	if updateSets == nil {
-		updateSets = f.conn.UpdateSets
+		updateSets = f.conn.UpdateLists
 	}
 	retry := f.retry
 	if retry == 0 {
@@ -392,28 +392,32 @@ func (f *filter) watch(ctx context.Context) error {
 	w := &policy.Watcher{
 		Loader: loader(f.cfg),
 		OnReload: func(next *policy.Snapshot) error {
-			cur := f.live.Load().Policy()
-			if slices.Equal(cur.IPs, next.Policy().IPs) && slices.Equal(cur.Domains, next.Policy().Domains) {
+			cur, np := f.live.Load().Policy(), next.Policy()
+			if slices.Equal(cur.IPs, np.IPs) && slices.Equal(cur.Domains, np.Domains) &&
+				slices.Equal(cur.DenyIPs, np.DenyIPs) && slices.Equal(cur.DenyDomains, np.DenyDomains) {
 				log.Debug("policy file read; nothing changed")
 				f.metrics.notPending()
 				return nil
 			}
-			n4, n6 := next.Prefixes()
-			added, removed := diff(f.v4, n4)
-			a6, r6 := diff(f.v6, n6)
+			nl := setLists(next)
+			n4, n6 := nl.Allow4, nl.Allow6
+			added, removed := diff(f.lists.Allow4, n4)
+			a6, r6 := diff(f.lists.Allow6, n6)
 			added, removed = added+a6, removed+r6
-			if added != 0 || removed != 0 {
-				if err := updateSets(n4, n6); err != nil {
-					return fmt.Errorf("cannot update the allowlist sets: %w", err)
+			d4a, d4r := diff(f.lists.Deny4, nl.Deny4)
+			d6a, d6r := diff(f.lists.Deny6, nl.Deny6)
+			if added != 0 || removed != 0 || d4a+d4r+d6a+d6r != 0 {
+				if err := updateSets(nl); err != nil {
+					return fmt.Errorf("cannot update the allowlist and denylist sets: %w", err)
 				}
-				f.v4, f.v6 = n4, n6
+				f.lists = nl
 			}
 			f.live.Store(next)
 			f.metrics.reloaded(true)
 			f.metrics.notPending()
-			dAdded, dRemoved := diff(cur.Domains, next.Policy().Domains)
+			dAdded, dRemoved := diff(cur.Domains, np.Domains)
 			log.Info("policy reloaded", logKeyIPv4, len(n4), logKeyIPv6, len(n6),
-				logKeyDomains, len(next.Policy().Domains), logKeyAdded, added, logKeyRemoved, removed,
+				logKeyDomains, len(np.Domains), logKeyDenied, len(nl.Deny4)+len(nl.Deny6)+len(np.DenyDomains), logKeyAdded, added, logKeyRemoved, removed,
 				logKeyDomainsAdded, dAdded, logKeyDomainsRemoved, dRemoved)
 			return nil
 		},

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/nftrules"
 )
 
 // metricsText returns m as a scrape would.
@@ -25,7 +27,7 @@ func metricsText(m *metrics) string {
 
 // watchFilter is a filter as open leaves it for the policy at path, with
 // its set updates going to updateSets, and its log in logs.
-func watchFilter(t *testing.T, path string, updateSets func(v4, v6 []netip.Prefix) error, logs *safeBuffer) *filter {
+func watchFilter(t *testing.T, path string, updateSets func(nftrules.Lists) error, logs *safeBuffer) *filter {
 	t.Helper()
 	cfg, err := loadConfig(env(map[string]string{"POLICY_PATH": path}))
 	require.NoError(t, err)
@@ -34,7 +36,7 @@ func watchFilter(t *testing.T, path string, updateSets func(v4, v6 []netip.Prefi
 	f := &filter{cfg: cfg, log: newLogger(logs, slog.LevelInfo), metrics: newMetrics(),
 		updateSets: updateSets, retry: 10 * time.Millisecond}
 	f.live.Store(snap)
-	f.v4, f.v6 = snap.Prefixes()
+	f.lists = setLists(snap)
 	return f
 }
 
@@ -75,7 +77,8 @@ func TestWatchRetriesFailedSetUpdate(t *testing.T) {
 	calls := make(chan call, 16)
 	failures := 2
 	var f *filter
-	f = watchFilter(t, path, func(v4, _ []netip.Prefix) error {
+	f = watchFilter(t, path, func(l nftrules.Lists) error {
+		v4 := l.Allow4
 		text := metricsText(f.metrics)
 		pending := ""
 		for line := range strings.SplitSeq(text, "\n") {
@@ -108,7 +111,7 @@ func TestWatchRetriesFailedSetUpdate(t *testing.T) {
 		10*time.Second, 5*time.Millisecond, "applied after the third attempt")
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "policy reloaded") },
 		10*time.Second, 5*time.Millisecond)
-	assert.Equal(t, want, f.v4)
+	assert.Equal(t, want, f.lists.Allow4)
 
 	out := logs.String()
 	assert.Equal(t, 2, strings.Count(out, "policy not applied yet; the previous policy stays in force"), out)
@@ -135,8 +138,8 @@ func TestWatchRetriesFailedSetUpdate(t *testing.T) {
 func TestWatchLogsDomainCounts(t *testing.T) {
 	path := writePolicy(t, policyOne)
 	var logs safeBuffer
-	f := watchFilter(t, path, func(v4, v6 []netip.Prefix) error {
-		t.Errorf("set update for a domain edit: %v %v", v4, v6)
+	f := watchFilter(t, path, func(l nftrules.Lists) error {
+		t.Errorf("set update for a domain edit: %+v", l)
 		return nil
 	}, &logs)
 	startWatch(t, f)
@@ -144,7 +147,7 @@ func TestWatchLogsDomainCounts(t *testing.T) {
 	replacePolicy(t, path, "allowlist:\n  ips:\n    - \"198.18.0.3\"\n  domains:\n    - \"example.org\"\n    - \"*.example.net\"\n")
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "policy reloaded") },
 		10*time.Second, 5*time.Millisecond)
-	assert.Contains(t, logs.String(), "ipv4=1 ipv6=0 domains=2 added=0 removed=0 domains_added=2 domains_removed=1")
+	assert.Contains(t, logs.String(), "ipv4=1 ipv6=0 domains=2 denied=0 added=0 removed=0 domains_added=2 domains_removed=1")
 	assert.True(t, f.live.AllowHost("a.example.net"))
 	assert.False(t, f.live.AllowHost("github.com"))
 }

@@ -23,8 +23,10 @@
 // logged with [Reader.PinnedPrefix] ("g0efilter pinned: ") become
 // [events.Allowed] events with reason [events.ReasonPinned].
 //
-// Five prefixes are fixed, as in nftrules: attempts to get around the
-// filter become [events.Blocked] events. [DefaultForgedMarkPrefix]
+// Six prefixes are fixed, as in nftrules, and give [events.Blocked]
+// events. [DefaultDeniedPrefix] gives [events.ReasonDenied], for a
+// connection to a denied address. The others are attempts to get around
+// the filter. [DefaultForgedMarkPrefix]
 // ("g0efilter forged mark: ") gives reason [events.ReasonForgedMark], for a
 // packet that carries the filter's bypass mark from a socket outside its
 // cgroup; [DefaultLocalServicePrefix] ("g0efilter local service: ") gives

@@ -20,5 +20,6 @@ func TestPrefixesMatchRuleset(t *testing.T) {
 	assert.Equal(t, nftrules.SpoofedSourceLogPrefix, nflog.DefaultSpoofedSourcePrefix)
 	assert.Equal(t, nftrules.InjectedLogPrefix, nflog.DefaultInjectedPrefix)
 	assert.Equal(t, nftrules.ForgedConnLogPrefix, nflog.DefaultForgedConnPrefix)
+	assert.Equal(t, nftrules.DeniedLogPrefix, nflog.DefaultDeniedPrefix)
 	assert.Equal(t, nftrules.DefaultNflogGroup, nflog.DefaultGroup)
 }

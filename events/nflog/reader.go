@@ -50,6 +50,10 @@ const (
 	// socket outside its cgroup; its event has reason
 	// [events.ReasonForgedConn].
 	DefaultForgedConnPrefix = "g0efilter forged conn: "
+	// DefaultDeniedPrefix is the prefix of the rules that refuse a
+	// connection to a denied address; its event has reason
+	// [events.ReasonDenied].
+	DefaultDeniedPrefix = "g0efilter denied: "
 )
 
 // ErrUnsupported is returned by [Reader.Run] on operating systems other
@@ -228,6 +232,8 @@ func (r *Reader) verdict(prefix string) (events.Action, events.Reason, bool) {
 		return events.Blocked, events.ReasonInjected, true
 	case DefaultForgedConnPrefix:
 		return events.Blocked, events.ReasonForgedConn, true
+	case DefaultDeniedPrefix:
+		return events.Blocked, events.ReasonDenied, true
 	case block:
 		return events.Blocked, events.ReasonNotAllowlisted, true
 	case allow:

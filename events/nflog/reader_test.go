@@ -91,6 +91,7 @@ func TestReaderVerdict(t *testing.T) {
 		{&Reader{}, "g0efilter spoofed source: ", verdict{events.Blocked, events.ReasonSpoofedSource, true}},
 		{&Reader{}, "g0efilter injected: ", verdict{events.Blocked, events.ReasonInjected, true}},
 		{own, "g0efilter forged conn: ", verdict{events.Blocked, events.ReasonForgedConn, true}},
+		{own, "g0efilter denied: ", verdict{events.Blocked, events.ReasonDenied, true}},
 		{&Reader{}, "", verdict{}},
 		{own, "no ", verdict{events.Blocked, events.ReasonNotAllowlisted, true}},
 		{own, "ok ", verdict{events.Allowed, events.ReasonAllowlisted, true}},
