@@ -148,6 +148,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		printErr(stderr, err)
 		return exitUsage
 	}
+	cfg.useResolvConf(readResolvConf())
 
 	switch cmd {
 	case "run":
@@ -263,7 +264,7 @@ func guardAddrs(cfg config) []netip.Addr {
 		return nil
 	}
 	var out []netip.Addr
-	for _, u := range cfg.DNSUpstreams {
+	for _, u := range slices.Concat(cfg.DNSUpstreams, cfg.DNSLocalUpstreams) {
 		if a := u.Addr().Unmap(); a.IsLoopback() && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
