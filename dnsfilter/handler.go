@@ -85,6 +85,12 @@ type Handler struct {
 	// with SERVFAIL.
 	Upstream *Upstream
 
+	// LocalUpstream, if set, answers the local names of LocalNames
+	// instead of Upstream: Docker's embedded resolver, which knows the
+	// Compose service names, when Upstream is the resolvers behind it.
+	// Nil means Upstream.
+	LocalUpstream *Upstream
+
 	// LocalNames forwards a question for a single-label name ("db.", one
 	// label without escapes) that the Policy does not allow, so that the
 	// local resolver (Docker's 127.0.0.11) answers Compose service and
@@ -207,8 +213,12 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 	var resp *dns.Msg
 	var wire []byte
 	err := ErrNoUpstream
-	if h.Upstream != nil {
-		resp, wire, err = h.Upstream.exchange(ctx, fwd, proto, false)
+	up := h.Upstream
+	if local && h.LocalUpstream != nil {
+		up = h.LocalUpstream
+	}
+	if up != nil {
+		resp, wire, err = up.exchange(ctx, fwd, proto, false)
 	}
 	if err != nil {
 		ev.Action, ev.Reason, ev.Detail = events.Error, events.ReasonDial, err.Error()

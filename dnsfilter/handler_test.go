@@ -606,3 +606,31 @@ func TestHandlerDenylist(t *testing.T) {
 	require.Len(t, got, 1, "the denied address is not pinned")
 	assert.Equal(t, netip.MustParseAddr("192.0.2.9"), got[0].Addr)
 }
+
+// With LocalUpstream, local names go there and allowlisted names to
+// Upstream, never the other way round: Docker's 127.0.0.11 for Compose
+// names, the servers behind it for the rest.
+func TestHandlerLocalUpstream(t *testing.T) {
+	local := startUpstream(t, "127.0.0.1:0", append([]string{"db. 600 IN A 172.18.0.5"}, zone...)...)
+	ext := startUpstream(t, "127.0.0.1:0", zone...)
+	filter := startFilter(t, &dnsfilter.Handler{
+		Policy:        allow(t, "example.com"),
+		Upstream:      &dnsfilter.Upstream{Servers: []netip.AddrPort{ext.Addr}},
+		LocalUpstream: &dnsfilter.Upstream{Servers: []netip.AddrPort{local.Addr}},
+		LocalNames:    true,
+	})
+	r := query(t, "udp", filter, "db.", dns.TypeA, 1232)
+	assert.Equal(t, dns.RcodeSuccess, r.Rcode)
+	assert.Len(t, local.seen(), 1, "a local name goes to LocalUpstream")
+	assert.Empty(t, ext.seen())
+
+	r = query(t, "udp", filter, "example.com.", dns.TypeA, 1232)
+	assert.Equal(t, dns.RcodeSuccess, r.Rcode)
+	assert.Len(t, ext.seen(), 1, "an allowlisted name goes to Upstream")
+	assert.Len(t, local.seen(), 1)
+
+	r = query(t, "udp", filter, "blocked.test.", dns.TypeA, 1232)
+	assert.Equal(t, dns.RcodeNameError, r.Rcode)
+	assert.Len(t, ext.seen(), 1, "a blocked name goes nowhere")
+	assert.Len(t, local.seen(), 1)
+}

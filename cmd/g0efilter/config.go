@@ -104,9 +104,21 @@ type config struct {
 	// HTTPPort, HTTPSPort and DNSPort are the local listening ports; 8080,
 	// 8443 and 53 by default.
 	HTTPPort, HTTPSPort, DNSPort uint16
-	// DNSUpstreams are the resolvers the DNS server forwards to and the
-	// proxies check names with; 127.0.0.11:53 by default.
+	// DNSUpstreams are the resolvers the DNS server forwards allowlisted
+	// names to and the proxies check names with: DNS_UPSTREAMS, or when it
+	// is unset, what [chooseUpstreams] finds in /etc/resolv.conf
+	// (127.0.0.11:53 when it finds nothing better).
 	DNSUpstreams []netip.AddrPort
+	// DNSLocalUpstreams answer local names (DNSLocalNames); nil means
+	// DNSUpstreams. Set by [config.useResolvConf] only.
+	DNSLocalUpstreams []netip.AddrPort
+	// DNSUpstreamsSet is true when DNS_UPSTREAMS was set: then it alone
+	// decides.
+	DNSUpstreamsSet bool
+	// DNSUpstreamsFrom says where the upstreams came from, and
+	// DNSUpstreamsWarn a limit of that choice ("" if none), for the
+	// start-up log.
+	DNSUpstreamsFrom, DNSUpstreamsWarn string
 
 	// DestinationCheck ties an allowed name to the address a proxied
 	// connection goes to; verify by default.
@@ -210,6 +222,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		HTTPSPort:                 p.port(envHTTPSPort, nftrules.DefaultHTTPSPort),
 		DNSPort:                   p.port(envDNSPort, nftrules.DefaultDNSPort),
 		DNSUpstreams:              p.upstreams(envDNSUpstreams),
+		DNSUpstreamsSet:           p.isSet(envDNSUpstreams),
 		PolicyPath:                p.String(envPolicyPath),
 		AllowIPs:                  p.ipList(envAllowlistIPs),
 		AllowDomains:              p.domainList(envAllowlistDomains),
@@ -446,6 +459,24 @@ func (p *envParser) upstreams(name string) []netip.AddrPort {
 		return def
 	}
 	return out
+}
+
+// isSet reports whether the variable name has a non-empty value.
+func (p *envParser) isSet(name string) bool {
+	_, ok := p.Get(name)
+	return ok
+}
+
+// useResolvConf fills in the upstreams from the container's resolv.conf
+// (its text) when DNS_UPSTREAMS is not set; see [chooseUpstreams].
+func (c *config) useResolvConf(text string) {
+	if c.DNSUpstreamsSet {
+		c.DNSUpstreamsFrom = envDNSUpstreams
+		return
+	}
+	ch := chooseUpstreams(text)
+	c.DNSUpstreams, c.DNSLocalUpstreams = ch.servers, ch.local
+	c.DNSUpstreamsFrom, c.DNSUpstreamsWarn = ch.from, ch.warn
 }
 
 // listenAddr parses an address to listen on: "host:port" or ":port".

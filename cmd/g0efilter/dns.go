@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,6 +27,7 @@ func pinTimeout(cfg config, ttl time.Duration) time.Duration {
 type dnsService struct {
 	server   *dnsfilter.Server
 	upstream *dnsfilter.Upstream
+	local    *dnsfilter.Upstream // local names' resolver; nil: upstream
 	pcs      []net.PacketConn
 	lns      []net.Listener
 }
@@ -34,14 +36,19 @@ type dnsService struct {
 // each allowed answer; nil means no pinning.
 func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Sink, log *slog.Logger, pin func(dnsfilter.Answer)) (*dnsService, error) {
 	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: cfg.bypassMark()}
-	s := &dnsService{upstream: up, server: &dnsfilter.Server{
+	var local *dnsfilter.Upstream
+	if len(cfg.DNSLocalUpstreams) > 0 && !slices.Equal(cfg.DNSLocalUpstreams, cfg.DNSUpstreams) {
+		local = &dnsfilter.Upstream{Servers: cfg.DNSLocalUpstreams, Mark: cfg.bypassMark()}
+	}
+	s := &dnsService{upstream: up, local: local, server: &dnsfilter.Server{
 		Handler: &dnsfilter.Handler{
-			Policy:     p,
-			Upstream:   up,
-			Events:     sink,
-			OnAnswer:   pin,
-			LocalNames: cfg.DNSLocalNames,
-			Logger:     log,
+			Policy:        p,
+			Upstream:      up,
+			LocalUpstream: local,
+			Events:        sink,
+			OnAnswer:      pin,
+			LocalNames:    cfg.DNSLocalNames,
+			Logger:        log,
 		},
 		Logger: log,
 	}}
@@ -70,6 +77,9 @@ func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Si
 
 func (s *dnsService) close() {
 	s.upstream.Close()
+	if s.local != nil {
+		s.local.Close()
+	}
 	for _, pc := range s.pcs {
 		pc.Close()
 	}
@@ -90,6 +100,20 @@ func (s *dnsService) serve(ctx context.Context, fail func(error)) (wait func()) 
 	return func() { <-done }
 }
 
+// logUpstreams says at start-up which resolvers the filter forwards to,
+// and why; see [chooseUpstreams].
+func logUpstreams(cfg config, log *slog.Logger) {
+	local := cfg.DNSLocalUpstreams
+	if len(local) == 0 {
+		local = cfg.DNSUpstreams
+	}
+	log.Info("DNS upstreams", logKeyUpstreams, fmt.Sprint(cfg.DNSUpstreams),
+		logKeyLocalUpstreams, fmt.Sprint(local), logKeyFrom, cfg.DNSUpstreamsFrom)
+	if cfg.DNSUpstreamsWarn != "" {
+		log.Warn("DNS upstreams: "+cfg.DNSUpstreamsWarn, logKeyUpstreams, fmt.Sprint(cfg.DNSUpstreams))
+	}
+}
+
 // pinner pins the addresses of allowed answers into the kernel's timeout
 // sets through conn.
 func pinner(cfg config, conn *nftrules.Conn, log *slog.Logger) func(dnsfilter.Answer) {
@@ -105,3 +129,9 @@ func pinner(cfg config, conn *nftrules.Conn, log *slog.Logger) func(dnsfilter.An
 		}
 	}
 }
+
+// Attribute keys of logUpstreams.
+const (
+	logKeyLocalUpstreams = "local_upstreams"
+	logKeyFrom           = "from"
+)

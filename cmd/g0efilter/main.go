@@ -149,6 +149,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		printErr(stderr, err)
 		return exitUsage
 	}
+	cfg.useResolvConf(readResolvConf())
 
 	switch cmd {
 	case "run":
@@ -281,7 +282,7 @@ func loopbackUpstreams(cfg config) []netip.AddrPort {
 		return nil
 	}
 	var out []netip.AddrPort
-	for _, u := range cfg.DNSUpstreams {
+	for _, u := range slices.Concat(cfg.DNSUpstreams, cfg.DNSLocalUpstreams) {
 		if u.Addr().Unmap().IsLoopback() {
 			out = append(out, netip.AddrPortFrom(u.Addr().Unmap(), u.Port()))
 		}

@@ -57,6 +57,7 @@ func cmdRun(ctx context.Context, cfg config, stderr io.Writer) int {
 	}
 	f.log.Info("starting", logKeyVersion, version, logKeyMode, cfg.Mode.String(),
 		logKeyPolicy, cfg.PolicyPath, logKeyHostname, f.host)
+	logUpstreams(cfg, f.log)
 	switch host, err := hostNamespace(); {
 	case err != nil:
 		f.log.Warn("cannot tell whether this is the machine's own network namespace", logKeyErr, err)
