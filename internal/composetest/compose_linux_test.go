@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -407,6 +408,56 @@ func TestCompose(t *testing.T) {
 		assert.NotContains(t, logs, "tcp connection from", "no direct connection reached the site")
 		assert.Equal(t, 1, strings.Count(logs, "udp echo"), "only the control's datagram reached the site:\n%s", logs)
 		assert.NotContains(t, logs, "dns "+nameBlocked, "a blocked name never reached the authoritative server")
+	})
+
+	// The no-bypass issue's hostile workload, at Docker's default
+	// capabilities as root and as a user: a forged mark, raw frames,
+	// forged sources and a frame injected on loopback, none of which
+	// reach the site, and the filter's guarantees as it states them.
+	t.Run("hostile workload", func(t *testing.T) {
+		filter := s.container("g0efilter")
+		out, _ := run(t, time.Minute, "", "docker", "exec", filter, "/usr/local/bin/g0efilter", "health")
+		assert.Contains(t, out, "own sockets: mark and cgroup", "the filter tells its sockets apart by cgroup in a container: %s", out)
+		assert.Contains(t, out, "egress guard: eth", out)
+		box := strings.TrimSpace(mustRun(t, time.Minute, "", "docker", "inspect", "-f",
+			`{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}`, filter))
+		siteMAC := strings.TrimSpace(mustRun(t, time.Minute, "", "docker", "inspect", "-f",
+			`{{range .NetworkSettings.Networks}}{{.MacAddress}} {{end}}`, s.container("site")))
+		require.NotEmpty(t, siteMAC)
+		var boxInet string
+		for _, a := range strings.Fields(box) {
+			if pfx := netip.MustParsePrefix(inetNet); pfx.Contains(netip.MustParseAddr(a)) {
+				boxInet = a
+			}
+		}
+		require.NotEmpty(t, boxInet, "the filter's address on the stand-in internet (%s): %s", inetNet, box)
+		hostile := func(w string, args ...string) string {
+			out, _ := run(t, time.Minute, "", "docker", append([]string{"exec", s.container(w), "/usr/local/bin/hostile"}, args...)...)
+			return strings.TrimSpace(out)
+		}
+		before := strings.Count(s.logs("site"), "udp echo")
+		port := 42000
+		for _, w := range []string{"workload-root", "workload-user"} {
+			for _, mark := range []string{"0x6700", "0x5eed1234"} {
+				line := hostile(w, "tcp", "-addr", net.JoinHostPort(site, "7000"), "-mark", mark, "-timeout", "1s")
+				assert.True(t, strings.HasPrefix(line, "err"), "%s: forged mark %s: %s", w, mark, line)
+			}
+			for _, bypass := range []string{"", "-bypass"} {
+				args := []string{"raw", "-ifname", "eth0", "-dstmac", strings.Fields(siteMAC)[0], "-src", boxInet, "-dst", site, "-port", "443"}
+				if bypass != "" {
+					args = append(args, bypass)
+				}
+				t.Logf("%s raw %s: %s", w, bypass, hostile(w, args...))
+			}
+			for _, how := range []string{"raw", "transparent", "loopback"} {
+				port++
+				t.Logf("%s reflect %s: %s", w, how, hostile(w, "reflect", "-how", how,
+					"-remote", siteHTTPS, "-local", net.JoinHostPort(boxInet, strconv.Itoa(port))))
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // datagrams in flight would have arrived by now
+		assert.Equal(t, before, strings.Count(s.logs("site"), "udp echo"), "nothing reached the site's UDP echo:\n%s", s.logs("site"))
+		assert.NotContains(t, s.logs("site"), "tcp connection from", "no forged mark reached the site")
 	})
 
 	dash := fmt.Sprintf("http://127.0.0.1:%d", s.dashPort)
