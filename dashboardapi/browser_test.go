@@ -204,6 +204,7 @@ func TestBrowserUI(t *testing.T) {
 
 	t.Run("clear empties the page", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodDelete, hs.URL+"/api/v1/logs", nil)
+		req.Header.Set(CSRFHeader, noneToken(s))
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
