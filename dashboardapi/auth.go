@@ -349,7 +349,7 @@ func (s *Server) person(role Role, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.authenticate(r)
 		if err != nil {
-			if r.Header.Get(APIKeyHeader) != "" {
+			if _, isFilter := s.lookupKey(r.Header.Get(APIKeyHeader)); isFilter {
 				writeError(w, http.StatusForbidden, "filter API keys reach only ingest and the unblock poll and ack routes")
 				return
 			}

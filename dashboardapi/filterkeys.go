@@ -125,19 +125,27 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing API key: send it in the "+APIKeyHeader+" header")
 			return
 		}
-		h := sha256.Sum256([]byte(got))
-		match := -1
-		for i, k := range s.keys { // every key, so the time tells nothing
-			if subtle.ConstantTimeCompare(h[:], k.hash[:]) == 1 {
-				match = i
-			}
-		}
-		if match < 0 {
+		f, ok := s.lookupKey(got)
+		if !ok {
 			writeError(w, http.StatusUnauthorized, "wrong API key")
 			return
 		}
-		k := s.keys[match]
-		f := filterIdentity{hostname: k.hostname, fingerprint: k.fingerprint}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), filterKeyCtx{}, f)))
 	})
+}
+
+// lookupKey finds the filter key got.
+func (s *Server) lookupKey(got string) (filterIdentity, bool) {
+	h := sha256.Sum256([]byte(got))
+	match := -1
+	for i, k := range s.keys { // every key, so the time tells nothing
+		if subtle.ConstantTimeCompare(h[:], k.hash[:]) == 1 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return filterIdentity{}, false
+	}
+	k := s.keys[match]
+	return filterIdentity{hostname: k.hostname, fingerprint: k.fingerprint}, true
 }
