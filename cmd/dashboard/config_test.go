@@ -3,6 +3,8 @@ package main
 import (
 	"log/slog"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,4 +224,30 @@ func TestLoadConfigAuthModes(t *testing.T) {
 			assert.ElementsMatch(t, tc.err, names)
 		})
 	}
+}
+
+// TestExampleEnvFile loads examples/.env.dashboard as Compose would: its
+// placeholder key is refused, and with a real key it starts with local
+// accounts.
+func TestExampleEnvFile(t *testing.T) {
+	data, err := os.ReadFile("../../examples/.env.dashboard")
+	require.NoError(t, err)
+	kv := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			kv[k] = v
+		}
+	}
+	_, err = loadConfig(env(kv))
+	var ee *envError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, "API_KEY", ee.Name)
+	assert.Contains(t, err.Error(), "placeholder")
+
+	kv["API_KEY"] = testKey
+	c, err := loadConfig(env(kv))
+	require.NoError(t, err)
+	assert.Equal(t, dashboardapi.AuthLocal, c.Auth.Mode)
+	assert.Equal(t, "/data/users", c.Auth.UsersFile)
+	assert.Equal(t, "/data/events.db", c.DBPath)
 }
