@@ -426,3 +426,42 @@ func TestCheckFilterKey(t *testing.T) {
 func writeFile(path, text string) error {
 	return os.WriteFile(path, []byte(text), 0o600)
 }
+
+// TestStreamEndsWithSession: a live stream ends at the first heartbeat
+// after its session is signed out.
+func TestStreamEndsWithSession(t *testing.T) {
+	users, err := LoadUsers(usersFile(t))
+	require.NoError(t, err)
+	s := NewServer(ServerConfig{RateRPS: -1, Heartbeat: 20 * time.Millisecond, Auth: AuthConfig{Mode: AuthLocal, Users: users}})
+	hs := httptest.NewUnstartedServer(s)
+	hs.Config.RegisterOnShutdown(s.Close)
+	hs.Start()
+	t.Cleanup(hs.Close)
+	t.Cleanup(s.Close)
+
+	c := signIn(t, hs.URL, "victor", victorPass)
+	req, _ := http.NewRequest(http.MethodGet, hs.URL+"/api/v1/events", nil)
+	req.AddCookie(c)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		ended <- err
+	}()
+	select {
+	case <-ended:
+		t.Fatal("the stream ended while signed in")
+	case <-time.After(100 * time.Millisecond): // five heartbeats
+	}
+	assert.Equal(t, http.StatusOK, send(t, hs.URL, http.MethodPost, "/logout", "", cred{cookie: c, csrf: csrfOf(t, hs.URL, c)}))
+	select {
+	case err := <-ended:
+		assert.NoError(t, err, "ended cleanly")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived its session")
+	}
+}

@@ -142,3 +142,11 @@ func (s *sessions) endUser(user string) {
 		}
 	}
 }
+
+// alive reports whether the session of ID hash id is still signed in.
+func (s *sessions) alive(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	se, ok := s.byID[id]
+	return ok && s.now().Before(se.expires)
+}
