@@ -217,7 +217,8 @@ func AddUser(path, name string, role Role, password []byte) error {
 		return fmt.Errorf("dashboardapi: users file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b.Bytes()); err == nil {
+	_, err = tmp.Write(b.Bytes())
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -209,7 +209,7 @@ func (p *envParser) url(name string) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		p.Fail(name, v, errors.New("want an absolute URL, https://..."))
+		p.Fail(name, v, errors.New("want an absolute URL such as https://id.example.com"))
 		return ""
 	}
 	return v
