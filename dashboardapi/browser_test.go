@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,6 +205,7 @@ func TestBrowserUI(t *testing.T) {
 
 	t.Run("clear empties the page", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodDelete, hs.URL+"/api/v1/logs", nil)
+		req.Header.Set(CSRFHeader, noneToken(s))
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
@@ -312,4 +314,120 @@ func ackOver(t *testing.T, base string, acks ...UnblockAck) {
 	t.Helper()
 	c := newTestClient(t, ClientConfig{URL: base})
 	require.NoError(t, c.AckUnblocks(context.Background(), acks))
+}
+
+// signInPage signs in through the login form, as a person does.
+func signInPage(t *testing.T, ctx context.Context, base, user, password string) {
+	t.Helper()
+	runIn(t, ctx, 30*time.Second,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(`#login`),
+		chromedp.SendKeys(`#user`, user),
+		chromedp.SendKeys(`#password`, password),
+		chromedp.Click(`#sign-in`),
+		chromedp.WaitVisible(`#status[data-state="live"]`),
+	)
+}
+
+// TestBrowserSignIn walks the people's side in a real browser: sign in,
+// see a live event, ask for an unblock as an operator, sign out; a viewer
+// sees no unblock or clear buttons and is refused when the page asks all
+// the same; and the page's policy stops an injected inline script.
+func TestBrowserSignIn(t *testing.T) {
+	ctx, pageErrors := browser(t)
+	hs, _ := localServer(t, nil)
+	postAs := func(key string, evs ...events.Event) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, hs.URL+"/api/v1/logs", strings.NewReader(ingestBody(t, evs...)))
+		require.NoError(t, err)
+		req.Header.Set(APIKeyHeader, key)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	postAs(anyFilterKey, ev(1, events.Allowed, events.HTTPS))
+
+	t.Run("a wrong password shows the form again", func(t *testing.T) {
+		runIn(t, ctx, 30*time.Second,
+			chromedp.Navigate(hs.URL+"/"),
+			chromedp.WaitVisible(`#login`),
+			chromedp.SendKeys(`#user`, "alice"),
+			chromedp.SendKeys(`#password`, "not her password"),
+			chromedp.Click(`#sign-in`),
+			chromedp.WaitVisible(`#login-error`),
+		)
+		msg := get(t, ctx, chromedp.TextContent(`#login-error`))
+		assert.Equal(t, "Wrong user name or password.", msg)
+	})
+
+	t.Run("operator", func(t *testing.T) {
+		signInPage(t, ctx, hs.URL, "alice", alicePassword)
+		who := get(t, ctx, chromedp.TextContent(`#user`))
+		assert.Equal(t, "alice (operator)", who)
+
+		blocked := ev(2, events.Blocked, events.HTTPS)
+		blocked.Time, blocked.Name = time.Now(), "wanted.example"
+		postAs(web1FilterKey, blocked)
+		runIn(t, ctx, 5*time.Second,
+			chromedp.WaitVisible(`#rows tr[data-id="2"]`),
+			chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+			chromedp.Click(`#rows tr[data-id="2"] .unblock-btn`),
+			chromedp.WaitVisible(`#rows tr[data-id="2"] .unblock-state[data-state="pending"]`),
+		)
+		c := newTestClient(t, ClientConfig{URL: hs.URL, APIKey: web1FilterKey})
+		reqs, err := c.PendingUnblocks(context.Background(), "web-1")
+		require.NoError(t, err)
+		require.Len(t, reqs, 1)
+		assert.Equal(t, "wanted.example", reqs[0].Target)
+
+		runIn(t, ctx, 10*time.Second,
+			chromedp.Click(`#logout`),
+			chromedp.WaitVisible(`#login`),
+		)
+		// The page is gone with the session: back to the form.
+		runIn(t, ctx, 10*time.Second,
+			chromedp.Navigate(hs.URL+"/"),
+			chromedp.WaitVisible(`#login`),
+		)
+	})
+
+	t.Run("viewer", func(t *testing.T) {
+		signInPage(t, ctx, hs.URL, "victor", victorPass)
+		runIn(t, ctx, 5*time.Second, chromedp.WaitVisible(`#rows tr[data-id="2"]`))
+		who := get(t, ctx, chromedp.TextContent(`#user`))
+		buttons := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('.unblock-btn').length`))
+		clearHidden := get(t, ctx, chromedp.Evaluate[bool](`document.getElementById('clear').hidden`))
+		assert.Equal(t, "victor (viewer)", who)
+		assert.Zero(t, buttons, "no unblock buttons for a viewer")
+		assert.True(t, clearHidden, "no clear button for a viewer")
+
+		// Asking all the same, with the page's own token, is refused.
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		status, err := chromedp.Run(tctx, chromedp.Evaluate[int](`(async () => {
+			const info = await fetch('api/v1/info').then((r) => r.json());
+			const r = await fetch('api/v1/unblocks', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Csrf-Token': info.csrf_token},
+				body: JSON.stringify({hostname: 'web-1', target: 'viewer.example'})});
+			return r.status;
+		})()`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusForbidden, status)
+	})
+
+	t.Run("an injected inline script does not run", func(t *testing.T) {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		directive, err := chromedp.Run(tctx, chromedp.Evaluate[string](`new Promise((resolve) => {
+			document.addEventListener('securitypolicyviolation', (e) => resolve(e.effectiveDirective), {once: true});
+			const s = document.createElement('script');
+			s.textContent = 'window.__inline = 1';
+			document.body.append(s);
+		})`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		ran := get(t, ctx, chromedp.Evaluate[string](`typeof window.__inline`))
+		assert.Equal(t, "script-src-elem", directive)
+		assert.Equal(t, "undefined", ran)
+	})
+	assert.Empty(t, pageErrors(), "no script errors in the page")
 }

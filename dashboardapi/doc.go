@@ -10,8 +10,13 @@
 //		return err
 //	}
 //	defer store.Close() // or dashboardapi.NewMemoryStore(5000)
+//	users, err := dashboardapi.LoadUsers("/data/users") // written by AddUser
+//	if err != nil {
+//		return err
+//	}
 //	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
-//		APIKey: apiKey, // filters present it; empty refuses ingest
+//		Keys:   []dashboardapi.FilterKey{{Key: apiKey}}, // filters present it; none refuses ingest
+//		Auth:   dashboardapi.AuthConfig{Mode: dashboardapi.AuthLocal, Users: users},
 //		Store:  store,
 //		Logger: logger,
 //	})
@@ -39,21 +44,23 @@
 // Every answer is JSON but the stream and the UI; errors are
 // {"error":"..."} ([ErrorResponse]) with a 4xx or 5xx status.
 //
-//	GET    /health              Health; not rate limited
-//	POST   /api/v1/logs         ingest a JSON array of events; API key
-//	GET    /api/v1/logs         read: LogsResponse
-//	DELETE /api/v1/logs         clear: ClearResponse
-//	GET    /api/v1/events       Server-Sent Events stream of records
-//	GET    /api/v1/info         Info, which the UI reads first
-//	GET    /                    the web UI (and /assets/)
+//	GET    /health              Health; anyone; not rate limited
+//	POST   /api/v1/logs         ingest a JSON array of events; filter key
+//	GET    /api/v1/logs         read: LogsResponse; viewer
+//	DELETE /api/v1/logs         clear: ClearResponse; operator
+//	GET    /api/v1/events       Server-Sent Events stream of records; viewer
+//	GET    /api/v1/info         Info, which the UI reads first; viewer
+//	GET    /                    the web UI; viewer (/assets/: anyone)
+//	GET    /login, POST /login  AuthLocal's sign-in; POST /logout
+//	GET    /auth/oidc/login, /auth/oidc/callback   AuthOIDC's sign-in
 //
 // and, when [ServerConfig.Unblocks] is set (see Remote unblock):
 //
-//	POST   /api/v1/unblocks          ask a filter to allow a target: UnblockRequest
-//	GET    /api/v1/unblocks/status   every request and its state: UnblocksResponse
-//	GET    /api/v1/unblocks/audit    who asked for what, and what came of it
-//	GET    /api/v1/unblocks?hostname=X   a filter's pending requests; API key
-//	POST   /api/v1/unblocks/ack      a filter's results; API key
+//	POST   /api/v1/unblocks          ask a filter to allow a target: UnblockRequest; operator
+//	GET    /api/v1/unblocks/status   every request and its state: UnblocksResponse; viewer
+//	GET    /api/v1/unblocks/audit    who asked for what, and what came of it; viewer
+//	GET    /api/v1/unblocks?hostname=X   a filter's pending requests; filter key
+//	POST   /api/v1/unblocks/ack      a filter's results; filter key
 //
 // Events travel in the wire format of package events. The server gives
 // each event it stores an ID, which grows by one per event and is never
@@ -62,9 +69,10 @@
 // # Ingest
 //
 // A filter posts a JSON array of events with its key in the X-Api-Key
-// header, compared in constant time. Without an API key configured the
+// header, compared in constant time. Without a key configured the
 // server refuses every ingest (403): it never takes events from anyone who
-// asks. The body is limited ([ServerConfig.MaxBodyBytes], 413 beyond). Each
+// asks. A key bound to a hostname ([FilterKey.Hostname]) may post only
+// events of that host (403 otherwise). The body is limited ([ServerConfig.MaxBodyBytes], 413 beyond). Each
 // event is checked alone: invalid ones are listed in
 // [IngestResponse.Rejected] with the reason, and the valid ones of the same
 // batch are stored. A batch with an Idempotency-Key that the server has
@@ -112,10 +120,19 @@
 //
 // # Authentication
 //
-// Only ingest and the filters' unblock routes check the API key. The UI,
-// reads, the stream, clearing and creating unblocks do not authenticate
-// anyone: put the dashboard behind a reverse proxy that does, and let only
-// the API-key routes through without it.
+// Filters and people are told apart. A filter presents one of
+// [ServerConfig.Keys] (or APIKey) and reaches only ingest and the unblock
+// poll and acknowledgement; [CheckFilterKey] refuses weak keys. A person
+// signs in as [AuthConfig] says: local accounts ([Users], bcrypt, a
+// session cookie that is HttpOnly and SameSite=Strict), a forward-auth
+// proxy's user header believed only from [AuthConfig.TrustedProxies], or
+// OpenID Connect ([NewOIDC]: the code flow with PKCE). [AuthNone] lets
+// everyone in, and the zero value nobody. A [RoleViewer] reads and streams;
+// a [RoleOperator] also clears and asks for unblocks. A person's request
+// that changes something must carry the CSRF token of [Info.CSRFToken] in
+// the X-Csrf-Token header and pass [http.CrossOriginProtection]. Handlers
+// find who made a request with [PrincipalFrom]. Sign-in attempts are
+// limited per address and per user name.
 //
 // # Remote unblock
 //
@@ -156,12 +173,12 @@
 //
 // Every request (refused ones too), acknowledgement and expiry is an
 // [UnblockAudit] record, logged and served read-only: the time, the
-// remote address, the user named by the first of X-Forwarded-User,
-// X-Auth-Request-User and Remote-User that is present (as an
-// authenticating proxy sets them; [UnblocksConfig.UserHeaders]),
-// X-Forwarded-For, the target, and the result. Requests and audit are
-// kept in memory, [UnblocksConfig.MaxRecords] of each: a restart forgets
-// pending requests.
+// remote address, who the server authenticated (the person, or the filter
+// and its key's fingerprint; never a name a client sent), X-Forwarded-For
+// from a trusted proxy, the target, and the result. Requests and audit are
+// kept in memory, [UnblocksConfig.MaxRecords] of each; with [OpenUnblocks]
+// also in an [UnblockStore] such as the [SQLiteStore], so that they
+// survive restarts.
 //
 // # Stores
 //

@@ -15,7 +15,12 @@ import (
 )
 
 func ExampleServer() {
-	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{APIKey: "s3cret"})
+	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
+		APIKey: "s3cret", // filters present it; check real ones with CheckFilterKey
+		// Everyone may read, nobody may clear: a dashboard that something
+		// else guards. See AuthConfig for sign-in.
+		Auth: dashboardapi.AuthConfig{Mode: dashboardapi.AuthNone, NoneRole: dashboardapi.RoleViewer},
+	})
 	defer srv.Close()
 
 	body := `[{"time":"2026-11-24T21:52:26Z","host":"web-1","component":"https","action":"blocked","name":"evil.example"},
@@ -29,9 +34,14 @@ func ExampleServer() {
 	w = httptest.NewRecorder()
 	srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/logs?action=blocked", nil))
 	fmt.Println(w.Code, w.Body.String())
+
+	w = httptest.NewRecorder()
+	srv.ServeHTTP(w, httptest.NewRequest(http.MethodDelete, "/api/v1/logs", nil))
+	fmt.Println(w.Code, w.Body.String())
 	// Output:
 	// 200 {"accepted":1,"rejected":[{"index":1,"error":"events: invalid event: action: unknown value \"permitted\""}]}
 	// 200 {"events":[{"id":1,"time":"2026-11-24T21:52:26Z","host":"web-1","component":"https","action":"blocked","name":"evil.example"}],"more":false,"last_id":1}
+	// 403 {"error":"you may not do this: it takes the operator role"}
 }
 
 func ExampleClient() {
@@ -100,11 +110,28 @@ func ExampleUnblocks() {
 	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
 		APIKey:   "s3cret",
 		Unblocks: dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{Now: func() time.Time { return now }}),
+		// People come through an authenticating proxy at 192.0.2.1, which
+		// names them in Remote-User.
+		Auth: dashboardapi.AuthConfig{
+			Mode:           dashboardapi.AuthForward,
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")},
+			Operators:      []string{"alice"},
+		},
 	})
 	defer srv.Close()
+	// The page reads its CSRF token first.
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/info", nil)
+	req.Header.Set("Remote-User", "alice")
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, req)
+	var info dashboardapi.Info
+	json.Unmarshal(w.Body.Bytes(), &info)
+
 	call := func(method, target, body string, hdr ...string) {
-		req := httptest.NewRequest(method, target, strings.NewReader(body))
+		req := httptest.NewRequest(method, target, strings.NewReader(body)) // from 192.0.2.1
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Remote-User", "alice")
+		req.Header.Set(dashboardapi.CSRFHeader, info.CSRFToken)
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
@@ -128,20 +155,20 @@ func ExampleUnblocks() {
 }
 
 func ExampleClient_PendingUnblocks() {
+	u := dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{})
 	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
-		APIKey:   "s3cret",
-		Unblocks: dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{}),
+		// This key works for the filter web-1 only.
+		Keys:     []dashboardapi.FilterKey{{Key: "s3cret", Hostname: "web-1"}},
+		Unblocks: u,
 	})
 	defer srv.Close()
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	resp, err := http.Post(hs.URL+"/api/v1/unblocks", "application/json",
-		strings.NewReader(`{"hostname":"web-1","target":"198.51.100.7"}`))
-	if err != nil {
+	// What an operator's click in the UI does.
+	if _, err := u.Create("web-1", "198.51.100.7", "alice"); err != nil {
 		fmt.Println(err)
 		return
 	}
-	resp.Body.Close()
 
 	// The filter's side.
 	c, err := dashboardapi.NewClient(dashboardapi.ClientConfig{URL: hs.URL, APIKey: "s3cret"})
@@ -167,7 +194,10 @@ func ExampleClient_PendingUnblocks() {
 	}
 	reqs, _ = c.PendingUnblocks(ctx, "web-1")
 	fmt.Println(len(reqs), "pending")
+	_, err = c.PendingUnblocks(ctx, "web-2")
+	fmt.Println(err)
 	// Output:
 	// ip 198.51.100.7/32 pending
 	// 0 pending
+	// dashboardapi: pending unblocks: 403 Forbidden: this API key is bound to another filter than "web-2"
 }

@@ -17,7 +17,7 @@ func FuzzIngest(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	s := NewServer(ServerConfig{APIKey: testKey, RateRPS: -1, MaxBodyBytes: 64 << 10, Store: NewMemoryStore(100)})
+	s := NewServer(ServerConfig{APIKey: testKey, RateRPS: -1, MaxBodyBytes: 64 << 10, Store: NewMemoryStore(100), Auth: AuthConfig{Mode: AuthNone}})
 	f.Cleanup(s.Close)
 	f.Fuzz(func(t *testing.T, body string) {
 		w := do(s, http.MethodPost, "/api/v1/logs", body, APIKeyHeader, testKey)

@@ -71,3 +71,18 @@ func clientKey(r *http.Request) string {
 	}
 	return host
 }
+
+// wait reports how long until key has a token, without taking one: zero
+// if it has one now.
+func (l *rateLimiter) wait(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.clients[key]
+	if c == nil || c.lim.TokensAt(now) >= 1 {
+		return 0
+	}
+	r := c.lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return d
+}

@@ -2,8 +2,8 @@ package dashboardapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,10 +54,19 @@ const (
 // ServerConfig configures a [Server]. Its zero value serves a memory store
 // of [DefaultBufferSize] events and refuses ingest (no API key).
 type ServerConfig struct {
-	// APIKey is the key filters present in the X-Api-Key header to ship
-	// events (API_KEY). Empty means ingest is refused: the server never
-	// takes events from anyone who asks.
+	// Keys are the keys filters present in the X-Api-Key header to ship
+	// events and poll and acknowledge unblocks (API_KEYS); several are
+	// valid at once so that a key can be rotated without downtime. They
+	// reach only those routes. Check each with [CheckFilterKey]. With
+	// neither Keys nor APIKey ingest is refused: the server never takes
+	// events from anyone who asks.
+	Keys []FilterKey
+	// APIKey is one more key, valid for any filter (API_KEY).
 	APIKey string
+	// Auth says how people sign in and what each may do. Its zero value
+	// lets no person in: only /health, the UI's assets and the filters'
+	// routes answer.
+	Auth AuthConfig
 	// Store keeps the events. Nil means NewMemoryStore(0). The Server does
 	// not close it.
 	Store Store
@@ -88,7 +97,8 @@ type ServerConfig struct {
 	// (/api/v1/unblocks and below), normally an [*Unblocks]
 	// (ENABLE_UNBLOCKS); the UI then shows unblock buttons.
 	// GET /api/v1/unblocks and POST /api/v1/unblocks/ack reach it only with
-	// the API key. Nil means those routes answer 404.
+	// a filter key, the other routes only with a person of the right role.
+	// Nil means those routes answer 404.
 	Unblocks http.Handler
 	// Logger receives ingest problems and dropped streams. Nil means
 	// discard.
@@ -103,7 +113,8 @@ type Server struct {
 	cfg     ServerConfig
 	store   Store
 	log     *slog.Logger
-	keyHash [sha256.Size]byte
+	keys    []filterKey
+	auth    *auth
 	mux     *http.ServeMux
 	limiter *rateLimiter
 	hub     hub
@@ -170,8 +181,14 @@ func NewServer(cfg ServerConfig) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.APIKey != "" {
-		s.keyHash = sha256.Sum256([]byte(cfg.APIKey))
+		cfg.Keys = append([]FilterKey{{Key: cfg.APIKey}}, cfg.Keys...)
 	}
+	for _, k := range cfg.Keys {
+		if k.Key != "" {
+			s.keys = append(s.keys, filterKey{hash: sha256.Sum256([]byte(k.Key)), hostname: k.Hostname, fingerprint: k.Fingerprint()})
+		}
+	}
+	s.auth = newAuth(cfg.Auth, s.log)
 	if cfg.RateRPS > 0 {
 		s.limiter = newRateLimiter(cfg.RateRPS, cfg.RateBurst)
 	}
@@ -185,15 +202,18 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /health", s.health)
 	m.Handle("POST /api/v1/logs", s.requireKey(http.HandlerFunc(s.ingest)))
-	m.HandleFunc("GET /api/v1/logs", s.read)
-	m.HandleFunc("DELETE /api/v1/logs", s.clear)
-	m.HandleFunc("GET /api/v1/events", s.stream)
-	m.HandleFunc("GET /api/v1/info", s.info)
+	m.Handle("GET /api/v1/logs", s.person(RoleViewer, http.HandlerFunc(s.read)))
+	m.Handle("DELETE /api/v1/logs", s.person(RoleOperator, http.HandlerFunc(s.clear)))
+	m.Handle("GET /api/v1/events", s.person(RoleViewer, http.HandlerFunc(s.stream)))
+	m.Handle("GET /api/v1/info", s.person(RoleViewer, http.HandlerFunc(s.info)))
 	if u := s.cfg.Unblocks; u != nil {
 		m.Handle("GET /api/v1/unblocks", s.requireKey(u))
 		m.Handle("POST /api/v1/unblocks/ack", s.requireKey(u))
-		m.Handle("/api/v1/unblocks", u)
-		m.Handle("/api/v1/unblocks/", u)
+		m.Handle("POST /api/v1/unblocks", s.person(RoleOperator, u))
+		m.Handle("GET /api/v1/unblocks/status", s.person(RoleViewer, u))
+		m.Handle("GET /api/v1/unblocks/audit", s.person(RoleViewer, u))
+		m.Handle("/api/v1/unblocks", s.person(RoleViewer, u))
+		m.Handle("/api/v1/unblocks/", s.person(RoleViewer, u))
 	} else {
 		off := func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "remote unblock is not enabled on this dashboard")
@@ -201,6 +221,7 @@ func (s *Server) routes() {
 		m.HandleFunc("/api/v1/unblocks", off)
 		m.HandleFunc("/api/v1/unblocks/", off)
 	}
+	s.loginRoutes(m)
 	s.uiRoutes(m)
 	s.mux = m
 }
@@ -215,35 +236,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if fw := s.auth.forwardedFor(r); fw != "" {
+		r = r.WithContext(context.WithValue(r.Context(), forwardedForKey{}, fw))
+	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// forwardedForKey carries X-Forwarded-For as a trusted proxy set it.
+type forwardedForKey struct{}
 
 // Close ends the server's streams and makes new ones end at once. It does
 // not close the Store. Pass it to [http.Server.RegisterOnShutdown] so that
 // Shutdown does not wait for streams that never end by themselves.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.done) })
-}
-
-// requireKey lets a request through only with the API key.
-func (s *Server) requireKey(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.APIKey == "" {
-			writeError(w, http.StatusForbidden, "ingest is disabled: the dashboard has no API key (set API_KEY)")
-			return
-		}
-		got := r.Header.Get(APIKeyHeader)
-		if got == "" {
-			writeError(w, http.StatusUnauthorized, "missing API key: send it in the "+APIKeyHeader+" header")
-			return
-		}
-		h := sha256.Sum256([]byte(got))
-		if subtle.ConstantTimeCompare(h[:], s.keyHash[:]) != 1 {
-			writeError(w, http.StatusUnauthorized, "wrong API key")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
@@ -284,6 +290,16 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		evs = append(evs, e)
+	}
+	if f, _ := filterFrom(r.Context()); f.hostname != "" {
+		for _, e := range evs {
+			if e.Host != f.hostname {
+				s.log.Warn("dashboard: refused events of another filter than the key's", logKeyRemote, r.RemoteAddr,
+					"key_hostname", f.hostname, "event_host", cut(e.Host), "key", f.fingerprint)
+				writeError(w, http.StatusForbidden, fmt.Sprintf("event host %q: this API key is bound to the filter %q", cut(e.Host), f.hostname))
+				return
+			}
+		}
 	}
 	if len(evs) > 0 {
 		s.clearMu.RLock()
@@ -440,10 +456,16 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
 	writeJSON(w, http.StatusOK, Info{
 		Unblocks:  s.cfg.Unblocks != nil,
 		ReadLimit: s.cfg.ReadLimit,
-		Ingest:    s.cfg.APIKey != "",
+		Ingest:    len(s.keys) > 0,
+		User:      p.User,
+		Role:      p.Role.String(),
+		Auth:      p.Mode.String(),
+		CSRFToken: s.auth.csrfToken(p),
+		Logout:    p.Mode == AuthLocal || p.Mode == AuthOIDC,
 	})
 }
 

@@ -27,15 +27,29 @@ func newTestServer(t *testing.T, cfg ServerConfig) *Server {
 	if cfg.RateRPS == 0 {
 		cfg.RateRPS = -1
 	}
+	if cfg.Auth.Mode == AuthRefuse {
+		// The tests of events and unblocks are not about people: let
+		// everyone in as an operator. auth_test.go covers the rest.
+		cfg.Auth.Mode = AuthNone
+	}
 	s := NewServer(cfg)
 	t.Cleanup(s.Close)
 	return s
 }
 
-// do runs one request against h and returns the recorder.
+// do runs one request against h and returns the recorder. A request that
+// changes something carries the CSRF token of AUTH=none when h is such a
+// Server, unless hdr names one.
 func do(h http.Handler, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	if s, ok := h.(*Server); ok && s.auth.cfg.Mode == AuthNone && method != http.MethodGet && method != http.MethodHead {
+		r.Header.Set(CSRFHeader, noneToken(s))
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == remoteHdr {
+			r.RemoteAddr = hdr[i+1]
+			continue
+		}
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
 	w := httptest.NewRecorder()
@@ -316,7 +330,7 @@ func TestRoutes(t *testing.T) {
 	assert.Contains(t, w.Header().Get("Content-Type"), "text/html")
 
 	w = do(s, http.MethodGet, "/api/v1/info", "")
-	assert.Equal(t, Info{Unblocks: false, ReadLimit: DefaultReadLimit, Ingest: true}, decode[Info](t, w))
+	assert.Equal(t, Info{Unblocks: false, ReadLimit: DefaultReadLimit, Ingest: true, Role: "operator", Auth: "none", CSRFToken: noneToken(s)}, decode[Info](t, w))
 }
 
 func TestUnblocksHook(t *testing.T) {
@@ -353,7 +367,7 @@ func TestUnblocksHook(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	s := NewServer(ServerConfig{APIKey: testKey, RateRPS: 0.5, RateBurst: 3})
+	s := NewServer(ServerConfig{APIKey: testKey, RateRPS: 0.5, RateBurst: 3, Auth: AuthConfig{Mode: AuthNone}})
 	defer s.Close()
 	get := func(remote, target string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodGet, target, nil)
@@ -387,4 +401,12 @@ func TestRateLimiterForgetsIdleClients(t *testing.T) {
 	_, ok = l.allow("client-0", now)
 	assert.True(t, ok)
 	assert.Len(t, l.clients, 1)
+}
+
+// remoteHdr, in the headers of do, sets the request's remote address.
+const remoteHdr = ":remote"
+
+// noneToken is the CSRF token of everyone on a Server with AUTH=none.
+func noneToken(s *Server) string {
+	return s.auth.csrfToken(Principal{Role: s.auth.cfg.NoneRole, Mode: AuthNone})
 }

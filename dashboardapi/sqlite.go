@@ -97,7 +97,7 @@ func OpenSQLite(path string, cfg SQLiteConfig) (*SQLiteStore, error) {
 	db.SetMaxOpenConns(1)
 	s := &SQLiteStore{db: db, cfg: cfg}
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+	if _, err := db.ExecContext(ctx, sqliteSchema+sqliteUnblocksSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("dashboardapi: sqlite: %s: %w", path, err)
 	}

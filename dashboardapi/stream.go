@@ -182,6 +182,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-beat.C:
+			// A stream lasts no longer than the sign-in it began with:
+			// after a sign-out or the session's expiry the browser must
+			// sign in again to go on.
+			if p, ok := PrincipalFrom(r.Context()); ok && p.session != "" && !s.auth.sessions.alive(p.session) {
+				return
+			}
 			arm()
 			bw.WriteString(": ping\n\n")
 			if !flush() {

@@ -244,6 +244,7 @@ func TestStreamClearAndReset(t *testing.T) {
 	c := openStream(t, hs.URL+"/api/v1/events?last_event_id=2")
 	c.next(t)
 	req, _ := http.NewRequest(http.MethodDelete, hs.URL+"/api/v1/logs", nil)
+	req.Header.Set(CSRFHeader, noneToken(s))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()

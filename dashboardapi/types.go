@@ -114,8 +114,20 @@ type Info struct {
 	Unblocks bool `json:"unblocks"`
 	// ReadLimit is the most events one read returns.
 	ReadLimit int `json:"read_limit"`
-	// Ingest is true when an API key is set, so filters can ship events.
+	// Ingest is true when a filter key is set, so filters can ship events.
 	Ingest bool `json:"ingest"`
+	// User and Role are the signed-in person's; User is empty with
+	// AUTH=none.
+	User string `json:"user"`
+	Role string `json:"role"`
+	// Auth is how the person signed in: none, local, forward or oidc.
+	Auth string `json:"auth"`
+	// CSRFToken goes in the X-Csrf-Token header of every request that
+	// changes something.
+	CSRFToken string `json:"csrf_token"`
+	// Logout is true when the person can sign out here (local and OIDC
+	// sign-ins).
+	Logout bool `json:"logout"`
 }
 
 // ErrorResponse is the body of every answer with a 4xx or 5xx status.

@@ -22,15 +22,13 @@ func (s *Server) uiRoutes(m *http.ServeMux) {
 	files := http.FileServerFS(sub)
 	secure := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			hd := w.Header()
-			hd.Set("Content-Security-Policy", contentSecurityPolicy)
-			hd.Set("X-Content-Type-Options", "nosniff")
-			hd.Set("Referrer-Policy", "no-referrer")
-			hd.Set("X-Frame-Options", "DENY")
-			hd.Set("Cache-Control", "no-cache")
+			secureHeaders(w.Header(), contentSecurityPolicy)
+			w.Header().Set("Cache-Control", "no-cache")
 			h.ServeHTTP(w, r)
 		})
 	}
-	m.Handle("GET /{$}", secure(files))
+	// The page needs a person; its script and style hold no data, and the
+	// sign-in page uses the style.
+	m.Handle("GET /{$}", s.person(RoleViewer, secure(files)))
 	m.Handle("GET /assets/", secure(files))
 }

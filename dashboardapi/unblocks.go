@@ -32,12 +32,6 @@ const (
 	DefaultMinIPv6Bits   = 32
 )
 
-// DefaultUserHeaders are the headers an authenticating reverse proxy
-// names the signed-in user in: X-Forwarded-User (oauth2-proxy, Traefik
-// forward auth), X-Auth-Request-User (oauth2-proxy behind nginx
-// auth_request) and Remote-User (Authelia, Authentik).
-var DefaultUserHeaders = []string{"X-Forwarded-User", "X-Auth-Request-User", "Remote-User"}
-
 // Limits of the unblock routes.
 const (
 	maxCreateBody  = 16 << 10
@@ -77,27 +71,26 @@ type UnblocksConfig struct {
 	// unblocked: a wider one allows too much to grant with a click. Zero
 	// means /8 and /32. 0.0.0.0/0 and ::/0 are always refused.
 	MinIPv4Bits, MinIPv6Bits int
-	// UserHeaders are the request headers that name the user, the first
-	// one present recorded in the audit. Nil means [DefaultUserHeaders].
-	// The dashboard cannot tell a proxy's header from a client's: the
-	// proxy must set or remove them.
-	UserHeaders []string
 }
 
 // Unblocks serves the remote unblock routes: people ask, from the UI, that
 // a filter allow a domain or an address; the filter polls for its pending
 // requests, adds them to its policy and acknowledges each. Plug it into
-// [ServerConfig.Unblocks], which checks the API key on the filters' routes;
-// Unblocks does not check it itself.
+// [ServerConfig.Unblocks], which checks the filter key on the filters'
+// routes and the person and role on the others; Unblocks does not check
+// them itself, but it records who they were in the audit and keeps a key
+// bound to one filter to that filter's requests.
 //
-// Requests and the audit are kept in memory: a restart forgets them, and a
-// filter's acknowledgement of a request made before it is answered
-// [AckUnknown].
+// Made with [NewUnblocks], requests and the audit are kept in memory: a
+// restart forgets them, and a filter's acknowledgement of a request made
+// before it is answered [AckUnknown]. Made with [OpenUnblocks], they are
+// also written to an [UnblockStore] and read back at start.
 type Unblocks struct {
-	cfg  UnblocksConfig
-	log  *slog.Logger
-	now  func() time.Time
-	csrf *http.CrossOriginProtection
+	cfg   UnblocksConfig
+	log   *slog.Logger
+	store UnblockStore // nil: memory only
+	now   func() time.Time
+	csrf  *http.CrossOriginProtection
 
 	mu      sync.Mutex
 	reqs    map[string]*unblockEntry // by ID
@@ -151,9 +144,6 @@ func NewUnblocks(cfg UnblocksConfig) *Unblocks {
 	if cfg.MinIPv6Bits <= 0 {
 		cfg.MinIPv6Bits = DefaultMinIPv6Bits
 	}
-	if cfg.UserHeaders == nil {
-		cfg.UserHeaders = DefaultUserHeaders
-	}
 	u := &Unblocks{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -166,6 +156,29 @@ func NewUnblocks(cfg UnblocksConfig) *Unblocks {
 		u.log = slog.New(slog.DiscardHandler)
 	}
 	return u
+}
+
+// OpenUnblocks is [NewUnblocks] with the requests and audit records kept
+// in store, and those it kept read back. Pending requests start their
+// expiry anew, since their filters could not fetch them while the
+// dashboard was down.
+func OpenUnblocks(ctx context.Context, cfg UnblocksConfig, store UnblockStore) (*Unblocks, error) {
+	u := NewUnblocks(cfg)
+	reqs, recs, err := store.LoadUnblocks(ctx, u.cfg.MaxRecords)
+	if err != nil {
+		return nil, err
+	}
+	now := u.now()
+	for _, r := range reqs {
+		u.reqs[r.ID] = &unblockEntry{req: r, fetched: now}
+		u.order = append(u.order, r.ID)
+		if r.State == UnblockPending {
+			u.pending[r.Hostname+"\x00"+r.Target] = r.ID
+		}
+	}
+	u.audit = recs
+	u.store = store
+	return u, nil
 }
 
 // ServeHTTP serves the routes under /api/v1/unblocks; see the package
@@ -213,45 +226,67 @@ func notAllowed(w http.ResponseWriter, allow string) {
 // serveCreate serves POST /api/v1/unblocks.
 func (u *Unblocks) serveCreate(w http.ResponseWriter, r *http.Request) {
 	who := u.who(r)
-	refuse := func(status int, hostname, target string, err error) {
-		rec := who
-		rec.Action, rec.Result, rec.Error = AuditRequest, "refused", err.Error()
-		rec.Hostname, rec.Target = cut(hostname), cut(target)
-		u.mu.Lock()
-		rec.Time = u.now()
-		u.record(rec)
-		u.mu.Unlock()
-		u.logAudit(rec)
-		writeError(w, status, err.Error())
-	}
-	// Creating an unblock changes what filters allow, and the browser
-	// that asks is signed in at the proxy: refuse what another site's
-	// page makes it send. Sec-Fetch-Site or Origin tells a cross-origin
-	// request; and a JSON body cannot be sent cross-site without a CORS
-	// preflight, which the dashboard never grants.
-	if err := u.csrf.Check(r); err != nil {
-		refuse(http.StatusForbidden, "", "", fmt.Errorf("refused a cross-origin request: %v", err))
-		return
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		refuse(http.StatusUnsupportedMediaType, "", "", errors.New("want Content-Type: application/json"))
-		return
-	}
+	// Creating an unblock changes what filters allow: refuse what another
+	// site's page makes a signed-in browser send. Sec-Fetch-Site or Origin
+	// tells a cross-origin request; and a JSON body cannot be sent
+	// cross-site without a CORS preflight, which the dashboard never
+	// grants. (The Server checks the CSRF token before this.)
+	var status int
 	var body CreateUnblock
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCreateBody))
-	if err := dec.Decode(&body); err != nil {
-		refuse(http.StatusBadRequest, "", "", fmt.Errorf(`want {"hostname":"...","target":"..."}: %v`, err))
-		return
-	}
-	hostname := strings.TrimSpace(body.Hostname)
-	if err := checkHostname(hostname); err != nil {
-		refuse(http.StatusBadRequest, body.Hostname, body.Target, err)
-		return
-	}
-	kind, target, err := u.ParseTarget(body.Target)
+	err := u.csrf.Check(r)
 	if err != nil {
-		refuse(http.StatusBadRequest, hostname, body.Target, err)
+		status, err = http.StatusForbidden, fmt.Errorf("refused a cross-origin request: %v", err)
+	} else if mt, _, merr := mime.ParseMediaType(r.Header.Get("Content-Type")); merr != nil || mt != "application/json" {
+		status, err = http.StatusUnsupportedMediaType, errors.New("want Content-Type: application/json")
+	} else if derr := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCreateBody)).Decode(&body); derr != nil {
+		status, err = http.StatusBadRequest, fmt.Errorf(`want {"hostname":"...","target":"..."}: %v`, derr)
+	}
+	if err != nil {
+		u.refuse(who, "", "", err)
+		writeError(w, status, err.Error())
 		return
+	}
+	req, status, err := u.create(who, body.Hostname, body.Target)
+	if err != nil {
+		writeError(w, status, err.Error())
+		return
+	}
+	writeJSON(w, status, req)
+}
+
+// Create asks the filter named hostname to allow target, on behalf of
+// user (recorded in the audit), as an operator's click in the UI does. It
+// returns the new request, or the pending one for the same filter and
+// target.
+func (u *Unblocks) Create(hostname, target, user string) (UnblockRequest, error) {
+	req, _, err := u.create(UnblockAudit{User: cut(user)}, hostname, target)
+	return req, err
+}
+
+// refuse records a refused request.
+func (u *Unblocks) refuse(who UnblockAudit, hostname, target string, err error) {
+	rec := who
+	rec.Action, rec.Result, rec.Error = AuditRequest, "refused", err.Error()
+	rec.Hostname, rec.Target = cut(hostname), cut(target)
+	u.mu.Lock()
+	rec.Time = u.now()
+	u.record(rec)
+	u.mu.Unlock()
+	u.logAudit(rec)
+}
+
+// create makes a request, or finds the pending one, and records it; it
+// returns the HTTP status that says which.
+func (u *Unblocks) create(who UnblockAudit, rawHostname, rawTarget string) (UnblockRequest, int, error) {
+	hostname := strings.TrimSpace(rawHostname)
+	if err := checkHostname(hostname); err != nil {
+		u.refuse(who, rawHostname, rawTarget, err)
+		return UnblockRequest{}, http.StatusBadRequest, err
+	}
+	kind, target, err := u.ParseTarget(rawTarget)
+	if err != nil {
+		u.refuse(who, hostname, rawTarget, err)
+		return UnblockRequest{}, http.StatusBadRequest, err
 	}
 
 	rec := who
@@ -280,16 +315,16 @@ func (u *Unblocks) serveCreate(w http.ResponseWriter, r *http.Request) {
 		u.pending[hostname+"\x00"+target] = req.ID
 		rec.ID, rec.Result, status = req.ID, "created", http.StatusCreated
 		u.created++
+		u.save(req)
 	}
 	u.record(rec)
 	u.mu.Unlock()
 	u.logAudit(expired...)
 	u.logAudit(rec)
 	if rec.Error != "" {
-		writeError(w, status, rec.Error)
-		return
+		return UnblockRequest{}, status, errors.New(rec.Error)
 	}
-	writeJSON(w, status, req)
+	return req, status, nil
 }
 
 // serveFetch serves GET /api/v1/unblocks?hostname=X: the filter's pending
@@ -298,6 +333,10 @@ func (u *Unblocks) serveFetch(w http.ResponseWriter, r *http.Request) {
 	hostname := strings.TrimSpace(r.URL.Query().Get("hostname"))
 	if err := checkHostname(hostname); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if f, ok := filterFrom(r.Context()); ok && !f.mayAct(hostname) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("this API key is bound to another filter than %q", cut(hostname)))
 		return
 	}
 	u.mu.Lock()
@@ -334,8 +373,9 @@ func (u *Unblocks) serveAck(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	now := u.now()
 	expired := u.sweep(now)
+	f, _ := filterFrom(r.Context())
 	for _, a := range body.Acks {
-		res, rec := u.ack(a, now)
+		res, rec := u.ack(a, now, f)
 		rec.Remote, rec.User, rec.ForwardedFor = who.Remote, who.User, who.ForwardedFor
 		u.record(rec)
 		recs = append(recs, rec)
@@ -350,11 +390,14 @@ func (u *Unblocks) serveAck(w http.ResponseWriter, r *http.Request) {
 // ack applies one acknowledgement. An applied or failed request keeps its
 // state. An expired one takes the result: a filter that acknowledges it
 // did process it, and the status must say what the filter's policy holds.
-func (u *Unblocks) ack(a UnblockAck, now time.Time) (UnblockAckResult, UnblockAudit) {
+func (u *Unblocks) ack(a UnblockAck, now time.Time, f filterIdentity) (UnblockAckResult, UnblockAudit) {
 	res := UnblockAckResult{ID: cut(a.ID)}
 	rec := UnblockAudit{Time: now, Action: AuditAck, ID: res.ID}
 	e, ok := u.reqs[a.ID]
-	if !ok {
+	if !ok || !f.mayAct(e.req.Hostname) { // another filter's request is none of its business
+		if ok {
+			rec.Hostname, rec.Target, rec.Error = e.req.Hostname, e.req.Target, "refused: the key is bound to another filter"
+		}
 		res.Result, rec.Result = AckUnknown, AckUnknown
 		return res, rec
 	}
@@ -378,6 +421,7 @@ func (u *Unblocks) ack(a UnblockAck, now time.Time) (UnblockAckResult, UnblockAu
 		rec.Error = reason
 	}
 	res.Result, res.State, rec.Result = AckRecorded, e.req.State, e.req.State
+	u.save(e.req)
 	if u.results == nil {
 		u.results = map[string]uint64{}
 	}
@@ -450,6 +494,7 @@ func (u *Unblocks) sweep(now time.Time) []UnblockAudit {
 		}
 		delete(u.pending, e.req.Hostname+"\x00"+e.req.Target)
 		e.req.State, e.req.Updated = UnblockExpired, deadline
+		u.save(e.req)
 		rec := UnblockAudit{
 			Time: deadline, Action: AuditExpire, ID: id,
 			Hostname: e.req.Hostname, Target: e.req.Target, Result: UnblockExpired,
@@ -474,6 +519,11 @@ func (u *Unblocks) makeRoom() bool {
 	for i, id := range u.order {
 		if u.reqs[id].req.Final() {
 			delete(u.reqs, id)
+			if u.store != nil {
+				if err := u.store.DeleteUnblock(context.Background(), id); err != nil {
+					u.log.Error("dashboard: forgotten unblock not deleted", logKeyID, id, logKeyErr, err)
+				}
+			}
 			u.order = append(u.order[:i], u.order[i+1:]...)
 			return true
 		}
@@ -481,8 +531,23 @@ func (u *Unblocks) makeRoom() bool {
 	return false
 }
 
-// record keeps rec in the audit ring. u.mu is held.
+// save writes r to the store, if any. u.mu is held.
+func (u *Unblocks) save(r UnblockRequest) {
+	if u.store == nil {
+		return
+	}
+	if err := u.store.SaveUnblock(context.Background(), r); err != nil {
+		u.log.Error("dashboard: unblock not saved: a restart will forget it", logKeyID, r.ID, logKeyErr, err)
+	}
+}
+
+// record keeps rec in the audit ring, and in the store. u.mu is held.
 func (u *Unblocks) record(rec UnblockAudit) {
+	if u.store != nil {
+		if err := u.store.AppendAudit(context.Background(), rec, u.cfg.MaxRecords); err != nil {
+			u.log.Error("dashboard: unblock audit record not saved", logKeyID, rec.ID, logKeyErr, err)
+		}
+	}
 	if len(u.audit) < u.cfg.MaxRecords {
 		u.audit = append(u.audit, rec)
 		return
@@ -510,14 +575,18 @@ func (u *Unblocks) logAudit(recs ...UnblockAudit) {
 	}
 }
 
-// who fills in the audit fields that say who made r.
+// who fills in the audit fields that say who made r: the person the
+// server authenticated, or the filter whose key it checked; never a name a
+// client sent.
 func (u *Unblocks) who(r *http.Request) UnblockAudit {
-	rec := UnblockAudit{Remote: r.RemoteAddr, ForwardedFor: cut(r.Header.Get("X-Forwarded-For"))}
-	for _, h := range u.cfg.UserHeaders {
-		if v := strings.TrimSpace(r.Header.Get(h)); v != "" {
-			rec.User = cut(v)
-			break
-		}
+	rec := UnblockAudit{Remote: r.RemoteAddr}
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		rec.User = p.auditName()
+	} else if f, ok := filterFrom(r.Context()); ok {
+		rec.User = f.auditName()
+	}
+	if fw, ok := r.Context().Value(forwardedForKey{}).(string); ok {
+		rec.ForwardedFor = fw
 	}
 	return rec
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -82,9 +83,9 @@ func status(t *testing.T, h http.Handler, query string) []UnblockRequest {
 	return decode[UnblocksResponse](t, w).Requests
 }
 
-func audit(t *testing.T, h http.Handler, query string) []UnblockAudit {
+func audit(t *testing.T, h http.Handler, query string, hdr ...string) []UnblockAudit {
 	t.Helper()
-	w := do(h, http.MethodGet, "/api/v1/unblocks/audit"+query, "")
+	w := do(h, http.MethodGet, "/api/v1/unblocks/audit"+query, "", hdr...)
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	return decode[UnblockAuditResponse](t, w).Records
 }
@@ -394,58 +395,56 @@ func TestUnblockStatusFilters(t *testing.T) {
 func TestUnblockAudit(t *testing.T) {
 	var logs bytes.Buffer
 	u := NewUnblocks(UnblocksConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return t0 }})
-	s := newTestServer(t, ServerConfig{Unblocks: u})
-
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/unblocks", strings.NewReader(`{"hostname":"web-1","target":"a.example"}`))
-	r.RemoteAddr = "192.0.2.10:51000"
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("X-Forwarded-User", "alice@example.com")
-	r.Header.Set("Remote-User", "not-used")
-	r.Header.Set("X-Forwarded-For", "203.0.113.5")
-	w := httptest.NewRecorder()
-	s.ServeHTTP(w, r)
-	require.Equal(t, http.StatusCreated, w.Code)
+	s := newTestServer(t, ServerConfig{Unblocks: u, Auth: AuthConfig{
+		Mode: AuthForward, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.8/29")},
+		Operators: []string{"alice@example.com", "bob"},
+	}})
+	// asUser creates an unblock as the proxy at from says user asked.
+	asUser := func(from, user, target string, hdr ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/unblocks", strings.NewReader(`{"hostname":"web-1","target":"`+target+`"}`))
+		r.RemoteAddr = from
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set(DefaultUserHeader, user)
+		r.Header.Set(CSRFHeader, s.auth.csrfToken(Principal{User: user, Role: RoleOperator, Mode: AuthForward}))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+	w := asUser("192.0.2.10:51000", "alice@example.com", "a.example", "X-Forwarded-User", "not-used", "X-Forwarded-For", "203.0.113.5")
+	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
 	id := decode[UnblockRequest](t, w).ID
+	assert.Equal(t, http.StatusBadRequest, asUser("192.0.2.10:51000", "bob", "*").Code)
+	w = asUser("198.51.100.9:4000", "bob", "b.example", "X-Forwarded-For", "203.0.113.66")
+	assert.Equal(t, http.StatusUnauthorized, w.Code, "a user header from an address that is not a trusted proxy names nobody")
 
-	create(s, "web-1", "*", "Remote-User", "bob")
-	create(s, "web-1", "b.example", "X-Auth-Request-User", "carol")
-
-	r = httptest.NewRequest(http.MethodPost, "/api/v1/unblocks/ack", strings.NewReader(`{"acks":[{"id":"`+id+`","applied":true}]}`))
-	r.RemoteAddr = "172.18.0.3:40000"
-	r.Header.Set(APIKeyHeader, testKey)
-	w = httptest.NewRecorder()
-	s.ServeHTTP(w, r)
+	w = do(s, http.MethodPost, "/api/v1/unblocks/ack", `{"acks":[{"id":"`+id+`","applied":true}]}`, APIKeyHeader, testKey, "X-Forwarded-For", "203.0.113.7")
 	require.Equal(t, http.StatusOK, w.Code)
 
-	recs := audit(t, s, "")
-	require.Len(t, recs, 4)
+	recs := audit(t, s, "", DefaultUserHeader, "bob", "X-Forwarded-For", "203.0.113.6", remoteHdr, "192.0.2.9:5000")
+	require.Len(t, recs, 3)
 	assert.Equal(t, UnblockAudit{
 		Time: t0, Action: AuditRequest, ID: id, Hostname: "web-1", Target: "a.example",
 		Remote: "192.0.2.10:51000", User: "alice@example.com", ForwardedFor: "203.0.113.5", Result: "created",
-	}, recs[0], "the first user header present wins")
+	}, recs[0], "the user the trusted proxy named, not another header")
 	assert.Equal(t, "bob", recs[1].User)
 	assert.Equal(t, "refused", recs[1].Result)
 	assert.Equal(t, "*", recs[1].Target, "a refused target as it was sent")
 	assert.Contains(t, recs[1].Error, "allows every domain")
-	assert.Equal(t, "carol", recs[2].User)
 	assert.Equal(t, UnblockAudit{
 		Time: t0, Action: AuditAck, ID: id, Hostname: "web-1", Target: "a.example",
-		Remote: "172.18.0.3:40000", Result: UnblockApplied,
-	}, recs[3])
+		Remote: "192.0.2.1:1234", User: "filter (key " + FilterKey{Key: testKey}.Fingerprint() + ")", Result: UnblockApplied,
+	}, recs[2], "a filter is named by its key's fingerprint; its X-Forwarded-For is not believed")
 
-	assert.Equal(t, []UnblockAudit{recs[0], recs[3]}, audit(t, s, "?id="+id))
-	assert.Empty(t, audit(t, s, "?hostname=web-9"))
+	assert.Equal(t, []UnblockAudit{recs[0], recs[2]}, audit(t, s, "?id="+id, DefaultUserHeader, "bob", remoteHdr, "192.0.2.9:5000"))
+	assert.Empty(t, audit(t, s, "?hostname=web-9", DefaultUserHeader, "bob", remoteHdr, "192.0.2.9:5000"))
 
 	log := logs.String()
 	assert.Contains(t, log, `user=alice@example.com`)
 	assert.Contains(t, log, `level=WARN msg="dashboard: unblock" action=request result=refused hostname=web-1 target=*`)
 	assert.Contains(t, log, `action=ack result=applied id=`+id)
-}
-
-func TestUnblockUserHeadersConfig(t *testing.T) {
-	s, _ := unblocksServer(t, UnblocksConfig{UserHeaders: []string{"X-Email"}})
-	create(s, "web-1", "a.example", "X-Forwarded-User", "ignored", "X-Email", "dave@example.com")
-	assert.Equal(t, "dave@example.com", audit(t, s, "")[0].User)
 }
 
 func TestUnblockMaxRecords(t *testing.T) {

@@ -136,10 +136,13 @@ type UnblockAudit struct {
 	// Remote is the address the HTTP request came from; behind a reverse
 	// proxy, the proxy's.
 	Remote string `json:"remote,omitempty"`
-	// User is the first forwarded user header present
-	// ([UnblocksConfig.UserHeaders]), as the proxy set it.
+	// User is who the server authenticated: the signed-in person's name
+	// ("anonymous (AUTH=none)" without sign-in), or for a filter
+	// "filter HOSTNAME (key FINGERPRINT)" with the key's
+	// [FilterKey.Fingerprint]. Never a name a client sent.
 	User string `json:"user,omitempty"`
-	// ForwardedFor is the X-Forwarded-For header, as the proxy set it.
+	// ForwardedFor is the X-Forwarded-For header as a trusted proxy
+	// ([AuthConfig.TrustedProxies]) set it; empty from anyone else.
 	ForwardedFor string `json:"forwarded_for,omitempty"`
 	// Result is, for a request: "created", "duplicate" (the pending one
 	// was returned) or "refused"; for an acknowledgement: "applied",

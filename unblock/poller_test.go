@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -228,9 +227,13 @@ func waitFor(t *testing.T, cond func() bool) {
 // TestPollerAgainstServer runs the Poller against a real dashboard Server
 // and Client over HTTP.
 func TestPollerAgainstServer(t *testing.T) {
+	u := dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{})
 	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
 		APIKey:   "k3y",
-		Unblocks: dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{}),
+		Unblocks: u,
+		// The test reads the status as a viewer; operators' clicks are
+		// u.Create below.
+		Auth: dashboardapi.AuthConfig{Mode: dashboardapi.AuthNone, NoneRole: dashboardapi.RoleViewer},
 	})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); srv.Close() })
@@ -239,13 +242,8 @@ func TestPollerAgainstServer(t *testing.T) {
 	t.Cleanup(func() { client.Close(context.Background()) })
 
 	create := func(target string) dashboardapi.UnblockRequest {
-		body := strings.NewReader(`{"hostname":"web-1","target":"` + target + `"}`)
-		resp, err := http.Post(hs.URL+"/api/v1/unblocks", "application/json", body)
+		r, err := u.Create("web-1", target, "operator")
 		require.NoError(t, err)
-		defer resp.Body.Close()
-		require.Equal(t, http.StatusCreated, resp.StatusCode)
-		var r dashboardapi.UnblockRequest
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
 		return r
 	}
 	domain := create("new.example")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/g0lab/g0efilter/dashboardapi"
 	"github.com/g0lab/g0efilter/internal/envconf"
 )
 
@@ -53,8 +54,12 @@ const (
 type config struct {
 	// Addr is the listen address, host:port; ":8081" by default.
 	Addr string
-	// APIKey is the key filters present; empty refuses ingest.
+	// APIKey and Keys are the keys filters present (API_KEY, API_KEYS);
+	// with neither, ingest is refused. Weak ones are refused at start.
 	APIKey string
+	Keys   []dashboardapi.FilterKey
+	// Auth is how people sign in (AUTH and what it needs); required.
+	Auth authConfig
 	// LogLevel is the slog level; INFO by default.
 	LogLevel slog.Level
 	// BufferSize is the memory store's capacity; 5000 by default.
@@ -94,9 +99,12 @@ type envError = envconf.Error
 // errors.Join, each naming the variable and its value.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	p := envParser{envconf.Parser{Lookup: lookup}}
+	apiKey, keys := p.keys()
 	c := config{
 		Addr:         p.addr(envPort),
-		APIKey:       p.String(envAPIKey),
+		APIKey:       apiKey,
+		Keys:         keys,
+		Auth:         p.auth(),
 		LogLevel:     p.Level(envLogLevel),
 		BufferSize:   p.Positive(envBufferSize, defaultBufferSize),
 		ReadLimit:    p.Positive(envReadLimit, defaultReadLimit),
@@ -116,6 +124,14 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		return config{}, err
 	}
 	return c, nil
+}
+
+// loadAddr reads only PORT, for the health command, which needs nothing
+// else.
+func loadAddr(lookup func(string) (string, bool)) (string, error) {
+	p := envParser{envconf.Parser{Lookup: lookup}}
+	addr := p.addr(envPort)
+	return addr, p.Err()
 }
 
 // envParser reads the variables; its methods beyond envconf.Parser's are

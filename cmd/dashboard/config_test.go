@@ -2,16 +2,29 @@ package main
 
 import (
 	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/dashboardapi"
 )
 
+// testKey is a filter key strong enough to be taken.
+const testKey = "3c5e1b7f9a2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e"
+
+// env is an environment of kv, with AUTH=none unless kv says otherwise
+// (AUTH="" is unset): most tests are not about sign-in.
 func env(kv map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
 		v, ok := kv[k]
+		if k == envAuth && !ok {
+			return "none", true
+		}
 		return v, ok
 	}
 }
@@ -29,13 +42,22 @@ func TestLoadConfigDefaults(t *testing.T) {
 		RateBurst:     100,
 		DBMaxEvents:   1_000_000,
 		UnblockExpiry: 24 * time.Hour,
+		Auth: authConfig{
+			Mode: dashboardapi.AuthNone, NoneRole: dashboardapi.RoleOperator,
+			SessionTTL: dashboardapi.DefaultSessionTTL,
+		},
 	}, c)
 }
 
 func TestLoadConfigAll(t *testing.T) {
 	c, err := loadConfig(env(map[string]string{
 		"PORT":            "127.0.0.1:9000",
-		"API_KEY":         " key ",
+		"API_KEY":         " " + testKey + " ",
+		"API_KEYS":        "web-1:" + testKey[1:] + "f, " + testKey[2:] + "ab",
+		"AUTH":            "forward",
+		"TRUSTED_PROXIES": "172.18.0.2, fd00::/64",
+		"AUTH_OPERATORS":  "alice,bob",
+		"SESSION_TTL":     "1h",
 		"LOG_LEVEL":       "trace",
 		"BUFFER_SIZE":     "100",
 		"READ_LIMIT":      "50",
@@ -51,8 +73,16 @@ func TestLoadConfigAll(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	assert.Equal(t, config{
-		Addr:           "127.0.0.1:9000",
-		APIKey:         "key",
+		Addr:   "127.0.0.1:9000",
+		APIKey: testKey,
+		Keys:   []dashboardapi.FilterKey{{Hostname: "web-1", Key: testKey[1:] + "f"}, {Key: testKey[2:] + "ab"}},
+		Auth: authConfig{
+			Mode:           dashboardapi.AuthForward,
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("172.18.0.2/32"), netip.MustParsePrefix("fd00::/64")},
+			Operators:      []string{"alice", "bob"},
+			Viewers:        []string{"*"},
+			SessionTTL:     time.Hour,
+		},
 		LogLevel:       slog.LevelDebug - 4,
 		BufferSize:     100,
 		ReadLimit:      50,
@@ -128,6 +158,18 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"UNBLOCK_EXPIRY", "soon", "more than zero"},
 		{"METRICS_ADDR", "9465", "want :port"},
 		{"METRICS_ADDR", ":0", "want :port"},
+		{"AUTH", "", "choose how people sign in"},
+		{"AUTH", "ldap", "want local, forward, oidc or none"},
+		{"API_KEY", "change-me-to-a-long-random-secret", "placeholder"},
+		{"API_KEY", testKey[:40], "at least 256 needed"},
+		{"API_KEYS", testKey + ",web-1:short", "key 2"},
+		{"TRUSTED_PROXIES", "127.0.0.1", "loopback"},
+		{"TRUSTED_PROXIES", "0.0.0.0/0", "trusts every address"},
+		{"TRUSTED_PROXIES", "::1", "loopback"},
+		{"TRUSTED_PROXIES", "proxy", "want an address"},
+		{"SESSION_TTL", "0", "more than zero"},
+		{"SECURE_COOKIES", "maybe", "want auto"},
+		{"AUTH_NONE_ROLE", "admin", "want viewer or operator"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := loadConfig(env(map[string]string{tc.name: tc.value}))
@@ -137,6 +179,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			assert.Equal(t, tc.name, ee.Name)
 			assert.Contains(t, err.Error(), tc.name+"=")
 			assert.Contains(t, err.Error(), tc.text)
+			assert.NotContains(t, err.Error(), testKey[:40], "keys are not printed")
 		})
 	}
 }
@@ -149,4 +192,62 @@ func TestLoadConfigJoinsErrors(t *testing.T) {
 	for i, name := range []string{"PORT", "BUFFER_SIZE", "RATE_BURST"} {
 		assert.Contains(t, parts[i].Error(), name+"=")
 	}
+}
+
+func TestLoadConfigAuthModes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kv   map[string]string
+		err  []string // the variables it must complain about
+	}{
+		{"local", map[string]string{"AUTH": "local", "USERS_FILE": "/data/users"}, nil},
+		{"local without a users file", map[string]string{"AUTH": "local"}, []string{"USERS_FILE"}},
+		{"forward without proxies", map[string]string{"AUTH": "forward"}, []string{"TRUSTED_PROXIES"}},
+		{"oidc", map[string]string{"AUTH": "oidc", "OIDC_ISSUER": "https://id.example", "OIDC_CLIENT_ID": "c",
+			"OIDC_REDIRECT_URL": "https://dash.example/auth/oidc/callback", "AUTH_VIEWERS": "*"}, nil},
+		{"oidc with nothing", map[string]string{"AUTH": "oidc"}, []string{"OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_REDIRECT_URL", "AUTH_OPERATORS"}},
+		{"oidc with a bad URL", map[string]string{"AUTH": "oidc", "OIDC_ISSUER": "id.example", "OIDC_CLIENT_ID": "c",
+			"OIDC_REDIRECT_URL": "https://dash.example/auth/oidc/callback", "AUTH_OPERATORS": "a"}, []string{"OIDC_ISSUER"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(env(tc.kv))
+			if tc.err == nil {
+				assert.NoError(t, err)
+				return
+			}
+			var names []string
+			for _, e := range unjoin(err) {
+				var ee *envError
+				require.ErrorAs(t, e, &ee)
+				names = append(names, ee.Name)
+			}
+			assert.ElementsMatch(t, tc.err, names)
+		})
+	}
+}
+
+// TestExampleEnvFile loads examples/.env.dashboard as Compose would: its
+// placeholder key is refused, and with a real key it starts with local
+// accounts.
+func TestExampleEnvFile(t *testing.T) {
+	data, err := os.ReadFile("../../examples/.env.dashboard")
+	require.NoError(t, err)
+	kv := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			kv[k] = v
+		}
+	}
+	_, err = loadConfig(env(kv))
+	var ee *envError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, "API_KEY", ee.Name)
+	assert.Contains(t, err.Error(), "placeholder")
+
+	kv["API_KEY"] = testKey
+	c, err := loadConfig(env(kv))
+	require.NoError(t, err)
+	assert.Equal(t, dashboardapi.AuthLocal, c.Auth.Mode)
+	assert.Equal(t, "/data/users", c.Auth.UsersFile)
+	assert.Equal(t, "/data/events.db", c.DBPath)
 }

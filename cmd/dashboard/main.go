@@ -1,18 +1,30 @@
 // Command dashboard is g0efilter's dashboard: it takes the events that
 // filters ship, keeps them in memory (or in SQLite with DB_PATH), and
-// serves them to a web UI with a live stream.
+// serves them to signed-in people in a web UI with a live stream.
 //
 // Usage:
 //
-//	dashboard           serve (the default)
-//	dashboard health    ask the dashboard on $PORT for /health: exit 0 if
-//	                    it is ok (a container HEALTHCHECK without curl)
-//	dashboard version   print the version
+//	dashboard                      serve (the default)
+//	dashboard adduser NAME [ROLE]  add or replace a local account in
+//	                               USERS_FILE, role viewer (the default)
+//	                               or operator; the password is read from
+//	                               the terminal, or a line of standard input
+//	dashboard health               ask the dashboard on $PORT for /health:
+//	                               exit 0 if it is ok (a container
+//	                               HEALTHCHECK without curl)
+//	dashboard version              print the version
 //
 // Configuration comes from the environment:
 //
+//	AUTH           how people sign in, required: local, forward, oidc or
+//	               none (see below)
 //	PORT           listen address: 8081, :8081 or addr:port (default :8081)
-//	API_KEY        key filters present to ship events; unset refuses ingest
+//	API_KEY        a key filters present to ship events and poll unblocks:
+//	               at least 32 random bytes (openssl rand -hex 32)
+//	API_KEYS       more keys, comma-separated, each KEY or HOSTNAME:KEY (a
+//	               key only that filter may use); all are valid at once,
+//	               so a key is rotated by adding the new one first.
+//	               Without any key ingest is refused
 //	LOG_LEVEL      TRACE, DEBUG, INFO, WARN or ERROR (default INFO)
 //	BUFFER_SIZE    events kept in memory (default 5000)
 //	READ_LIMIT     most events one read returns (default 500)
@@ -21,7 +33,8 @@
 //	               live streams are exempt
 //	RATE_RPS       requests per second per client, 0 for no limit (default 50)
 //	RATE_BURST     requests a client may make at once (default 100)
-//	DB_PATH        keep events in this SQLite file instead of memory
+//	DB_PATH        keep events, unblock requests and their audit in this
+//	               SQLite file instead of memory
 //	DB_MAX_EVENTS  events the SQLite file keeps (default 1000000)
 //	DB_MAX_AGE     how long it keeps them: 720h, 30d; 0 for ever (default 0)
 //	ENABLE_UNBLOCKS  serve remote unblock: the UI's unblock buttons and the
@@ -31,15 +44,28 @@
 //	METRICS_ADDR   serve Prometheus metrics here (:9465, 127.0.0.1:9465);
 //	               unset: nowhere
 //
-// Ingest and the unblock polling routes need the API key; the UI, reads,
-// the stream, clearing and creating unblocks do not, so put the dashboard
-// behind a reverse proxy that authenticates people, with only
-// /api/v1/logs (POST), GET /api/v1/unblocks and POST /api/v1/unblocks/ack
-// open to filters. With ENABLE_UNBLOCKS anyone who reaches the UI can make
-// a filter allow a destination: never turn it on without that proxy. The
-// unblock audit records the user header the proxy sets (X-Forwarded-User,
-// X-Auth-Request-User or Remote-User). Pending unblocks are kept in memory
-// and do not survive a restart.
+// Sign-in:
+//
+//	AUTH=local     accounts in USERS_FILE (bcrypt), added with adduser
+//	AUTH=forward   the user named in AUTH_USER_HEADER (default Remote-User)
+//	               by a proxy at TRUSTED_PROXIES (addresses or CIDRs, not
+//	               loopback); from anyone else the header is ignored
+//	AUTH=oidc      OpenID Connect: OIDC_ISSUER, OIDC_CLIENT_ID,
+//	               OIDC_CLIENT_SECRET (or OIDC_CLIENT_SECRET_FILE),
+//	               OIDC_REDIRECT_URL (https://HOST/auth/oidc/callback),
+//	               OIDC_SCOPES (default "email profile"), OIDC_USER_CLAIM
+//	               (default email)
+//	AUTH=none      no sign-in: everyone is an operator (AUTH_NONE_ROLE=viewer
+//	               for less); logged as a warning at start
+//	AUTH_OPERATORS, AUTH_VIEWERS  who may do what with forward and oidc:
+//	               names, comma-separated; AUTH_VIEWERS="*" is anyone signed
+//	               in (the default with forward)
+//	SESSION_TTL    how long a sign-in lasts (default 12h)
+//	SECURE_COOKIES auto (Secure when the browser uses HTTPS), always, never
+//
+// Viewers read and stream; operators also clear and ask for unblocks.
+// Filter keys reach only ingest, GET /api/v1/unblocks and
+// POST /api/v1/unblocks/ack. Without AUTH the dashboard does not start.
 package main
 
 import (
@@ -85,15 +111,17 @@ const (
 )
 
 const usage = `usage: dashboard [serve|health|version]
+       dashboard adduser NAME [viewer|operator]
 
-Configuration comes from the environment (PORT, API_KEY, LOG_LEVEL,
-BUFFER_SIZE, READ_LIMIT, SSE_RETRY_MS, WRITE_TIMEOUT, RATE_RPS, RATE_BURST,
-DB_PATH, DB_MAX_EVENTS, DB_MAX_AGE, ENABLE_UNBLOCKS, UNBLOCK_EXPIRY).
+Configuration comes from the environment (AUTH, USERS_FILE, PORT, API_KEY,
+API_KEYS, LOG_LEVEL, BUFFER_SIZE, READ_LIMIT, SSE_RETRY_MS, WRITE_TIMEOUT,
+RATE_RPS, RATE_BURST, DB_PATH, DB_MAX_EVENTS, DB_MAX_AGE, ENABLE_UNBLOCKS,
+UNBLOCK_EXPIRY, ...); see the README.
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, nil)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr, nil)
 	stop()
 	os.Exit(code)
 }
@@ -101,12 +129,14 @@ func main() {
 // run is the whole program but for the process: it returns the exit code.
 // ready, when not nil, is called with the listening address once the
 // dashboard accepts connections.
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer, ready func(net.Addr)) int {
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer, ready func(net.Addr)) int {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd = args[0]
 	}
 	switch {
+	case cmd == "adduser":
+		return addUser(args[1:], lookup, stdin, stdout, stderr)
 	case len(args) > 1:
 		fmt.Fprintf(stderr, "dashboard: too many arguments\n%s", usage)
 		return exitUsage
@@ -120,6 +150,14 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		fmt.Fprintf(stderr, "dashboard: unknown command %q\n%s", cmd, usage)
 		return exitUsage
 	}
+	if cmd == "health" {
+		addr, err := loadAddr(lookup)
+		if err != nil {
+			fmt.Fprintf(stderr, "dashboard: configuration: %v\n", err)
+			return exitUsage
+		}
+		return health(ctx, addr, stdout, stderr)
+	}
 
 	cfg, err := loadConfig(lookup)
 	if err != nil {
@@ -128,9 +166,6 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			fmt.Fprintf(stderr, "  %v\n", e)
 		}
 		return exitUsage
-	}
-	if cmd == "health" {
-		return health(ctx, cfg.Addr, stdout, stderr)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
 		Level:       cfg.LogLevel,
@@ -161,8 +196,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		log.Info("storing events in memory", logKeyStore, "memory", logKeyBuffer, cfg.BufferSize)
 	}
 	defer store.Close()
-	if cfg.APIKey == "" {
+	if cfg.APIKey == "" && len(cfg.Keys) == 0 {
 		log.Warn("API_KEY is not set: filters cannot ship events until it is")
+	}
+	auth, err := authFor(ctx, cfg.Auth, log)
+	if err != nil {
+		return err
 	}
 
 	// Left nil when off, so that the routes answer 404 and the UI shows no
@@ -170,16 +209,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	var unblocks http.Handler
 	var ub *dashboardapi.Unblocks
 	if cfg.EnableUnblocks {
-		ub = dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{
-			Expiry: cfg.UnblockExpiry,
-			Logger: log,
-		})
+		ucfg := dashboardapi.UnblocksConfig{Expiry: cfg.UnblockExpiry, Logger: log}
+		if db, ok := store.(*dashboardapi.SQLiteStore); ok {
+			if ub, err = dashboardapi.OpenUnblocks(ctx, ucfg, db); err != nil {
+				return fmt.Errorf("%s: %w", envDBPath, err)
+			}
+		} else {
+			ub = dashboardapi.NewUnblocks(ucfg)
+		}
 		unblocks = ub
-		log.Warn("remote unblock is on: anyone who reaches the UI can make a filter allow a destination; keep the dashboard behind an authenticating proxy",
-			logKeyExpiry, cfg.UnblockExpiry.String())
+		log.Info("remote unblock is on: operators can make a filter allow a destination",
+			logKeyExpiry, cfg.UnblockExpiry.String(), "persistent", cfg.DBPath != "")
 	}
 	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
 		APIKey:    cfg.APIKey,
+		Keys:      cfg.Keys,
+		Auth:      auth,
 		Store:     store,
 		ReadLimit: cfg.ReadLimit,
 		SSERetry:  cfg.SSERetry,

@@ -36,6 +36,7 @@ func TestRemoteUnblock(t *testing.T) {
 		srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
 			APIKey:   "k3y",
 			Unblocks: dashboardapi.NewUnblocks(dashboardapi.UnblocksConfig{}),
+			Auth:     dashboardapi.AuthConfig{Mode: dashboardapi.AuthNone}, // everyone an operator
 		})
 		ln := pe.ListenBox("tcp4", "0.0.0.0:8081")
 		hs := &http.Server{Handler: srv}
@@ -57,8 +58,17 @@ func TestRemoteUnblock(t *testing.T) {
 	// The UI's request, made from the container network as through a
 	// published port: the workload in the box may not reach the dashboard.
 	ui := "http://" + netip.AddrPortFrom(e2e.Box4, 8081).String()
+	resp, err := upstreamClient(pe.Env).Get(ui + "/api/v1/info")
+	require.NoError(t, err)
+	var info dashboardapi.Info
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&info))
+	resp.Body.Close()
 	body, _ := json.Marshal(map[string]string{"hostname": "e2e", "target": "Blocked.Example."})
-	resp, err := upstreamClient(pe.Env).Post(ui+"/api/v1/unblocks", "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, ui+"/api/v1/unblocks", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(dashboardapi.CSRFHeader, info.CSRFToken) // as the page sends it
+	resp, err = upstreamClient(pe.Env).Do(req)
 	require.NoError(t, err)
 	var created dashboardapi.UnblockRequest
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))

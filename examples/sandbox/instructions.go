@@ -26,6 +26,7 @@ func instructions(info Info, interval time.Duration) string {
 	w("The g0efilter sandbox is up.")
 	w("")
 	w("  Open the dashboard: %s", info.Dashboard)
+	w("  and sign in as %s with the password %s (made for this run)", info.User, info.Password)
 	w("  (this process forwards it into the box; nothing changed in this machine's own network namespace)")
 	w("")
 	w("  box %s: the workload's namespace, where g0efilter (https mode) and the dashboard run", info.Box)

@@ -96,6 +96,9 @@ type Info struct {
 	Box, Net string
 	// Dir is the temporary directory: policy, CA, logs.
 	Dir string
+	// User and Password sign in to the dashboard: an operator account the
+	// sandbox made, with a new random password each run.
+	User, Password string
 }
 
 func main() {

@@ -197,8 +197,21 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return err
 	}
+	// An operator account with a password of this run, printed below.
+	password, err := randomHex(12)
+	if err != nil {
+		return err
+	}
+	adduser := exec.CommandContext(ctx, dashBin, "adduser", sandboxUser, "operator")
+	adduser.Env = []string{"USERS_FILE=" + path(fileUsers)}
+	adduser.Stdin = strings.NewReader(password + "\n")
+	if out, err := adduser.CombinedOutput(); err != nil {
+		return fmt.Errorf("dashboard adduser: %w: %s", err, out)
+	}
 	dash, err := s.start("dashboard", box, path(fileDashLog), dashBin, []string{
 		"PORT=" + fmt.Sprintf(":%d", dashboardPort),
+		"AUTH=local",
+		"USERS_FILE=" + path(fileUsers),
 		"API_KEY=" + apiKey,
 		"ENABLE_UNBLOCKS=true",
 		"LOG_LEVEL=INFO",
@@ -255,7 +268,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		return trafficLog.Close()
 	})
 
-	info := Info{Dashboard: "http://" + ln.Addr().String(), Box: box, Net: netNS, Dir: dir}
+	info := Info{Dashboard: "http://" + ln.Addr().String(), Box: box, Net: netNS, Dir: dir, User: sandboxUser, Password: password}
 	fmt.Fprint(s.out, instructions(info, cfg.Interval))
 	if cfg.Ready != nil {
 		cfg.Ready(info)

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,13 +76,21 @@ func TestSandbox(t *testing.T) {
 		t.Fatalf("the sandbox was not up after %v", upTimeout)
 	}
 
+	// Signed in with the account the sandbox printed; without it the
+	// dashboard lets nobody read.
+	anonymous, err := http.Get(info.Dashboard + "/api/v1/logs")
+	require.NoError(t, err)
+	anonymous.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, anonymous.StatusCode)
+	browser := signIn(t, info)
+
 	var allowed, blocked, kernel bool
 	deadline := time.Now().Add(eventsTimeout)
 	for !(allowed && blocked && kernel) {
 		if time.Now().After(deadline) {
 			break
 		}
-		for _, r := range readLogs(t, info.Dashboard) {
+		for _, r := range readLogs(t, browser, info.Dashboard) {
 			ev := r.Event
 			if ev.Host != filterHostname {
 				continue
@@ -113,10 +123,23 @@ func TestSandbox(t *testing.T) {
 	assert.NoDirExists(t, info.Dir)
 }
 
-// readLogs returns the dashboard's newest events.
-func readLogs(t *testing.T, base string) []dashboardapi.Record {
+// signIn signs in to the sandbox's dashboard as a person would.
+func signIn(t *testing.T, info Info) *http.Client {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/logs")
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(info.Dashboard+"/login", url.Values{"user": {info.User}, "password": {info.Password}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "signed in, the form leads to the page")
+	return c
+}
+
+// readLogs returns the dashboard's newest events.
+func readLogs(t *testing.T, c *http.Client, base string) []dashboardapi.Record {
+	t.Helper()
+	resp, err := c.Get(base + "/api/v1/logs")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)

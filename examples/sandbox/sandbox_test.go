@@ -115,10 +115,11 @@ func TestForwarderDialFails(t *testing.T) {
 }
 
 func TestInstructionsNameEverything(t *testing.T) {
-	info := Info{Dashboard: "http://127.0.0.1:8081", Box: "g0e-sbx-1-box", Net: "g0e-sbx-1-net", Dir: "/tmp/sbx"}
+	info := Info{Dashboard: "http://127.0.0.1:8081", Box: "g0e-sbx-1-box", Net: "g0e-sbx-1-net", Dir: "/tmp/sbx", User: "sandbox", Password: "0123abcd"}
 	out := instructions(info, 0)
 	for _, want := range []string{
 		"http://127.0.0.1:8081",
+		"sign in as sandbox with the password 0123abcd",
 		"sudo ip netns exec g0e-sbx-1-box curl --cacert /tmp/sbx/ca.pem https://allowed.sandbox.test/",
 		"sudo ip netns exec g0e-sbx-1-box curl --cacert /tmp/sbx/ca.pem https://blocked.sandbox.test/",
 		"sudo ip netns exec g0e-sbx-1-box curl http://198.18.100.9:9000/",

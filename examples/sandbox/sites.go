@@ -37,6 +37,8 @@ const (
 
 	// filterHostname is the filter's HOSTNAME, the "host" of its events.
 	filterHostname = "sandbox"
+	// sandboxUser is the dashboard account the sandbox makes.
+	sandboxUser = "sandbox"
 
 	// unblockPoll is the filter's UNBLOCK_POLL_INTERVAL: short, so that an
 	// unblock clicked in the dashboard shows within seconds.
@@ -50,6 +52,7 @@ const (
 	fileFilterLog = "g0efilter.log"
 	fileEvents    = "events.jsonl"
 	fileDashLog   = "dashboard.log"
+	fileUsers     = "users" // the dashboard's accounts
 	fileTraffic   = "traffic.log"
 	fileSitesLog  = "sites.log"
 )

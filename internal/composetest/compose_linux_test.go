@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,6 +131,12 @@ type stack struct {
 
 func (s *stack) compose(timeout time.Duration, args ...string) (string, error) {
 	s.t.Helper()
+	return s.composeIn(timeout, "", args...)
+}
+
+// composeIn is compose with stdin as the command's standard input.
+func (s *stack) composeIn(timeout time.Duration, stdin string, args ...string) (string, error) {
+	s.t.Helper()
 	full := []string{"-p", s.project}
 	for _, f := range s.files {
 		full = append(full, "-f", f)
@@ -137,6 +146,7 @@ func (s *stack) compose(timeout time.Duration, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "docker-compose", append(full, args...)...)
 	cmd.Dir = filepath.Join(s.root, "examples")
 	cmd.Env = append(os.Environ(), s.env...)
+	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -310,7 +320,11 @@ func TestCompose(t *testing.T) {
 	}
 
 	s := &stack{t: t, root: root, project: project, dir: dir, siteAddr: site, dashPort: freePort(t)}
-	override := overrideFile(tag, dir, policyDir, filterResolv, site, inetNet, defNet)
+	// The two steps the README asks of a user before "up": the same
+	// strong key for the filters and the dashboard (the examples' are
+	// placeholders, which stop the dashboard), and an account.
+	key := randomKey(t)
+	override := overrideFile(tag, dir, policyDir, filterResolv, site, inetNet, defNet, key)
 	overridePath := filepath.Join(dir, "override.yml")
 	require.NoError(t, os.WriteFile(overridePath, []byte(override), 0o644))
 	s.files = []string{filepath.Join(root, "examples", "docker-compose.yml"), overridePath}
@@ -328,7 +342,10 @@ func TestCompose(t *testing.T) {
 		}
 		checkNothingLeft(t, project)
 	})
-	out, err := s.compose(5*time.Minute, "up", "-d")
+	const admin, adminPassword = "admin", "a long enough password for the test"
+	out, err := s.composeIn(2*time.Minute, adminPassword+"\n", "run", "--rm", "-T", "dashboard", "adduser", admin, "operator")
+	require.NoError(t, err, "adduser:\n%s", out)
+	out, err = s.compose(5*time.Minute, "up", "-d")
 	require.NoError(t, err, "up:\n%s", out)
 	for _, svc := range []string{"g0efilter", "g0efilter-dns", "dashboard"} {
 		s.waitHealthy(svc, 90*time.Second)
@@ -461,6 +478,8 @@ func TestCompose(t *testing.T) {
 	})
 
 	dash := fmt.Sprintf("http://127.0.0.1:%d", s.dashPort)
+	browser := signIn(t, dash, admin, adminPassword)
+	httpGet := func(url string) (string, error) { return getWith(browser, url) }
 	t.Run("dashboard", func(t *testing.T) {
 		eventually(t, 30*time.Second, "the dashboard shows allowed and blocked decisions", func() (bool, string) {
 			body, err := httpGet(dash + "/api/v1/logs")
@@ -494,7 +513,12 @@ func TestCompose(t *testing.T) {
 		ok, line := s.probe("workload", "dns", nameUnblock)
 		require.True(t, ok && strings.Contains(line, "NXDOMAIN"), "before the unblock: %s", line)
 		body, _ := json.Marshal(map[string]string{"hostname": filterHost, "target": nameUnblock})
-		resp, err := http.Post(dash+"/api/v1/unblocks", "application/json", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, dash+"/api/v1/unblocks", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", dash)
+		req.Header.Set("X-Csrf-Token", csrfToken(t, browser, dash))
+		resp, err := browser.Do(req)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -551,8 +575,45 @@ func capSet(t *testing.T, line, name string) uint64 {
 	return 0
 }
 
-func httpGet(url string) (string, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
+// randomKey returns a filter key of 32 random bytes, in hex.
+func randomKey(t *testing.T) string {
+	b := make([]byte, 32)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return hex.EncodeToString(b)
+}
+
+// signIn signs in at the dashboard's login form and returns a client that
+// carries the session, after checking that the API refuses a client
+// without one.
+func signIn(t *testing.T, base, user, password string) *http.Client {
+	t.Helper()
+	_, err := getWith(&http.Client{Timeout: 10 * time.Second}, base+"/api/v1/logs")
+	require.Error(t, err, "the dashboard's API without a session")
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.PostForm(base+"/login", url.Values{"user": {user}, "password": {password}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "signed in")
+	return c
+}
+
+// csrfToken returns the session's CSRF token, as the page reads it.
+func csrfToken(t *testing.T, c *http.Client, base string) string {
+	t.Helper()
+	body, err := getWith(c, base+"/api/v1/info")
+	require.NoError(t, err)
+	var info struct {
+		CSRF string `json:"csrf_token"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &info))
+	require.NotEmpty(t, info.CSRF, "%s", body)
+	return info.CSRF
+}
+
+func getWith(c *http.Client, url string) (string, error) {
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err
@@ -599,7 +660,7 @@ func sweep(t *testing.T) {
 // at Docker's default capabilities as root and not, plus a second filter
 // in dns mode with a workload of its own. resolv, if not "", is mounted as
 // the filters' /etc/resolv.conf.
-func overrideFile(tag, dir, policyDir, resolv, site, inetNet, defNet string) string {
+func overrideFile(tag, dir, policyDir, resolv, site, inetNet, defNet, key string) string {
 	img := "g0efilter-composetest:" + tag
 	lbl := "      org.g0efilter.test: composetest\n"
 	health := func(test string) string {
@@ -624,6 +685,7 @@ func overrideFile(tag, dir, policyDir, resolv, site, inetNet, defNet string) str
       ENABLE_REMOTE_UNBLOCK: "true"
       UNBLOCK_POLL_INTERVAL: 1s
       DASHBOARD_START_DELAY: 1s
+      DASHBOARD_API_KEY: ` + key + `
     volumes:
       - ` + policyDir + `:/app/policy
 ` + resolvMount + filterCommon + `
@@ -634,6 +696,7 @@ func overrideFile(tag, dir, policyDir, resolv, site, inetNet, defNet string) str
     environment:
       FILTER_MODE: dns
       DASHBOARD_START_DELAY: 1s
+      DASHBOARD_API_KEY: ` + key + `
     cap_drop: [ALL]
     cap_add: [NET_ADMIN]
     security_opt: ["no-new-privileges:true"]
@@ -646,6 +709,7 @@ func overrideFile(tag, dir, policyDir, resolv, site, inetNet, defNet string) str
     image: g0efilter-dashboard:` + tag + `
     environment:
       ENABLE_UNBLOCKS: "true"
+      API_KEY: ` + key + `
     labels:
 ` + lbl + health(`"/usr/local/bin/dashboard", "health"`) + `
   workload:

@@ -23,6 +23,22 @@
 
   const $ = (id) => document.getElementById(id);
 
+  // operator reports whether the signed-in person may change things.
+  const operator = () => state.info.role === 'operator';
+
+  // api calls the dashboard's API. A request that changes something
+  // carries the CSRF token; an answer saying the sign-in ended reloads the
+  // page, which leads to the sign-in.
+  async function api(path, opts) {
+    opts = Object.assign({}, opts);
+    if (opts.method && opts.method !== 'GET') {
+      opts.headers = Object.assign({}, opts.headers, { 'X-Csrf-Token': state.info.csrf_token || '' });
+    }
+    const resp = await fetch(path, opts);
+    if (resp.status === 401) window.location.reload();
+    return resp;
+  }
+
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -90,7 +106,7 @@
     if (r.detail) more.push(r.detail);
     if (more.length) reason.title = more.join('\n');
     tr.append(reason);
-    if (state.info.unblocks) {
+    if (state.info.unblocks && operator()) {
       const td = el('td', 'unblock');
       const target = r.name || r.dst_ip;
       if (r.action === 'blocked' && target && r.host) {
@@ -181,7 +197,7 @@
     button.disabled = true;
     let problem;
     try {
-      const resp = await fetch('api/v1/unblocks', {
+      const resp = await api('api/v1/unblocks', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ hostname: host, target: target }),
@@ -208,7 +224,7 @@
       let reqs = [];
       try {
         const q = ids.map((id) => 'id=' + encodeURIComponent(id)).join('&');
-        const body = await fetch('api/v1/unblocks/status?' + q).then((r) => r.json());
+        const body = await api('api/v1/unblocks/status?' + q).then((r) => r.json());
         reqs = body.requests || [];
       } catch (e) { /* try again at the next tick */ }
       state.unblockPoll = null;
@@ -402,7 +418,11 @@
     const es = new EventSource('api/v1/events?last_event_id=' + encodeURIComponent(String(state.lastId)));
     state.source = es;
     es.onopen = () => { if (!state.paused) setStatus('live', 'live'); };
-    es.onerror = () => setStatus('reconnecting', 'reconnecting…');
+    es.onerror = () => {
+      setStatus('reconnecting', 'reconnecting…');
+      // A stream refused (the sign-in ended) is not retried by the browser.
+      if (es.readyState === EventSource.CLOSED) api('api/v1/info');
+    };
     es.onmessage = (m) => onRecord(m.data);
     es.addEventListener('clear', (m) => {
       let last;
@@ -414,18 +434,19 @@
 
   async function load() {
     try {
-      const info = await fetch('api/v1/info').then((r) => r.json());
-      state.info = info;
+      const resp = await api('api/v1/info');
+      if (resp.ok) state.info = await resp.json();
     } catch (e) { /* keep the defaults */ }
-    document.querySelectorAll('.unblock-col').forEach((th) => { th.hidden = !state.info.unblocks; });
+    showUser();
+    document.querySelectorAll('.unblock-col').forEach((th) => { th.hidden = !(state.info.unblocks && operator()); });
     if (state.info.unblocks) {
       try {
-        const body = await fetch('api/v1/unblocks/status').then((r) => r.json());
+        const body = await api('api/v1/unblocks/status').then((r) => r.json());
         keep(body.requests || []);
       } catch (e) { /* buttons still work */ }
     }
     try {
-      const resp = await fetch('api/v1/logs?limit=' + encodeURIComponent(String(state.info.read_limit || 500)));
+      const resp = await api('api/v1/logs?limit=' + encodeURIComponent(String(state.info.read_limit || 500)));
       const body = await resp.json();
       add(body.events || [], false);
       state.lastId = Math.max(state.lastId, body.last_id || 0);
@@ -435,6 +456,15 @@
     render();
     summaries();
     connect();
+  }
+
+  // showUser says who is signed in, with what role, and offers to sign out.
+  function showUser() {
+    const i = state.info;
+    $('user').textContent = i.auth === 'none' ? 'no sign-in (AUTH=none), ' + (i.role || '') : (i.user || '') + ' (' + (i.role || '') + ')';
+    $('user').dataset.role = i.role || '';
+    $('logout').hidden = !i.logout;
+    $('clear').hidden = !operator();
   }
 
   function init() {
@@ -455,7 +485,11 @@
     });
     $('clear').addEventListener('click', async () => {
       if (!window.confirm('Remove every stored event from the dashboard?')) return;
-      await fetch('api/v1/logs', { method: 'DELETE' });
+      await api('api/v1/logs', { method: 'DELETE' });
+    });
+    $('logout').addEventListener('click', async () => {
+      await api('logout', { method: 'POST' });
+      window.location.assign('./');
     });
     setInterval(chart, 30000);
     load();
