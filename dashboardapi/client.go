@@ -88,11 +88,10 @@ type Client struct {
 	mu     sync.RWMutex // held for writing only to close ch
 	closed bool
 
-	closing   chan struct{} // closed by Close: skip the start delay
-	ctx       context.Context
-	abort     context.CancelFunc // ends a request or wait in flight when Close gives up
-	done      chan struct{}
-	closeOnce sync.Once
+	closing chan struct{} // closed by Close: skip the start delay
+	ctx     context.Context
+	abort   context.CancelFunc // ends a request or wait in flight when Close gives up
+	done    chan struct{}
 
 	sent, dropped, rejected atomic.Uint64
 	failing                 bool // worker only: the last attempt failed

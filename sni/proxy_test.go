@@ -87,12 +87,6 @@ type harness struct {
 	dst    netip.AddrPort
 }
 
-func (h *harness) setDst(a netip.AddrPort) {
-	h.mu.Lock()
-	h.dst = a
-	h.mu.Unlock()
-}
-
 func allow(t *testing.T, domains ...string) *policy.Holder {
 	t.Helper()
 	p, err := policy.Parse("policy.yaml", []byte("allowlist:\n  domains: [\""+strings.Join(domains, "\", \"")+"\"]\n"))
