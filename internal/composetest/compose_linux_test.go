@@ -298,6 +298,21 @@ func TestCompose(t *testing.T) {
 	defNet := fmt.Sprintf("198.18.%d.0/24", third+1)
 	probeNet := fmt.Sprintf("198.18.%d.0/24", third+2)
 	site := fmt.Sprintf("198.18.%d.10", third)
+	inet6 := fmt.Sprintf("fd00:18:%d::/64", third)
+	site6 := fmt.Sprintf("fd00:18:%d::10", third)
+
+	// The stand-in internet has IPv6 too: made here, since Compose 1.29
+	// cannot ask for it (enable_ipv6 needs the version 2 file format), and
+	// named in the override as an external network. Removed after the
+	// stack (cleanups run last first).
+	inetName := project + "_inet"
+	mustRun(t, time.Minute, "", "docker", "network", "create", "--internal", "--ipv6",
+		"--subnet", inetNet, "--subnet", inet6, "--label", label, inetName)
+	t.Cleanup(func() {
+		if out, err := run(t, time.Minute, "", "docker", "network", "rm", inetName); err != nil {
+			t.Errorf("network rm %s: %v\n%s", inetName, err, out)
+		}
+	})
 
 	modern, resolv := engineWritesExtServers(t, testImage, probeNet)
 	t.Logf("engine writes ExtServers: %v\n%s", modern, resolv)
@@ -324,7 +339,7 @@ func TestCompose(t *testing.T) {
 	// strong key for the filters and the dashboard (the examples' are
 	// placeholders, which stop the dashboard), and an account.
 	key := randomKey(t)
-	override := overrideFile(tag, dir, policyDir, filterResolv, site, inetNet, defNet, key)
+	override := overrideFile(tag, dir, policyDir, filterResolv, site, site6, inetName, defNet, key)
 	overridePath := filepath.Join(dir, "override.yml")
 	require.NoError(t, os.WriteFile(overridePath, []byte(override), 0o644))
 	s.files = []string{filepath.Join(root, "examples", "docker-compose.yml"), overridePath}
@@ -427,6 +442,24 @@ func TestCompose(t *testing.T) {
 		assert.NotContains(t, logs, "dns "+nameBlocked, "a blocked name never reached the authoritative server")
 	})
 
+	t.Run("IPv6", func(t *testing.T) {
+		site6HTTPS := net.JoinHostPort(site6, "443")
+		for _, w := range workloads {
+			ok, line := s.probe(w, "dns", nameAllowed, "AAAA")
+			assert.True(t, ok && strings.Contains(line, "NOERROR "+site6), "%s: %s resolves to IPv6: %s", w, nameAllowed, line)
+			ok, line = s.probe(w, "get", "https://"+nameAllowed+"/", ca, site6HTTPS)
+			assert.True(t, ok && strings.Contains(line, "200 site="+nameAllowed+" proto=https"), "%s: HTTPS over IPv6: %s", w, line)
+			ok, line = s.probe(w, "get", "https://"+nameBlocked+"/", ca, site6HTTPS)
+			assert.False(t, ok, "%s: a blocked name over IPv6: %s", w, line)
+			ok, line = s.probe(w, "tcp", net.JoinHostPort(site6, "7000"))
+			assert.False(t, ok, "%s: a direct IPv6 connection: %s", w, line)
+			ok, line = s.probe(w, "udp", site6HTTPS)
+			assert.False(t, ok, "%s: QUIC over IPv6: %s", w, line)
+		}
+		ok, line := s.probe("workload-dns", "get", "https://"+nameAllowed+"/", ca, site6HTTPS)
+		assert.True(t, ok && strings.Contains(line, "200 site="+nameAllowed), "dns mode, IPv6: %s", line)
+	})
+
 	// The no-bypass issue's hostile workload, at Docker's default
 	// capabilities as root and as a user: a forged mark, raw frames,
 	// forged sources and a frame injected on loopback, none of which
@@ -439,7 +472,7 @@ func TestCompose(t *testing.T) {
 		box := strings.TrimSpace(mustRun(t, time.Minute, "", "docker", "inspect", "-f",
 			`{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}`, filter))
 		siteMAC := strings.TrimSpace(mustRun(t, time.Minute, "", "docker", "inspect", "-f",
-			`{{range .NetworkSettings.Networks}}{{.MacAddress}} {{end}}`, s.container("site")))
+			`{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}`, s.container("site")))
 		require.NotEmpty(t, siteMAC)
 		var boxInet string
 		for _, a := range strings.Fields(box) {
@@ -448,6 +481,9 @@ func TestCompose(t *testing.T) {
 			}
 		}
 		require.NotEmpty(t, boxInet, "the filter's address on the stand-in internet (%s): %s", inetNet, box)
+		boxInet6 := strings.TrimSpace(mustRun(t, time.Minute, "", "docker", "inspect", "-f",
+			`{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}`, filter))
+		require.NotEmpty(t, boxInet6, "the filter's IPv6 address on the stand-in internet")
 		hostile := func(w string, args ...string) string {
 			out, _ := run(t, time.Minute, "", "docker", append([]string{"exec", s.container(w), "/usr/local/bin/hostile"}, args...)...)
 			return strings.TrimSpace(out)
@@ -459,17 +495,25 @@ func TestCompose(t *testing.T) {
 				line := hostile(w, "tcp", "-addr", net.JoinHostPort(site, "7000"), "-mark", mark, "-timeout", "1s")
 				assert.True(t, strings.HasPrefix(line, "err"), "%s: forged mark %s: %s", w, mark, line)
 			}
-			for _, bypass := range []string{"", "-bypass"} {
-				args := []string{"raw", "-ifname", "eth0", "-dstmac", strings.Fields(siteMAC)[0], "-src", boxInet, "-dst", site, "-port", "443"}
-				if bypass != "" {
-					args = append(args, bypass)
+			// Out of both of the filter's devices: one is on the stand-in
+			// internet (Docker does not say which).
+			for _, dev := range []string{"eth0", "eth1"} {
+				for _, bypass := range []string{"", "-bypass"} {
+					for _, dst := range [][2]string{{boxInet, site}, {boxInet6, site6}} {
+						args := []string{"raw", "-ifname", dev, "-dstmac", siteMAC, "-src", dst[0], "-dst", dst[1], "-port", "443"}
+						if bypass != "" {
+							args = append(args, bypass)
+						}
+						t.Logf("%s raw %s %s to %s: %s", w, dev, bypass, dst[1], hostile(w, args...))
+					}
 				}
-				t.Logf("%s raw %s: %s", w, bypass, hostile(w, args...))
 			}
 			for _, how := range []string{"raw", "transparent", "loopback"} {
-				port++
-				t.Logf("%s reflect %s: %s", w, how, hostile(w, "reflect", "-how", how,
-					"-remote", siteHTTPS, "-local", net.JoinHostPort(boxInet, strconv.Itoa(port))))
+				for _, ends := range [][2]string{{siteHTTPS, boxInet}, {net.JoinHostPort(site6, "443"), boxInet6}} {
+					port++
+					t.Logf("%s reflect %s to %s: %s", w, how, ends[0], hostile(w, "reflect", "-how", how,
+						"-remote", ends[0], "-local", net.JoinHostPort(ends[1], strconv.Itoa(port))))
+				}
 			}
 		}
 		time.Sleep(500 * time.Millisecond) // datagrams in flight would have arrived by now
@@ -660,7 +704,7 @@ func sweep(t *testing.T) {
 // at Docker's default capabilities as root and not, plus a second filter
 // in dns mode with a workload of its own. resolv, if not "", is mounted as
 // the filters' /etc/resolv.conf.
-func overrideFile(tag, dir, policyDir, resolv, site, inetNet, defNet, key string) string {
+func overrideFile(tag, dir, policyDir, resolv, site, site6, inetName, defNet, key string) string {
 	img := "g0efilter-composetest:" + tag
 	lbl := "      org.g0efilter.test: composetest\n"
 	health := func(test string) string {
@@ -724,10 +768,11 @@ func overrideFile(tag, dir, policyDir, resolv, site, inetNet, defNet, key string
   site:
     image: ` + img + `
     command: ["/usr/local/bin/testnet", "-names", "` + strings.Join([]string{nameAllowed, nameWildcard, nameBlocked, nameEdited, nameUnblock}, ",") +
-		`", "-a", "` + site + `", "-cert", "/certs/site.crt", "-key", "/certs/site.key"]
+		`", "-a", "` + site + `", "-aaaa", "` + site6 + `", "-cert", "/certs/site.crt", "-key", "/certs/site.key"]
     networks:
       inet:
         ipv4_address: ` + site + `
+        ipv6_address: ` + site6 + `
     volumes:
       - ` + dir + `:/certs:ro
     labels:
@@ -739,11 +784,8 @@ networks:
       config:
         - subnet: ` + defNet + `
   inet:
-    internal: true
-    labels:
-` + lbl + `    ipam:
-      config:
-        - subnet: ` + inetNet + `
+    external: true
+    name: ` + inetName + `
 
 volumes:
   dashboard-data:
