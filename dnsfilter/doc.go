@@ -40,6 +40,11 @@
 // [Handler.OnAnswer] before the client sees them, so that the filter can
 // let connections to them through for their TTL.
 //
+// A Policy that is also a [Denier] (policy.Holder is one) has the last
+// word: a denied name is answered NXDOMAIN with reason
+// [events.ReasonDenied], whatever allows it, and denied addresses are not
+// passed to [Handler.OnAnswer].
+//
 // With [Handler.LocalNames], a single-label name ("db.") that the Policy
 // does not allow is forwarded too, so that Compose service and container
 // names resolve through Docker's resolver; its answer is relayed but not

@@ -30,7 +30,7 @@ type Policy interface {
 }
 
 // Denier is a denylist that wins over the allowlist. When the [Policy] is
-// also a Denier, as [policy.Holder] is, a denied name is answered NXDOMAIN
+// also a Denier, as policy.Holder is, a denied name is answered NXDOMAIN
 // with reason [events.ReasonDenied] whatever allows it, and denied
 // addresses in an allowed answer are not passed to [Handler.OnAnswer] (the
 // kernel refuses connections to them anyway).

@@ -89,7 +89,9 @@
 // chain (output hook, priority 0, policy drop) accepts established and
 // related packets, the filter's own, the redirected connections and other
 // packets to the namespace's own addresses, IPv6 neighbour discovery and
-// allowlisted destinations; it logs every other new connection and
+// allowlisted destinations, but refuses denied ones first
+// ([Config.Deny4], [Config.Deny6], logged with [DeniedLogPrefix]; the nat
+// chain does not redirect them); it logs every other new connection and
 // rejects it, UDP 443 (QUIC) included: TCP with a reset, so that a
 // client's connect fails at once over IPv6 as over IPv4, and the rest with
 // an ICMP port-unreachable. A filter chain on the input hook drops
