@@ -169,17 +169,21 @@ type Proxy struct {
 
 // Stats are counters of a [Proxy] since it was created.
 type Stats struct {
-	Accepted  uint64 // connections accepted
-	Active    int64  // connections open now
-	Allowed   uint64 // decisions that allowed (connections or requests)
-	Blocked   uint64 // decisions that blocked
-	Errors    uint64 // allowed connections that could not be forwarded
-	BytesUp   uint64 // bytes forwarded from clients to destinations
-	BytesDown uint64 // bytes forwarded from destinations to clients
+	Accepted uint64 // connections accepted
+	Active   int64  // connections open now
+	Allowed  uint64 // decisions that allowed (connections or requests)
+	Blocked  uint64 // decisions that blocked
+	Errors   uint64 // allowed connections that could not be forwarded
+	// AcceptWaits counts accepts that failed for want of descriptors or
+	// buffers, each followed by a wait (see [Proxy.Serve]).
+	AcceptWaits uint64
+	BytesUp     uint64 // bytes forwarded from clients to destinations
+	BytesDown   uint64 // bytes forwarded from destinations to clients
 }
 
 type stats struct {
 	accepted, allowed, blocked, errors, up, down atomic.Uint64
+	acceptWaits                                  atomic.Uint64
 	active                                       atomic.Int64
 }
 
@@ -190,6 +194,7 @@ func (p *Proxy) Stats() Stats {
 		Accepted: s.accepted.Load(), Active: s.active.Load(),
 		Allowed: s.allowed.Load(), Blocked: s.blocked.Load(), Errors: s.errors.Load(),
 		BytesUp: s.up.Load(), BytesDown: s.down.Load(),
+		AcceptWaits: s.acceptWaits.Load(),
 	}
 }
 
@@ -200,7 +205,9 @@ func (p *Proxy) Stats() Stats {
 //
 // On errors that more connections would not cure (too many open files, out
 // of buffers) Serve waits, from 5ms doubling up to 1s, before accepting
-// again, rather than spinning.
+// again, rather than spinning. It logs the first failure of a run at Warn,
+// the rest at Debug and, once it accepts again, how long it waited; each
+// failure counts in [Stats].AcceptWaits.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) error {
 	if proto != TLS && proto != HTTP {
 		return fmt.Errorf("sni: serve: unknown %v", proto)
@@ -215,7 +222,11 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) erro
 	defer stop()
 	defer ln.Close()
 
-	var delay time.Duration
+	var (
+		delay    time.Duration
+		failures int       // accept failures in a row
+		since    time.Time // the first of them
+	)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -225,8 +236,14 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) erro
 			if !isResourceError(err) {
 				return fmt.Errorf("sni: accept: %w", err)
 			}
+			p.stats.acceptWaits.Add(1)
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			p.logger().Warn("sni: accept failed, waiting", "err", err, "wait", delay)
+			if failures++; failures == 1 {
+				since = time.Now()
+				p.logger().Warn("sni: accept failed, waiting", "err", err, "wait", delay)
+			} else {
+				p.logger().Debug("sni: accept failed, waiting", "err", err, "wait", delay)
+			}
 			t := time.NewTimer(delay)
 			select {
 			case <-ctx.Done():
@@ -235,6 +252,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) erro
 			case <-t.C:
 			}
 			continue
+		}
+		if failures > 0 {
+			p.logger().Info("sni: accepting again", "failures", failures, "after", time.Since(since).Round(time.Millisecond))
+			failures = 0
 		}
 		delay = 0
 		p.stats.accepted.Add(1)

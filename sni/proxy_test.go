@@ -898,4 +898,5 @@ func TestProxyAcceptBacksOffOnEMFILE(t *testing.T) {
 	defer l.mu.Unlock()
 	assert.Less(t, l.calls, 15)
 	assert.GreaterOrEqual(t, l.calls, 3)
+	assert.Equal(t, uint64(l.calls), p.Stats().AcceptWaits, "each wait is counted")
 }
