@@ -385,10 +385,31 @@ func (p *Proxy) lookup(ctx context.Context, name string) ([]netip.Addr, error) {
 	return addrs, err
 }
 
-// dial connects to the first of addrs that answers.
+// dial connects to the first of addrs that answers, within DialTimeout. A
+// dial that fails for want of descriptors or buffers is tried again, after
+// a wait as Serve's (5ms doubling up to 1s): the client waits for them to
+// free up rather than being reset.
 func (p *Proxy) dial(ctx context.Context, addrs []netip.AddrPort) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
 	defer cancel()
+	var delay time.Duration
+	for {
+		c, err := p.dialOnce(ctx, addrs)
+		if err == nil || !isResourceError(err) {
+			return c, err
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Proxy) dialOnce(ctx context.Context, addrs []netip.AddrPort) (net.Conn, error) {
 	dial := p.DialContext
 	if dial == nil {
 		d := net.Dialer{Timeout: p.dialTimeout()}
