@@ -145,7 +145,7 @@ func (m *metrics) watchProxy(p *sni.Proxy) {
 func (m *metrics) watchDropped(sink string, dropped func() uint64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name:        "g0efilter_events_dropped_total",
-		Help:        "Events a sink's queue dropped because the sink was too slow.",
+		Help:        "Events a sink did not deliver: its queue was full (the sink too slow) or, for the file, the write failed (a full disk, say).",
 		ConstLabels: prometheus.Labels{"sink": sink},
 	}, func() float64 { return float64(dropped()) }))
 }
