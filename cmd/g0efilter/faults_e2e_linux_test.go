@@ -22,6 +22,7 @@ import (
 	"github.com/g0lab/g0efilter/dashboardapi"
 	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/internal/e2e"
+	"github.com/g0lab/g0efilter/internal/netnstest"
 )
 
 // decideRounds sends n allowed and n blocked HTTP requests through the
@@ -310,13 +311,7 @@ func waitRefused(t *testing.T, pe *proxyEnv, name string) {
 // the last file open on it.
 func fullDisk(t *testing.T, size int) string {
 	t.Helper()
-	e2e.New(t) // root and the tools, or skip (fail under CI=true)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs unshare (util-linux), and must run under CI=true")
-		}
-		t.Skip("needs unshare (util-linux)")
-	}
+	netnstest.Require(t, "unshare", "mount") // util-linux; skipped without, failed under CI=true
 	dir := t.TempDir()
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--",
 		"sh", "-c", `mount -t tmpfs -o size="$1" g0e-full "$0" && echo mounted && exec sleep 600`, dir, strconv.Itoa(size))
