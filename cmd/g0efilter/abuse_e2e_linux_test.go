@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -285,7 +286,9 @@ func metricValues(t *testing.T, env *e2e.Env) map[string]float64 {
 // pipes) and returns what it holds then.
 func (ae *abuseEnv) waitRest(t *testing.T, rest held, within time.Duration) held {
 	t.Helper()
-	fdSlack, grSlack := 4*2+6, 6 // the filter runs with GOMAXPROCS 2 or less
+	// The filter's GOMAXPROCS is at most this machine's CPUs; a few more
+	// for the resolver's and the metrics' sockets.
+	fdSlack, grSlack := 4*runtime.NumCPU()+6, 6
 	deadline := time.Now().Add(within)
 	for {
 		u := ae.usage(t)
