@@ -80,7 +80,7 @@ var ErrNotApplied = errors.New("policy: not applied")
 //		},
 //		OnError: func(err error) { log.Warn("policy not reloaded", "err", err) },
 //	}
-//	err := w.Run(ctx) // fails at once if the policy does not load at start
+//	err := w.Run(ctx) // fails if the policy does not load at start (a file still being written is waited for)
 type Watcher struct {
 	// Loader loads the policy. Its Path is the file watched. When there is
 	// no file to read (no Path, or lists that replace both of the file's),
