@@ -579,9 +579,10 @@ func TestAbuseIdleThenChurn(t *testing.T) {
 	var churned sync.WaitGroup
 	for n, now := 0, start; now.Sub(start) < churnFor; now = <-tick.C {
 		for due := int(now.Sub(start).Seconds() * float64(rate)); n < due; n++ {
+			i := n // n is the outer iteration's, which this loop advances
 			churned.Go(func() {
 				s := time.Now()
-				c, err := ae.allowed(ctx, []uint16{443, 80}[n%2], n%4 >= 2)
+				c, err := ae.allowed(ctx, []uint16{443, 80}[i%2], i%4 >= 2)
 				d := time.Since(s)
 				mu.Lock()
 				defer mu.Unlock()
