@@ -55,6 +55,7 @@ type File struct {
 	f    *os.File // nil once closed, or when a rotation failed to reopen
 	size int64
 	done bool
+	err  error // the last write's error; nil after a write that worked
 }
 
 var _ Sink = (*File)(nil)
@@ -109,15 +110,25 @@ func (fl *File) Emit(e Event) {
 	if fl.f != nil && fl.cfg.MaxSize > 0 && fl.size > 0 && fl.size+int64(len(line)) > fl.cfg.MaxSize {
 		fl.rotate()
 	}
-	if fl.f == nil && fl.open() != nil { // a failed rotation: try again
-		fl.errs.Add(1)
-		return
+	if fl.f == nil { // a failed rotation: try again
+		if fl.err = fl.open(); fl.err != nil {
+			fl.errs.Add(1)
+			return
+		}
 	}
 	n, err := fl.f.Write(line)
 	fl.size += int64(n)
-	if err != nil {
+	if fl.err = err; err != nil {
 		fl.errs.Add(1)
 	}
+}
+
+// Err returns the error of the last event Emit could not write (a full
+// disk, say), or nil if the last one was written.
+func (fl *File) Err() error {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.err
 }
 
 // rotate closes the file, shifts path.N-1 to path.N down to path to

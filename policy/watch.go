@@ -26,6 +26,10 @@ const (
 	// metadata looks unchanged. It catches an edit that kept the size and,
 	// on a file system with coarse timestamps, the modification time.
 	hashEvery = 10
+
+	// startTries bounds the reads of a policy file that keeps changing
+	// while Run starts (see Watcher.first).
+	startTries = 20
 )
 
 // Log attribute keys.
@@ -76,7 +80,7 @@ var ErrNotApplied = errors.New("policy: not applied")
 //		},
 //		OnError: func(err error) { log.Warn("policy not reloaded", "err", err) },
 //	}
-//	err := w.Run(ctx) // fails at once if the policy does not load at start
+//	err := w.Run(ctx) // fails if the policy does not load at start (a file still being written is waited for)
 type Watcher struct {
 	// Loader loads the policy. Its Path is the file watched. When there is
 	// no file to read (no Path, or lists that replace both of the file's),
@@ -121,16 +125,23 @@ type Watcher struct {
 	// the logs are discarded.
 	Logger *slog.Logger
 
+	// startFailed, set by tests, is called each time the load at start
+	// fails, before the wait for the file to be read again.
+	startFailed func()
+
 	// failNotify, set by tests, makes Run act as if file system events could
 	// not be set up, failing with this error, so that it polls alone.
 	failNotify error
 }
 
 // Run loads the policy, delivers it to OnReload and then watches the file
-// until ctx is done, when it returns nil. It returns an error at once, and
-// delivers nothing, if the policy does not load at start: there is no
-// previous snapshot to keep in force, and the caller decides whether to go
-// on.
+// until ctx is done, when it returns nil. It returns an error, and delivers
+// nothing, if the policy does not load at start: there is no previous
+// snapshot to keep in force, and the caller decides whether to go on. A
+// file caught half-written is not such a failure: while the file read at
+// start is missing, unreadable or invalid, Run reads it again one Debounce
+// later, as long as it keeps changing (up to 20 reads); a file that stays
+// the same fails Run after one Debounce.
 //
 // If file system events cannot be set up (when the inotify limits are
 // reached, say), Run logs a warning and relies on polling alone. It starts
@@ -157,22 +168,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 			events, errs = notify.Events, notify.Errors
 		}
 		f = &watchedFile{path: path}
-		var err error
-		if _, data, err = f.read(); err != nil {
-			return err
-		}
 	}
-	snap, err := w.load(log, data)
-	if err != nil {
-		return err
-	}
-
 	interval, debounce := w.Interval, w.Debounce
 	if interval <= 0 {
 		interval = defaultInterval
 	}
 	if debounce <= 0 {
 		debounce = defaultDebounce
+	}
+	snap, err := w.first(ctx, log, f, data, debounce)
+	if err != nil {
+		return err
 	}
 	if f != nil {
 		ticker := time.NewTicker(interval)
@@ -247,6 +253,48 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// first loads the policy for Run's start. A file caught half-written is
+// given time to be finished: while a read that fails, or loads a policy that
+// does not, finds bytes (or an error) other than the read before it, one
+// Debounce later, the file is read again, up to startTries reads. A file that
+// stays the same and broken fails at once, one Debounce after its first read.
+func (w *Watcher) first(ctx context.Context, log *slog.Logger, f *watchedFile, data []byte, debounce time.Duration) (*Snapshot, error) {
+	var err error
+	if f != nil {
+		_, data, err = f.read()
+	}
+	if err == nil {
+		var snap *Snapshot
+		if snap, err = w.load(log, data); err == nil || f == nil {
+			return snap, err
+		}
+	}
+	for range startTries - 1 {
+		if w.startFailed != nil {
+			w.startFailed()
+		}
+		t := time.NewTimer(debounce)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		changed, next, rerr := f.read()
+		if !changed {
+			return nil, err
+		}
+		log.Info("policy file changed while read at start; reading it again", logKeyPath, f.path, logKeyErr, err)
+		if err = rerr; err == nil {
+			var snap *Snapshot
+			if snap, err = w.load(log, next); err == nil {
+				return snap, nil
+			}
+		}
+	}
+	return nil, err
 }
 
 // retrier delivers snapshots to OnReload and, when OnReload does not apply

@@ -118,6 +118,8 @@
 // back. Raise the descriptor limit (ulimit -n, or the container's nofile)
 // to 6 per connection expected to move data at once and 2 per idle one,
 // plus some; when descriptors run out, Serve backs off from 5ms to 1s
-// between accepts rather than spinning, and a connection that finds no
-// pipe copies through memory.
+// between accepts rather than spinning (logged once a run, counted in
+// [Stats].AcceptWaits), a connection accepted with the last descriptor
+// waits, within DialTimeout, for one to dial with rather than being reset,
+// and a connection that finds no pipe copies through memory.
 package sni

@@ -179,17 +179,21 @@ type Proxy struct {
 
 // Stats are counters of a [Proxy] since it was created.
 type Stats struct {
-	Accepted  uint64 // connections accepted
-	Active    int64  // connections open now
-	Allowed   uint64 // decisions that allowed (connections or requests)
-	Blocked   uint64 // decisions that blocked
-	Errors    uint64 // allowed connections that could not be forwarded
-	BytesUp   uint64 // bytes forwarded from clients to destinations
-	BytesDown uint64 // bytes forwarded from destinations to clients
+	Accepted uint64 // connections accepted
+	Active   int64  // connections open now
+	Allowed  uint64 // decisions that allowed (connections or requests)
+	Blocked  uint64 // decisions that blocked
+	Errors   uint64 // allowed connections that could not be forwarded
+	// AcceptWaits counts accepts that failed for want of descriptors or
+	// buffers, each followed by a wait (see [Proxy.Serve]).
+	AcceptWaits uint64
+	BytesUp     uint64 // bytes forwarded from clients to destinations
+	BytesDown   uint64 // bytes forwarded from destinations to clients
 }
 
 type stats struct {
 	accepted, allowed, blocked, errors, up, down atomic.Uint64
+	acceptWaits                                  atomic.Uint64
 	active                                       atomic.Int64
 }
 
@@ -200,6 +204,7 @@ func (p *Proxy) Stats() Stats {
 		Accepted: s.accepted.Load(), Active: s.active.Load(),
 		Allowed: s.allowed.Load(), Blocked: s.blocked.Load(), Errors: s.errors.Load(),
 		BytesUp: s.up.Load(), BytesDown: s.down.Load(),
+		AcceptWaits: s.acceptWaits.Load(),
 	}
 }
 
@@ -210,7 +215,9 @@ func (p *Proxy) Stats() Stats {
 //
 // On errors that more connections would not cure (too many open files, out
 // of buffers) Serve waits, from 5ms doubling up to 1s, before accepting
-// again, rather than spinning.
+// again, rather than spinning. It logs the first failure of a run at Warn,
+// the rest at Debug and, once it accepts again, how long it waited; each
+// failure counts in [Stats].AcceptWaits.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) error {
 	if proto != TLS && proto != HTTP {
 		return fmt.Errorf("sni: serve: unknown %v", proto)
@@ -225,7 +232,11 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) erro
 	defer stop()
 	defer ln.Close()
 
-	var delay time.Duration
+	var (
+		delay    time.Duration
+		failures int       // accept failures in a row
+		since    time.Time // the first of them
+	)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -235,8 +246,14 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) erro
 			if !isResourceError(err) {
 				return fmt.Errorf("sni: accept: %w", err)
 			}
+			p.stats.acceptWaits.Add(1)
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			p.logger().Warn("sni: accept failed, waiting", "err", err, "wait", delay)
+			if failures++; failures == 1 {
+				since = time.Now()
+				p.logger().Warn("sni: accept failed, waiting", "err", err, "wait", delay)
+			} else {
+				p.logger().Debug("sni: accept failed, waiting", "err", err, "wait", delay)
+			}
 			t := time.NewTimer(delay)
 			select {
 			case <-ctx.Done():
@@ -245,6 +262,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) erro
 			case <-t.C:
 			}
 			continue
+		}
+		if failures > 0 {
+			p.logger().Info("sni: accepting again", "failures", failures, "after", time.Since(since).Round(time.Millisecond))
+			failures = 0
 		}
 		delay = 0
 		p.stats.accepted.Add(1)
@@ -405,10 +426,31 @@ func (p *Proxy) lookup(ctx context.Context, name string) ([]netip.Addr, error) {
 	return addrs, err
 }
 
-// dial connects to the first of addrs that answers.
+// dial connects to the first of addrs that answers, within DialTimeout. A
+// dial that fails for want of descriptors or buffers is tried again, after
+// a wait as Serve's (5ms doubling up to 1s): the client waits for them to
+// free up rather than being reset.
 func (p *Proxy) dial(ctx context.Context, addrs []netip.AddrPort) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
 	defer cancel()
+	var delay time.Duration
+	for {
+		c, err := p.dialOnce(ctx, addrs)
+		if err == nil || !isResourceError(err) {
+			return c, err
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Proxy) dialOnce(ctx context.Context, addrs []netip.AddrPort) (net.Conn, error) {
 	dial := p.DialContext
 	if dial == nil {
 		d := net.Dialer{Timeout: p.dialTimeout()}

@@ -892,6 +892,34 @@ func TestProxyAcceptBacksOffOnEMFILE(t *testing.T) {
 	defer l.mu.Unlock()
 	assert.Less(t, l.calls, 15)
 	assert.GreaterOrEqual(t, l.calls, 3)
+	assert.Equal(t, uint64(l.calls), p.Stats().AcceptWaits, "each wait is counted")
+}
+
+// A dial that fails for want of descriptors is tried again after a short
+// wait: the client is served once they free up, not reset.
+func TestProxyDialWaitsOnEMFILE(t *testing.T) {
+	backend, cfg := tlsBackend(t, "a.example")
+	var mu sync.Mutex
+	fails := 3
+	var d net.Dialer
+	p := &sni.Proxy{Policy: allow(t, "a.example"), Resolver: loopback,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if fails > 0 {
+				fails--
+				return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", syscall.EMFILE)}
+			}
+			return d.DialContext(ctx, network, addr)
+		}}
+	h := startProxy(t, p, sni.TLS, backend)
+	c, err := dialTLS(t, h, cfg, "a.example")
+	require.NoError(t, err)
+	assert.Equal(t, "served a.example", readLine(t, c))
+	assert.Zero(t, p.Stats().Errors)
+	mu.Lock()
+	assert.Zero(t, fails)
+	mu.Unlock()
 }
 
 // withDeny is a policy that allows domains and denies what deny lists.

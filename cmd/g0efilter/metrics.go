@@ -125,6 +125,10 @@ func (m *metrics) watchProxy(p *sni.Proxy) {
 			Help: "Connections the HTTP and HTTPS proxies accepted.",
 		}, func() float64 { return float64(p.Stats().Accepted) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "g0efilter_proxy_accept_waits_total",
+			Help: "Accepts of the HTTP and HTTPS proxies that failed for want of descriptors or buffers, each followed by a wait (5ms, doubling up to 1s) before the next.",
+		}, func() float64 { return float64(p.Stats().AcceptWaits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "g0efilter_proxy_bytes_total",
 			Help:        "Bytes forwarded by the proxies, by direction (up: client to destination).",
 			ConstLabels: prometheus.Labels{"direction": "up"},
@@ -141,7 +145,7 @@ func (m *metrics) watchProxy(p *sni.Proxy) {
 func (m *metrics) watchDropped(sink string, dropped func() uint64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name:        "g0efilter_events_dropped_total",
-		Help:        "Events a sink's queue dropped because the sink was too slow.",
+		Help:        "Events a sink did not deliver: its queue was full (the sink too slow) or, for the file, the write failed (a full disk, say).",
 		ConstLabels: prometheus.Labels{"sink": sink},
 	}, func() float64 { return float64(dropped()) }))
 }

@@ -28,6 +28,30 @@ type sinks struct {
 	closer   []func() error
 	notifier *gotify.Notifier
 	shipper  *dashboardapi.Client
+	// fileErrors counts the events the LOG_FILE could not take; nil
+	// without one.
+	fileErrors func() uint64
+}
+
+// reportingFile logs when events stop being written to the LOG_FILE (a
+// full disk, say) and when they are written again: once each, not per
+// event. Its Emit is called by one queue's goroutine only.
+type reportingFile struct {
+	*events.File
+	log     *slog.Logger
+	failing bool
+}
+
+func (r *reportingFile) Emit(e events.Event) {
+	r.File.Emit(e)
+	switch err := r.Err(); {
+	case err != nil && !r.failing:
+		r.failing = true
+		r.log.Error("LOG_FILE: events cannot be written; they are dropped and counted (g0efilter_events_dropped_total{sink=\"file\"})", logKeyErr, err)
+	case err == nil && r.failing:
+		r.failing = false
+		r.log.Info("LOG_FILE: events are written again", logKeyDropped, r.Errors())
+	}
 }
 
 type namedQueue struct {
@@ -41,6 +65,10 @@ func (s *sinks) dropped() map[string]func() uint64 {
 	out := map[string]func() uint64{}
 	for _, q := range s.queues {
 		out[q.name] = q.Dropped
+	}
+	if fe := s.fileErrors; fe != nil {
+		queue := out["file"]
+		out["file"] = func() uint64 { return queue() + fe() }
 	}
 	if s.notifier != nil {
 		out["gotify"] = s.notifier.Dropped
@@ -72,7 +100,8 @@ func openSinks(cfg config, log *slog.Logger, host string, extra ...events.Sink) 
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", envLogFile, err)
 		}
-		add("file", f)
+		add("file", &reportingFile{File: f, log: log})
+		s.fileErrors = f.Errors
 		s.closer = append(s.closer, f.Close)
 	}
 	all := append([]events.Sink(nil), extra...)

@@ -11,13 +11,14 @@ import (
 // instructions is what the sandbox prints once it is up: what to open,
 // where the files are, and commands to try, with the sandbox's own names
 // and paths filled in.
-func instructions(info Info, interval time.Duration) string {
+// Commands that need root start with sudo, a prefix from rootPrefix.
+func instructions(info Info, interval time.Duration, sudo string) string {
 	if interval <= 0 {
 		interval = defaultInterval
 	}
 	ca := filepath.Join(info.Dir, fileCA)
 	pol := filepath.Join(info.Dir, filePolicy)
-	in := "sudo ip netns exec " + info.Box + " "
+	in := sudo + "ip netns exec " + info.Box + " "
 	raw := netip.AddrPortFrom(rawAddr4, rawPort)
 
 	var b strings.Builder
@@ -56,10 +57,10 @@ func instructions(info Info, interval time.Duration) string {
 	w("  %scurl --cacert %s --resolve allowed.sandbox.test:443:%s https://allowed.sandbox.test/", in, ca, rawAddr4)
 	w("")
 	w("Watch a live reload: allow blocked.sandbox.test by uncommenting its line in the policy,")
-	w("  %s", uncommentCommand(pol, `"blocked.sandbox.test"`))
+	w("  %s", uncommentCommand(sudo, pol, `"blocked.sandbox.test"`))
 	w("then g0efilter.log says \"policy reloaded\", and blocked.sandbox.test turns allowed in the dashboard")
 	w("and in traffic.log. Or let the direct-IP target through:")
-	w("  %s", uncommentCommand(pol, `"`+rawAddr4.String()+`"`))
+	w("  %s", uncommentCommand(sudo, pol, `"`+rawAddr4.String()+`"`))
 	w("Or click \"unblock\" on a blocked row in the dashboard: the filter adds the entry to %s", filePolicy)
 	w("within %s, keeping its comments.", unblockPoll)
 	w("")

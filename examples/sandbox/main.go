@@ -36,7 +36,9 @@
 //	-keep            keep the temporary directory (logs, policy) at exit
 //
 // Ctrl-C (SIGINT) or SIGTERM stops the processes, deletes the namespaces
-// and the /etc/netns entry it made, and removes the temporary directory.
+// and the /etc/netns entry it made, and removes the temporary directory;
+// so does closing its output ("| head" once it has its lines, Ctrl-C
+// through "| tee").
 package main
 
 import (
@@ -131,12 +133,25 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))
-	cfg.Out = stdout
 
 	// The signals stay caught until run returns, so that a second Ctrl-C
-	// does not cut the teardown short.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// does not cut the teardown short. SIGPIPE is ignored: a closed output
+	// pipe makes writes fail, which stops the sandbox (stopOnError, and
+	// watchOutput for a pipe closed while nothing is written), instead of
+	// killing it mid-teardown.
+	signal.Ignore(syscall.SIGPIPE)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, cancel := context.WithCancelCause(sigCtx)
+	defer cancel(nil)
+	outputClosed := func(err error) {
+		fmt.Fprintf(stderr, "sandbox: output closed (%v); stopping\n", err)
+		cancel(err)
+	}
+	cfg.Out = &stopOnError{w: stdout, stop: outputClosed}
+	if f, ok := stdout.(*os.File); ok {
+		go watchOutput(ctx, f, outputClosed)
+	}
 	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintf(stderr, "sandbox: %v\n", err)
 		return exitFailure

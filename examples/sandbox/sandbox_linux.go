@@ -76,7 +76,7 @@ func (s *sandbox) printf(format string, args ...any) {
 // a process exits), and tears everything down, on every path.
 func run(ctx context.Context, cfg config) (err error) {
 	if os.Geteuid() != 0 {
-		return errors.New(`needs root, to make network namespaces: sudo env "PATH=$PATH" go run ./examples/sandbox`)
+		return errors.New(needsRoot(exec.LookPath))
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return errors.New("needs ip (iproute2) in PATH")
@@ -269,7 +269,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	})
 
 	info := Info{Dashboard: "http://" + ln.Addr().String(), Box: box, Net: netNS, Dir: dir, User: sandboxUser, Password: password}
-	fmt.Fprint(s.out, instructions(info, cfg.Interval))
+	fmt.Fprint(s.out, instructions(info, cfg.Interval, rootPrefix(os.Getenv, exec.LookPath)))
 	if cfg.Ready != nil {
 		cfg.Ready(info)
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 )
 
@@ -12,3 +13,6 @@ import (
 func run(context.Context, config) error {
 	return fmt.Errorf("the sandbox needs Linux (network namespaces), not %s", runtime.GOOS)
 }
+
+// watchOutput has nothing to watch where the sandbox does not run.
+func watchOutput(context.Context, *os.File, func(error)) {}

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,7 +52,7 @@ func TestPolicy(t *testing.T) {
 	for _, entry := range []string{`"blocked.sandbox.test"`, `"` + rawAddr4.String() + `"`} {
 		require.Contains(t, edited, "# - "+entry)
 		edited = strings.Replace(edited, "# - "+entry, "- "+entry, 1)
-		assert.Contains(t, uncommentCommand("/p.yaml", entry), "'s|# - "+entry+"|- "+entry+"|' /p.yaml")
+		assert.Contains(t, uncommentCommand("", "/p.yaml", entry), "'s|# - "+entry+"|- "+entry+"|' /p.yaml")
 	}
 	snap = loadPolicy(t, edited)
 	assert.True(t, snap.AllowHost("blocked.sandbox.test"))
@@ -116,7 +120,7 @@ func TestForwarderDialFails(t *testing.T) {
 
 func TestInstructionsNameEverything(t *testing.T) {
 	info := Info{Dashboard: "http://127.0.0.1:8081", Box: "g0e-sbx-1-box", Net: "g0e-sbx-1-net", Dir: "/tmp/sbx", User: "sandbox", Password: "0123abcd"}
-	out := instructions(info, 0)
+	out := instructions(info, 0, "sudo ")
 	for _, want := range []string{
 		"http://127.0.0.1:8081",
 		"sign in as sandbox with the password 0123abcd",
@@ -128,4 +132,62 @@ func TestInstructionsNameEverything(t *testing.T) {
 	} {
 		assert.Contains(t, out, want)
 	}
+}
+
+// Commands that need root say sudo only where it is needed and there.
+func TestInstructionsSayTheSudoNeeded(t *testing.T) {
+	info := Info{Dashboard: "http://127.0.0.1:8081", Box: "g0e-sbx-1-box", Net: "g0e-sbx-1-net", Dir: "/tmp/sbx"}
+	have := func(string) (string, error) { return "/usr/bin/sudo", nil }
+	lack := func(string) (string, error) { return "", exec.ErrNotFound }
+	env := func(uid string) func(string) string {
+		return func(k string) string {
+			if k == "SUDO_UID" {
+				return uid
+			}
+			return ""
+		}
+	}
+	for _, tt := range []struct {
+		name     string
+		getenv   func(string) string
+		lookPath func(string) (string, error)
+		want     string
+	}{
+		{"started through sudo", env("1000"), have, "sudo "},
+		{"root's own shell", env(""), have, ""},
+		{"no sudo installed", env("1000"), lack, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sudo := rootPrefix(tt.getenv, tt.lookPath)
+			assert.Equal(t, tt.want, sudo)
+			out := instructions(info, 0, sudo)
+			assert.Contains(t, out, "\n  "+tt.want+"ip netns exec g0e-sbx-1-box curl http://198.18.100.9:9000/\n")
+			assert.Contains(t, out, "\n  "+tt.want+"sed -i ")
+			if tt.want == "" {
+				assert.NotContains(t, out, "sudo")
+			}
+		})
+	}
+	assert.Contains(t, needsRoot(have), `sudo env "PATH=$PATH" go run ./examples/sandbox`)
+	assert.NotContains(t, needsRoot(lack), "sudo")
+}
+
+// The first failed write stops the sandbox, once; later ones are dropped.
+func TestStopOnError(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer w.Close()
+	var stops []error
+	out := &stopOnError{w: w, stop: func(err error) { stops = append(stops, err) }}
+	_, err = fmt.Fprintln(out, "up")
+	require.NoError(t, err)
+	assert.Empty(t, stops)
+	r.Close()
+	signal.Ignore(syscall.SIGPIPE) // as mainCode does; else the test binary could die of it
+	for range 3 {
+		_, err = fmt.Fprintln(out, "stopping")
+		assert.NoError(t, err)
+	}
+	require.Len(t, stops, 1)
+	assert.ErrorIs(t, stops[0], syscall.EPIPE)
 }

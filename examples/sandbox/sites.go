@@ -121,7 +121,8 @@ allowlist:
 `)
 
 // uncommentCommand returns the sed command that uncomments entry (as
-// written in policyYAML, quotes included) in the policy file at path.
-func uncommentCommand(path, entry string) string {
-	return "sudo sed -i 's|# - " + entry + "|- " + entry + "|' " + path
+// written in policyYAML, quotes included) in the policy file at path,
+// after sudo (see rootPrefix).
+func uncommentCommand(sudo, path, entry string) string {
+	return sudo + "sed -i 's|# - " + entry + "|- " + entry + "|' " + path
 }

@@ -16,6 +16,7 @@ import (
 // with it ([Dialer.Close]).
 type Dialer struct {
 	reqs chan request
+	quit chan struct{} // closed by Close; reqs never is, as dials may race it
 	wg   sync.WaitGroup
 	once sync.Once
 }
@@ -34,7 +35,7 @@ type result struct {
 // New starts workers threads in the namespace at path (such as
 // /run/netns/NAME) that dial with d.
 func New(path string, d net.Dialer, workers int) (*Dialer, error) {
-	nd := &Dialer{reqs: make(chan request)}
+	nd := &Dialer{reqs: make(chan request), quit: make(chan struct{})}
 	ready := make(chan error, workers)
 	for range workers {
 		nd.wg.Go(func() {
@@ -46,9 +47,14 @@ func New(path string, d net.Dialer, workers int) (*Dialer, error) {
 			if err != nil {
 				return
 			}
-			for r := range nd.reqs {
-				c, err := d.DialContext(r.ctx, r.network, r.address)
-				r.done <- result{c, err}
+			for {
+				select {
+				case r := <-nd.reqs:
+					c, err := d.DialContext(r.ctx, r.network, r.address)
+					r.done <- result{c, err}
+				case <-nd.quit:
+					return
+				}
 			}
 		})
 	}
@@ -91,6 +97,8 @@ func (nd *Dialer) DialContext(ctx context.Context, network, address string) (net
 	case nd.reqs <- r:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("dial %s: %w", address, ctx.Err())
+	case <-nd.quit:
+		return nil, fmt.Errorf("dial %s: %w", address, net.ErrClosed)
 	}
 	res := <-r.done
 	return res.c, res.err
@@ -98,6 +106,6 @@ func (nd *Dialer) DialContext(ctx context.Context, network, address string) (net
 
 // Close ends the threads once the dials under way are done.
 func (nd *Dialer) Close() {
-	nd.once.Do(func() { close(nd.reqs) })
+	nd.once.Do(func() { close(nd.quit) })
 	nd.wg.Wait()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,4 +63,31 @@ func TestDialerDialsInNamespace(t *testing.T) {
 func TestNewFailsOutsideANamespace(t *testing.T) {
 	_, err := nsdial.New("/nonexistent/netns", net.Dialer{}, 2)
 	assert.ErrorContains(t, err, "open namespace /nonexistent/netns")
+}
+
+// Dials racing Close end with net.ErrClosed or a connection, never a send
+// on a closed channel (the sandbox's teardown met one: its traffic's HTTP
+// transport still dialling as the Dialer closed).
+func TestDialerCloseWhileDialing(t *testing.T) {
+	netnstest.Require(t)
+	fd := netnstest.New(t)
+	d, err := nsdial.New(fmt.Sprintf("/proc/self/fd/%d", fd), net.Dialer{}, 2)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 50 {
+				// Nothing listens and lo is down: each dial fails at once.
+				c, err := d.DialContext(context.Background(), "tcp", "127.0.0.1:9")
+				if err == nil {
+					c.Close()
+				}
+			}
+		})
+	}
+	time.Sleep(time.Millisecond)
+	d.Close()
+	wg.Wait()
+	_, err = d.DialContext(context.Background(), "tcp", "127.0.0.1:9")
+	assert.ErrorIs(t, err, net.ErrClosed)
 }
