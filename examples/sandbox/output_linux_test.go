@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/internal/cgroupv2"
 
 	"github.com/g0lab/g0efilter/internal/netnstest"
 )
@@ -109,6 +112,15 @@ func TestSandboxStopsWhenOutputCloses(t *testing.T) {
 			assert.False(t, slices.Contains(after, box) || slices.Contains(after, netNS), "namespaces left behind: %v", after)
 			assert.NoDirExists(t, filepath.Join(etcNetns, box))
 			assert.NoDirExists(t, tmp)
+			cgroups, _ := filepath.Glob(filepath.Join(cgroupMount(t), fmt.Sprintf("g0e-sbx-%d-*", cmd.Process.Pid)))
+			assert.Empty(t, cgroups, "cgroups left behind")
 		})
 	}
+}
+
+// cgroupMount is where the sandbox makes its processes' cgroups.
+func cgroupMount(t *testing.T) string {
+	_, mount, err := cgroupv2.Self()
+	require.NoError(t, err)
+	return mount.Point
 }

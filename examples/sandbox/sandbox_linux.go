@@ -450,7 +450,7 @@ func (s *sandbox) start(name, box, logPath, bin string, env []string, args ...st
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cgroup for %s (the sandbox is in %s): %w", name, path, err)
 	}
-	s.onTeardown("remove cgroup "+dir, func() error { return os.Remove(dir) })
+	s.onTeardown("remove cgroup "+dir, func() error { return removeCgroup(dir) })
 	p, err := startProcess(name, box, logPath, dir, env, bin, args...)
 	if err != nil {
 		return nil, err
@@ -496,4 +496,24 @@ func randomHex(n int) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// removeCgroup removes a process's cgroup once its process has been
+// stopped: it kills whatever is left in it, waits for the kernel to see it
+// empty (an exit is accounted a little after the parent's wait returns),
+// then removes it.
+func removeCgroup(dir string) error {
+	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		events, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil || strings.Contains(string(events), "populated 0") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return os.Remove(dir)
 }
