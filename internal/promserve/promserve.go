@@ -23,6 +23,12 @@ import (
 // has ended.
 const shutdownTimeout = 2 * time.Second
 
+// idleTimeout closes a kept-alive connection that asks nothing more for
+// this long: longer than any usual scrape interval, so that a scraper's
+// connection is reused, but scrapers that open a new connection each time
+// leave nothing behind. A variable for tests.
+var idleTimeout = 3 * time.Minute
+
 // Serve serves reg at GET /metrics on ln until ctx ends, then shuts the
 // server down. It returns at once; the function it returns waits until the
 // server has stopped, and must be called only after ctx has ended. A
@@ -30,7 +36,8 @@ const shutdownTimeout = 2 * time.Second
 func Serve(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (wait func()) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+		IdleTimeout: idleTimeout}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
