@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -370,4 +372,22 @@ func TestGuardsOfLoopbackResolvers(t *testing.T) {
 	cfg.FilterDNS = false // https mode without DNS filtering: the workload asks them anyway
 	assert.Empty(t, guardAddrs(cfg))
 	assert.Equal(t, []uint16{9464}, guardPorts(cfg))
+}
+
+// A DASHBOARD_API_KEY the dashboard would refuse is named at start-up;
+// a strong one is not.
+func TestOpenSinksWarnsOfWeakDashboardKey(t *testing.T) {
+	for key, warned := range map[string]bool{
+		"change-me-to-a-long-random-secret": true,
+		"short":                             true,
+		strings.Repeat("0123456789abcdef", 2) + "fedcba9876543210aabbccddeeff0011": false,
+	} {
+		var logs bytes.Buffer
+		cfg, err := loadConfig(env(map[string]string{"DASHBOARD_HOST": "http://dashboard:8081", "DASHBOARD_API_KEY": key}))
+		require.NoError(t, err)
+		s, err := openSinks(cfg, newLogger(&logs, slog.LevelInfo), "test")
+		require.NoError(t, err)
+		s.close(context.Background(), newLogger(io.Discard, slog.LevelInfo))
+		assert.Equal(t, warned, strings.Contains(logs.String(), "DASHBOARD_API_KEY is a key the dashboard refuses"), "%q: %s", key, logs.String())
+	}
 }

@@ -126,6 +126,11 @@ func openSinks(cfg config, log *slog.Logger, host string, extra ...events.Sink) 
 	}
 	switch {
 	case cfg.DashboardHost != nil && cfg.DashboardAPIKey != "":
+		if err := dashboardapi.CheckFilterKey(cfg.DashboardAPIKey); err != nil {
+			// The dashboard refuses to start with such a key, so this one
+			// is not among its keys: say why events will not be taken.
+			log.Warn(envDashboardAPIKey+" is a key the dashboard refuses (it takes 32 random bytes, as openssl rand -hex 32 makes): events will be refused", logKeyErr, err)
+		}
 		c, err := dashboardapi.NewClient(dashboardapi.ClientConfig{
 			URL:        cfg.DashboardHost.String(),
 			APIKey:     cfg.DashboardAPIKey,
