@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/g0lab/g0efilter/internal/ratelimit"
 )
 
 // Role is what a signed-in person may do.
@@ -173,7 +175,7 @@ type auth struct {
 	origin   *http.CrossOriginProtection
 	sessions *sessions
 	logins   *loginLimiter
-	warned   *rateLimiter // logs of user headers from untrusted addresses
+	warned   *ratelimit.Limiter // logs of user headers from untrusted addresses
 }
 
 func newAuth(cfg AuthConfig, log *slog.Logger) *auth {
@@ -196,7 +198,7 @@ func newAuth(cfg AuthConfig, log *slog.Logger) *auth {
 		origin:   http.NewCrossOriginProtection(),
 		sessions: newSessions(cfg.SessionTTL, cfg.Now),
 		logins:   newLoginLimiter(),
-		warned:   newRateLimiter(1.0/60, 1),
+		warned:   ratelimit.New(1.0/60, 1),
 	}
 	rand.Read(a.csrfKey[:])
 	if cfg.Users != nil {
@@ -225,7 +227,7 @@ func (a *auth) forwarded(r *http.Request) (Principal, error) {
 	user := strings.TrimSpace(r.Header.Get(a.cfg.UserHeader))
 	if !a.fromTrustedProxy(r) {
 		if user != "" {
-			if _, ok := a.warned.allow(clientKey(r), a.now()); ok {
+			if _, ok := a.warned.Allow(clientKey(r), a.now()); ok {
 				a.log.Warn("dashboard: ignored a user header from an address that is not a trusted proxy",
 					logKeyRemote, r.RemoteAddr, "header", a.cfg.UserHeader, logKeyUser, cut(user))
 			}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/g0lab/g0efilter/internal/ratelimit"
 )
 
 // Limits of sign-in attempts: each address may try 10 times at once and
@@ -20,13 +22,13 @@ const (
 
 // loginLimiter limits sign-in attempts per address and failures per user.
 type loginLimiter struct {
-	addr, user *rateLimiter
+	addr, user *ratelimit.Limiter
 }
 
 func newLoginLimiter() *loginLimiter {
 	return &loginLimiter{
-		addr: newRateLimiter(1/loginAddrEvery.Seconds(), loginAddrBurst),
-		user: newRateLimiter(1/loginUserEvery.Seconds(), loginUserBurst),
+		addr: ratelimit.New(1/loginAddrEvery.Seconds(), loginAddrBurst),
+		user: ratelimit.New(1/loginUserEvery.Seconds(), loginUserBurst),
 	}
 }
 
@@ -110,11 +112,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("dashboard: sign-in refused: too many attempts", logKeyRemote, addr, logKeyUser, cut(name))
 		renderLogin(w, http.StatusTooManyRequests, loginView{User: name, Error: "Too many attempts: wait a minute and try again."})
 	}
-	if wait, ok := a.logins.addr.allow(addr, now); !ok {
+	if wait, ok := a.logins.addr.Allow(addr, now); !ok {
 		tooMany(wait)
 		return
 	}
-	if wait := a.logins.user.wait(name, now); wait > 0 {
+	if wait := a.logins.user.Wait(name, now); wait > 0 {
 		tooMany(wait)
 		return
 	}
@@ -123,7 +125,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		role, ok = a.cfg.Users.verify(name, []byte(password))
 	}
 	if !ok {
-		a.logins.user.allow(name, now)
+		a.logins.user.Allow(name, now)
 		a.log.Warn("dashboard: sign-in failed", logKeyRemote, addr, logKeyUser, cut(name))
 		renderLogin(w, http.StatusUnauthorized, loginView{User: name, Error: "Wrong user name or password."})
 		return

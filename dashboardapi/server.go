@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/internal/ratelimit"
 )
 
 // Defaults of [ServerConfig].
@@ -116,7 +117,7 @@ type Server struct {
 	keys    []filterKey
 	auth    *auth
 	mux     *http.ServeMux
-	limiter *rateLimiter
+	limiter *ratelimit.Limiter
 	hub     hub
 	batches idempotency
 
@@ -190,7 +191,7 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	s.auth = newAuth(cfg.Auth, s.log)
 	if cfg.RateRPS > 0 {
-		s.limiter = newRateLimiter(cfg.RateRPS, cfg.RateBurst)
+		s.limiter = ratelimit.New(cfg.RateRPS, cfg.RateBurst)
 	}
 	s.batches.init(4096)
 	s.hub.init()
@@ -229,7 +230,7 @@ func (s *Server) routes() {
 // ServeHTTP implements [http.Handler].
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.limiter != nil && r.URL.Path != "/health" {
-		if wait, ok := s.limiter.allow(clientKey(r), time.Now()); !ok {
+		if wait, ok := s.limiter.Allow(clientKey(r), time.Now()); !ok {
 			secs := int((wait + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			writeError(w, http.StatusTooManyRequests, "too many requests: slow down")

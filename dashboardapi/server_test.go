@@ -3,13 +3,11 @@ package dashboardapi
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -386,21 +384,6 @@ func TestRateLimit(t *testing.T) {
 
 	assert.Equal(t, http.StatusOK, get("192.0.2.2:1000", "/api/v1/info").Code, "another client has its own bucket")
 	assert.Equal(t, http.StatusOK, get("192.0.2.1:1000", "/health").Code, "health is not limited")
-}
-
-func TestRateLimiterForgetsIdleClients(t *testing.T) {
-	l := newRateLimiter(10, 1)
-	now := t0
-	for i := range 100 {
-		_, ok := l.allow(fmt.Sprint("client-", i), now)
-		assert.True(t, ok)
-	}
-	_, ok := l.allow("client-0", now)
-	assert.False(t, ok)
-	now = now.Add(l.idle + time.Second)
-	_, ok = l.allow("client-0", now)
-	assert.True(t, ok)
-	assert.Len(t, l.clients, 1)
 }
 
 // remoteHdr, in the headers of do, sets the request's remote address.
