@@ -72,7 +72,8 @@ type Denier interface {
 // answer: [events.Allowed] with [events.ReasonAllowlisted] and the rule
 // when the answer was relayed (whatever its rcode), or with
 // [events.ReasonLocalName] and no rule when it was a local name's,
-// [events.Blocked] with [events.ReasonNotAllowlisted] when refused or
+// [events.Blocked] with [events.ReasonNotAllowlisted] or
+// [events.ReasonDenied] when refused, the reason of a [Limits] refusal, or
 // [events.ReasonMalformed] when malformed, and [events.Error] with
 // [events.ReasonDial] when no upstream answered.
 type Handler struct {
@@ -108,6 +109,10 @@ type Handler struct {
 	// less than the 5s a stub resolver waits before it asks again.
 	Timeout time.Duration
 
+	// Limits bound what a workload can carry through an allowed name (see
+	// [Limits]). The zero value bounds nothing.
+	Limits Limits
+
 	// Events receives one event per query. Nil discards them.
 	Events events.Sink
 
@@ -125,6 +130,8 @@ type Handler struct {
 	// Logger receives debug records about answers that could not be
 	// written. Nil discards them.
 	Logger *slog.Logger
+
+	limiter limiter // Limits.Rate's buckets
 }
 
 var _ dns.Handler = (*Handler)(nil)
@@ -196,6 +203,10 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 		return reply(r, dns.RcodeNameError, blockedEDE), nil
 	}
 	ev.Rule = rule
+	if rcode, reason, detail, ok := h.checkQuestion(ev.Name, rule, q.Qtype, ev.Source.Addr()); !ok {
+		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
+		return reply(r, rcode, limitEDE(reason)), nil
+	}
 
 	// Only the question and the EDNS0 record go upstream: records a
 	// client put in the other sections are not its to forward. The
@@ -225,6 +236,10 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 		return reply(r, dns.RcodeServerFailure, unreachableEDE), nil
 	}
 
+	if reason, detail, ok := h.checkAnswer(resp); !ok {
+		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
+		return reply(r, dns.RcodeRefused, limitEDE(reason)), nil
+	}
 	addrs := AnswerAddrs(q.Name, resp.Answer)
 	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
 	if local {
@@ -275,10 +290,18 @@ var discard = slog.New(slog.DiscardHandler)
 // The Extended DNS Errors of the answers made here. They are shared by
 // every answer, and never modified.
 var (
-	blockedEDE     = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonNotAllowlisted)}
-	deniedEDE      = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonDenied)}
+	blockedEDE = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonNotAllowlisted)}
+	deniedEDE  = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonDenied)}
+	limitEDEs  = map[events.Reason]*dns.EDNS0_EDE{
+		events.ReasonTooLong:     {InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonTooLong)},
+		events.ReasonQueryType:   {InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonQueryType)},
+		events.ReasonRateLimited: {InfoCode: dns.ExtendedErrorCodeProhibited, ExtraText: blockedText + string(events.ReasonRateLimited)},
+	}
 	unreachableEDE = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "g0efilter: no upstream answered"}
 )
+
+// limitEDE is the Extended DNS Error of a refusal by the Limits.
+func limitEDE(reason events.Reason) *dns.EDNS0_EDE { return limitEDEs[reason] }
 
 // reply returns an answer to r, as [dns.Msg.SetRcode] makes it, with
 // recursion available. When r has EDNS0 the answer has an OPT record too,

@@ -634,3 +634,73 @@ func TestHandlerLocalUpstream(t *testing.T) {
 	assert.Len(t, ext.seen(), 1, "a blocked name goes nowhere")
 	assert.Len(t, local.seen(), 1)
 }
+
+// The Limits refuse what only a tunnel through an allowed wildcard needs,
+// each with its reason, without asking upstream: names deeper or longer
+// under the wildcard (never a name an exact rule allows), NULL questions,
+// TXT answers over the bound (after asking), and questions beyond a
+// client's rate.
+func TestHandlerLimits(t *testing.T) {
+	up := startUpstream(t, "127.0.0.1:0", append([]string{
+		"big.example.org. 60 IN TXT \"0123456789012345678901234567890123456789\"",
+		"small.example.org. 60 IN TXT \"ok\"",
+		"x.a.b.example.com. 60 IN A 192.0.2.5",
+	}, zone...)...)
+	newFilter := func(lim dnsfilter.Limits) (netip.AddrPort, *recorder) {
+		var rec recorder
+		return startFilter(t, &dnsfilter.Handler{
+			Policy:   allow(t, "*.example.org", "x.a.b.example.com"),
+			Upstream: &dnsfilter.Upstream{Servers: []netip.AddrPort{up.Addr}},
+			Limits:   lim,
+			Events:   &rec,
+		}), &rec
+	}
+	filter, rec := newFilter(dnsfilter.Limits{WildcardLabels: 2, WildcardBytes: 20, TXTBytes: 16, RefuseNULL: true})
+	tests := []struct {
+		name      string
+		qtype     uint16
+		rcode     int
+		reason    events.Reason
+		forwarded bool
+	}{
+		{"a.b.example.org.", dns.TypeA, dns.RcodeSuccess, events.ReasonAllowlisted, true},
+		{"x.a.b.example.org.", dns.TypeA, dns.RcodeNameError, events.ReasonTooLong, false},
+		{"abcdefghijklmnopqrstu.example.org.", dns.TypeA, dns.RcodeNameError, events.ReasonTooLong, false},
+		{"x.a.b.example.com.", dns.TypeA, dns.RcodeSuccess, events.ReasonAllowlisted, true}, // an exact rule
+		{"www.example.org.", dns.TypeNULL, dns.RcodeRefused, events.ReasonQueryType, false},
+		{"small.example.org.", dns.TypeTXT, dns.RcodeSuccess, events.ReasonAllowlisted, true},
+		{"big.example.org.", dns.TypeTXT, dns.RcodeRefused, events.ReasonTooLong, true},
+	}
+	for _, tc := range tests {
+		seen := len(up.seen())
+		r := query(t, "udp", filter, tc.name, tc.qtype, 1232)
+		assert.Equal(t, tc.rcode, r.Rcode, "%s %s", tc.name, dns.TypeToString[tc.qtype])
+		evs := rec.events()
+		ev := evs[len(evs)-1]
+		assert.Equal(t, tc.reason, ev.Reason, "%s: %s", tc.name, ev.Detail)
+		assert.Equal(t, tc.forwarded, len(up.seen()) > seen, "%s: asked upstream", tc.name)
+		if tc.reason != events.ReasonAllowlisted {
+			assert.Equal(t, events.Blocked, ev.Action, tc.name)
+			assert.Empty(t, r.Answer, "%s: nothing relayed", tc.name)
+			require.NotNil(t, ede(r), tc.name)
+			assert.Contains(t, ede(r).ExtraText, string(tc.reason), tc.name)
+		}
+	}
+
+	// The rate: five a second with bursts of five, per client; names the
+	// policy refuses are answered here and not counted.
+	filter, rec = newFilter(dnsfilter.Limits{Rate: 5, Burst: 5})
+	for range 3 {
+		assert.Equal(t, dns.RcodeNameError, query(t, "udp", filter, "blocked.test.", dns.TypeA, 0).Rcode)
+	}
+	for i := range 5 {
+		assert.Equal(t, dns.RcodeSuccess, query(t, "udp", filter, "www.example.org.", dns.TypeA, 0).Rcode, "query %d", i)
+	}
+	r := query(t, "udp", filter, "www.example.org.", dns.TypeA, 1232)
+	assert.Equal(t, dns.RcodeRefused, r.Rcode, "the sixth in the same second")
+	evs := rec.events()
+	assert.Equal(t, events.ReasonRateLimited, evs[len(evs)-1].Reason)
+	require.Eventually(t, func() bool {
+		return query(t, "udp", filter, "www.example.org.", dns.TypeA, 0).Rcode == dns.RcodeSuccess
+	}, 2*time.Second, 50*time.Millisecond, "a token again after 200ms")
+}

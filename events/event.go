@@ -50,6 +50,9 @@ const (
 	ReasonAllowlisted    Reason = "allowlisted"          // a rule allowed it; Event.Rule names it
 	ReasonNotAllowlisted Reason = "not allowlisted"      // no rule allowed the name or address
 	ReasonDenied         Reason = "denied"               // the denylist holds the name or address; Event.Rule names the entry when known
+	ReasonTooLong        Reason = "too long"             // dns: a name deeper or longer under a wildcard, or a TXT answer bigger, than the limits
+	ReasonQueryType      Reason = "query type"           // dns: a question of a type that only tunnels use (NULL)
+	ReasonRateLimited    Reason = "rate limited"         // dns: a client asked more questions a second than the limit
 	ReasonNoName         Reason = "no server name"       // a ClientHello without SNI, a request without Host
 	ReasonMalformed      Reason = "malformed"            // not the expected protocol, or broken
 	ReasonTimeout        Reason = "timeout"              // the client did not send enough in time

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/g0lab/g0efilter/dnsfilter"
 	"github.com/g0lab/g0efilter/internal/envconf"
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
@@ -56,6 +57,12 @@ const (
 	envDNSPinning   = "DNS_PINNING"
 	envDNSPinMinTTL = "DNS_PIN_MIN_TTL"
 	envDNSPinGrace  = "DNS_PIN_GRACE"
+
+	// Ours: the filtering resolver's bounds against tunnels.
+	envDNSRateLimit         = "DNS_RATE_LIMIT"
+	envDNSWildcardMaxLabels = "DNS_WILDCARD_MAX_LABELS"
+	envDNSWildcardMaxBytes  = "DNS_WILDCARD_MAX_BYTES"
+	envDNSTXTMaxBytes       = "DNS_TXT_MAX_BYTES"
 
 	// Ours: Prometheus metrics.
 	envMetricsAddr = "METRICS_ADDR"
@@ -135,6 +142,10 @@ type config struct {
 	// its record's TTL, at least DNSPinMinTTL (60s by default), plus
 	// DNSPinGrace (10s by default).
 	DNSPinMinTTL, DNSPinGrace time.Duration
+	// DNSLimits bound what a workload can carry through allowed names
+	// (dnsfilter.DefaultLimits unless DNS_RATE_LIMIT, DNS_WILDCARD_MAX_*
+	// or DNS_TXT_MAX_BYTES say otherwise; 0 lifts a bound).
+	DNSLimits dnsfilter.Limits
 
 	// MetricsAddr is where Prometheus metrics are served ("host:port" or
 	// ":port"); empty means nowhere.
@@ -248,12 +259,19 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DNSPinning:                p.Bool(envDNSPinning, true),
 		DNSPinMinTTL:              p.duration(envDNSPinMinTTL, defaultDNSPinMinTTL, false),
 		DNSPinGrace:               p.duration(envDNSPinGrace, defaultDNSPinGrace, true),
-		MetricsAddr:               p.listenAddr(envMetricsAddr),
-		FilterDNS:                 p.Bool(envFilterDNS, true),
-		DNSLocalNames:             p.Bool(envDNSLocalNames, true),
-		GuardPorts:                p.ports(envGuardPorts),
-		RequireGuarantees:         p.guarantees(envRequireGuarantees),
-		AllowHostNamespace:        p.Bool(envAllowHostNamespace, false),
+		DNSLimits: dnsfilter.Limits{
+			Rate:           float64(p.count(envDNSRateLimit, int(dnsfilter.DefaultLimits.Rate))),
+			WildcardLabels: p.count(envDNSWildcardMaxLabels, dnsfilter.DefaultLimits.WildcardLabels),
+			WildcardBytes:  p.count(envDNSWildcardMaxBytes, dnsfilter.DefaultLimits.WildcardBytes),
+			TXTBytes:       p.count(envDNSTXTMaxBytes, dnsfilter.DefaultLimits.TXTBytes),
+			RefuseNULL:     dnsfilter.DefaultLimits.RefuseNULL,
+		},
+		MetricsAddr:        p.listenAddr(envMetricsAddr),
+		FilterDNS:          p.Bool(envFilterDNS, true),
+		DNSLocalNames:      p.Bool(envDNSLocalNames, true),
+		GuardPorts:         p.ports(envGuardPorts),
+		RequireGuarantees:  p.guarantees(envRequireGuarantees),
+		AllowHostNamespace: p.Bool(envAllowHostNamespace, false),
 	}
 	if c.PolicyPath == "" {
 		c.PolicyPath, c.PolicyPathDefault = defaultPolicyPath, true
@@ -354,6 +372,20 @@ func (p *envParser) duration(name string, def time.Duration, zeroOK bool) time.D
 		return d
 	}
 	return def
+}
+
+// count reads a whole number, 0 or more.
+func (p *envParser) count(name string, def int) int {
+	v, ok := p.Get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 0 {
+		p.Fail(name, v, errors.New("want a whole number, 0 or more (0: no bound)"))
+		return def
+	}
+	return int(n)
 }
 
 func (p *envParser) seconds(name string, def time.Duration) time.Duration {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/g0lab/g0efilter/dnsfilter"
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 	"github.com/g0lab/g0efilter/sni"
@@ -52,7 +53,18 @@ func TestLoadConfigDefaults(t *testing.T) {
 		NotificationBackoff: 60 * time.Second,
 		UnblockPollInterval: 10 * time.Second,
 		RequireGuarantees:   []string{"cgroup"},
+		DNSLimits:           dnsfilter.DefaultLimits,
 	}, c)
+}
+
+func TestLoadConfigDNSLimits(t *testing.T) {
+	c, err := loadConfig(env(map[string]string{"DNS_RATE_LIMIT": "0", "DNS_WILDCARD_MAX_LABELS": "3",
+		"DNS_WILDCARD_MAX_BYTES": "40", "DNS_TXT_MAX_BYTES": "0"}))
+	require.NoError(t, err)
+	assert.Equal(t, dnsfilter.Limits{WildcardLabels: 3, WildcardBytes: 40, RefuseNULL: true}, c.DNSLimits)
+	_, err = loadConfig(env(map[string]string{"DNS_RATE_LIMIT": "-1", "DNS_TXT_MAX_BYTES": "lots"}))
+	assert.ErrorContains(t, err, "DNS_RATE_LIMIT")
+	assert.ErrorContains(t, err, "DNS_TXT_MAX_BYTES")
 }
 
 // The cgroup guarantee is required unless REQUIRE_GUARANTEES says

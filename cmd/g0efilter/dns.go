@@ -48,6 +48,7 @@ func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Si
 			Events:        sink,
 			OnAnswer:      pin,
 			LocalNames:    cfg.DNSLocalNames,
+			Limits:        cfg.DNSLimits,
 			Logger:        log,
 		},
 		Logger: log,

@@ -1,0 +1,125 @@
+package dnsfilter
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/internal/ratelimit"
+)
+
+// Limits bound what a workload can carry through an allowed name: an
+// allowed wildcard ("*.example.com") answers for any name below it, and a
+// resolver that will forward "<data>.example.com" and relay a TXT answer is
+// a way to move data in and out. Each refusal is an [events.Blocked] event
+// with its reason: [events.ReasonTooLong], [events.ReasonQueryType] or
+// [events.ReasonRateLimited]. The zero value bounds nothing;
+// [DefaultLimits] are the filter's defaults.
+type Limits struct {
+	// WildcardLabels and WildcardBytes bound the part of a name that a
+	// wildcard rule stands for ("a.b" of "a.b.example.com" under
+	// "*.example.com"), in labels and in bytes: a question for a deeper or
+	// longer name is refused (NXDOMAIN, reason too long). Names that exact
+	// rules allow are never refused. Zero means no bound.
+	WildcardLabels, WildcardBytes int
+	// TXTBytes bounds the text that an answer may carry in TXT records: a
+	// bigger answer is not relayed (REFUSED, reason too long). Zero means
+	// no bound.
+	TXTBytes int
+	// RefuseNULL refuses questions of type NULL, which nothing but tunnels
+	// asks for (REFUSED, reason query type).
+	RefuseNULL bool
+	// Rate and Burst bound the questions that one client, by its address,
+	// may have forwarded upstream a second: the rest are refused (REFUSED,
+	// reason rate limited) until its bucket fills again. Questions refused
+	// by the policy are answered here and not counted. Zero Rate means no
+	// bound; zero Burst means twice Rate.
+	Rate  float64
+	Burst int
+}
+
+// DefaultLimits are bounds that the names of real services stay within
+// (the deepest common ones, cloud storage and load balancers, have four
+// labels and about 60 bytes below a provider's wildcard; big TXT answers,
+// SPF and DKIM, stay under 2 KiB) and that hold a tunnel to about 100
+// questions a second.
+var DefaultLimits = Limits{
+	WildcardLabels: 6,
+	WildcardBytes:  120,
+	TXTBytes:       4096,
+	RefuseNULL:     true,
+	Rate:           100,
+}
+
+// limiter is a Limits' rate limiter, made at first use.
+type limiter struct {
+	once sync.Once
+	l    *ratelimit.Limiter
+}
+
+func (h *Handler) rateLimiter() *ratelimit.Limiter {
+	h.limiter.once.Do(func() {
+		if h.Limits.Rate > 0 {
+			burst := h.Limits.Burst
+			if burst <= 0 {
+				burst = max(1, int(2*h.Limits.Rate))
+			}
+			h.limiter.l = ratelimit.New(h.Limits.Rate, burst)
+		}
+	})
+	return h.limiter.l
+}
+
+// checkQuestion applies the Limits to an allowed question for name (as
+// normalize returns it) of type qtype, allowed by rule, from client. It
+// returns the rcode and the event's reason and detail of a refusal, or
+// ok.
+func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Addr) (rcode int, reason events.Reason, detail string, ok bool) {
+	lim := h.Limits
+	if lim.RefuseNULL && qtype == dns.TypeNULL {
+		return dns.RcodeRefused, events.ReasonQueryType, "NULL questions are refused", false
+	}
+	if base, wild := strings.CutPrefix(rule, "*."); wild {
+		below := strings.TrimSuffix(strings.TrimSuffix(name, base), ".")
+		labels := strings.Count(below, ".") + 1
+		switch {
+		case lim.WildcardLabels > 0 && labels > lim.WildcardLabels:
+			return dns.RcodeNameError, events.ReasonTooLong,
+				fmt.Sprintf("%d labels under %s, more than %d", labels, rule, lim.WildcardLabels), false
+		case lim.WildcardBytes > 0 && len(below) > lim.WildcardBytes:
+			return dns.RcodeNameError, events.ReasonTooLong,
+				fmt.Sprintf("%d bytes under %s, more than %d", len(below), rule, lim.WildcardBytes), false
+		}
+	}
+	if l := h.rateLimiter(); l != nil {
+		if wait, allowed := l.Allow(client.String(), time.Now()); !allowed {
+			return dns.RcodeRefused, events.ReasonRateLimited,
+				fmt.Sprintf("more than %g questions a second; the next in %v", lim.Rate, wait.Round(time.Millisecond)), false
+		}
+	}
+	return 0, "", "", true
+}
+
+// checkAnswer applies the Limits to an upstream's answer.
+func (h *Handler) checkAnswer(resp *dns.Msg) (reason events.Reason, detail string, ok bool) {
+	if h.Limits.TXTBytes <= 0 {
+		return "", "", true
+	}
+	n := 0
+	for _, rr := range resp.Answer {
+		if txt, isTXT := rr.(*dns.TXT); isTXT {
+			for _, s := range txt.Txt {
+				n += len(s)
+			}
+		}
+	}
+	if n > h.Limits.TXTBytes {
+		return events.ReasonTooLong, fmt.Sprintf("TXT answer of %d bytes, more than %d", n, h.Limits.TXTBytes), false
+	}
+	return "", "", true
+}
