@@ -11,6 +11,7 @@ import (
 
 	"github.com/g0lab/g0efilter/events"
 	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
 )
 
 // defaultQueryTimeout is the default of [Handler.Timeout].
@@ -131,7 +132,15 @@ type Handler struct {
 	// written. Nil discards them.
 	Logger *slog.Logger
 
-	limiter limiter // Limits.Rate's buckets
+	// Cache, if set, keeps the answers for allowed names (not those of
+	// LocalNames) to give them again until their TTL runs out, and makes
+	// identical questions asked at once share one exchange upstream.
+	// Answers from it are passed to OnAnswer like the others, with the
+	// TTLs left. Nil asks upstream every time.
+	Cache *Cache
+
+	limiter limiter            // Limits.Rate's buckets
+	flight  singleflight.Group // the Cache's exchanges in flight
 }
 
 var _ dns.Handler = (*Handler)(nil)
@@ -229,7 +238,7 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 		up = h.LocalUpstream
 	}
 	if up != nil {
-		resp, wire, err = up.exchange(ctx, fwd, proto, false)
+		resp, wire, err = h.exchange(ctx, up, fwd, r, proto, local)
 	}
 	if err != nil {
 		ev.Action, ev.Reason, ev.Detail = events.Error, events.ReasonDial, err.Error()
@@ -249,6 +258,32 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 	}
 	ev.Detail = detail(resp, addrs)
 	return resp, wire
+}
+
+// exchange asks up for fwd, the question of r, or takes the answer from
+// the Cache; identical questions asked at once share one exchange.
+func (h *Handler) exchange(ctx context.Context, up *Upstream, fwd, r *dns.Msg, proto string, local bool) (*dns.Msg, []byte, error) {
+	if h.Cache == nil || local {
+		return up.exchange(ctx, fwd, proto, false)
+	}
+	k := keyOf(r, proto)
+	m, ok := h.Cache.get(k, time.Now())
+	if !ok {
+		v, err, _ := h.flight.Do(k.String(), func() (any, error) {
+			resp, _, err := up.exchange(ctx, fwd, proto, false)
+			if err == nil {
+				h.Cache.put(k, resp, time.Now())
+			}
+			return resp, err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		m = v.(*dns.Msg).Copy() // shared with the other askers
+	}
+	m.Id = r.Id
+	m.Question = r.Question // the client's spelling: some check its case
+	return m, nil, nil
 }
 
 // notDenied returns the addresses the denylist does not hold.

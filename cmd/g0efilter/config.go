@@ -63,6 +63,8 @@ const (
 	envDNSWildcardMaxLabels = "DNS_WILDCARD_MAX_LABELS"
 	envDNSWildcardMaxBytes  = "DNS_WILDCARD_MAX_BYTES"
 	envDNSTXTMaxBytes       = "DNS_TXT_MAX_BYTES"
+	envDNSCacheSize         = "DNS_CACHE_SIZE"
+	envDNSCacheMaxTTL       = "DNS_CACHE_MAX_TTL"
 
 	// Ours: Prometheus metrics.
 	envMetricsAddr = "METRICS_ADDR"
@@ -95,6 +97,8 @@ const (
 	defaultNotificationBackoff = 60 * time.Second
 	defaultUnblockPollInterval = 10 * time.Second
 	defaultDNSPinMinTTL        = time.Minute
+	defaultDNSCacheSize        = 10000
+	defaultDNSCacheMaxTTL      = time.Hour
 	defaultDNSPinGrace         = 10 * time.Second
 )
 
@@ -146,6 +150,10 @@ type config struct {
 	// (dnsfilter.DefaultLimits unless DNS_RATE_LIMIT, DNS_WILDCARD_MAX_*
 	// or DNS_TXT_MAX_BYTES say otherwise; 0 lifts a bound).
 	DNSLimits dnsfilter.Limits
+	// DNSCacheSize is how many answers the filtering resolver keeps (0:
+	// none), each at most DNSCacheMaxTTL.
+	DNSCacheSize   int
+	DNSCacheMaxTTL time.Duration
 
 	// MetricsAddr is where Prometheus metrics are served ("host:port" or
 	// ":port"); empty means nowhere.
@@ -259,6 +267,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DNSPinning:                p.Bool(envDNSPinning, true),
 		DNSPinMinTTL:              p.duration(envDNSPinMinTTL, defaultDNSPinMinTTL, false),
 		DNSPinGrace:               p.duration(envDNSPinGrace, defaultDNSPinGrace, true),
+		DNSCacheSize:              p.count(envDNSCacheSize, defaultDNSCacheSize),
+		DNSCacheMaxTTL:            p.duration(envDNSCacheMaxTTL, defaultDNSCacheMaxTTL, false),
 		DNSLimits: dnsfilter.Limits{
 			Rate:           float64(p.count(envDNSRateLimit, int(dnsfilter.DefaultLimits.Rate))),
 			WildcardLabels: p.count(envDNSWildcardMaxLabels, dnsfilter.DefaultLimits.WildcardLabels),

@@ -54,6 +54,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		UnblockPollInterval: 10 * time.Second,
 		RequireGuarantees:   []string{"cgroup"},
 		DNSLimits:           dnsfilter.DefaultLimits,
+		DNSCacheSize:        10000,
+		DNSCacheMaxTTL:      time.Hour,
 	}, c)
 }
 

@@ -49,6 +49,7 @@ func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Si
 			OnAnswer:      pin,
 			LocalNames:    cfg.DNSLocalNames,
 			Limits:        cfg.DNSLimits,
+			Cache:         newDNSCache(cfg),
 			Logger:        log,
 		},
 		Logger: log,
@@ -74,6 +75,15 @@ func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Si
 		s.pcs, s.lns = append(s.pcs, pc), append(s.lns, ln)
 	}
 	return s, nil
+}
+
+// newDNSCache returns the resolver's answer cache, or nil with
+// DNS_CACHE_SIZE=0.
+func newDNSCache(cfg config) *dnsfilter.Cache {
+	if cfg.DNSCacheSize == 0 {
+		return nil
+	}
+	return dnsfilter.NewCache(cfg.DNSCacheSize, cfg.DNSCacheMaxTTL)
 }
 
 func (s *dnsService) close() {

@@ -359,5 +359,7 @@ func TestFaultLogFileDiskFull(t *testing.T) {
 	require.NoError(t, os.Truncate(logFile, 0))
 	decideRounds(t, pe, 2)
 	pe.filter.WaitForOutput("LOG_FILE: events are written again")
-	assert.Len(t, pe.readEvents(t), 4)
+	// The file's writer runs behind the decisions: wait for the four.
+	require.Eventually(t, func() bool { return len(pe.readEvents(t)) == 4 },
+		5*time.Second, 20*time.Millisecond, "the four decisions written: %v", pe.readEvents(t))
 }
