@@ -36,11 +36,16 @@ import (
 //   - blocked/g0efilter: g0efilter refuses the same names (they are not
 //     allowlisted) with NXDOMAIN;
 //   - forward/dnsmasq: dnsmasq forwards names under allowed.example to an
-//     upstream, with its cache off (--cache-size=0), as g0efilter has none;
+//     upstream, with its cache off (--cache-size=0);
 //   - forward/g0efilter: g0efilter forwards the same names, allowlisted,
 //     to the same upstream;
 //   - forward/g0efilter-dial: the same with MaxSockets -1, a socket per
-//     upstream query, as Upstream did before it kept sockets.
+//     upstream query, as Upstream did before it kept sockets;
+//   - direct/dnsmasq: dnsmasq answers the allowed names itself, from
+//     --host-record, as the upstream does;
+//   - cached/g0efilter: g0efilter forwards the allowed names with its
+//     Cache (the filter's default size), so that after the first round it
+//     answers them itself.
 //
 // Each server under test runs alone on CPU 0 (taskset -c 0; g0efilter is
 // a child process, the test binary run again, so GOMAXPROCS is 1 as
@@ -69,10 +74,11 @@ func BenchmarkDNSPerf(b *testing.B) {
 	allowed := queryFile(b, dir, "allowed.txt", "www%d.allowed.example")
 
 	// The upstream: dnsmasq answering the allowed names itself.
-	upArgs := dnsmasqArgs(perfUpstream.Port(), "--local-ttl=300")
+	var hostRecords []string
 	for i := range perfNames {
-		upArgs = append(upArgs, fmt.Sprintf("--host-record=www%d.allowed.example,192.0.2.%d", i, i%250+1))
+		hostRecords = append(hostRecords, fmt.Sprintf("--host-record=www%d.allowed.example,192.0.2.%d", i, i%250+1))
 	}
+	upArgs := append(dnsmasqArgs(perfUpstream.Port(), "--local-ttl=300"), hostRecords...)
 	startPerf(b, ns, "1", perfUpstream.Port(), upArgs, "www0.allowed.example.", dns.RcodeSuccess)
 
 	type perfCase struct {
@@ -88,6 +94,8 @@ func BenchmarkDNSPerf(b *testing.B) {
 		{"forward/dnsmasq", dnsmasqArgs(perfListen.Port(), forward, "--cache-size=0", "--dns-forward-max=1000"), allowed, dns.RcodeSuccess},
 		{"forward/g0efilter", g0efilterCmd(b, 0), allowed, dns.RcodeSuccess},
 		{"forward/g0efilter-dial", g0efilterCmd(b, -1), allowed, dns.RcodeSuccess},
+		{"direct/dnsmasq", append(dnsmasqArgs(perfListen.Port(), "--local-ttl=300"), hostRecords...), allowed, dns.RcodeSuccess},
+		{"cached/g0efilter", g0efilterCmd(b, 0, 10000), allowed, dns.RcodeSuccess},
 	}
 	res := make(map[string]perfResult)
 	for _, c := range cases {
@@ -112,6 +120,8 @@ func BenchmarkDNSPerf(b *testing.B) {
 		b.ReportMetric(ratio("blocked/g0efilter", "local/dnsmasq"), "blocked/local")
 		b.ReportMetric(ratio("forward/g0efilter", "forward/dnsmasq"), "forward/forward")
 		b.ReportMetric(ratio("forward/g0efilter-dial", "forward/dnsmasq"), "dial/forward")
+		b.ReportMetric(ratio("cached/g0efilter", "direct/dnsmasq"), "cached/direct")
+		b.ReportMetric(ratio("forward/g0efilter", "direct/dnsmasq"), "forward/direct")
 	})
 }
 
@@ -126,7 +136,7 @@ const perfNames = 100
 
 // perfServeEnv, set in the environment of the test binary, makes it serve
 // g0efilter for BenchmarkDNSPerf instead of running tests: "LISTEN
-// UPSTREAM MAXSOCKETS".
+// UPSTREAM MAXSOCKETS CACHESIZE".
 const perfServeEnv = "G0EFILTER_DNSPERF_SERVE"
 
 // perfProfileEnv, set with perfServeEnv, names a file where the server
@@ -145,14 +155,15 @@ func TestMain(m *testing.M) {
 // code once SIGTERM comes.
 func servePerf(spec string) int {
 	f := strings.Fields(spec)
-	if len(f) != 3 {
-		fmt.Fprintf(os.Stderr, "%s=%q: want LISTEN UPSTREAM MAXSOCKETS\n", perfServeEnv, spec)
+	if len(f) != 4 {
+		fmt.Fprintf(os.Stderr, "%s=%q: want LISTEN UPSTREAM MAXSOCKETS CACHESIZE\n", perfServeEnv, spec)
 		return 2
 	}
 	listen, err1 := netip.ParseAddrPort(f[0])
 	upstream, err2 := netip.ParseAddrPort(f[1])
 	maxSockets, err3 := strconv.Atoi(f[2])
-	if err := errors.Join(err1, err2, err3); err != nil {
+	cacheSize, err4 := strconv.Atoi(f[3])
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		fmt.Fprintf(os.Stderr, "%s=%q: %v\n", perfServeEnv, spec, err)
 		return 2
 	}
@@ -165,10 +176,11 @@ func servePerf(spec string) int {
 	live.Store(snap)
 	up := &Upstream{Servers: []netip.AddrPort{upstream}, MaxSockets: maxSockets}
 	defer up.Close()
-	srv := &Server{
-		Addrs:   []netip.AddrPort{listen},
-		Handler: &Handler{Policy: &live, Upstream: up},
+	h := &Handler{Policy: &live, Upstream: up}
+	if cacheSize > 0 {
+		h.Cache = NewCache(cacheSize, time.Hour)
 	}
+	srv := &Server{Addrs: []netip.AddrPort{listen}, Handler: h}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if path := os.Getenv(perfProfileEnv); path != "" {
@@ -192,12 +204,16 @@ func servePerf(spec string) int {
 }
 
 // g0efilterCmd returns the command that serves g0efilter on perfListen.
-func g0efilterCmd(b *testing.B, maxSockets int) []string {
+func g0efilterCmd(b *testing.B, maxSockets int, cacheSize ...int) []string {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	return []string{"env", fmt.Sprintf("%s=%s %s %d", perfServeEnv, perfListen, perfUpstream, maxSockets), exe}
+	size := 0
+	if len(cacheSize) > 0 {
+		size = cacheSize[0]
+	}
+	return []string{"env", fmt.Sprintf("%s=%s %s %d %d", perfServeEnv, perfListen, perfUpstream, maxSockets, size), exe}
 }
 
 // dnsmasqArgs returns a dnsmasq command line serving on 127.0.0.1:port,
