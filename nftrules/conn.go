@@ -72,6 +72,14 @@ type Pin struct {
 	// MinPinTimeout (zero and negative values included: the kernel would
 	// read zero as "forever") and lowered to MaxPinTimeout.
 	Timeout time.Duration
+	// Need is how long, at least, the address must stay pinned from now:
+	// an address that this Conn pinned until then or later is left as it
+	// is, and costs no netlink message. Zero means Timeout. A caller that
+	// pins a record for its TTL plus a margin passes the TTL and the
+	// margin here, and in Timeout a longer time, so that the same answer
+	// given again (from a cache, with its TTL counted down) finds the
+	// address pinned already. A Need longer than Timeout pins for Need.
+	Need time.Duration
 }
 
 // Bounds of a [Pin]'s timeout.
@@ -99,7 +107,15 @@ func planPins(pins []Pin, now time.Time, known map[netip.Addr]time.Time) (v4, v6
 		}
 		a := p.Addr.Unmap().WithZone("")
 		t := min(max(p.Timeout, MinPinTimeout), MaxPinTimeout)
+		need := t
+		if p.Need > 0 {
+			need = min(p.Need, MaxPinTimeout)
+			t = max(t, need)
+		}
 		if d, ok := known[a]; ok {
+			if !d.Before(now.Add(need)) {
+				continue // pinned long enough already
+			}
 			t = max(t, d.Sub(now))
 		}
 		t = (t + time.Millisecond - 1).Truncate(time.Millisecond)

@@ -510,9 +510,10 @@ func (c *Conn) update(want map[string][]netip.Prefix) error {
 // batch. Connections made meanwhile outlive the pin: the filter chain
 // accepts established ones before it looks at the sets.
 //
-// Pinning an address again sets its expiry to the new timeout from now
-// when that is later than its current expiry, and leaves the current one
-// when it is sooner: a pin never shortens an earlier pin made through
+// Pinning an address again leaves it as it is, and sends nothing, when
+// its current expiry is at least its [Pin.Need] from now; otherwise it
+// sets its expiry to the new timeout from now, or keeps the current one
+// when that is later: a pin never shortens an earlier pin made through
 // this Conn since the last [Conn.Apply] (which empties the pinned sets).
 // An address pinned otherwise (by another Conn or process) gets the new
 // timeout, sooner or not. Pin does not rely on the kernel for this: on

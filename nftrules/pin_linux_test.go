@@ -438,3 +438,23 @@ func BenchmarkPin100(b *testing.B) {
 		})
 	}
 }
+
+// TestPinSkipsWhatIsPinnedLongEnough: an address pinned until at least its
+// Need from now is left as it is in the kernel (its timeout unchanged);
+// one that is not gets the new timeout.
+func TestPinSkipsWhatIsPinnedLongEnough(t *testing.T) {
+	fd := trafficNS(t)
+	c := openIn(t, fd)
+	r, err := Build(Config{Mode: ModeDNS})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	require.NoError(t, c.Pin([]Pin{{Addr: a, Timeout: time.Minute}, {Addr: b, Timeout: time.Minute}}))
+	require.NoError(t, c.Pin([]Pin{
+		{Addr: a, Timeout: 2 * time.Minute, Need: 30 * time.Second}, // pinned for a minute: long enough
+		{Addr: b, Timeout: 2 * time.Minute, Need: 90 * time.Second}, // not
+	}))
+	set := nftListSet(t, fd, SetPinned4)
+	assert.Contains(t, set, "192.0.2.1 timeout 1m", set)
+	assert.Contains(t, set, "192.0.2.2 timeout 2m", set)
+}

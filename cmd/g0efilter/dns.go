@@ -131,7 +131,11 @@ func pinner(cfg config, conn *nftrules.Conn, log *slog.Logger) func(dnsfilter.An
 	return func(a dnsfilter.Answer) {
 		pins := make([]nftrules.Pin, 0, len(a.Addrs))
 		for _, at := range a.Addrs {
-			pins = append(pins, nftrules.Pin{Addr: at.Addr, Timeout: pinTimeout(cfg, at.TTL)})
+			// The client may use the address for the record's TTL (and a
+			// little past it): an earlier pin that lasts that long is
+			// enough, as it does for the same answer given again from the
+			// cache with its TTL counted down.
+			pins = append(pins, nftrules.Pin{Addr: at.Addr, Timeout: pinTimeout(cfg, at.TTL), Need: at.TTL + cfg.DNSPinGrace})
 		}
 		if err := conn.Pin(pins); err != nil {
 			// The answer still goes out; connections to the addresses

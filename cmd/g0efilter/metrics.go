@@ -35,7 +35,7 @@ func newMetrics() *metrics {
 		}, []string{"action"}),
 		pinned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "g0efilter_dns_pinned_addresses_total",
-			Help: "Addresses from allowed DNS answers pinned in the kernel (a re-pin counts again).",
+			Help: "Addresses from allowed DNS answers pinned in the kernel, or found pinned long enough already (each answer counts again).",
 		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "g0efilter_policy_reloads_total",
