@@ -430,50 +430,6 @@ func arrived(got <-chan string, payload string) bool {
 	}
 }
 
-// sendRawIP sends the IP packet of frame (an Ethernet frame from
-// rawframe.UDP) through a raw socket that writes whole IP headers
-// (IPPROTO_RAW, CAP_NET_RAW), so its source is whatever the packet says.
-func sendRawIP(frame []byte, dst netip.Addr) error {
-	family := syscall.AF_INET
-	if dst.Is6() {
-		family = syscall.AF_INET6
-	}
-	s, err := syscall.Socket(family, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
-	if err != nil {
-		return err
-	}
-	defer syscall.Close(s)
-	return syscall.Sendto(s, frame[14:], 0, sockaddr(netip.AddrPortFrom(dst, 0)))
-}
-
-// sendTransparent sends payload from src, an address that is not this
-// namespace's, through a UDP socket with IP_TRANSPARENT (CAP_NET_RAW).
-func sendTransparent(src, dst netip.AddrPort, payload []byte) error {
-	family, level, opt := syscall.AF_INET, syscall.IPPROTO_IP, syscall.IP_TRANSPARENT
-	if dst.Addr().Is6() {
-		family, level, opt = syscall.AF_INET6, syscall.IPPROTO_IPV6, unix.IPV6_TRANSPARENT
-	}
-	s, err := syscall.Socket(family, syscall.SOCK_DGRAM, syscall.IPPROTO_UDP)
-	if err != nil {
-		return err
-	}
-	defer syscall.Close(s)
-	if err := syscall.SetsockoptInt(s, level, opt, 1); err != nil {
-		return err
-	}
-	if err := syscall.Bind(s, sockaddr(src)); err != nil {
-		return err
-	}
-	return syscall.Sendto(s, payload, 0, sockaddr(dst))
-}
-
-func sockaddr(ap netip.AddrPort) syscall.Sockaddr {
-	if ap.Addr().Is4() {
-		return &syscall.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
-	}
-	return &syscall.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
-}
-
 // sendFrom sends payload from a UDP socket bound to src.
 func sendFrom(src, dst netip.AddrPort, payload []byte) error {
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(src))
@@ -514,9 +470,9 @@ func TestTrafficReflection(t *testing.T) {
 				netnstest.Run(t, fd, func() {
 					switch how {
 					case "raw":
-						err = sendRawIP(hello, local.Addr())
+						err = rawframe.SendIP(hello, local.Addr())
 					case "transparent":
-						err = sendTransparent(remote, local, []byte("knock"))
+						err = rawframe.SendTransparent(remote, local, []byte("knock"))
 					case "loopback":
 						prefix = InjectedLogPrefix
 						before = log.countPrefix(prefix)
@@ -591,7 +547,7 @@ func TestTrafficForgedConn(t *testing.T) {
 		before := log.countPrefix(ForgedConnLogPrefix)
 		zeroMAC := net.HardwareAddr{0, 0, 0, 0, 0, 0}
 		netnstest.Run(t, fd, func() {
-			err = sendRawIP(rawframe.UDP(zeroMAC, zeroMAC, local, remote, []byte("forged")), remote.Addr())
+			err = rawframe.SendIP(rawframe.UDP(zeroMAC, zeroMAC, local, remote, []byte("forged")), remote.Addr())
 		})
 		if err != nil {
 			require.ErrorIs(t, err, syscall.EPERM)

@@ -89,8 +89,12 @@ type harness struct {
 
 func allow(t *testing.T, domains ...string) *policy.Holder {
 	t.Helper()
-	p, err := policy.Parse("policy.yaml", []byte("allowlist:\n  domains: [\""+strings.Join(domains, "\", \"")+"\"]\n"))
-	require.NoError(t, err)
+	return holder(t, &policy.Policy{Domains: domains})
+}
+
+// holder is the live policy p.
+func holder(t *testing.T, p *policy.Policy) *policy.Holder {
+	t.Helper()
 	s, err := policy.Compile(p)
 	require.NoError(t, err)
 	var h policy.Holder
@@ -922,18 +926,16 @@ func TestProxyDialWaitsOnEMFILE(t *testing.T) {
 	mu.Unlock()
 }
 
-// withDeny is a policy that allows domains and denies what deny lists.
-func withDeny(t *testing.T, domains []string, denyIPs, denyDomains []string) *policy.Holder {
+// withDeny is a policy that allows domains and denies denyIPs and
+// denyDomains.
+func withDeny(t *testing.T, domains, denyIPs, denyDomains []string) *policy.Holder {
 	t.Helper()
-	q := func(items []string) string { return `["` + strings.Join(items, `", "`) + `"]` }
-	doc := "allowlist:\n  domains: " + q(domains) + "\ndenylist:\n  ips: " + q(denyIPs) + "\n  domains: " + q(denyDomains) + "\n"
-	p, err := policy.Parse("policy.yaml", []byte(doc))
-	require.NoError(t, err)
-	s, err := policy.Compile(p)
-	require.NoError(t, err)
-	var h policy.Holder
-	h.Store(s)
-	return &h
+	p := &policy.Policy{Domains: domains, DenyDomains: denyDomains}
+	for _, a := range denyIPs {
+		ip := netip.MustParseAddr(a)
+		p.DenyIPs = append(p.DenyIPs, netip.PrefixFrom(ip, ip.BitLen()))
+	}
+	return holder(t, p)
 }
 
 // The denylist wins: a denied name under an allowed wildcard, and an

@@ -48,6 +48,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -84,6 +85,9 @@ type config struct {
 	FilterBin, DashboardBin string
 	// Keep keeps the temporary directory at exit.
 	Keep bool
+	// RootPrefix starts the printed commands that need root ("sudo " or
+	// nothing, see rootPrefix).
+	RootPrefix string
 	// Out receives progress and the instructions. Nil means discard.
 	Out io.Writer
 	// Ready, when not nil, is called once everything is up.
@@ -133,6 +137,7 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))
+	cfg.RootPrefix = rootPrefix(os.Getenv, exec.LookPath)
 
 	// The signals stay caught until run returns, so that a second Ctrl-C
 	// does not cut the teardown short. SIGPIPE is ignored: a closed output

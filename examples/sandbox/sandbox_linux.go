@@ -269,7 +269,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	})
 
 	info := Info{Dashboard: "http://" + ln.Addr().String(), Box: box, Net: netNS, Dir: dir, User: sandboxUser, Password: password}
-	fmt.Fprint(s.out, instructions(info, cfg.Interval, rootPrefix(os.Getenv, exec.LookPath)))
+	fmt.Fprint(s.out, instructions(info, cfg.Interval, cfg.RootPrefix))
 	if cfg.Ready != nil {
 		cfg.Ready(info)
 	}
@@ -450,7 +450,7 @@ func (s *sandbox) start(name, box, logPath, bin string, env []string, args ...st
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cgroup for %s (the sandbox is in %s): %w", name, path, err)
 	}
-	s.onTeardown("remove cgroup "+dir, func() error { return removeCgroup(dir) })
+	s.onTeardown("remove cgroup "+dir, func() error { return cgroupv2.Remove(dir, 5*time.Second) })
 	p, err := startProcess(name, box, logPath, dir, env, bin, args...)
 	if err != nil {
 		return nil, err
@@ -496,24 +496,4 @@ func randomHex(n int) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(b), nil
-}
-
-// removeCgroup removes a process's cgroup once its process has been
-// stopped: it kills whatever is left in it, waits for the kernel to see it
-// empty (an exit is accounted a little after the parent's wait returns),
-// then removes it.
-func removeCgroup(dir string) error {
-	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		events, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		if err != nil || strings.Contains(string(events), "populated 0") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return os.Remove(dir)
 }

@@ -9,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -138,44 +136,6 @@ func (cg cgroup) start(cmd *exec.Cmd) error {
 	return cmd.Start()
 }
 
-// removeCgroup removes the cgroup at path and those below it: it kills
-// their processes, waits until they are gone and removes the directories,
-// deepest first. A path already gone is no error.
-func removeCgroup(path string) error {
-	entries, err := os.ReadDir(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("remove cgroup: %w", err)
-	}
-	var errs []error
-	for _, ent := range entries {
-		if ent.IsDir() {
-			errs = append(errs, removeCgroup(filepath.Join(path, ent.Name())))
-		}
-	}
-	if err := os.WriteFile(filepath.Join(path, "cgroup.kill"), []byte("1"), 0); err != nil {
-		errs = append(errs, fmt.Errorf("kill cgroup %s: %w", path, err))
-	}
-	deadline := time.Now().Add(cgroupRemoveTimeout)
-	for {
-		events, err := os.ReadFile(filepath.Join(path, "cgroup.events"))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
-			break
-		}
-		if slices.Contains(strings.Split(string(events), "\n"), "populated 0") {
-			break
-		}
-		if time.Now().After(deadline) {
-			errs = append(errs, fmt.Errorf("remove cgroup %s: still populated after %v", path, cgroupRemoveTimeout))
-			break
-		}
-		time.Sleep(linkPoll)
-	}
-	if err := unix.Rmdir(path); err != nil && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("remove cgroup %s: %w", path, err))
-	}
-	return errors.Join(errs...)
-}
+// removeCgroup removes the cgroup at path and those below it (see
+// cgroupv2.Remove).
+func removeCgroup(path string) error { return cgroupv2.Remove(path, cgroupRemoveTimeout) }

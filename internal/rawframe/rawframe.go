@@ -1,10 +1,13 @@
 // Package rawframe builds Ethernet frames carrying a UDP datagram and
 // sends them through a packet socket, below the IP stack: what a workload
 // with CAP_NET_RAW can do to get around rules that only the inet hooks
-// apply. It is for this module's tests only.
+// apply. It also sends packets with a forged source, through a raw socket
+// ([SendIP]) or a transparent one ([SendTransparent]). It is for this
+// module's tests only.
 //
 //	frame := rawframe.UDP(srcMAC, dstMAC, src, dst, []byte("hello"))
 //	err := rawframe.Send("eth0", frame, false)
+//	err = rawframe.SendIP(frame, dst.Addr()) // the IP packet alone, from src
 package rawframe
 
 import (

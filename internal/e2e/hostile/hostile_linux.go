@@ -30,9 +30,9 @@ func reflect(how string, remote, local netip.AddrPort) (string, error) {
 	var err error
 	switch how {
 	case "raw":
-		err = sendHdrincl(rawframe.UDP(zeroMAC, zeroMAC, remote, local, knock), local.Addr())
+		err = rawframe.SendIP(rawframe.UDP(zeroMAC, zeroMAC, remote, local, knock), local.Addr())
 	case "transparent":
-		err = sendTransparent(remote, local, knock)
+		err = rawframe.SendTransparent(remote, local, knock)
 	case "loopback":
 		err = rawframe.Send("lo", rawframe.UDP(zeroMAC, zeroMAC, remote, local, knock), false)
 	}
@@ -55,49 +55,6 @@ func reflect(how string, remote, local netip.AddrPort) (string, error) {
 }
 
 var zeroMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
-
-// sendHdrincl sends the IP packet of frame through a raw socket that
-// writes whole IP headers (IPPROTO_RAW).
-func sendHdrincl(frame []byte, dst netip.Addr) error {
-	family := unix.AF_INET
-	if dst.Is6() {
-		family = unix.AF_INET6
-	}
-	s, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(s)
-	return unix.Sendto(s, frame[14:], 0, sockaddr(netip.AddrPortFrom(dst, 0)))
-}
-
-// sendTransparent sends payload from src, not an address of the box,
-// through a UDP socket with IP_TRANSPARENT.
-func sendTransparent(src, dst netip.AddrPort, payload []byte) error {
-	family, level, opt := unix.AF_INET, unix.IPPROTO_IP, unix.IP_TRANSPARENT
-	if dst.Addr().Is6() {
-		family, level, opt = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_TRANSPARENT
-	}
-	s, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(s)
-	if err := unix.SetsockoptInt(s, level, opt, 1); err != nil {
-		return fmt.Errorf("IP_TRANSPARENT: %w", err)
-	}
-	if err := unix.Bind(s, sockaddr(src)); err != nil {
-		return err
-	}
-	return unix.Sendto(s, payload, 0, sockaddr(dst))
-}
-
-func sockaddr(ap netip.AddrPort) unix.Sockaddr {
-	if ap.Addr().Is4() {
-		return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
-	}
-	return &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
-}
 
 // caps reports the uid, gid and capability sets of the process.
 func caps() (string, error) {
