@@ -34,8 +34,9 @@ type Limits struct {
 	// RefuseNULL refuses questions of type NULL, which nothing but tunnels
 	// asks for (REFUSED, reason query type).
 	RefuseNULL bool
-	// Rate and Burst bound the questions that one client, by its address,
-	// may have forwarded upstream a second: the rest are refused (REFUSED,
+	// Rate and Burst bound the questions for allowed names (and local
+	// names) that one client, by its address, may ask a second, answered
+	// from upstream or from the Cache alike: the rest are refused (REFUSED,
 	// reason rate limited) until its bucket fills again. Questions refused
 	// by the policy are answered here and not counted. Zero Rate means no
 	// bound; zero Burst means twice Rate.
