@@ -33,7 +33,7 @@ func ExampleParse_errors() {
 	_, err := policy.Parse("policy.yaml", []byte(`
 allowlist:
   ips:
-    - "192.0.2.1:443"
+    - "tcp/192.0.2.1:0"
   domains:
     - "*.*.example.com"
   domian: []
@@ -41,7 +41,7 @@ allowlist:
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, policy.ErrIP), errors.Is(err, policy.ErrDomain))
 	// Output:
-	// policy.yaml:4: allowlist.ips[0] "192.0.2.1:443": invalid IP or CIDR: ports are not allowed; give the address alone
+	// policy.yaml:4: allowlist.ips[0] "tcp/192.0.2.1:0": invalid IP or CIDR: port "0" is not a number from 1 to 65535
 	// policy.yaml:6: allowlist.domains[0] "*.*.example.com": invalid domain: '*' is allowed only as the whole first label, as in *.example.com
 	// policy.yaml:7: allowlist.domian: unknown key: expected "ips" or "domains"
 	// true true

@@ -254,6 +254,7 @@ func (s *Snapshot) Policy() *Policy {
 	return &Policy{
 		IPs: slices.Clone(s.policy.IPs), Domains: slices.Clone(s.policy.Domains),
 		DenyIPs: slices.Clone(s.policy.DenyIPs), DenyDomains: slices.Clone(s.policy.DenyDomains),
+		AddrPorts: slices.Clone(s.policy.AddrPorts), NamePorts: slices.Clone(s.policy.NamePorts),
 	}
 }
 

@@ -31,6 +31,13 @@ type Policy struct {
 	// refused.
 	DenyIPs     []netip.Prefix
 	DenyDomains []string
+	// AddrPorts are the allowlisted address entries with a protocol, a
+	// port or both ("udp/1.1.1.1:53"); they allow that alone.
+	AddrPorts []AddrRule
+	// NamePorts are the allowlisted domain entries with a port, and maybe
+	// a protocol ("tcp/github.com:22", "*.example.com:8443"); see
+	// [NameRule] for what they allow.
+	NamePorts []NameRule
 }
 
 // AllowsAnyDomain reports whether the policy contains [AnyDomain], which lets
@@ -46,10 +53,20 @@ func (p *Policy) AllowsAnyDomain() bool {
 //	  ips:
 //	    - "1.1.1.1"
 //	    - "2001:db8::/32"
+//	    - "udp/9.9.9.9:53"              # one protocol, one port
+//	    - "tcp/[2001:db8::7]:8000-8099" # a range
 //	  domains:
 //	    - "github.com"
 //	    - "*.alpinelinux.org"
+//	    - "tcp/github.com:22"           # by name on another port
+//	    - "*.example.com:8443"          # TLS on 8443
+//	denylist:
+//	  ips: ["169.254.169.254"]
+//	  domains: ["*.evil.example.com"]
 //
+// See [ParseAddrEntry] and [ParseNameEntry] for the entries. The denylist
+// takes addresses and names alone: what it denies, it denies on every
+// port.
 // source names the document in errors (usually the file path). Unknown keys,
 // values of the wrong type and invalid entries are all reported, each with its
 // line, as an [ErrorList]; a document with any mistake yields no Policy.
@@ -77,34 +94,45 @@ func ReadFile(path string) (*Policy, error) {
 }
 
 // ParseIPList parses a comma-separated list of addresses and prefixes, such
-// as the value of ALLOWLIST_IPS, with the same validation as the file. Blank
-// items are skipped. source names the list in errors.
+// as the value of DENYLIST_IPS, with the same validation as the file. Blank
+// items are skipped. source names the list in errors. Entries with a
+// protocol or a port are errors here: see [Loader] for lists that take
+// them.
 func ParseIPList(source, list string) ([]netip.Prefix, error) {
 	var (
 		errs ErrorList
 		ips  []netip.Prefix
 	)
 	for i, item := range splitList(list) {
-		p, err := ParsePrefix(item)
+		r, err := ParseAddrEntry(item)
+		if err == nil && (r.Proto != AnyProto || !r.Ports.All()) {
+			err = reason(ErrIP, "a protocol or port is not allowed here; write %s", AddrRule{Prefix: r.Prefix})
+		}
 		if err != nil {
 			errs = append(errs, &Error{Source: source, Field: itemField(i), Value: item, Err: err})
 			continue
 		}
-		ips = appendUnique(ips, p)
+		ips = appendUnique(ips, r.Prefix)
 	}
 	return ips, errs.err()
 }
 
 // ParseDomainList parses a comma-separated list of domain patterns, such as
-// the value of ALLOWLIST_DOMAINS, with the same validation as the file. Blank
-// items are skipped. source names the list in errors.
+// the value of DENYLIST_DOMAINS, with the same validation as the file. Blank
+// items are skipped. source names the list in errors. Entries with a
+// protocol or a port are errors here: see [Loader] for lists that take
+// them.
 func ParseDomainList(source, list string) ([]string, error) {
 	var (
 		errs    ErrorList
 		domains []string
 	)
 	for i, item := range splitList(list) {
-		d, err := NormalizeDomain(item)
+		r, err := ParseNameEntry(item)
+		if err == nil && (r.Proto != AnyProto || !r.Ports.All()) {
+			err = reason(ErrDomain, "a protocol or port is not allowed here; write %s", r.Pattern)
+		}
+		d := r.Pattern
 		if err != nil {
 			errs = append(errs, &Error{Source: source, Field: itemField(i), Value: item, Err: err})
 			continue
@@ -112,6 +140,55 @@ func ParseDomainList(source, list string) ([]string, error) {
 		domains = appendUnique(domains, d)
 	}
 	return domains, errs.err()
+}
+
+// parseAddrList parses an allowlist of address entries, with or without
+// protocols and ports.
+func parseAddrList(source, list string) ([]netip.Prefix, []AddrRule, error) {
+	var (
+		errs  ErrorList
+		ips   []netip.Prefix
+		rules []AddrRule
+		items []int // the item of each rule
+	)
+	for i, item := range splitList(list) {
+		r, err := ParseAddrEntry(item)
+		switch {
+		case err != nil:
+			errs = append(errs, &Error{Source: source, Field: itemField(i), Value: item, Err: err})
+		case r.Proto == AnyProto && r.Ports.All():
+			ips = appendUnique(ips, r.Prefix)
+		case !slices.Contains(rules, r):
+			rules = append(rules, r)
+			items = append(items, i)
+		}
+	}
+	if _, bad, err := services(rules); err != nil {
+		errs = append(errs, &Error{Source: source, Field: itemField(items[bad]), Value: rules[bad].String(), Err: err})
+	}
+	return ips, rules, errs.err()
+}
+
+// parseNameList parses an allowlist of domain entries, with or without
+// protocols and ports.
+func parseNameList(source, list string) ([]string, []NameRule, error) {
+	var (
+		errs    ErrorList
+		domains []string
+		rules   []NameRule
+	)
+	for i, item := range splitList(list) {
+		r, err := ParseNameEntry(item)
+		switch {
+		case err != nil:
+			errs = append(errs, &Error{Source: source, Field: itemField(i), Value: item, Err: err})
+		case r.Proto == AnyProto && r.Ports.All():
+			domains = appendUnique(domains, r.Pattern)
+		default:
+			rules = appendUnique(rules, r)
+		}
+	}
+	return domains, rules, errs.err()
 }
 
 // splitList splits a comma-separated list, trimming items and dropping
@@ -151,9 +228,11 @@ type Loader struct {
 	// Path is the policy file. It is not read when both IPs and Domains are
 	// set. Empty means no file: the lists that are not set stay empty.
 	Path string
-	// IPs, when not nil, replaces the file's allowlist.ips.
+	// IPs, when not nil, replaces the file's allowlist.ips, entries with
+	// protocols and ports included.
 	IPs *List
-	// Domains, when not nil, replaces the file's allowlist.domains.
+	// Domains, when not nil, replaces the file's allowlist.domains,
+	// entries with protocols and ports included.
 	Domains *List
 	// DenyIPs and DenyDomains, when not nil, replace the file's
 	// denylist.ips and denylist.domains. When the file is not read (IPs
@@ -192,13 +271,13 @@ func (l Loader) load(data []byte) (*Policy, error) {
 	}
 	var errs []error
 	if l.IPs != nil {
-		ips, err := ParseIPList(l.IPs.Name, l.IPs.Value)
-		p.IPs = ips
+		ips, rules, err := parseAddrList(l.IPs.Name, l.IPs.Value)
+		p.IPs, p.AddrPorts = ips, rules
 		errs = append(errs, err)
 	}
 	if l.Domains != nil {
-		domains, err := ParseDomainList(l.Domains.Name, l.Domains.Value)
-		p.Domains = domains
+		domains, rules, err := parseNameList(l.Domains.Name, l.Domains.Value)
+		p.Domains, p.NamePorts = domains, rules
 		errs = append(errs, err)
 	}
 	if l.DenyIPs != nil {
@@ -311,9 +390,9 @@ func (d *decoder) document(root *yaml.Node) *Policy {
 	for key, value := range d.mapping(root, "") {
 		switch key.Value {
 		case "allowlist":
-			d.list(value, "allowlist", &p.IPs, &p.Domains)
+			d.list(value, false, p)
 		case "denylist":
-			d.list(value, "denylist", &p.DenyIPs, &p.DenyDomains)
+			d.list(value, true, p)
 		default:
 			d.fail(key, key.Value, "", unknownKey(key.Value, "allowlist", "denylist"))
 		}
@@ -321,31 +400,59 @@ func (d *decoder) document(root *yaml.Node) *Policy {
 	return p
 }
 
-// list decodes the allowlist or the denylist (name) into ips and domains.
-func (d *decoder) list(n *yaml.Node, name string, ips *[]netip.Prefix, domains *[]string) {
+// list decodes the allowlist or the denylist (p's deny fields when deny).
+func (d *decoder) list(n *yaml.Node, deny bool, p *Policy) {
+	name, ips, domains := "allowlist", &p.IPs, &p.Domains
+	if deny {
+		name, ips, domains = "denylist", &p.DenyIPs, &p.DenyDomains
+	}
 	for key, value := range d.mapping(n, name) {
 		field := name + "." + key.Value
 		switch key.Value {
 		case "ips":
+			type line struct {
+				*yaml.Node
+				index int
+			}
+			var lines []line // the item of each rule
 			for i, item := range d.sequence(value, field) {
-				prefix, err := ParsePrefix(item.Value)
-				if err != nil {
-					d.fail(item, fmt.Sprintf("%s[%d]", field, i), item.Value, err)
-					continue
+				r, err := ParseAddrEntry(item.Value)
+				plain := r.Proto == AnyProto && r.Ports.All()
+				if err == nil && deny && !plain {
+					err = reason(ErrIP, "the denylist takes an address or prefix alone: it denies every port; write %s", AddrRule{Prefix: r.Prefix})
 				}
-				*ips = appendUnique(*ips, prefix)
+				switch {
+				case err != nil:
+					d.fail(item, fmt.Sprintf("%s[%d]", field, i), item.Value, err)
+				case plain:
+					*ips = appendUnique(*ips, r.Prefix)
+				case !slices.Contains(p.AddrPorts, r):
+					p.AddrPorts = append(p.AddrPorts, r)
+					lines = append(lines, line{item, i})
+				}
+			}
+			if _, bad, err := services(p.AddrPorts); err != nil && !deny {
+				d.fail(lines[bad].Node, fmt.Sprintf("%s[%d]", field, lines[bad].index), lines[bad].Value, err)
 			}
 		case "domains":
 			for i, item := range d.sequence(value, field) {
-				domain, err := NormalizeDomain(item.Value)
-				if err == nil && name == "denylist" && domain == AnyDomain {
+				r, err := ParseNameEntry(item.Value)
+				plain := r.Proto == AnyProto && r.Ports.All()
+				switch {
+				case err != nil:
+				case deny && !plain:
+					err = reason(ErrDomain, "the denylist takes a name alone: it denies every port; write %s", r.Pattern)
+				case deny && r.Pattern == AnyDomain:
 					err = reason(ErrDomain, `"*" would deny every name: leave the names out of the allowlist instead`)
 				}
-				if err != nil {
+				switch {
+				case err != nil:
 					d.fail(item, fmt.Sprintf("%s[%d]", field, i), item.Value, err)
-					continue
+				case plain:
+					*domains = appendUnique(*domains, r.Pattern)
+				default:
+					p.NamePorts = appendUnique(p.NamePorts, r)
 				}
-				*domains = appendUnique(*domains, domain)
 			}
 		default:
 			d.fail(key, field, "", unknownKey(key.Value, "ips", "domains"))

@@ -38,6 +38,28 @@ func TestParseValid(t *testing.T) {
 			},
 		},
 		{file: "any.yaml", want: &Policy{Domains: []string{"*"}}, anyDomain: true},
+		{
+			file: "ports.yaml",
+			want: &Policy{
+				IPs:     prefixes("1.1.1.1/32"),
+				Domains: []string{"github.com"},
+				AddrPorts: []AddrRule{
+					{UDP, netip.MustParsePrefix("1.1.1.1/32"), Ports{53, 53}},
+					{TCP, netip.MustParsePrefix("198.51.100.0/24"), Ports{5432, 5432}},
+					{TCP, netip.MustParsePrefix("2001:db8::7/128"), Ports{8000, 8099}},
+					{TCP, netip.MustParsePrefix("2001:db8::/32"), Ports{443, 443}},
+					{AnyProto, netip.MustParsePrefix("192.0.2.9/32"), Ports{853, 853}},
+					{UDP, netip.MustParsePrefix("192.0.2.10/32"), Ports{}},
+				},
+				NamePorts: []NameRule{
+					{TCP, "github.com", Ports{22, 22}},
+					{AnyProto, "*.example.com", Ports{8443, 8443}},
+					{UDP, "*.voip.example", Ports{5060, 5061}},
+				},
+				DenyIPs:     prefixes("169.254.169.254/32", "10.0.0.0/8"),
+				DenyDomains: []string{"*.evil.example.com"},
+			},
+		},
 		{file: "nothing.yaml", want: &Policy{}},
 		{file: "null-lists.yaml", want: &Policy{}},
 	}
@@ -93,7 +115,7 @@ func TestParseReportsEveryBadEntry(t *testing.T) {
 		assert.ErrorIs(t, e, ErrIP)
 	}
 	assert.Equal(t, "allowlist.ips[1]", list[1].Field)
-	assert.Equal(t, "192.0.2.1:443", list[1].Value)
+	assert.Equal(t, "192.0.2.1:0", list[1].Value)
 }
 
 func TestParseErrorSentinels(t *testing.T) {
@@ -137,7 +159,7 @@ func TestParseLists(t *testing.T) {
 	assert.Equal(t, []string{"github.com", "*.example.org"}, domains)
 
 	_, err = ParseIPList("ALLOWLIST_IPS", "192.0.2.1,192.0.2.1:80,bogus")
-	assert.EqualError(t, err, `ALLOWLIST_IPS: item 2 "192.0.2.1:80": invalid IP or CIDR: ports are not allowed; give the address alone`+"\n"+
+	assert.EqualError(t, err, `ALLOWLIST_IPS: item 2 "192.0.2.1:80": invalid IP or CIDR: a protocol or port is not allowed here; write 192.0.2.1`+"\n"+
 		`ALLOWLIST_IPS: item 3 "bogus": invalid IP or CIDR: not an IP address or CIDR prefix`)
 
 	_, err = ParseDomainList("ALLOWLIST_DOMAINS", "ok.example, *bad.example")

@@ -23,6 +23,9 @@ type Snapshot struct {
 
 	deny         *suffixTable // the denied names; nil when there are none
 	deny4, deny6 []netip.Prefix
+
+	services  []Service // the address entries with ports, as the kernel's sets hold them
+	namePorts nameRules // the domain entries with ports
 }
 
 // Compile builds a Snapshot from p. Entries that are not in canonical form
@@ -37,6 +40,8 @@ func Compile(p *Policy) (*Snapshot, error) {
 	s.policy.IPs = canonicalPrefixes(p.IPs, "IPs", &errs)
 	s.policy.DenyDomains = canonicalDomains(p.DenyDomains, "DenyDomains", &errs)
 	s.policy.DenyIPs = canonicalPrefixes(p.DenyIPs, "DenyIPs", &errs)
+	s.policy.AddrPorts = canonicalAddrRules(p.AddrPorts, &errs)
+	s.policy.NamePorts = canonicalNameRules(p.NamePorts, &errs)
 	if slices.Contains(s.policy.DenyDomains, AnyDomain) {
 		errs = append(errs, &Error{Source: "policy", Field: "DenyDomains", Value: AnyDomain,
 			Err: reason(ErrDomain, `"*" would deny every name: leave the names out of the allowlist instead`)})
@@ -53,6 +58,10 @@ func Compile(p *Policy) (*Snapshot, error) {
 			return nil, &Error{Source: "policy", Field: "DenyDomains", Err: err}
 		}
 	}
+	if s.services, _, err = services(s.policy.AddrPorts); err != nil {
+		return nil, &Error{Source: "policy", Field: "AddrPorts", Err: err}
+	}
+	s.namePorts = compileNameRules(s.policy.NamePorts)
 	s.v4, s.v6 = outermost(s.policy.IPs)
 	s.deny4, s.deny6 = outermost(s.policy.DenyIPs)
 	return s, nil

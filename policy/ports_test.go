@@ -1,0 +1,164 @@
+package policy
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseAddrEntry(t *testing.T) {
+	tests := []struct {
+		in   string
+		want AddrRule
+	}{
+		{"1.1.1.1", AddrRule{Prefix: netip.MustParsePrefix("1.1.1.1/32")}},
+		{"2001:db8::/32", AddrRule{Prefix: netip.MustParsePrefix("2001:db8::/32")}},
+		{"udp/1.1.1.1:53", AddrRule{UDP, netip.MustParsePrefix("1.1.1.1/32"), Ports{53, 53}}},
+		{"Tcp/198.51.100.0/24:5432", AddrRule{TCP, netip.MustParsePrefix("198.51.100.0/24"), Ports{5432, 5432}}},
+		{"tcp/[2001:db8::7]:8000-8099", AddrRule{TCP, netip.MustParsePrefix("2001:db8::7/128"), Ports{8000, 8099}}},
+		{"[2001:db8::/32]:443", AddrRule{AnyProto, netip.MustParsePrefix("2001:db8::/32"), Ports{443, 443}}},
+		{"[2001:db8::]/32:443", AddrRule{AnyProto, netip.MustParsePrefix("2001:db8::/32"), Ports{443, 443}}},
+		{"udp/2001:db8::1", AddrRule{UDP, netip.MustParsePrefix("2001:db8::1/128"), Ports{}}},
+		{"[::ffff:192.0.2.1]:80", AddrRule{AnyProto, netip.MustParsePrefix("192.0.2.1/32"), Ports{80, 80}}},
+	}
+	for _, tt := range tests {
+		got, err := ParseAddrEntry(tt.in)
+		require.NoError(t, err, tt.in)
+		assert.Equal(t, tt.want, got, tt.in)
+		again, err := ParseAddrEntry(got.String())
+		require.NoError(t, err, "canonical form %q of %q", got.String(), tt.in)
+		assert.Equal(t, got, again, "round trip of %q", tt.in)
+	}
+	for _, bad := range []string{"tcp/", "tcp/1.1.1.1:", "icmp/1.1.1.1", "1.1.1.1:1-", "[2001:db8::1]x", "tcp/[2001:db8::1]:0", "1.1.1.1:2-1"} {
+		_, err := ParseAddrEntry(bad)
+		assert.ErrorIs(t, err, ErrIP, bad)
+	}
+}
+
+func TestParseNameEntry(t *testing.T) {
+	tests := []struct {
+		in   string
+		want NameRule
+	}{
+		{"github.com", NameRule{Pattern: "github.com"}},
+		{"tcp/GitHub.com.:22", NameRule{TCP, "github.com", Ports{22, 22}}},
+		{"*.example.com:8443", NameRule{AnyProto, "*.example.com", Ports{8443, 8443}}},
+		{"udp/*.voip.example:5060-5061", NameRule{UDP, "*.voip.example", Ports{5060, 5061}}},
+		{"*.example.com:1-65535", NameRule{AnyProto, "*.example.com", Ports{1, 65535}}},
+	}
+	for _, tt := range tests {
+		got, err := ParseNameEntry(tt.in)
+		require.NoError(t, err, tt.in)
+		assert.Equal(t, tt.want, got, tt.in)
+		if !got.Ports.All() {
+			again, err := ParseNameEntry(got.String())
+			require.NoError(t, err)
+			assert.Equal(t, got, again)
+		}
+	}
+	for _, bad := range []string{"tcp/github.com", "tcp/github.com:0", "udp/x.example:1-300", "*:443", "https://github.com:443", "github.com:22:23", "gre/github.com:1"} {
+		_, err := ParseNameEntry(bad)
+		assert.ErrorIs(t, err, ErrDomain, bad)
+	}
+}
+
+func TestServicesDisjoint(t *testing.T) {
+	rules := []AddrRule{
+		{AnyProto, netip.MustParsePrefix("10.0.0.0/8"), Ports{1, 100}},
+		{TCP, netip.MustParsePrefix("10.2.0.0/16"), Ports{20, 30}},     // held by the first: left out
+		{UDP, netip.MustParsePrefix("10.0.0.0/8"), Ports{}},            // every UDP port: holds the first's UDP part
+		{TCP, netip.MustParsePrefix("2001:db8::/32"), Ports{443, 443}}, // another family
+		{TCP, netip.MustParsePrefix("10.0.0.0/8"), Ports{101, 200}},    // beside the first
+		{TCP, netip.MustParsePrefix("10.3.0.0/16"), Ports{1000, 1000}}, // inside the prefix, apart in ports
+	}
+	got, _, err := services(rules)
+	require.NoError(t, err)
+	assert.Equal(t, []Service{
+		{TCP, netip.MustParsePrefix("10.0.0.0/8"), Ports{1, 100}},
+		{TCP, netip.MustParsePrefix("10.0.0.0/8"), Ports{101, 200}},
+		{TCP, netip.MustParsePrefix("10.3.0.0/16"), Ports{1000, 1000}},
+		{TCP, netip.MustParsePrefix("2001:db8::/32"), Ports{443, 443}},
+		{UDP, netip.MustParsePrefix("10.0.0.0/8"), Ports{1, 65535}},
+	}, got)
+}
+
+func TestServicesOverlapInPart(t *testing.T) {
+	rules := []AddrRule{
+		{TCP, netip.MustParsePrefix("192.0.2.0/24"), Ports{443, 443}},
+		{TCP, netip.MustParsePrefix("10.0.0.0/8"), Ports{1, 100}},
+		{AnyProto, netip.MustParsePrefix("10.1.0.0/16"), Ports{50, 200}},
+	}
+	_, bad, err := services(rules)
+	require.ErrorIs(t, err, ErrIP)
+	assert.Equal(t, 2, bad)
+	assert.Contains(t, err.Error(), "tcp/10.0.0.0/8:1-100 and 10.1.0.0/16:50-200 overlap in part")
+}
+
+func TestMatchHostPort(t *testing.T) {
+	snap, err := Compile(&Policy{
+		Domains: []string{"github.com"},
+		NamePorts: []NameRule{
+			{TCP, "github.com", Ports{22, 22}},
+			{AnyProto, "*.example.com", Ports{8443, 8443}},
+			{UDP, "*.voip.example.com", Ports{5060, 5061}},
+		},
+		DenyDomains: []string{"bad.example.com"},
+	})
+	require.NoError(t, err)
+	tests := []struct {
+		name  string
+		proto Proto
+		port  uint16
+		rule  string
+	}{
+		{"github.com", TCP, 22, "tcp/github.com:22"},
+		{"GITHUB.com.", TCP, 22, "tcp/github.com:22"},
+		{"github.com", UDP, 22, ""},
+		{"github.com", TCP, 443, ""}, // the plain entry is MatchHost's
+		{"www.example.com", TCP, 8443, "*.example.com:8443"},
+		{"www.example.com", UDP, 8443, "*.example.com:8443"},
+		{"example.com", TCP, 8443, ""},
+		{"bad.example.com", TCP, 8443, ""}, // denied
+		{"a.voip.example.com", UDP, 5061, "udp/*.voip.example.com:5060-5061"},
+		{"a.voip.example.com", TCP, 8443, "*.example.com:8443"},
+		{"a..example.com", TCP, 8443, ""},
+		{"1.2.3.4", TCP, 8443, ""},
+	}
+	for _, tt := range tests {
+		rule, ok := snap.MatchHostPort(tt.name, tt.proto, tt.port)
+		assert.Equal(t, tt.rule != "", ok, "%s %v/%d", tt.name, tt.proto, tt.port)
+		assert.Equal(t, tt.rule, rule, "%s %v/%d", tt.name, tt.proto, tt.port)
+	}
+	assert.Equal(t, []NameRule{
+		{UDP, "*.voip.example.com", Ports{5060, 5061}},
+		{AnyProto, "*.example.com", Ports{8443, 8443}},
+	}, snap.MatchNamePorts("x.voip.example.com"))
+	assert.Nil(t, snap.MatchNamePorts("bad.example.com"))
+	assert.Equal(t, []Ports{{8443, 8443}}, snap.ProxiedPorts())
+}
+
+func TestLoaderListsWithPorts(t *testing.T) {
+	p, err := Loader{
+		IPs:     &List{Name: "ALLOWLIST_IPS", Value: "1.1.1.1, udp/1.1.1.1:53, tcp/[2001:db8::7]:22"},
+		Domains: &List{Name: "ALLOWLIST_DOMAINS", Value: "github.com,tcp/github.com:22"},
+	}.Load()
+	require.NoError(t, err)
+	assert.Equal(t, prefixes("1.1.1.1/32"), p.IPs)
+	assert.Equal(t, []AddrRule{
+		{UDP, netip.MustParsePrefix("1.1.1.1/32"), Ports{53, 53}},
+		{TCP, netip.MustParsePrefix("2001:db8::7/128"), Ports{22, 22}},
+	}, p.AddrPorts)
+	assert.Equal(t, []NameRule{{TCP, "github.com", Ports{22, 22}}}, p.NamePorts)
+
+	_, err = Loader{
+		IPs:     &List{Name: "ALLOWLIST_IPS", Value: "tcp/10.0.0.0/8:1-100,tcp/10.1.0.0/16:50-200"},
+		Domains: &List{Name: "ALLOWLIST_DOMAINS", Value: "tcp/github.com"},
+		DenyIPs: &List{Name: "DENYLIST_IPS", Value: "tcp/10.0.0.1:22"},
+	}.Load()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `ALLOWLIST_IPS: item 2 "tcp/10.1.0.0/16:50-200": invalid IP or CIDR: tcp/10.0.0.0/8:1-100 and tcp/10.1.0.0/16:50-200 overlap in part`)
+	assert.Contains(t, err.Error(), `ALLOWLIST_DOMAINS: item 1 "tcp/github.com": invalid domain: a name with a protocol needs a port`)
+	assert.Contains(t, err.Error(), `DENYLIST_IPS: item 1 "tcp/10.0.0.1:22": invalid IP or CIDR: a protocol or port is not allowed here; write 10.0.0.1`)
+}
