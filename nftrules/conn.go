@@ -12,8 +12,9 @@ import (
 var ErrNotApplied = errors.New("nftrules: no ruleset applied on this connection")
 
 // ErrNoPinnedSets is returned by [Conn.Pin] when the applied ruleset has
-// no pinned sets: only a [ModeDNS] ruleset has them.
-var ErrNoPinnedSets = errors.New("nftrules: the applied ruleset has no pinned sets (dns mode only)")
+// no pinned sets for a pin: only a [ModeDNS] ruleset has them for
+// addresses on every port, and a dns-only one has none.
+var ErrNoPinnedSets = errors.New("nftrules: the applied ruleset has no pinned sets for this pin")
 
 // ErrUnsupported is returned on operating systems other than Linux.
 var ErrUnsupported = errors.New("nftrules: nftables is only available on Linux")
@@ -62,12 +63,18 @@ func diffPrefixes(old, cur []netip.Prefix) (removed, added []netip.Prefix) {
 	return removed, added
 }
 
-// Pin is an address that a dns mode ruleset lets new connections go to
-// until Timeout has passed (see [Conn.Pin]).
+// Pin is an address that a ruleset lets new connections go to until
+// Timeout has passed (see [Conn.Pin]): on every port (dns mode only), or
+// on one protocol and port.
 type Pin struct {
 	// Addr is an IPv4 or IPv6 address; an IPv4-mapped IPv6 address counts
 	// as IPv4.
 	Addr netip.Addr
+	// Proto and Port, when Port is not zero, limit the pin to that
+	// protocol (TCP or UDP) and port, in the pinned_ports sets. Zero pins
+	// the address on every port, in the pinned sets.
+	Proto Proto
+	Port  uint16
 	// Timeout is how long the address stays pinned. It is raised to
 	// MinPinTimeout (zero and negative values included: the kernel would
 	// read zero as "forever") and lowered to MaxPinTimeout.
@@ -88,49 +95,78 @@ const (
 	MaxPinTimeout = 24 * time.Hour
 )
 
+// pinKey is what a pin pins: an address, and a protocol and port or
+// neither.
+type pinKey struct {
+	addr  netip.Addr // unmapped
+	proto Proto      // zero with port
+	port  uint16     // zero for the address on every port
+}
+
 // pinned is one element to (re)add to a pinned set.
 type pinned struct {
-	addr    netip.Addr // unmapped
+	pinKey
 	timeout time.Duration
 }
 
+// pinPlan is the elements to send, by set: addresses and services, IPv4
+// and IPv6.
+type pinPlan struct {
+	v4, v6, ports4, ports6 []pinned
+}
+
+func (p *pinPlan) len() int { return len(p.v4) + len(p.v6) + len(p.ports4) + len(p.ports6) }
+
 // planPins turns pins into the elements to send at time now, one per
-// address, IPv4 and IPv6 apart, in the order of their first appearance.
-// Timeouts are clamped and rounded up to the kernel's millisecond; an
-// address listed twice gets the longer timeout, and an address whose
+// address (and protocol and port), by set, in the order of their first
+// appearance. Timeouts are clamped and rounded up to the kernel's
+// millisecond; a pin listed twice gets the longer timeout, and one whose
 // deadline is known (from earlier pins) is later keeps what remains of it.
-func planPins(pins []Pin, now time.Time, known map[netip.Addr]time.Time) (v4, v6 []pinned, err error) {
-	index := make(map[netip.Addr]int, len(pins))
+func planPins(pins []Pin, now time.Time, known map[pinKey]time.Time) (plan pinPlan, err error) {
+	index := make(map[pinKey]int, len(pins))
 	for _, p := range pins {
 		if !p.Addr.IsValid() {
-			return nil, nil, fmt.Errorf("%w: pin of an invalid address", ErrConfig)
+			return pinPlan{}, fmt.Errorf("%w: pin of an invalid address", ErrConfig)
 		}
-		a := p.Addr.Unmap().WithZone("")
+		if p.Port != 0 && p.Proto != TCP && p.Proto != UDP {
+			return pinPlan{}, fmt.Errorf("%w: pin of protocol %d", ErrConfig, p.Proto)
+		}
+		k := pinKey{addr: p.Addr.Unmap().WithZone(""), port: p.Port}
+		if p.Port != 0 {
+			k.proto = p.Proto
+		}
 		t := min(max(p.Timeout, MinPinTimeout), MaxPinTimeout)
 		need := t
 		if p.Need > 0 {
 			need = min(p.Need, MaxPinTimeout)
 			t = max(t, need)
 		}
-		if d, ok := known[a]; ok {
+		if d, ok := known[k]; ok {
 			if !d.Before(now.Add(need)) {
 				continue // pinned long enough already
 			}
 			t = max(t, d.Sub(now))
 		}
 		t = (t + time.Millisecond - 1).Truncate(time.Millisecond)
-		list := &v6
-		if a.Is4() {
-			list = &v4
+		var list *[]pinned
+		switch {
+		case k.port == 0 && k.addr.Is4():
+			list = &plan.v4
+		case k.port == 0:
+			list = &plan.v6
+		case k.addr.Is4():
+			list = &plan.ports4
+		default:
+			list = &plan.ports6
 		}
-		if i, ok := index[a]; ok {
+		if i, ok := index[k]; ok {
 			(*list)[i].timeout = max((*list)[i].timeout, t)
 			continue
 		}
-		index[a] = len(*list)
-		*list = append(*list, pinned{a, t})
+		index[k] = len(*list)
+		*list = append(*list, pinned{k, t})
 	}
-	return v4, v6, nil
+	return plan, nil
 }
 
 // Lists are the contents of the allowlist and denylist sets for
@@ -138,4 +174,6 @@ func planPins(pins []Pin, now time.Time, known map[netip.Addr]time.Time) (v4, v6
 // Prefixes and DenyPrefixes return them.
 type Lists struct {
 	Allow4, Allow6, Deny4, Deny6 []netip.Prefix
+	// AllowPorts are the services of [Config.AllowPorts].
+	AllowPorts []Service
 }

@@ -40,7 +40,7 @@ type Conn struct {
 	// the last Apply stops being pinned, so that a later, shorter pin
 	// does not cut it short. Expired entries are pruned once the map has
 	// doubled since the last pruning (pruneAt).
-	deadlines map[netip.Addr]time.Time
+	deadlines map[pinKey]time.Time
 	pruneAt   int
 }
 
@@ -271,6 +271,9 @@ func (c *Conn) Apply(r *Ruleset) error {
 			if err := addElements(nc, ns, s.Elements); err != nil {
 				return err
 			}
+			if err := addServices(nc, ns, s.Services); err != nil {
+				return err
+			}
 			sets[s.Name] = ns
 		}
 		for i := range r.Chains {
@@ -408,7 +411,7 @@ func validate(r *Ruleset) error {
 // of the last applied ruleset in one atomic batch, as [Conn.UpdateLists]
 // does; the denied sets stay as they are.
 func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
-	return c.update(map[string][]netip.Prefix{SetAllow4: v4, SetAllow6: v6})
+	return c.update(map[string][]netip.Prefix{SetAllow4: v4, SetAllow6: v6}, nil, false)
 }
 
 // UpdateLists replaces the elements of the allowlist and denylist sets of
@@ -421,14 +424,22 @@ func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
 // about 2 ms). Otherwise, or should the kernel refuse the difference (the
 // sets were changed behind this Conn's back), the sets are flushed and
 // refilled, still in one batch.
+//
+// The service sets are flushed and refilled, in the same batch, when
+// their contents change.
 func (c *Conn) UpdateLists(l Lists) error {
 	return c.update(map[string][]netip.Prefix{
 		SetAllow4: l.Allow4, SetAllow6: l.Allow6, SetDeny4: l.Deny4, SetDeny6: l.Deny6,
-	})
+	}, l.AllowPorts, true)
 }
 
-// update replaces the elements of the named sets.
-func (c *Conn) update(want map[string][]netip.Prefix) error {
+// update replaces the elements of the named sets and, when withServices,
+// of the allowed service sets.
+func (c *Conn) update(want map[string][]netip.Prefix, services []Service, withServices bool) error {
+	s4, s6, err := checkServices(services)
+	if err != nil {
+		return err
+	}
 	names := slices.Sorted(maps.Keys(want))
 	elems := make(map[string][]netip.Prefix, len(want))
 	for _, name := range names {
@@ -449,6 +460,35 @@ func (c *Conn) update(want map[string][]netip.Prefix) error {
 		all, gone, added []netip.Prefix
 	}
 	var changes []change
+	type serviceChange struct {
+		set *nftables.Set
+		all []Service
+	}
+	var svcChanges []serviceChange
+	if withServices {
+		for _, sc := range []struct {
+			name string
+			all  []Service
+		}{{SetAllowPorts4, s4}, {SetAllowPorts6, s6}} {
+			s := c.applied.Set(sc.name)
+			if s == nil {
+				return fmt.Errorf("nftrules: applied ruleset lacks set %s", sc.name)
+			}
+			if !slices.Equal(s.Services, sc.all) {
+				svcChanges = append(svcChanges, serviceChange{nftSet(t, s), sc.all})
+			}
+		}
+	}
+	// The service sets are few and small: flushed and refilled.
+	replaceServices := func(nc *nftables.Conn) error {
+		for _, sc := range svcChanges {
+			nc.FlushSet(sc.set)
+			if err := addServices(nc, sc.set, sc.all); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	diff, total := 0, 0
 	for _, name := range names {
 		s := c.applied.Set(name)
@@ -460,11 +500,14 @@ func (c *Conn) update(want map[string][]netip.Prefix) error {
 		diff += len(gone) + len(added)
 		total += len(elems[name])
 	}
-	err := errFullReplace
+	err = errFullReplace
 	// Deleting an element costs the kernel more than flushing it: send
 	// the difference only when it is smaller than the new contents.
 	if diff <= total {
 		err = c.batch(func(nc *nftables.Conn) error {
+			if err := replaceServices(nc); err != nil {
+				return err
+			}
 			for _, ch := range changes {
 				if err := deleteElements(nc, ch.set, ch.gone); err != nil {
 					return err
@@ -480,6 +523,9 @@ func (c *Conn) update(want map[string][]netip.Prefix) error {
 	}
 	if err != nil {
 		err = c.batch(func(nc *nftables.Conn) error {
+			if err := replaceServices(nc); err != nil {
+				return err
+			}
 			for _, ch := range changes {
 				nc.FlushSet(ch.set)
 				if err := addElements(nc, ch.set, ch.all); err != nil {
@@ -498,6 +544,9 @@ func (c *Conn) update(want map[string][]netip.Prefix) error {
 	r.Sets = append([]Set(nil), r.Sets...)
 	for _, name := range names {
 		r.Set(name).Elements = elems[name]
+	}
+	if withServices {
+		r.Set(SetAllowPorts4).Services, r.Set(SetAllowPorts6).Services = s4, s6
 	}
 	c.applied = &r
 	return nil
@@ -535,40 +584,52 @@ func (c *Conn) Pin(pins []Pin) error {
 	if c.applied == nil {
 		return ErrNotApplied
 	}
-	s4, s6 := c.applied.Set(SetPinned4), c.applied.Set(SetPinned6)
-	if s4 == nil || s6 == nil {
-		return ErrNoPinnedSets
-	}
 	now := time.Now()
-	v4, v6, err := planPins(pins, now, c.deadlines)
+	plan, err := planPins(pins, now, c.deadlines)
 	if err != nil {
 		return err
 	}
-	if len(v4)+len(v6) == 0 {
+	if plan.len() == 0 {
 		return nil
 	}
 	t := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyINet}
-	err = c.batch(func(nc *nftables.Conn) error {
-		if err := repin(nc, nftSet(t, s4), v4); err != nil {
-			return err
+	type step struct {
+		set  string
+		pins []pinned
+	}
+	var steps []step
+	for _, st := range []step{{SetPinned4, plan.v4}, {SetPinned6, plan.v6}, {SetPinnedPorts4, plan.ports4}, {SetPinnedPorts6, plan.ports6}} {
+		if len(st.pins) == 0 {
+			continue
 		}
-		return repin(nc, nftSet(t, s6), v6)
+		if c.applied.Set(st.set) == nil {
+			return ErrNoPinnedSets
+		}
+		steps = append(steps, st)
+	}
+	err = c.batch(func(nc *nftables.Conn) error {
+		for _, st := range steps {
+			if err := repin(nc, nftSet(t, c.applied.Set(st.set)), st.pins); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("nftrules: pin: %w", err)
 	}
 	if c.deadlines == nil {
-		c.deadlines = make(map[netip.Addr]time.Time, len(v4)+len(v6))
+		c.deadlines = make(map[pinKey]time.Time, plan.len())
 	}
-	for _, list := range [][]pinned{v4, v6} {
-		for _, p := range list {
-			c.deadlines[p.addr] = now.Add(p.timeout)
+	for _, st := range steps {
+		for _, p := range st.pins {
+			c.deadlines[p.pinKey] = now.Add(p.timeout)
 		}
 	}
 	if len(c.deadlines) >= c.pruneAt {
-		for a, d := range c.deadlines {
+		for k, d := range c.deadlines {
 			if !d.After(now) {
-				delete(c.deadlines, a)
+				delete(c.deadlines, k)
 			}
 		}
 		c.pruneAt = max(2*len(c.deadlines), minPrune)
@@ -590,6 +651,9 @@ func repin(nc *nftables.Conn, ns *nftables.Set, ps []pinned) error {
 	keys := make([]nftables.SetElement, len(ps))
 	for i, p := range ps {
 		keys[i] = nftables.SetElement{Key: p.addr.AsSlice()}
+		if p.port != 0 {
+			keys[i].Key = serviceKey(p.proto, p.addr, p.port)
+		}
 		timed[i] = nftables.SetElement{Key: keys[i].Key, Timeout: p.timeout}
 	}
 	for _, step := range []struct {
@@ -695,12 +759,55 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return last
 }
 
+// Key types of the service sets.
+var (
+	service4Type = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
+	service6Type = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeIP6Addr, nftables.TypeInetService)
+)
+
 func nftSet(t *nftables.Table, s *Set) *nftables.Set {
-	key := nftables.TypeIPAddr
-	if s.Type == IPv6Addr {
-		key = nftables.TypeIP6Addr
+	ns := &nftables.Set{Table: t, Name: s.Name, KeyType: nftables.TypeIPAddr, Interval: s.Interval, HasTimeout: s.Timeout}
+	switch s.Type {
+	case IPv6Addr:
+		ns.KeyType = nftables.TypeIP6Addr
+	case IPv4Service:
+		ns.KeyType, ns.Concatenation = service4Type, true
+	case IPv6Service:
+		ns.KeyType, ns.Concatenation = service6Type, true
 	}
-	return &nftables.Set{Table: t, Name: s.Name, KeyType: key, Interval: s.Interval, HasTimeout: s.Timeout}
+	return ns
+}
+
+// serviceKey is the key of a service set's element: the protocol, the
+// address and the port, each in a register of its own (4 bytes, or 16 for
+// an IPv6 address), as the concatenated lookup loads them.
+func serviceKey(proto Proto, a netip.Addr, port uint16) []byte {
+	key := []byte{byte(proto), 0, 0, 0}
+	key = append(key, a.AsSlice()...)
+	return append(key, byte(port>>8), byte(port), 0, 0)
+}
+
+// serviceElements encodes services as the elements of an interval service
+// set: each the first and, as its key end, the last of its range.
+func serviceElements(svcs []Service) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(svcs))
+	for i, sv := range svcs {
+		out[i] = nftables.SetElement{
+			Key:    serviceKey(sv.Proto, sv.Prefix.Masked().Addr(), sv.Ports.First),
+			KeyEnd: serviceKey(sv.Proto, lastAddr(sv.Prefix), sv.Ports.Last),
+		}
+	}
+	return out
+}
+
+// addServices queues the services of an interval service set.
+func addServices(nc *nftables.Conn, ns *nftables.Set, svcs []Service) error {
+	for _, chunk := range chunks(serviceElements(svcs), ElementsPerMessage) {
+		if err := nc.SetAddElements(ns, chunk); err != nil {
+			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
+		}
+	}
+	return nil
 }
 
 func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
@@ -815,6 +922,34 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+		}, nil
+	case serviceInSet:
+		s, ok := sets[m.Set]
+		if !ok {
+			return nil, fmt.Errorf("no set %s", m.Set)
+		}
+		// The registers of a concatenation: the protocol in the first
+		// 4-byte register (1, which is 8 to 11 counted in 4-byte ones),
+		// the address in 9 (and 10 to 12 for IPv6), the port after it.
+		proto, off, n, portReg := byte(nfprotoV4), uint32(16), uint32(4), uint32(10)
+		if m.Family == IPv6Service {
+			proto, off, n, portReg = nfprotoV6, 24, 16, 13
+		}
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+			&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+		}, nil
+	case dportRange:
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(m.Proto)}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Range{Op: expr.CmpOpEq, Register: 1,
+				FromData: binary.BigEndian.AppendUint16(nil, m.Ports.First), ToData: binary.BigEndian.AppendUint16(nil, m.Ports.Last)},
 		}, nil
 	case CtState:
 		return ctBits(expr.CtKeySTATE, uint32(m.State)), nil

@@ -89,6 +89,26 @@ func ExampleRuleset_Render() {
 	// 		flags interval
 	// 	}
 	//
+	// 	set allow_ports4 {
+	// 		type inet_proto . ipv4_addr . inet_service
+	// 		flags interval
+	// 	}
+	//
+	// 	set allow_ports6 {
+	// 		type inet_proto . ipv6_addr . inet_service
+	// 		flags interval
+	// 	}
+	//
+	// 	set pinned_ports4 {
+	// 		type inet_proto . ipv4_addr . inet_service
+	// 		flags timeout
+	// 	}
+	//
+	// 	set pinned_ports6 {
+	// 		type inet_proto . ipv6_addr . inet_service
+	// 		flags timeout
+	// 	}
+	//
 	// 	chain own {
 	// 		meta mark 0x00006700 accept
 	// 	}
@@ -100,6 +120,10 @@ func ExampleRuleset_Render() {
 	// 		ip6 daddr @deny6 accept
 	// 		ip daddr @allow4 accept
 	// 		ip6 daddr @allow6 accept
+	// 		meta l4proto . ip daddr . th dport @allow_ports4 accept
+	// 		meta l4proto . ip6 daddr . th dport @allow_ports6 accept
+	// 		meta l4proto . ip daddr . th dport @pinned_ports4 accept
+	// 		meta l4proto . ip6 daddr . th dport @pinned_ports6 accept
 	// 		oif "lo" accept
 	// 		tcp dport 80 redirect to :8080
 	// 		tcp dport 443 redirect to :8443
@@ -129,6 +153,14 @@ func ExampleRuleset_Render() {
 	// 		ip daddr @allow4 accept
 	// 		ip6 daddr @allow6 ct state new log prefix "g0efilter allowed: " group 100 accept
 	// 		ip6 daddr @allow6 accept
+	// 		meta l4proto . ip daddr . th dport @allow_ports4 ct state new log prefix "g0efilter allowed: " group 100 accept
+	// 		meta l4proto . ip daddr . th dport @allow_ports4 accept
+	// 		meta l4proto . ip6 daddr . th dport @allow_ports6 ct state new log prefix "g0efilter allowed: " group 100 accept
+	// 		meta l4proto . ip6 daddr . th dport @allow_ports6 accept
+	// 		meta l4proto . ip daddr . th dport @pinned_ports4 ct state new log prefix "g0efilter pinned: " group 100 accept
+	// 		meta l4proto . ip daddr . th dport @pinned_ports4 accept
+	// 		meta l4proto . ip6 daddr . th dport @pinned_ports6 ct state new log prefix "g0efilter pinned: " group 100 accept
+	// 		meta l4proto . ip6 daddr . th dport @pinned_ports6 accept
 	// 		meta l4proto tcp ct state new log prefix "g0efilter blocked: " group 100 reject with tcp reset
 	// 		ct state new log prefix "g0efilter blocked: " group 100 reject
 	// 	}

@@ -12,14 +12,15 @@ import (
 func TestPlanPins(t *testing.T) {
 	addr := netip.MustParseAddr
 	now := time.Unix(1000, 0)
-	known := map[netip.Addr]time.Time{
-		addr("192.0.2.9"):   now.Add(time.Minute),                      // pinned long enough
-		addr("2001:db8::9"): now.Add(2*time.Second + time.Microsecond), // not long enough for its Need
-		addr("192.0.2.8"):   now.Add(-time.Second),                     // expired
-		addr("192.0.2.10"):  now.Add(30 * time.Second),
-		addr("192.0.2.11"):  now.Add(30 * time.Second),
+	key := func(s string) pinKey { return pinKey{addr: addr(s)} }
+	known := map[pinKey]time.Time{
+		key("192.0.2.9"):   now.Add(time.Minute),                      // pinned long enough
+		key("2001:db8::9"): now.Add(2*time.Second + time.Microsecond), // not long enough for its Need
+		key("192.0.2.8"):   now.Add(-time.Second),                     // expired
+		key("192.0.2.10"):  now.Add(30 * time.Second),
+		key("192.0.2.11"):  now.Add(30 * time.Second),
 	}
-	v4, v6, err := planPins([]Pin{
+	plan, err := planPins([]Pin{
 		{Addr: addr("192.0.2.1"), Timeout: 0},
 		{Addr: addr("2001:db8::1"), Timeout: -time.Second},
 		{Addr: addr("::ffff:192.0.2.1"), Timeout: 5 * time.Second}, // the same address as the first
@@ -36,23 +37,37 @@ func TestPlanPins(t *testing.T) {
 	}, now, known)
 	require.NoError(t, err)
 	assert.Equal(t, []pinned{
-		{addr("192.0.2.1"), 5 * time.Second},
-		{addr("192.0.2.2"), MaxPinTimeout},
-		{addr("192.0.2.3"), 2500 * time.Millisecond},
-		{addr("192.0.2.8"), 2 * time.Second},
-		{addr("192.0.2.11"), 70 * time.Second},
-		{addr("192.0.2.12"), 2*time.Second + time.Millisecond},
-	}, v4, "192.0.2.9 and 192.0.2.10 are pinned long enough already")
+		{key("192.0.2.1"), 5 * time.Second},
+		{key("192.0.2.2"), MaxPinTimeout},
+		{key("192.0.2.3"), 2500 * time.Millisecond},
+		{key("192.0.2.8"), 2 * time.Second},
+		{key("192.0.2.11"), 70 * time.Second},
+		{key("192.0.2.12"), 2*time.Second + time.Millisecond},
+	}, plan.v4, "192.0.2.9 and 192.0.2.10 are pinned long enough already")
 	assert.Equal(t, []pinned{
-		{addr("2001:db8::1"), MinPinTimeout},
-		{addr("2001:db8::9"), 3 * time.Second}, // its Need
-		{addr("fe80::1"), 3 * time.Second},
-	}, v6)
+		{key("2001:db8::1"), MinPinTimeout},
+		{key("2001:db8::9"), 3 * time.Second}, // its Need
+		{key("fe80::1"), 3 * time.Second},
+	}, plan.v6)
 
-	_, _, err = planPins([]Pin{{Addr: addr("192.0.2.1"), Timeout: time.Second}, {}}, now, nil)
+	_, err = planPins([]Pin{{Addr: addr("192.0.2.1"), Timeout: time.Second}, {}}, now, nil)
 	require.ErrorIs(t, err, ErrConfig)
-	v4, v6, err = planPins(nil, now, known)
+	_, err = planPins([]Pin{{Addr: addr("192.0.2.1"), Proto: 1, Port: 22}}, now, nil)
+	require.ErrorIs(t, err, ErrConfig)
+	plan, err = planPins(nil, now, known)
 	require.NoError(t, err)
-	assert.Empty(t, v4)
-	assert.Empty(t, v6)
+	assert.Zero(t, plan.len())
+
+	// Pins of a port are apart from the address's, and from each other.
+	known[pinKey{addr("192.0.2.1"), TCP, 22}] = now.Add(time.Minute)
+	plan, err = planPins([]Pin{
+		{Addr: addr("192.0.2.1"), Proto: TCP, Port: 22, Timeout: 10 * time.Second}, // pinned long enough
+		{Addr: addr("192.0.2.1"), Proto: UDP, Port: 22, Timeout: 10 * time.Second},
+		{Addr: addr("2001:db8::1"), Proto: TCP, Port: 22, Timeout: 10 * time.Second},
+		{Addr: addr("192.0.2.1"), Timeout: 10 * time.Second},
+	}, now, known)
+	require.NoError(t, err)
+	assert.Equal(t, []pinned{{pinKey{addr("192.0.2.1"), UDP, 22}, 10 * time.Second}}, plan.ports4)
+	assert.Equal(t, []pinned{{pinKey{addr("2001:db8::1"), TCP, 22}, 10 * time.Second}}, plan.ports6)
+	assert.Equal(t, []pinned{{key("192.0.2.1"), 10 * time.Second}}, plan.v4)
 }

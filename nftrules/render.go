@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -83,21 +84,33 @@ func renderSet(w *bufio.Writer, s *Set) {
 	if len(flags) > 0 {
 		fmt.Fprintf(w, "\t\tflags %s\n", strings.Join(flags, ","))
 	}
-	if len(s.Elements) > 0 {
-		w.WriteString("\t\telements = { ")
-		for i, p := range s.Elements {
-			if i > 0 {
-				w.WriteString(",\n\t\t\t     ")
-			}
-			if p.IsSingleIP() {
-				w.WriteString(p.Addr().String())
-			} else {
-				w.WriteString(p.String())
-			}
-		}
-		w.WriteString(" }\n")
+	elems := make([]string, 0, len(s.Elements)+len(s.Services))
+	for _, p := range s.Elements {
+		elems = append(elems, prefixString(p))
+	}
+	for _, sv := range s.Services {
+		elems = append(elems, fmt.Sprintf("%s . %s . %s", sv.Proto, prefixString(sv.Prefix), sv.Ports))
+	}
+	if len(elems) > 0 {
+		fmt.Fprintf(w, "\t\telements = { %s }\n", strings.Join(elems, ",\n\t\t\t     "))
 	}
 	w.WriteString("\t}\n")
+}
+
+// prefixString spells a prefix as nft lists it: a single address alone.
+func prefixString(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// String returns "8443" or "8000-8099".
+func (r PortRange) String() string {
+	if r.First == r.Last {
+		return strconv.Itoa(int(r.First))
+	}
+	return fmt.Sprintf("%d-%d", r.First, r.Last)
 }
 
 // priorityName spells a priority as nft lists it: by its standard name
@@ -129,8 +142,13 @@ func (h Hook) String() string {
 
 // String returns "ipv4_addr" or "ipv6_addr".
 func (t SetType) String() string {
-	if t == IPv6Addr {
+	switch t {
+	case IPv6Addr:
 		return "ipv6_addr"
+	case IPv4Service:
+		return "inet_proto . ipv4_addr . inet_service"
+	case IPv6Service:
+		return "inet_proto . ipv6_addr . inet_service"
 	}
 	return "ipv4_addr"
 }
@@ -264,6 +282,13 @@ func matchString(m Match) string {
 		return `iif != "lo"`
 	case DPort:
 		return fmt.Sprintf("%s dport %d", m.Proto, m.Port)
+	case dportRange:
+		return fmt.Sprintf("%s dport %s", m.Proto, m.Ports)
+	case serviceInSet:
+		if m.Family == IPv6Service {
+			return "meta l4proto . ip6 daddr . th dport @" + m.Set
+		}
+		return "meta l4proto . ip daddr . th dport @" + m.Set
 	case L4Proto:
 		return fmt.Sprintf("meta l4proto %s", m.Proto)
 	case ICMPv6Type:

@@ -86,6 +86,10 @@ const (
 	SetPinned6      = "pinned6"    // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
 	SetDeny4        = "deny4"      // denied IPv4 prefixes (interval set): refused whatever allows them
 	SetDeny6        = "deny6"      // denied IPv6 prefixes (interval set)
+	SetAllowPorts4  = "allow_ports4"  // allowlisted protocol . IPv4 prefix . port range (interval set)
+	SetAllowPorts6  = "allow_ports6"  // allowlisted protocol . IPv6 prefix . port range (interval set)
+	SetPinnedPorts4 = "pinned_ports4" // protocol . IPv4 address . port from allowed answers, with timeouts
+	SetPinnedPorts6 = "pinned_ports6" // protocol . IPv6 address . port from allowed answers, with timeouts
 	maxLogPrefix    = 127
 	loopbackIndex   = 1 // the loopback interface's index in every network namespace
 	natPriority     = -101
@@ -174,6 +178,16 @@ type Config struct {
 	// Allow4 and Allow6 are the allowlisted destination prefixes, sorted and
 	// non-overlapping as policy.Snapshot.Prefixes returns them.
 	Allow4, Allow6 []netip.Prefix
+	// AllowPorts are allowlisted destinations limited to a protocol and
+	// a port range, IPv4 and IPv6 together. They must be disjoint, as
+	// policy.Snapshot.Services returns them: the kernel refuses elements
+	// that overlap.
+	AllowPorts []Service
+	// TLSPorts and HTTPPorts are TCP ports, besides 443 and 80, that
+	// https mode redirects to the HTTPS (SNI) and HTTP proxies: names
+	// allowed on other ports (policy entries such as
+	// "*.example.com:8443"). Ignored in dns mode.
+	TLSPorts, HTTPPorts []PortRange
 	// Deny4 and Deny6 are the denied destination prefixes, in the same
 	// form (policy.Snapshot.DenyPrefixes). They win over the allowlist and
 	// the pinned sets: a connection to one is logged with DeniedLogPrefix
@@ -265,18 +279,32 @@ type Ruleset struct {
 type SetType int
 
 const (
-	IPv4Addr SetType = iota // ipv4_addr
-	IPv6Addr                // ipv6_addr
+	IPv4Addr    SetType = iota // ipv4_addr
+	IPv6Addr                   // ipv6_addr
+	IPv4Service                // inet_proto . ipv4_addr . inet_service
+	IPv6Service                // inet_proto . ipv6_addr . inet_service
 )
 
-// Set is a named set of addresses.
+// Set is a named set of addresses, or of services for the service types.
 type Set struct {
 	Name     string
 	Type     SetType
-	Interval bool // flags interval: elements are prefixes
+	Interval bool // flags interval: elements are prefixes (and port ranges)
 	Timeout  bool // flags timeout: elements may carry their own timeouts
 	Elements []netip.Prefix
+	Services []Service
 }
+
+// Service is a destination limited to a transport protocol and a port
+// range: an element of a service set.
+type Service struct {
+	Proto  Proto // TCP or UDP
+	Prefix netip.Prefix
+	Ports  PortRange
+}
+
+// PortRange is an inclusive range of ports, First no greater than Last.
+type PortRange struct{ First, Last uint16 }
 
 // ChainType is "filter" or "nat" for a base chain; a regular chain, which
 // only a jump reaches, has no hook.
@@ -484,6 +512,22 @@ type ctMarkEq struct{ Mark uint32 }
 // protoARP matches an ARP frame by its skb protocol ("meta protocol arp").
 type protoARP struct{}
 
+// serviceInSet matches the protocol, destination address and port of a
+// packet against a service set ("meta l4proto . ip daddr . th dport @set").
+type serviceInSet struct {
+	Family SetType // IPv4Service or IPv6Service
+	Set    string
+}
+
+// dportRange matches a transport protocol and a range of destination
+// ports ("tcp dport 8000-8099").
+type dportRange struct {
+	Proto Proto
+	Ports PortRange
+}
+
+func (serviceInSet) isMatch() {}
+func (dportRange) isMatch()   {}
 func (markNe) isMatch()       {}
 func (socketCgroup) isMatch() {}
 func (ctStatusDNAT) isMatch() {}
@@ -561,12 +605,30 @@ func Build(cfg Config) (*Ruleset, error) {
 		return nil, err
 	}
 
+	s4, s6, err := checkServices(cfg.AllowPorts)
+	if err != nil {
+		return nil, err
+	}
+	for _, ports := range [][]PortRange{cfg.TLSPorts, cfg.HTTPPorts} {
+		for _, pr := range ports {
+			if pr.First == 0 || pr.First > pr.Last {
+				return nil, fmt.Errorf("%w: port range %d-%d", ErrConfig, pr.First, pr.Last)
+			}
+		}
+	}
+
 	r := &Ruleset{Table: TableName}
 	r.Sets = []Set{
 		{Name: SetAllow4, Type: IPv4Addr, Interval: true, Elements: a4},
 		{Name: SetAllow6, Type: IPv6Addr, Interval: true, Elements: a6},
 		{Name: SetDeny4, Type: IPv4Addr, Interval: true, Elements: d4},
 		{Name: SetDeny6, Type: IPv6Addr, Interval: true, Elements: d6},
+		{Name: SetAllowPorts4, Type: IPv4Service, Interval: true, Services: s4},
+		{Name: SetAllowPorts6, Type: IPv6Service, Interval: true, Services: s6},
+	}
+	pinnedPortSets := []Set{
+		{Name: SetPinnedPorts4, Type: IPv4Service, Timeout: true},
+		{Name: SetPinnedPorts6, Type: IPv6Service, Timeout: true},
 	}
 	// The filter's own packets go through the own chain first, in the nat
 	// chain (so they are not redirected) and in the filter chain.
@@ -578,8 +640,15 @@ func Build(cfg Config) (*Ruleset, error) {
 	}
 	// The nat chain's accepts are not logged: the filter chain sees the
 	// same connections and logs them once.
-	allowNAT := append(acceptTo(IPv4Addr, SetAllow4, nil), acceptTo(IPv6Addr, SetAllow6, nil)...)
-	allow := append(acceptTo(IPv4Addr, SetAllow4, logAllow), acceptTo(IPv6Addr, SetAllow6, logAllow)...)
+	allowNAT := slices.Concat(
+		acceptTo(DestInSet{IPv4Addr, SetAllow4}, nil), acceptTo(DestInSet{IPv6Addr, SetAllow6}, nil),
+		acceptTo(serviceInSet{IPv4Service, SetAllowPorts4}, nil), acceptTo(serviceInSet{IPv6Service, SetAllowPorts6}, nil),
+		acceptTo(serviceInSet{IPv4Service, SetPinnedPorts4}, nil), acceptTo(serviceInSet{IPv6Service, SetPinnedPorts6}, nil))
+	allow := slices.Concat(
+		acceptTo(DestInSet{IPv4Addr, SetAllow4}, logAllow), acceptTo(DestInSet{IPv6Addr, SetAllow6}, logAllow),
+		acceptTo(serviceInSet{IPv4Service, SetAllowPorts4}, logAllow), acceptTo(serviceInSet{IPv6Service, SetAllowPorts6}, logAllow))
+	pinnedPorts := slices.Concat(
+		acceptTo(serviceInSet{IPv4Service, SetPinnedPorts4}, logPinned), acceptTo(serviceInSet{IPv6Service, SetPinnedPorts6}, logPinned))
 	lo := Rule{Match: []Match{OifLoopback{}}, Verdict: Accept}
 	// Ahead of everything, the established accept included: a packet
 	// forged from a raw socket can match a connection that conntrack
@@ -634,6 +703,7 @@ func Build(cfg Config) (*Ruleset, error) {
 
 	switch cfg.Mode {
 	case ModeHTTPS:
+		r.Sets = append(r.Sets, pinnedPortSets...)
 		if cfg.FilterDNS {
 			// Ahead of the allowlist and loopback accepts: queries to an
 			// allowlisted or loopback resolver are redirected too.
@@ -645,13 +715,16 @@ func Build(cfg Config) (*Ruleset, error) {
 			Rule{Match: []Match{DPort{TCP, 80}}, Verdict: RedirectTo(cfg.HTTPPort)},
 			Rule{Match: []Match{DPort{TCP, 443}}, Verdict: RedirectTo(cfg.HTTPSPort)},
 		)
+		for _, pr := range cfg.HTTPPorts {
+			nat = append(nat, Rule{Match: []Match{dportRange{TCP, pr}}, Verdict: RedirectTo(cfg.HTTPPort)})
+		}
+		for _, pr := range cfg.TLSPorts {
+			nat = append(nat, Rule{Match: []Match{dportRange{TCP, pr}}, Verdict: RedirectTo(cfg.HTTPSPort)})
+		}
 		filter = append(filter, allow...)
+		filter = append(filter, pinnedPorts...)
 		filter = append(filter, reject...)
 	case ModeDNS:
-		r.Sets = append(r.Sets,
-			Set{Name: SetPinned4, Type: IPv4Addr, Timeout: true},
-			Set{Name: SetPinned6, Type: IPv6Addr, Timeout: true},
-		)
 		// No "oif lo" accept here: queries to a loopback resolver (Docker's
 		// 127.0.0.11) must reach the filter's DNS server too.
 		nat = append(nat, dnsRedirect(cfg.DNSPort)...)
@@ -660,13 +733,18 @@ func Build(cfg Config) (*Ruleset, error) {
 			Rule{Match: []Match{DPort{UDP, 853}}, Verdict: Drop},
 		)
 		if cfg.DNSOnly {
-			r.Sets = r.Sets[:len(r.Sets)-2]
 			filter = append(filter, Rule{Verdict: Accept})
 			break
 		}
+		r.Sets = append(r.Sets,
+			Set{Name: SetPinned4, Type: IPv4Addr, Timeout: true},
+			Set{Name: SetPinned6, Type: IPv6Addr, Timeout: true},
+		)
+		r.Sets = append(r.Sets, pinnedPortSets...)
 		filter = append(filter, allow...)
-		filter = append(filter, acceptTo(IPv4Addr, SetPinned4, logPinned)...)
-		filter = append(filter, acceptTo(IPv6Addr, SetPinned6, logPinned)...)
+		filter = append(filter, acceptTo(DestInSet{IPv4Addr, SetPinned4}, logPinned)...)
+		filter = append(filter, acceptTo(DestInSet{IPv6Addr, SetPinned6}, logPinned)...)
+		filter = append(filter, pinnedPorts...)
 		filter = append(filter, reject...)
 	}
 	// The local services (the proxies, the DNS server) are for this
@@ -836,8 +914,7 @@ func dnsRedirect(port uint16) []Rule {
 // at the top of the chain, so these are only those that conntrack calls
 // invalid or untracked, which an allowlisted destination has always let
 // through.
-func acceptTo(family SetType, set string, log *Log) []Rule {
-	in := DestInSet{family, set}
+func acceptTo(in Match, log *Log) []Rule {
 	if log == nil {
 		return []Rule{{Match: []Match{in}, Verdict: Accept}}
 	}
@@ -908,6 +985,24 @@ func checkPrefixes(ps []netip.Prefix, v4 bool) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// checkServices returns the services of each family, masked, and refuses
+// invalid ones.
+func checkServices(svcs []Service) (v4, v6 []Service, err error) {
+	for _, sv := range svcs {
+		if !sv.Prefix.IsValid() || sv.Prefix.Addr().Is4In6() || sv.Prefix.Addr().Zone() != "" ||
+			sv.Proto != TCP && sv.Proto != UDP || sv.Ports.First == 0 || sv.Ports.First > sv.Ports.Last {
+			return nil, nil, fmt.Errorf("%w: service %s/%v:%d-%d", ErrConfig, sv.Proto, sv.Prefix, sv.Ports.First, sv.Ports.Last)
+		}
+		sv.Prefix = sv.Prefix.Masked()
+		if sv.Prefix.Addr().Is4() {
+			v4 = append(v4, sv)
+		} else {
+			v6 = append(v6, sv)
+		}
+	}
+	return v4, v6, nil
 }
 
 // Set returns the set named name, or nil.

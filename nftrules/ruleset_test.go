@@ -50,8 +50,10 @@ func TestBuildDefaults(t *testing.T) {
 		`prefix "g0efilter blocked: "`, `prefix "g0efilter allowed: "`} {
 		assert.Contains(t, s, want)
 	}
-	assert.NotContains(t, s, "pinned")
-	assert.Nil(t, r.Set(SetPinned4), "https mode has no pinned sets")
+	assert.NotContains(t, s, "@pinned4")
+	assert.NotContains(t, s, "@pinned6")
+	assert.Nil(t, r.Set(SetPinned4), "https mode pins no address on every port")
+	assert.NotNil(t, r.Set(SetPinnedPorts4), "but it pins addresses on a name's ports")
 
 	r, err = Build(Config{Mode: ModeDNS})
 	require.NoError(t, err)

@@ -209,3 +209,128 @@ func TestTrafficDNS(t *testing.T) {
 	_, _, err = pc.ReadFrom(make([]byte, 16))
 	assert.True(t, isTimeout(err), "a marked query must not be redirected")
 }
+
+// TestTrafficPorts checks the service sets (address entries with
+// protocols and ports), the pins of a name's ports and the extra proxied
+// ports against real sockets.
+func TestTrafficPorts(t *testing.T) {
+	fd := trafficNS(t)
+	c := openIn(t, fd)
+	svc := func(p Proto, prefix string, first, last uint16) Service {
+		return Service{p, netip.MustParsePrefix(prefix), PortRange{first, last}}
+	}
+	r, err := Build(Config{
+		AllowPorts: []Service{
+			svc(TCP, "198.18.1.0/24", 5432, 5432),
+			svc(UDP, "198.18.1.9/32", 53, 53),
+			svc(TCP, "fd00::107/128", 8000, 8099),
+			svc(UDP, "fd00::100/120", 1, 65535),
+		},
+		TLSPorts:  []PortRange{{9443, 9443}},
+		HTTPPorts: []PortRange{{8081, 8082}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+	allowed := func(network, addr string) {
+		t.Helper()
+		err := dialIn(t, fd, network, addr, 0)
+		if network[:3] == "udp" {
+			assert.NoError(t, err, "%s %s allowed", network, addr)
+			return
+		}
+		assert.True(t, isTimeout(err), "%s %s allowed: want a timeout, got %v", network, addr, err)
+	}
+	refused := func(network, addr string) {
+		t.Helper()
+		err := dialIn(t, fd, network, addr, 0)
+		if network[:3] == "udp" {
+			assert.ErrorIs(t, err, syscall.EPERM, "%s %s refused", network, addr)
+			return
+		}
+		assert.ErrorIs(t, err, syscall.ECONNREFUSED, "%s %s refused", network, addr)
+	}
+
+	allowed("tcp4", "198.18.1.7:5432")
+	refused("tcp4", "198.18.1.7:5433")
+	refused("udp4", "198.18.1.7:5432")
+	allowed("udp4", "198.18.1.9:53")
+	refused("tcp4", "198.18.1.9:53")
+	refused("udp4", "198.18.1.10:53")
+	allowed("tcp6", "[fd00::107]:8000")
+	allowed("tcp6", "[fd00::107]:8099")
+	refused("tcp6", "[fd00::107]:8100")
+	refused("tcp6", "[fd00::108]:8050")
+	allowed("udp6", "[fd00::1ff]:1")
+	refused("udp6", "[fd00::200]:1")
+
+	// The extra proxied ports reach the local proxies.
+	http4 := listenIn(t, fd, "tcp4", "127.0.0.1:8080")
+	https4 := listenIn(t, fd, "tcp4", "127.0.0.1:8443")
+	accepted := func(ln net.Listener) bool {
+		_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
+		conn, err := ln.Accept()
+		if err != nil {
+			return false
+		}
+		_ = conn.Close()
+		return true
+	}
+	require.NoError(t, dialIn(t, fd, "tcp4", "198.18.0.2:9443", 0))
+	assert.True(t, accepted(https4), "port 9443 redirected to the TLS proxy")
+	require.NoError(t, dialIn(t, fd, "tcp4", "198.18.0.2:8082", 0))
+	assert.True(t, accepted(http4), "port 8082 redirected to the HTTP proxy")
+	refused("tcp4", "198.18.0.2:9444")
+	// An allowed service on a proxied port is not redirected.
+	allowed("tcp4", "198.18.1.7:5432")
+
+	// A name's pins open one protocol and port of an address.
+	require.NoError(t, c.Pin([]Pin{
+		{Addr: netip.MustParseAddr("198.18.0.77"), Proto: TCP, Port: 22, Timeout: time.Minute},
+		{Addr: netip.MustParseAddr("fd00::77"), Proto: UDP, Port: 5060, Timeout: time.Minute},
+	}))
+	allowed("tcp4", "198.18.0.77:22")
+	refused("tcp4", "198.18.0.77:23")
+	refused("udp4", "198.18.0.77:22")
+	allowed("udp6", "[fd00::77]:5060")
+	refused("tcp6", "[fd00::77]:5060")
+	// Pinning again within the pin's time sends nothing and fails nothing.
+	require.NoError(t, c.Pin([]Pin{{Addr: netip.MustParseAddr("198.18.0.77"), Proto: TCP, Port: 22, Timeout: time.Minute}}))
+	// In https mode there is no pin on every port.
+	assert.ErrorIs(t, c.Pin([]Pin{{Addr: netip.MustParseAddr("198.18.0.78"), Timeout: time.Minute}}), ErrNoPinnedSets)
+
+	// A reload replaces the services atomically, the pins stay.
+	require.NoError(t, c.UpdateLists(Lists{AllowPorts: []Service{svc(TCP, "198.18.1.0/24", 5433, 5433)}}))
+	refused("tcp4", "198.18.1.7:5432")
+	allowed("tcp4", "198.18.1.7:5433")
+	refused("udp4", "198.18.1.9:53")
+	allowed("tcp4", "198.18.0.77:22")
+	got := c.Applied().Set(SetAllowPorts4).Services
+	assert.Equal(t, []Service{svc(TCP, "198.18.1.0/24", 5433, 5433)}, got)
+
+	// The kernel lists what the rendering shows.
+	assert.Contains(t, nftList(t, fd), "tcp . 198.18.1.0/24 . 5433")
+}
+
+// TestTrafficPortsDNS checks a name's pins next to an address's in dns
+// mode.
+func TestTrafficPortsDNS(t *testing.T) {
+	fd := trafficNS(t)
+	c := openIn(t, fd)
+	r, err := Build(Config{Mode: ModeDNS, DNSPort: 5353})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+	require.NoError(t, c.Pin([]Pin{
+		{Addr: netip.MustParseAddr("198.18.0.77"), Proto: TCP, Port: 22, Timeout: time.Minute},
+		{Addr: netip.MustParseAddr("198.18.0.78"), Timeout: time.Minute},
+	}))
+	err = dialIn(t, fd, "tcp4", "198.18.0.77:22", 0)
+	assert.True(t, isTimeout(err), "pinned port: want a timeout, got %v", err)
+	assert.ErrorIs(t, dialIn(t, fd, "tcp4", "198.18.0.77:443", 0), syscall.ECONNREFUSED)
+	err = dialIn(t, fd, "tcp4", "198.18.0.78:443", 0)
+	assert.True(t, isTimeout(err), "pinned address: want a timeout, got %v", err)
+
+	r, err = Build(Config{Mode: ModeDNS, DNSOnly: true})
+	require.NoError(t, err)
+	require.NoError(t, c.Apply(r))
+	assert.ErrorIs(t, c.Pin([]Pin{{Addr: netip.MustParseAddr("198.18.0.77"), Proto: TCP, Port: 22, Timeout: time.Minute}}), ErrNoPinnedSets)
+}
