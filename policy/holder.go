@@ -53,3 +53,11 @@ func (h *Holder) DenyAddr(a netip.Addr) (netip.Prefix, bool) { return h.Load().D
 
 // MatchAddr is [Snapshot.MatchAddr] on the current Snapshot.
 func (h *Holder) MatchAddr(a netip.Addr) (netip.Prefix, bool) { return h.Load().MatchAddr(a) }
+
+// MatchHostPort is [Snapshot.MatchHostPort] on the current Snapshot.
+func (h *Holder) MatchHostPort(name string, proto Proto, port uint16) (string, bool) {
+	return h.Load().MatchHostPort(name, proto, port)
+}
+
+// MatchNamePorts is [Snapshot.MatchNamePorts] on the current Snapshot.
+func (h *Holder) MatchNamePorts(name string) []NameRule { return h.Load().MatchNamePorts(name) }

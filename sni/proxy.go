@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/policy"
 
 	"github.com/g0lab/g0efilter/internal/sockmark"
 )
@@ -99,6 +102,15 @@ type Denier interface {
 	DenyAddr(a netip.Addr) (rule netip.Prefix, denied bool)
 }
 
+// PortMatcher is a policy with entries that allow a name on some ports
+// only ("*.example.com:8443"). When the [HostMatcher] is also a
+// PortMatcher, as [github.com/g0lab/g0efilter/policy.Holder] is, a name
+// is also allowed when MatchHostPort allows it for TCP on the port the
+// client connected to.
+type PortMatcher interface {
+	MatchHostPort(name string, proto policy.Proto, port uint16) (rule string, ok bool)
+}
+
 // Resolver looks up the addresses of a host name.
 // [github.com/g0lab/g0efilter/dnsfilter.Resolver] is one.
 type Resolver interface {
@@ -122,6 +134,12 @@ var ErrNotRedirected = errors.New("sni: connection was not redirected")
 type Proxy struct {
 	// Policy decides each name. Nil refuses every name.
 	Policy HostMatcher
+
+	// HostPorts are the original destination ports on which a name that
+	// Policy.MatchHost allows is allowed: 443 for a TLS proxy, say. On
+	// other ports only a [PortMatcher] can allow a name. Nil means every
+	// port.
+	HostPorts []uint16
 
 	// Resolver resolves names for VerifyDestination and DialName. Nil
 	// fails those checks, so every name is refused unless Destination is
@@ -330,8 +348,9 @@ type verdict struct {
 	dial    []netip.AddrPort // where to connect, in order, if allowed
 }
 
-// match asks the policy about name, without the destination check.
-func (p *Proxy) match(name string) verdict {
+// match asks the policy about name on the original port, without the
+// destination check.
+func (p *Proxy) match(name string, port uint16) verdict {
 	if name == "" {
 		return verdict{reason: events.ReasonNoName}
 	}
@@ -344,10 +363,28 @@ func (p *Proxy) match(name string) verdict {
 		}
 	}
 	rule, ok := p.Policy.MatchHost(name)
-	if !ok {
-		return verdict{reason: events.ReasonNotAllowlisted}
+	if ok && (p.HostPorts == nil || slices.Contains(p.HostPorts, port)) {
+		return verdict{allowed: true, reason: events.ReasonAllowlisted, rule: rule}
 	}
-	return verdict{allowed: true, reason: events.ReasonAllowlisted, rule: rule}
+	if pm, isPM := p.Policy.(PortMatcher); isPM {
+		if rule, ok := pm.MatchHostPort(name, policy.TCP, port); ok {
+			return verdict{allowed: true, reason: events.ReasonAllowlisted, rule: rule}
+		}
+	}
+	if ok {
+		return verdict{reason: events.ReasonNotAllowlisted, rule: rule,
+			detail: fmt.Sprintf("%s allows port %s only", rule, joinPorts(p.HostPorts))}
+	}
+	return verdict{reason: events.ReasonNotAllowlisted}
+}
+
+// joinPorts spells ports as "80" or "443, 8443".
+func joinPorts(ports []uint16) string {
+	s := make([]string, len(ports))
+	for i, port := range ports {
+		s[i] = strconv.Itoa(int(port))
+	}
+	return strings.Join(s, ", ")
 }
 
 // denied reports whether the policy denies the address, and the verdict
@@ -367,7 +404,7 @@ func (p *Proxy) denied(a netip.Addr) (verdict, bool) {
 // decide applies the policy and the destination check to name, for a
 // connection the client made to dst.
 func (p *Proxy) decide(ctx context.Context, name string, dst netip.AddrPort) verdict {
-	v := p.match(name)
+	v := p.match(name, dst.Port())
 	if !v.allowed {
 		return v
 	}

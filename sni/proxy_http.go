@@ -241,7 +241,7 @@ func (c *conn) decideNext(ctx context.Context, name, first, lastName string, las
 		// The destination is already right for this name: the check held a
 		// moment ago, or the connection was dialled for it. The policy may
 		// have changed since, so ask it again.
-		return p.match(name)
+		return p.match(name, c.dst.Port())
 	}
 	return p.decide(ctx, name, c.dst)
 }

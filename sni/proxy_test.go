@@ -969,3 +969,40 @@ func TestProxyDenylist(t *testing.T) {
 		}
 	})
 }
+
+// TestProxyTLSPorts checks HostPorts and the policy's entries with ports:
+// a plain name is allowed on HostPorts only, a name with a port on that
+// port.
+func TestProxyTLSPorts(t *testing.T) {
+	backend, cfg := tlsBackend(t, "api.example.com", "www.example.org")
+	port := backend.Port()
+	pol := holder(t, &policy.Policy{
+		Domains:   []string{"www.example.org"},
+		NamePorts: []policy.NameRule{{Proto: policy.AnyProto, Pattern: "*.example.com", Ports: policy.Ports{First: port, Last: port}}},
+	})
+	tests := []struct {
+		sni, rule string
+		allowed   bool
+	}{
+		{"api.example.com", fmt.Sprintf("*.example.com:%d", port), true},
+		{"www.example.org", "www.example.org", false}, // allowed on 443 only
+	}
+	for _, tt := range tests {
+		t.Run(tt.sni, func(t *testing.T) {
+			h := startProxy(t, &sni.Proxy{Policy: pol, Resolver: loopback, HostPorts: []uint16{443}}, sni.TLS, backend)
+			c, err := dialTLS(t, h, cfg, tt.sni)
+			ev := h.events.wait(t, 1)[0]
+			assert.Equal(t, tt.rule, ev.Rule)
+			if !tt.allowed {
+				require.Error(t, err)
+				assert.Equal(t, events.Blocked, ev.Action)
+				assert.Equal(t, events.ReasonNotAllowlisted, ev.Reason)
+				assert.Equal(t, "www.example.org allows port 443 only", ev.Detail)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "served "+tt.sni, readLine(t, c))
+			assert.Equal(t, events.Allowed, ev.Action)
+		})
+	}
+}
