@@ -176,4 +176,8 @@ type Lists struct {
 	Allow4, Allow6, Deny4, Deny6 []netip.Prefix
 	// AllowPorts are the services of [Config.AllowPorts].
 	AllowPorts []Service
+	// TLSPorts and HTTPPorts are the extra proxied ports of
+	// [Config.TLSPorts] and [Config.HTTPPorts]; ignored when the applied
+	// ruleset has no sets for them (dns mode).
+	TLSPorts, HTTPPorts []PortRange
 }

@@ -274,6 +274,9 @@ func (c *Conn) Apply(r *Ruleset) error {
 			if err := addServices(nc, ns, s.Services); err != nil {
 				return err
 			}
+			if err := addEncoded(nc, ns, portElements(s.Ports)); err != nil {
+				return err
+			}
 			sets[s.Name] = ns
 		}
 		for i := range r.Chains {
@@ -411,7 +414,7 @@ func validate(r *Ruleset) error {
 // of the last applied ruleset in one atomic batch, as [Conn.UpdateLists]
 // does; the denied sets stay as they are.
 func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
-	return c.update(map[string][]netip.Prefix{SetAllow4: v4, SetAllow6: v6}, nil, false)
+	return c.update(map[string][]netip.Prefix{SetAllow4: v4, SetAllow6: v6}, nil)
 }
 
 // UpdateLists replaces the elements of the allowlist and denylist sets of
@@ -430,15 +433,21 @@ func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
 func (c *Conn) UpdateLists(l Lists) error {
 	return c.update(map[string][]netip.Prefix{
 		SetAllow4: l.Allow4, SetAllow6: l.Allow6, SetDeny4: l.Deny4, SetDeny6: l.Deny6,
-	}, l.AllowPorts, true)
+	}, &l)
 }
 
-// update replaces the elements of the named sets and, when withServices,
-// of the allowed service sets.
-func (c *Conn) update(want map[string][]netip.Prefix, services []Service, withServices bool) error {
-	s4, s6, err := checkServices(services)
-	if err != nil {
-		return err
+// update replaces the elements of the named prefix sets and, when l is not
+// nil, of the service and port sets.
+func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
+	var s4, s6 []Service
+	if l != nil {
+		var err error
+		if s4, s6, err = checkServices(l.AllowPorts); err != nil {
+			return err
+		}
+		if err := checkPorts(l.TLSPorts, l.HTTPPorts); err != nil {
+			return err
+		}
 	}
 	names := slices.Sorted(maps.Keys(want))
 	elems := make(map[string][]netip.Prefix, len(want))
@@ -460,30 +469,38 @@ func (c *Conn) update(want map[string][]netip.Prefix, services []Service, withSe
 		all, gone, added []netip.Prefix
 	}
 	var changes []change
-	type serviceChange struct {
-		set *nftables.Set
-		all []Service
+	// The service and port sets are few and small: flushed and refilled
+	// when they change.
+	type replacement struct {
+		set   *nftables.Set
+		elems []nftables.SetElement
 	}
-	var svcChanges []serviceChange
-	if withServices {
-		for _, sc := range []struct {
-			name string
-			all  []Service
-		}{{SetAllowPorts4, s4}, {SetAllowPorts6, s6}} {
-			s := c.applied.Set(sc.name)
+	var replacements []replacement
+	newSets := map[string]Set{}
+	if l != nil {
+		for _, want := range []Set{
+			{Name: SetAllowPorts4, Services: s4}, {Name: SetAllowPorts6, Services: s6},
+			{Name: SetTLSPorts, Ports: l.TLSPorts}, {Name: SetHTTPPorts, Ports: l.HTTPPorts},
+		} {
+			s := c.applied.Set(want.Name)
 			if s == nil {
-				return fmt.Errorf("nftrules: applied ruleset lacks set %s", sc.name)
+				if want.Name == SetTLSPorts || want.Name == SetHTTPPorts {
+					continue // dns mode
+				}
+				return fmt.Errorf("nftrules: applied ruleset lacks set %s", want.Name)
 			}
-			if !slices.Equal(s.Services, sc.all) {
-				svcChanges = append(svcChanges, serviceChange{nftSet(t, s), sc.all})
+			if slices.Equal(s.Services, want.Services) && slices.Equal(s.Ports, want.Ports) {
+				continue
 			}
+			replacements = append(replacements, replacement{nftSet(t, s),
+				slices.Concat(serviceElements(want.Services), portElements(want.Ports))})
+			newSets[want.Name] = want
 		}
 	}
-	// The service sets are few and small: flushed and refilled.
-	replaceServices := func(nc *nftables.Conn) error {
-		for _, sc := range svcChanges {
-			nc.FlushSet(sc.set)
-			if err := addServices(nc, sc.set, sc.all); err != nil {
+	replaceSets := func(nc *nftables.Conn) error {
+		for _, rp := range replacements {
+			nc.FlushSet(rp.set)
+			if err := addEncoded(nc, rp.set, rp.elems); err != nil {
 				return err
 			}
 		}
@@ -500,12 +517,12 @@ func (c *Conn) update(want map[string][]netip.Prefix, services []Service, withSe
 		diff += len(gone) + len(added)
 		total += len(elems[name])
 	}
-	err = errFullReplace
+	err := errFullReplace
 	// Deleting an element costs the kernel more than flushing it: send
 	// the difference only when it is smaller than the new contents.
 	if diff <= total {
 		err = c.batch(func(nc *nftables.Conn) error {
-			if err := replaceServices(nc); err != nil {
+			if err := replaceSets(nc); err != nil {
 				return err
 			}
 			for _, ch := range changes {
@@ -523,7 +540,7 @@ func (c *Conn) update(want map[string][]netip.Prefix, services []Service, withSe
 	}
 	if err != nil {
 		err = c.batch(func(nc *nftables.Conn) error {
-			if err := replaceServices(nc); err != nil {
+			if err := replaceSets(nc); err != nil {
 				return err
 			}
 			for _, ch := range changes {
@@ -545,8 +562,8 @@ func (c *Conn) update(want map[string][]netip.Prefix, services []Service, withSe
 	for _, name := range names {
 		r.Set(name).Elements = elems[name]
 	}
-	if withServices {
-		r.Set(SetAllowPorts4).Services, r.Set(SetAllowPorts6).Services = s4, s6
+	for name, set := range newSets {
+		r.Set(name).Services, r.Set(name).Ports = set.Services, slices.Clone(set.Ports)
 	}
 	c.applied = &r
 	return nil
@@ -774,6 +791,8 @@ func nftSet(t *nftables.Table, s *Set) *nftables.Set {
 		ns.KeyType, ns.Concatenation = service4Type, true
 	case IPv6Service:
 		ns.KeyType, ns.Concatenation = service6Type, true
+	case InetService:
+		ns.KeyType = nftables.TypeInetService
 	}
 	return ns
 }
@@ -800,9 +819,28 @@ func serviceElements(svcs []Service) []nftables.SetElement {
 	return out
 }
 
+// portElements encodes port ranges as the elements of an interval set of
+// ports: the first port of each and, flagged as an interval end, the port
+// after its last (none when it ends at 65535).
+func portElements(ports []PortRange) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, pr := range ports {
+		out = append(out, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, pr.First)})
+		if pr.Last < 65535 {
+			out = append(out, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, pr.Last+1), IntervalEnd: true})
+		}
+	}
+	return out
+}
+
 // addServices queues the services of an interval service set.
 func addServices(nc *nftables.Conn, ns *nftables.Set, svcs []Service) error {
-	for _, chunk := range chunks(serviceElements(svcs), ElementsPerMessage) {
+	return addEncoded(nc, ns, serviceElements(svcs))
+}
+
+// addEncoded queues elements in messages of at most ElementsPerMessage.
+func addEncoded(nc *nftables.Conn, ns *nftables.Set, elems []nftables.SetElement) error {
+	for _, chunk := range chunks(elems, ElementsPerMessage) {
 		if err := nc.SetAddElements(ns, chunk); err != nil {
 			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
 		}
@@ -943,13 +981,16 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
 		}, nil
-	case dportRange:
+	case dportInSet:
+		s, ok := sets[m.Set]
+		if !ok {
+			return nil, fmt.Errorf("no set %s", m.Set)
+		}
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(m.Proto)}},
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Range{Op: expr.CmpOpEq, Register: 1,
-				FromData: binary.BigEndian.AppendUint16(nil, m.Ports.First), ToData: binary.BigEndian.AppendUint16(nil, m.Ports.Last)},
+			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
 		}, nil
 	case CtState:
 		return ctBits(expr.CtKeySTATE, uint32(m.State)), nil

@@ -3,6 +3,7 @@ package nftrules
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -27,8 +28,12 @@ func normalise(s string) string {
 func elementKeys(elems []nftables.SetElement) []string {
 	out := make([]string, 0, len(elems))
 	for _, e := range elems {
-		a, _ := netip.AddrFromSlice(e.Key)
-		out = append(out, fmt.Sprintf("%v end=%v", a, e.IntervalEnd))
+		if a, ok := netip.AddrFromSlice(e.Key); ok {
+			out = append(out, fmt.Sprintf("%v end=%v", a, e.IntervalEnd))
+			continue
+		}
+		// A port, or a concatenation with its key end.
+		out = append(out, fmt.Sprintf("%x-%x end=%v", e.Key, e.KeyEnd, e.IntervalEnd))
 	}
 	sort.Strings(out)
 	return out
@@ -98,7 +103,8 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 		assert.Equal(t, ws.Timeout, s.HasTimeout, "set %s timeout", s.Name)
 		got, err := nc.GetSetElements(s)
 		require.NoError(t, err)
-		assert.Equal(t, elementKeys(setElements(ws.Elements, ws.Interval)), elementKeys(got), "set %s elements", s.Name)
+		want := slices.Concat(setElements(ws.Elements, ws.Interval), serviceElements(ws.Services), portElements(ws.Ports))
+		assert.Equal(t, elementKeys(want), elementKeys(got), "set %s elements", s.Name)
 	}
 }
 

@@ -109,6 +109,16 @@ func ExampleRuleset_Render() {
 	// 		flags timeout
 	// 	}
 	//
+	// 	set tls_ports {
+	// 		type inet_service
+	// 		flags interval
+	// 	}
+	//
+	// 	set http_ports {
+	// 		type inet_service
+	// 		flags interval
+	// 	}
+	//
 	// 	chain own {
 	// 		meta mark 0x00006700 accept
 	// 	}
@@ -127,6 +137,8 @@ func ExampleRuleset_Render() {
 	// 		oif "lo" accept
 	// 		tcp dport 80 redirect to :8080
 	// 		tcp dport 443 redirect to :8443
+	// 		tcp dport @http_ports redirect to :8080
+	// 		tcp dport @tls_ports redirect to :8443
 	// 	}
 	//
 	// 	chain output {

@@ -24,6 +24,12 @@ func goldenConfigs() map[string]Config {
 		netip.MustParsePrefix("2001:db8::/32"),
 		netip.MustParsePrefix("2606:4700:4700::1111/128"),
 	}
+	services := []Service{
+		{TCP, netip.MustParsePrefix("198.51.100.0/24"), PortRange{5432, 5432}},
+		{UDP, netip.MustParsePrefix("1.1.1.1/32"), PortRange{53, 53}},
+		{TCP, netip.MustParsePrefix("2001:db8::7/128"), PortRange{8000, 8099}},
+		{UDP, netip.MustParsePrefix("2001:db8:1::/48"), PortRange{1, 65535}},
+	}
 	return map[string]Config{
 		"https":       {Mode: ModeHTTPS, Allow4: v4, Allow6: v6},
 		"https_empty": {},
@@ -38,6 +44,11 @@ func goldenConfigs() map[string]Config {
 		"https_guarded": {Allow4: v4, FilterDNS: true, BypassMark: 0x5eed1234, OwnCgroup: 4242,
 			Devices: []string{"eth0", "eth1"}, GuardPorts: []uint16{8081, 9090},
 			GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11"), netip.MustParseAddr("::1")}},
+		// Every entry form of the policy: services of both families, a
+		// single port, a range and every port, extra proxied ports.
+		"https_ports": {Allow4: v4, AllowPorts: services, Deny4: []netip.Prefix{netip.MustParsePrefix("10.0.0.7/32")},
+			TLSPorts: []PortRange{{8443, 8443}, {9000, 9099}}, HTTPPorts: []PortRange{{8080, 8080}}, FilterDNS: true},
+		"dns_ports": {Mode: ModeDNS, Allow6: v6, AllowPorts: services, TLSPorts: []PortRange{{8443, 8443}}},
 		"dns_guarded": {Mode: ModeDNS, Allow4: v4, OwnCgroup: 4242, OwnCgroupLevel: 3,
 			Devices: []string{"eth0"}, GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11")}},
 	}

@@ -88,6 +88,9 @@ func renderSet(w *bufio.Writer, s *Set) {
 	for _, p := range s.Elements {
 		elems = append(elems, prefixString(p))
 	}
+	for _, pr := range s.Ports {
+		elems = append(elems, pr.String())
+	}
 	for _, sv := range s.Services {
 		elems = append(elems, fmt.Sprintf("%s . %s . %s", sv.Proto, prefixString(sv.Prefix), sv.Ports))
 	}
@@ -149,6 +152,8 @@ func (t SetType) String() string {
 		return "inet_proto . ipv4_addr . inet_service"
 	case IPv6Service:
 		return "inet_proto . ipv6_addr . inet_service"
+	case InetService:
+		return "inet_service"
 	}
 	return "ipv4_addr"
 }
@@ -282,8 +287,8 @@ func matchString(m Match) string {
 		return `iif != "lo"`
 	case DPort:
 		return fmt.Sprintf("%s dport %d", m.Proto, m.Port)
-	case dportRange:
-		return fmt.Sprintf("%s dport %s", m.Proto, m.Ports)
+	case dportInSet:
+		return fmt.Sprintf("%s dport @%s", m.Proto, m.Set)
 	case serviceInSet:
 		if m.Family == IPv6Service {
 			return "meta l4proto . ip6 daddr . th dport @" + m.Set

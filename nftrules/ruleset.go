@@ -90,6 +90,8 @@ const (
 	SetAllowPorts6  = "allow_ports6"  // allowlisted protocol . IPv6 prefix . port range (interval set)
 	SetPinnedPorts4 = "pinned_ports4" // protocol . IPv4 address . port from allowed answers, with timeouts
 	SetPinnedPorts6 = "pinned_ports6" // protocol . IPv6 address . port from allowed answers, with timeouts
+	SetTLSPorts     = "tls_ports"     // https mode: TCP ports besides 443 redirected to the TLS proxy (interval set)
+	SetHTTPPorts    = "http_ports"    // https mode: TCP ports besides 80 redirected to the HTTP proxy (interval set)
 	maxLogPrefix    = 127
 	loopbackIndex   = 1 // the loopback interface's index in every network namespace
 	natPriority     = -101
@@ -184,9 +186,11 @@ type Config struct {
 	// that overlap.
 	AllowPorts []Service
 	// TLSPorts and HTTPPorts are TCP ports, besides 443 and 80, that
-	// https mode redirects to the HTTPS (SNI) and HTTP proxies: names
+	// https mode redirects to the HTTPS (SNI) and HTTP proxies, for names
 	// allowed on other ports (policy entries such as
-	// "*.example.com:8443"). Ignored in dns mode.
+	// "*.example.com:8443"): the first elements of the sets tls_ports and
+	// http_ports. They must be disjoint, from each other too. Ignored in
+	// dns mode.
 	TLSPorts, HTTPPorts []PortRange
 	// Deny4 and Deny6 are the denied destination prefixes, in the same
 	// form (policy.Snapshot.DenyPrefixes). They win over the allowlist and
@@ -283,6 +287,7 @@ const (
 	IPv6Addr                   // ipv6_addr
 	IPv4Service                // inet_proto . ipv4_addr . inet_service
 	IPv6Service                // inet_proto . ipv6_addr . inet_service
+	InetService                // inet_service: a port
 )
 
 // Set is a named set of addresses, or of services for the service types.
@@ -293,6 +298,7 @@ type Set struct {
 	Timeout  bool // flags timeout: elements may carry their own timeouts
 	Elements []netip.Prefix
 	Services []Service
+	Ports    []PortRange
 }
 
 // Service is a destination limited to a transport protocol and a port
@@ -519,15 +525,15 @@ type serviceInSet struct {
 	Set    string
 }
 
-// dportRange matches a transport protocol and a range of destination
-// ports ("tcp dport 8000-8099").
-type dportRange struct {
+// dportInSet matches a transport protocol and a destination port in a
+// set of ports ("tcp dport @tls_ports").
+type dportInSet struct {
 	Proto Proto
-	Ports PortRange
+	Set   string
 }
 
 func (serviceInSet) isMatch() {}
-func (dportRange) isMatch()   {}
+func (dportInSet) isMatch()   {}
 func (markNe) isMatch()       {}
 func (socketCgroup) isMatch() {}
 func (ctStatusDNAT) isMatch() {}
@@ -609,12 +615,8 @@ func Build(cfg Config) (*Ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, ports := range [][]PortRange{cfg.TLSPorts, cfg.HTTPPorts} {
-		for _, pr := range ports {
-			if pr.First == 0 || pr.First > pr.Last {
-				return nil, fmt.Errorf("%w: port range %d-%d", ErrConfig, pr.First, pr.Last)
-			}
-		}
+	if err := checkPorts(cfg.TLSPorts, cfg.HTTPPorts); err != nil {
+		return nil, err
 	}
 
 	r := &Ruleset{Table: TableName}
@@ -715,12 +717,14 @@ func Build(cfg Config) (*Ruleset, error) {
 			Rule{Match: []Match{DPort{TCP, 80}}, Verdict: RedirectTo(cfg.HTTPPort)},
 			Rule{Match: []Match{DPort{TCP, 443}}, Verdict: RedirectTo(cfg.HTTPSPort)},
 		)
-		for _, pr := range cfg.HTTPPorts {
-			nat = append(nat, Rule{Match: []Match{dportRange{TCP, pr}}, Verdict: RedirectTo(cfg.HTTPPort)})
-		}
-		for _, pr := range cfg.TLSPorts {
-			nat = append(nat, Rule{Match: []Match{dportRange{TCP, pr}}, Verdict: RedirectTo(cfg.HTTPSPort)})
-		}
+		r.Sets = append(r.Sets,
+			Set{Name: SetTLSPorts, Type: InetService, Interval: true, Ports: slices.Clone(cfg.TLSPorts)},
+			Set{Name: SetHTTPPorts, Type: InetService, Interval: true, Ports: slices.Clone(cfg.HTTPPorts)},
+		)
+		nat = append(nat,
+			Rule{Match: []Match{dportInSet{TCP, SetHTTPPorts}}, Verdict: RedirectTo(cfg.HTTPPort)},
+			Rule{Match: []Match{dportInSet{TCP, SetTLSPorts}}, Verdict: RedirectTo(cfg.HTTPSPort)},
+		)
 		filter = append(filter, allow...)
 		filter = append(filter, pinnedPorts...)
 		filter = append(filter, reject...)
@@ -1003,6 +1007,25 @@ func checkServices(svcs []Service) (v4, v6 []Service, err error) {
 		}
 	}
 	return v4, v6, nil
+}
+
+// checkPorts refuses port ranges that are empty or that overlap.
+func checkPorts(lists ...[]PortRange) error {
+	var all []PortRange
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	for i, pr := range all {
+		if pr.First == 0 || pr.First > pr.Last {
+			return fmt.Errorf("%w: port range %d-%d", ErrConfig, pr.First, pr.Last)
+		}
+		for _, o := range all[:i] {
+			if pr.First <= o.Last && o.First <= pr.Last {
+				return fmt.Errorf("%w: port ranges %s and %s overlap", ErrConfig, o, pr)
+			}
+		}
+	}
+	return nil
 }
 
 // Set returns the set named name, or nil.

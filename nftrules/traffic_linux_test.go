@@ -298,8 +298,18 @@ func TestTrafficPorts(t *testing.T) {
 	// In https mode there is no pin on every port.
 	assert.ErrorIs(t, c.Pin([]Pin{{Addr: netip.MustParseAddr("198.18.0.78"), Timeout: time.Minute}}), ErrNoPinnedSets)
 
-	// A reload replaces the services atomically, the pins stay.
-	require.NoError(t, c.UpdateLists(Lists{AllowPorts: []Service{svc(TCP, "198.18.1.0/24", 5433, 5433)}}))
+	// A reload replaces the services and the proxied ports atomically,
+	// the pins stay.
+	require.NoError(t, c.UpdateLists(Lists{
+		AllowPorts: []Service{svc(TCP, "198.18.1.0/24", 5433, 5433)},
+		TLSPorts:   []PortRange{{9444, 9444}, {10000, 65535}},
+	}))
+	require.NoError(t, dialIn(t, fd, "tcp4", "198.18.0.2:9444", 0))
+	assert.True(t, accepted(https4), "port 9444 redirected to the TLS proxy after the reload")
+	require.NoError(t, dialIn(t, fd, "tcp4", "198.18.0.2:65535", 0))
+	assert.True(t, accepted(https4), "port 65535 redirected to the TLS proxy after the reload")
+	refused("tcp4", "198.18.0.2:9443")
+	refused("tcp4", "198.18.0.2:8082")
 	refused("tcp4", "198.18.1.7:5432")
 	allowed("tcp4", "198.18.1.7:5433")
 	refused("udp4", "198.18.1.9:53")
@@ -308,7 +318,9 @@ func TestTrafficPorts(t *testing.T) {
 	assert.Equal(t, []Service{svc(TCP, "198.18.1.0/24", 5433, 5433)}, got)
 
 	// The kernel lists what the rendering shows.
-	assert.Contains(t, nftList(t, fd), "tcp . 198.18.1.0/24 . 5433")
+	listed := nftList(t, fd)
+	assert.Contains(t, listed, "tcp . 198.18.1.0/24 . 5433")
+	assert.Contains(t, listed, "elements = { 9444, 10000-65535 }")
 }
 
 // TestTrafficPortsDNS checks a name's pins next to an address's in dns
