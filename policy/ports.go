@@ -494,3 +494,21 @@ func canonicalNameRules(rules []NameRule, errs *ErrorList) []NameRule {
 	}
 	return out
 }
+
+// MatchAddrPort reports whether an address entry with a protocol or a port
+// allows a on port for protocol proto (TCP or UDP), and the entry that
+// does, in canonical form. Entries without either are [Snapshot.MatchAddr]'s.
+// A denied address is never allowed. It looks at every entry in turn: it
+// is for tools, not for the data path, where the kernel decides.
+func (s *Snapshot) MatchAddrPort(a netip.Addr, proto Proto, port uint16) (rule string, ok bool) {
+	a = a.Unmap()
+	if _, denied := s.DenyAddr(a); denied {
+		return "", false
+	}
+	for _, r := range s.policy.AddrPorts {
+		if r.Proto.Covers(proto) && r.Ports.Contains(port) && r.Prefix.Contains(a) {
+			return r.String(), true
+		}
+	}
+	return "", false
+}

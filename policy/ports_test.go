@@ -162,3 +162,33 @@ func TestLoaderListsWithPorts(t *testing.T) {
 	assert.Contains(t, err.Error(), `ALLOWLIST_DOMAINS: item 1 "tcp/github.com": invalid domain: a name with a protocol needs a port`)
 	assert.Contains(t, err.Error(), `DENYLIST_IPS: item 1 "tcp/10.0.0.1:22": invalid IP or CIDR: a protocol or port is not allowed here; write 10.0.0.1`)
 }
+
+func TestMatchAddrPort(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(`
+allowlist:
+  ips: ["udp/1.1.1.1:53", "tcp/198.51.100.0/24:5432", "[2001:db8::7]:8000-8099"]
+denylist:
+  ips: ["198.51.100.66"]
+`))
+	require.NoError(t, err)
+	snap, err := Compile(p)
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		addr  string
+		proto Proto
+		port  uint16
+		rule  string
+	}{
+		{"1.1.1.1", UDP, 53, "udp/1.1.1.1:53"},
+		{"1.1.1.1", TCP, 53, ""},
+		{"::ffff:1.1.1.1", UDP, 53, "udp/1.1.1.1:53"},
+		{"198.51.100.9", TCP, 5432, "tcp/198.51.100.0/24:5432"},
+		{"198.51.100.66", TCP, 5432, ""}, // denied
+		{"2001:db8::7", UDP, 8050, "[2001:db8::7]:8000-8099"},
+		{"2001:db8::7", TCP, 8100, ""},
+	} {
+		rule, ok := snap.MatchAddrPort(netip.MustParseAddr(tt.addr), tt.proto, tt.port)
+		assert.Equal(t, tt.rule, rule, "%s %v/%d", tt.addr, tt.proto, tt.port)
+		assert.Equal(t, tt.rule != "", ok)
+	}
+}

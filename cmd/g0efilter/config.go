@@ -75,6 +75,8 @@ const (
 	// Ours: the guards against a hostile workload.
 	envDNSLocalNames      = "DNS_LOCAL_NAMES"
 	envGuardPorts         = "GUARD_PORTS"
+	envTLSPorts           = "TLS_PORTS"
+	envHTTPPorts          = "HTTP_PORTS"
 	envRequireGuarantees  = "REQUIRE_GUARANTEES"
 	envAllowHostNamespace = "ALLOW_HOST_NAMESPACE"
 )
@@ -166,6 +168,10 @@ type config struct {
 	// names (Compose service and container names) that the policy does not
 	// allow, unpinned; on by default.
 	DNSLocalNames bool
+	// TLSPorts and HTTPPorts are TCP ports, besides 443 and 80, that https
+	// mode sends through the TLS and HTTP proxies: every allowed name is
+	// allowed on them, decided by SNI or Host as on 443 and 80.
+	TLSPorts, HTTPPorts []uint16
 	// GuardPorts are local ports that only the filter may reach, besides
 	// the proxies', the DNS server's, the metrics port and a dashboard's
 	// port on a loopback DASHBOARD_HOST.
@@ -280,6 +286,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		FilterDNS:          p.Bool(envFilterDNS, true),
 		DNSLocalNames:      p.Bool(envDNSLocalNames, true),
 		GuardPorts:         p.ports(envGuardPorts),
+		TLSPorts:           p.ports(envTLSPorts),
+		HTTPPorts:          p.ports(envHTTPPorts),
 		RequireGuarantees:  p.guarantees(envRequireGuarantees),
 		AllowHostNamespace: p.Bool(envAllowHostNamespace, false),
 	}
@@ -310,6 +318,19 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if c.Mode == nftrules.ModeHTTPS && c.FilterDNS && (c.DNSPort == c.HTTPPort || c.DNSPort == c.HTTPSPort) {
 		v, _ := lookup(envDNSPort)
 		p.Fail(envDNSPort, v, fmt.Errorf("same port as a proxy (%s with %s)", envFilterDNS, envFilterMode+"=https"))
+	}
+	web := map[uint16]string{80: "80 (always the HTTP proxy's)", 443: "443 (always the TLS proxy's)"}
+	for _, l := range []struct {
+		name  string
+		ports []uint16
+	}{{envHTTPPorts, c.HTTPPorts}, {envTLSPorts, c.TLSPorts}} {
+		for _, port := range l.ports {
+			if other, ok := web[port]; ok {
+				p.Fail(l.name, strconv.Itoa(int(port)), fmt.Errorf("already in %s", other))
+				continue
+			}
+			web[port] = l.name
+		}
 	}
 	if c.EnableRemoteUnblock && (c.DashboardHost == nil || c.DashboardAPIKey == "") {
 		v, _ := lookup(envEnableRemoteUnblock)

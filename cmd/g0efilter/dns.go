@@ -35,6 +35,7 @@ type dnsService struct {
 // listenDNS opens the resolver's sockets. pin receives the addresses of
 // each allowed answer; nil means no pinning.
 func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Sink, log *slog.Logger, pin func(dnsfilter.Answer)) (*dnsService, error) {
+	pol := namePolicy{p}
 	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: cfg.bypassMark()}
 	var local *dnsfilter.Upstream
 	if len(cfg.DNSLocalUpstreams) > 0 && !slices.Equal(cfg.DNSLocalUpstreams, cfg.DNSUpstreams) {
@@ -42,7 +43,7 @@ func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Si
 	}
 	s := &dnsService{upstream: up, local: local, server: &dnsfilter.Server{
 		Handler: &dnsfilter.Handler{
-			Policy:        p,
+			Policy:        pol,
 			Upstream:      up,
 			LocalUpstream: local,
 			Events:        sink,
@@ -125,23 +126,80 @@ func logUpstreams(cfg config, log *slog.Logger) {
 	}
 }
 
+// namePolicy is the live policy as the filtering resolver asks it: a name
+// is allowed when an entry without a port allows it or one with a port
+// does. Its denylist is the policy's.
+type namePolicy struct{ *policy.Holder }
+
+func (p namePolicy) MatchHost(name string) (string, bool) {
+	if rule, ok := p.Holder.MatchHost(name); ok {
+		return rule, true
+	}
+	if rules := p.MatchNamePorts(name); len(rules) > 0 {
+		return rules[0].String(), true
+	}
+	return "", false
+}
+
+// answerPins are the pins for an allowed answer under snap: each address
+// on every port when an entry without a port allows the name in dns mode
+// (with pinning), and on the ports of each entry with a port that matches
+// it. In https mode an entry with a port but no protocol is the proxies'
+// to decide, so it pins nothing.
+func answerPins(cfg config, snap *policy.Snapshot, a dnsfilter.Answer) []nftrules.Pin {
+	dns := cfg.Mode == nftrules.ModeDNS
+	if dns && !cfg.DNSPinning {
+		return nil
+	}
+	_, plain := snap.MatchHost(a.Name)
+	plain = plain && dns
+	rules := snap.MatchNamePorts(a.Name)
+	var pins []nftrules.Pin
+	for _, at := range a.Addrs {
+		// The client may use the address for the record's TTL (and a
+		// little past it): an earlier pin that lasts that long is
+		// enough, as it does for the same answer given again from the
+		// cache with its TTL counted down.
+		pin := nftrules.Pin{Addr: at.Addr, Timeout: pinTimeout(cfg, at.TTL), Need: at.TTL + cfg.DNSPinGrace}
+		if plain {
+			pins = append(pins, pin)
+		}
+		for _, r := range rules {
+			protos := []nftrules.Proto{nftrules.TCP, nftrules.UDP}
+			switch {
+			case r.Proto == policy.TCP:
+				protos = protos[:1]
+			case r.Proto == policy.UDP:
+				protos = protos[1:]
+			case !dns:
+				continue // web traffic on that port, for the proxies
+			}
+			for _, proto := range protos {
+				for port := int(r.Ports.First); port <= int(r.Ports.Last); port++ {
+					pin.Proto, pin.Port = proto, uint16(port)
+					pins = append(pins, pin)
+				}
+			}
+		}
+	}
+	return pins
+}
+
 // pinner pins the addresses of allowed answers into the kernel's timeout
-// sets through conn.
-func pinner(cfg config, conn *nftrules.Conn, log *slog.Logger) func(dnsfilter.Answer) {
-	return func(a dnsfilter.Answer) {
-		pins := make([]nftrules.Pin, 0, len(a.Addrs))
-		for _, at := range a.Addrs {
-			// The client may use the address for the record's TTL (and a
-			// little past it): an earlier pin that lasts that long is
-			// enough, as it does for the same answer given again from the
-			// cache with its TTL counted down.
-			pins = append(pins, nftrules.Pin{Addr: at.Addr, Timeout: pinTimeout(cfg, at.TTL), Need: at.TTL + cfg.DNSPinGrace})
+// sets through conn, as answerPins says, and returns how many.
+func pinner(cfg config, conn *nftrules.Conn, live *policy.Holder, log *slog.Logger) func(dnsfilter.Answer) int {
+	return func(a dnsfilter.Answer) int {
+		pins := answerPins(cfg, live.Load(), a)
+		if len(pins) == 0 {
+			return 0
 		}
 		if err := conn.Pin(pins); err != nil {
 			// The answer still goes out; connections to the addresses
 			// are refused in the kernel (fail closed) and reported there.
 			log.Error("cannot pin the addresses of an answer", logKeyName, a.Name, logKeyErr, err)
+			return 0
 		}
+		return len(pins)
 	}
 }
 

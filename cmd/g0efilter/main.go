@@ -69,6 +69,7 @@ const (
 	logKeyHTTPPort  = "http_port"
 	logKeyHTTPSPort = "https_port"
 	logKeyDNSPort   = "dns_port"
+	logKeyRules     = "rules"
 
 	logKeyDomainsAdded     = "domains_added"
 	logKeyDomainsRemoved   = "domains_removed"
@@ -224,6 +225,9 @@ func ruleConfig(cfg config, g guards, l nftrules.Lists) nftrules.Config {
 		Allow6:         l.Allow6,
 		Deny4:          l.Deny4,
 		Deny6:          l.Deny6,
+		AllowPorts:     l.AllowPorts,
+		TLSPorts:       l.TLSPorts,
+		HTTPPorts:      l.HTTPPorts,
 		DNSOnly:        !cfg.DNSPinning,
 		FilterDNS:      cfg.FilterDNS,
 		OwnCgroup:      g.cgroupID,
@@ -234,13 +238,61 @@ func ruleConfig(cfg config, g guards, l nftrules.Lists) nftrules.Config {
 	}
 }
 
-// setLists are the contents of the kernel's allowlist and denylist sets
-// for snap.
-func setLists(snap *policy.Snapshot) nftrules.Lists {
+// setLists are the contents of the kernel's allowlist, denylist and port
+// sets for snap.
+func setLists(cfg config, snap *policy.Snapshot) nftrules.Lists {
 	var l nftrules.Lists
 	l.Allow4, l.Allow6 = snap.Prefixes()
 	l.Deny4, l.Deny6 = snap.DenyPrefixes()
+	for _, sv := range snap.Services() {
+		proto := nftrules.TCP
+		if sv.Proto == policy.UDP {
+			proto = nftrules.UDP
+		}
+		l.AllowPorts = append(l.AllowPorts, nftrules.Service{Proto: proto, Prefix: sv.Prefix,
+			Ports: nftrules.PortRange{First: sv.Ports.First, Last: sv.Ports.Last}})
+	}
+	if cfg.Mode == nftrules.ModeHTTPS {
+		l.TLSPorts, l.HTTPPorts = proxiedPorts(cfg, snap)
+	}
 	return l
+}
+
+// proxiedPorts are the TCP ports, besides 80 and 443, that https mode
+// sends to the proxies: HTTP_PORTS to the HTTP proxy; TLS_PORTS and the
+// ports of the policy's names with a port but no protocol, but for the
+// HTTP ones, to the TLS proxy. Both are sorted and disjoint.
+func proxiedPorts(cfg config, snap *policy.Snapshot) (tls, http []nftrules.PortRange) {
+	web := map[int]bool{80: true, 443: true}
+	for _, p := range cfg.HTTPPorts {
+		web[int(p)] = true
+	}
+	ranges := make([]policy.Ports, 0, len(cfg.TLSPorts))
+	for _, p := range cfg.TLSPorts {
+		ranges = append(ranges, policy.Ports{First: p, Last: p})
+	}
+	ranges = append(ranges, snap.ProxiedPorts()...)
+	slices.SortFunc(ranges, func(a, b policy.Ports) int { return int(a.First) - int(b.First) })
+	// Merge the ranges and cut the HTTP ports out of them.
+	next := 1
+	for _, r := range ranges {
+		for p := max(int(r.First), next); p <= int(r.Last); p++ {
+			if web[p] {
+				continue
+			}
+			if n := len(tls); n > 0 && int(tls[n-1].Last) == p-1 {
+				tls[n-1].Last = uint16(p)
+			} else {
+				tls = append(tls, nftrules.PortRange{First: uint16(p), Last: uint16(p)})
+			}
+		}
+		next = max(next, int(r.Last)+1)
+	}
+	http = make([]nftrules.PortRange, 0, len(cfg.HTTPPorts))
+	for _, p := range slices.Sorted(slices.Values(cfg.HTTPPorts)) {
+		http = append(http, nftrules.PortRange{First: p, Last: p})
+	}
+	return tls, http
 }
 
 // guardPorts are the local ports that only the filter may reach, besides
@@ -367,7 +419,7 @@ func cmdDryRun(cfg config, stdout, stderr io.Writer) int {
 	if snap.AllowsAnyDomain() {
 		fmt.Fprintln(stderr, `g0efilter: warning: the policy allows any domain ("*")`)
 	}
-	rs, err := nftrules.Build(ruleConfig(cfg, findGuards(), setLists(snap)))
+	rs, err := nftrules.Build(ruleConfig(cfg, findGuards(), setLists(cfg, snap)))
 	if err != nil {
 		printErr(stderr, err)
 		return exitFailure
@@ -404,6 +456,12 @@ func cmdValidate(cfg config, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  ips:        %d (%d IPv4, %d IPv6)\n", len(p.IPs), v4, v6)
 	fmt.Fprintf(stdout, "  domains:    %d\n", len(p.Domains))
 	fmt.Fprintf(stdout, "  any domain: %s\n", anyDomain)
+	if n := len(p.AddrPorts) + len(p.NamePorts); n > 0 {
+		fmt.Fprintf(stdout, "  with ports: %d (%d ips, %d domains; g0efilter dry-run shows the kernel's sets)\n", n, len(p.AddrPorts), len(p.NamePorts))
+	}
+	if n := len(p.DenyIPs) + len(p.DenyDomains); n > 0 {
+		fmt.Fprintf(stdout, "  denied:     %d (%d ips, %d domains)\n", n, len(p.DenyIPs), len(p.DenyDomains))
+	}
 	for _, l := range []*policy.List{cfg.AllowIPs, cfg.AllowDomains, cfg.DenyIPs, cfg.DenyDomains} {
 		if l != nil {
 			fmt.Fprintf(stdout, "  note: %s is set and replaces the file's list\n", l.Name)
@@ -475,73 +533,128 @@ func cmdCheck(cfg config, targets []string, stdout, stderr io.Writer) int {
 	}
 	code := exitOK
 	for _, t := range targets {
-		name, addr, err := checkTarget(t)
+		tg, err := checkTarget(t)
 		if err != nil {
 			printErr(stderr, err)
 			code = exitUsage
 			continue
 		}
-		var rule, deny string
-		var ok, denied bool
-		if addr.IsValid() {
-			var pfx, dpfx netip.Prefix
-			pfx, ok = snap.MatchAddr(addr)
-			rule = pfx.String()
-			dpfx, denied = snap.DenyAddr(addr)
-			deny = dpfx.String()
-		} else {
-			rule, ok = snap.MatchHost(name)
-			deny, denied = snap.DenyHost(name)
-		}
 		// A name that normalising changed beyond case and a trailing dot
 		// (a U-label) is shown as it was matched.
 		shown := t
-		if name != "" && name != strings.ToLower(strings.TrimSuffix(t, ".")) {
-			shown = t + " (" + name + ")"
+		if tg.name != "" && tg.name != strings.ToLower(strings.TrimSuffix(tg.host, ".")) {
+			shown = t + " (" + tg.name + ")"
 		}
-		switch {
-		case denied:
-			fmt.Fprintf(stdout, "%s: blocked, denied by %s\n", shown, deny)
-			if code == exitOK {
-				code = exitFailure
-			}
-		case ok:
-			fmt.Fprintf(stdout, "%s: allowed by %s\n", shown, rule)
-		default:
-			fmt.Fprintf(stdout, "%s: blocked (no rule matches)\n", shown)
-			if code == exitOK {
-				code = exitFailure
-			}
+		verdict, allowed := checkOne(cfg, snap, tg)
+		fmt.Fprintf(stdout, "%s: %s\n", shown, verdict)
+		if !allowed && code == exitOK {
+			code = exitFailure
 		}
 	}
 	return code
 }
 
-// checkTarget reads a target of check: an IP address, or a host name,
-// which it returns normalised as the policy's names are (lower case, no
-// trailing dot, a U-label in punycode). A URL, a port or a pattern is
-// refused with what to give instead.
-func checkTarget(t string) (name string, addr netip.Addr, err error) {
-	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(t, "["), "]")); err == nil {
-		return "", a, nil
+// checkOne decides a target of check as the filter would, and says which
+// entry decided.
+func checkOne(cfg config, snap *policy.Snapshot, tg checked) (verdict string, allowed bool) {
+	if tg.addr.IsValid() {
+		if deny, denied := snap.DenyAddr(tg.addr); denied {
+			return "blocked, denied by " + deny.String(), false
+		}
+		if pfx, ok := snap.MatchAddr(tg.addr); ok {
+			return "allowed by " + pfx.String(), true
+		}
+		if tg.port != 0 {
+			if rule, ok := snap.MatchAddrPort(tg.addr, tg.proto, tg.port); ok {
+				return "allowed by " + rule, true
+			}
+		}
+		return "blocked (no rule matches)", false
 	}
-	if u, err := url.Parse(t); err == nil && u.Scheme != "" && u.Host != "" {
-		return "", netip.Addr{}, fmt.Errorf("%q is a URL: give its host alone, as in g0efilter check %s", t, u.Hostname())
+	if deny, denied := snap.DenyHost(tg.name); denied {
+		return "blocked, denied by " + deny, false
 	}
-	if host, port, err := net.SplitHostPort(t); err == nil && host != "" {
-		if _, err := parsePort(port); err == nil {
-			return "", netip.Addr{}, fmt.Errorf("%q has a port: give the host alone, as in g0efilter check %s", t, host)
+	rule, ok := snap.MatchHost(tg.name)
+	dns := cfg.Mode == nftrules.ModeDNS
+	web := tg.proto == policy.TCP && slices.Contains(slices.Concat([]uint16{80, 443}, cfg.HTTPPorts, cfg.TLSPorts), tg.port)
+	if ok && (tg.port == 0 || dns || web) {
+		return "allowed by " + rule, true
+	}
+	if tg.port != 0 {
+		if r, ok := snap.MatchHostPort(tg.name, tg.proto, tg.port); ok {
+			how := "at the addresses the filter's resolver answers for it"
+			if !dns && !strings.Contains(r, "/") {
+				how = "decided by the name the client sends (TLS server name or HTTP Host)"
+			}
+			return "allowed by " + r + ", " + how, true
 		}
 	}
-	if strings.Contains(t, "*") {
-		return "", netip.Addr{}, fmt.Errorf("%q is a pattern: give a host name that it should match", t)
+	if ok {
+		return "blocked: " + rule + " allows ports 80 and 443 only (and " + envTLSPorts + ", " + envHTTPPorts + ")", false
 	}
-	name, err = policy.NormalizeDomain(t)
-	if err != nil {
-		return "", netip.Addr{}, fmt.Errorf("%q is not a host name or an IP address: %s",
+	if rules := snap.MatchNamePorts(tg.name); len(rules) > 0 {
+		names := make([]string, len(rules))
+		for i, r := range rules {
+			names[i] = r.String()
+		}
+		return "blocked without a port; allowed on the ports of " + strings.Join(names, ", "), false
+	}
+	return "blocked (no rule matches)", false
+}
+
+// checked is what check is asked about: a host name or an address, and a
+// protocol and port or neither.
+type checked struct {
+	host  string // as given, without protocol and port
+	name  string // normalised, when host is a name
+	addr  netip.Addr
+	proto policy.Proto // TCP when a port is given without a protocol
+	port  uint16
+}
+
+// checkTarget reads a target of check: an IP address or a host name, with
+// ":PORT" after it ("[v6]:PORT" for an IPv6 address) and "tcp/" or "udp/"
+// before it when a port is given (TCP when neither). It returns a name
+// normalised as the policy's names are (lower case, no trailing dot, a
+// U-label in punycode). A URL or a pattern is refused with what to give
+// instead.
+func checkTarget(t string) (tg checked, err error) {
+	if u, err := url.Parse(t); err == nil && u.Scheme != "" && u.Host != "" {
+		return checked{}, fmt.Errorf("%q is a URL: give its host alone, as in g0efilter check %s", t, u.Hostname())
+	}
+	rest := t
+	if p, after, ok := strings.Cut(t, "/"); ok && (strings.EqualFold(p, "tcp") || strings.EqualFold(p, "udp")) {
+		tg.proto, rest = policy.TCP, after
+		if strings.EqualFold(p, "udp") {
+			tg.proto = policy.UDP
+		}
+	}
+	tg.host = rest
+	if host, port, err := net.SplitHostPort(rest); err == nil && host != "" {
+		n, err := parsePort(port)
+		if err != nil {
+			return checked{}, fmt.Errorf("%q: port %q is not a number from 1 to 65535", t, port)
+		}
+		tg.host, tg.port = host, n
+		if tg.proto == policy.AnyProto {
+			tg.proto = policy.TCP
+		}
+	}
+	if tg.proto != policy.AnyProto && tg.port == 0 {
+		return checked{}, fmt.Errorf("%q has a protocol but no port: give one, as in g0efilter check %s:53", t, t)
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(tg.host, "["), "]")); err == nil {
+		tg.addr = a
+		return tg, nil
+	}
+	if strings.Contains(tg.host, "*") {
+		return checked{}, fmt.Errorf("%q is a pattern: give a host name that it should match", t)
+	}
+	if tg.name, err = policy.NormalizeDomain(tg.host); err != nil {
+		return checked{}, fmt.Errorf("%q is not a host name or an IP address: %s",
 			t, strings.TrimPrefix(err.Error(), policy.ErrDomain.Error()+": "))
 	}
-	return name, netip.Addr{}, nil
+	return tg, nil
 }
 
 // newLogger returns a text logger on w at level, which names the TRACE level.

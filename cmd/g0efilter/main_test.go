@@ -207,6 +207,52 @@ func TestCheck(t *testing.T) {
 	})
 }
 
+// TestCheckPorts: check takes name:port and tcp/ or udp/ before an
+// address or name with a port, and says which entry decided, and how.
+func TestCheckPorts(t *testing.T) {
+	path := writePolicy(t, `allowlist:
+  ips: ["198.18.0.1", "udp/198.18.0.53:53", "tcp/[2001:db8::7]:8000-8099"]
+  domains: ["github.com", "tcp/github.com:22", "*.example.org:8443", "udp/voip.example:5060"]
+denylist:
+  ips: ["198.18.0.54"]
+`)
+	tests := []struct {
+		target string
+		env    map[string]string
+		code   int
+		out    string
+	}{
+		{"198.18.0.1:22", nil, 0, "198.18.0.1:22: allowed by 198.18.0.1/32\n"},
+		{"udp/198.18.0.53:53", nil, 0, "udp/198.18.0.53:53: allowed by udp/198.18.0.53:53\n"},
+		{"198.18.0.53:53", nil, 1, "198.18.0.53:53: blocked (no rule matches)\n"}, // TCP
+		{"198.18.0.53", nil, 1, "198.18.0.53: blocked (no rule matches)\n"},
+		{"[2001:db8::7]:8080", nil, 0, "[2001:db8::7]:8080: allowed by tcp/[2001:db8::7]:8000-8099\n"},
+		{"tcp/[2001:db8::7]:8100", nil, 1, "tcp/[2001:db8::7]:8100: blocked (no rule matches)\n"},
+		{"github.com:443", nil, 0, "github.com:443: allowed by github.com\n"},
+		{"github.com:22", nil, 0, "github.com:22: allowed by tcp/github.com:22, at the addresses the filter's resolver answers for it\n"},
+		{"udp/github.com:22", nil, 1, "udp/github.com:22: blocked: github.com allows ports 80 and 443 only (and TLS_PORTS, HTTP_PORTS)\n"},
+		{"github.com:8443", nil, 1, "github.com:8443: blocked: github.com allows ports 80 and 443 only (and TLS_PORTS, HTTP_PORTS)\n"},
+		{"github.com:8443", map[string]string{"TLS_PORTS": "8443"}, 0, "github.com:8443: allowed by github.com\n"},
+		{"github.com:8443", map[string]string{"FILTER_MODE": "dns"}, 0, "github.com:8443: allowed by github.com\n"},
+		{"www.example.org:8443", nil, 0, "www.example.org:8443: allowed by *.example.org:8443, decided by the name the client sends (TLS server name or HTTP Host)\n"},
+		{"www.example.org:8443", map[string]string{"FILTER_MODE": "dns"}, 0, "www.example.org:8443: allowed by *.example.org:8443, at the addresses the filter's resolver answers for it\n"},
+		{"www.example.org", nil, 1, "www.example.org: blocked without a port; allowed on the ports of *.example.org:8443\n"},
+		{"udp/voip.example:5060", nil, 0, "udp/voip.example:5060: allowed by udp/voip.example:5060, at the addresses the filter's resolver answers for it\n"},
+		{"198.18.0.54:53", nil, 1, "198.18.0.54:53: blocked, denied by 198.18.0.54/32\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			env := map[string]string{"POLICY_PATH": path}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			code, out, errOut := runCmd(t, env, "check", tt.target)
+			assert.Equal(t, tt.code, code, errOut)
+			assert.Equal(t, tt.out, out)
+		})
+	}
+}
+
 // TestCheckDenylist: check names the denylist entry that wins over an
 // allowing one, from the file and from DENYLIST_* (which replace the
 // file's denylist).
@@ -239,9 +285,8 @@ func TestCheckRefusesWhatIsNoHost(t *testing.T) {
 	}{
 		{"https://github.com", `g0efilter: "https://github.com" is a URL: give its host alone, as in g0efilter check github.com` + "\n"},
 		{"http://198.18.0.1:8080/x", `g0efilter: "http://198.18.0.1:8080/x" is a URL: give its host alone, as in g0efilter check 198.18.0.1` + "\n"},
-		{"github.com:443", `g0efilter: "github.com:443" has a port: give the host alone, as in g0efilter check github.com` + "\n"},
-		{"198.18.0.1:443", `g0efilter: "198.18.0.1:443" has a port: give the host alone, as in g0efilter check 198.18.0.1` + "\n"},
-		{"[2001:db8::5]:443", `g0efilter: "[2001:db8::5]:443" has a port: give the host alone, as in g0efilter check 2001:db8::5` + "\n"},
+		{"github.com:http", `g0efilter: "github.com:http": port "http" is not a number from 1 to 65535` + "\n"},
+		{"udp/198.18.0.1", `g0efilter: "udp/198.18.0.1" has a protocol but no port: give one, as in g0efilter check udp/198.18.0.1:53` + "\n"},
 		{"*.example.org", `g0efilter: "*.example.org" is a pattern: give a host name that it should match` + "\n"},
 		{"github.com/x", `g0efilter: "github.com/x" is not a host name or an IP address: a domain is a bare host name, not a URL` + "\n"},
 		{"bad..name", `g0efilter: "bad..name" is not a host name or an IP address: empty label` + "\n"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -37,6 +38,7 @@ func listenProxies(ctx context.Context, cfg config, p *policy.Holder, sink event
 	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: cfg.bypassMark()}
 	ps := &proxies{upstream: up, proxy: &sni.Proxy{
 		Policy:       p,
+		HostPorts:    slices.Concat([]uint16{80, 443}, cfg.HTTPPorts, cfg.TLSPorts),
 		Resolver:     &dnsfilter.Resolver{Upstream: up},
 		Destination:  cfg.DestinationCheck,
 		Mark:         cfg.bypassMark(),

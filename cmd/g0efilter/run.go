@@ -112,7 +112,7 @@ func (f *filter) open(ctx context.Context) error {
 	if err := requireGuarantees(cfg, g); err != nil {
 		return err
 	}
-	lists := setLists(snap)
+	lists := setLists(cfg, snap)
 	if _, err := nftrules.Build(ruleConfig(cfg, g, lists)); err != nil {
 		return fmt.Errorf("cannot build the ruleset: %w", err)
 	}
@@ -139,11 +139,7 @@ func (f *filter) open(ctx context.Context) error {
 		}
 	}
 	if cfg.Mode == nftrules.ModeDNS || cfg.FilterDNS {
-		var pin func(dnsfilter.Answer)
-		if cfg.Mode == nftrules.ModeDNS && cfg.DNSPinning {
-			pin = f.pin
-		}
-		if f.dns, err = listenDNS(ctx, cfg, &f.live, f.sinks, log, pin); err != nil {
+		if f.dns, err = listenDNS(ctx, cfg, &f.live, f.sinks, log, f.pin); err != nil {
 			return fmt.Errorf("cannot listen; no rules installed: %w", err)
 		}
 	}
@@ -162,7 +158,26 @@ func (f *filter) open(ctx context.Context) error {
 	if snap.AllowsAnyDomain() {
 		log.Warn(`the policy allows any domain ("*"): name filtering is off`)
 	}
+	f.warnNamePorts(snap)
 	return nil
+}
+
+// warnNamePorts says when the policy has names on ports that only the
+// filter's resolver can open, and the workload's DNS does not pass it.
+func (f *filter) warnNamePorts(snap *policy.Snapshot) {
+	if f.cfg.Mode == nftrules.ModeDNS && f.cfg.DNSPinning || f.cfg.Mode == nftrules.ModeHTTPS && f.cfg.FilterDNS {
+		return
+	}
+	var pinned []string
+	for _, r := range snap.Policy().NamePorts {
+		if r.Proto != policy.AnyProto || f.cfg.Mode == nftrules.ModeDNS {
+			pinned = append(pinned, r.String())
+		}
+	}
+	if len(pinned) > 0 {
+		f.log.Warn("names on ports are opened by the filter's DNS answers, which the workload's DNS does not pass through ("+
+			envFilterDNS+"=false or "+envDNSPinning+"=false): they stay blocked", logKeyRules, strings.Join(pinned, ", "))
+	}
 }
 
 // install applies the ruleset with the guards g, or, where the kernel
@@ -305,9 +320,9 @@ func (f *filter) reportRawFrames(ctx context.Context) {
 
 // pin pins the addresses of an allowed DNS answer in the kernel.
 func (f *filter) pin(a dnsfilter.Answer) {
-	pinner(f.cfg, f.conn, f.log)(a)
-	if f.metrics != nil {
-		f.metrics.pinned.Add(float64(len(a.Addrs)))
+	n := pinner(f.cfg, f.conn, &f.live, f.log)(a)
+	if f.metrics != nil && n > 0 {
+		f.metrics.pinned.Add(float64(n))
 	}
 }
 
@@ -395,25 +410,28 @@ func (f *filter) watch(ctx context.Context) error {
 		OnReload: func(next *policy.Snapshot) error {
 			cur, np := f.live.Load().Policy(), next.Policy()
 			if slices.Equal(cur.IPs, np.IPs) && slices.Equal(cur.Domains, np.Domains) &&
-				slices.Equal(cur.DenyIPs, np.DenyIPs) && slices.Equal(cur.DenyDomains, np.DenyDomains) {
+				slices.Equal(cur.DenyIPs, np.DenyIPs) && slices.Equal(cur.DenyDomains, np.DenyDomains) &&
+				slices.Equal(cur.AddrPorts, np.AddrPorts) && slices.Equal(cur.NamePorts, np.NamePorts) {
 				log.Debug("policy file read; nothing changed")
 				f.metrics.notPending()
 				return nil
 			}
-			nl := setLists(next)
+			nl := setLists(f.cfg, next)
 			n4, n6 := nl.Allow4, nl.Allow6
 			added, removed := diff(f.lists.Allow4, n4)
 			a6, r6 := diff(f.lists.Allow6, n6)
 			added, removed = added+a6, removed+r6
 			d4a, d4r := diff(f.lists.Deny4, nl.Deny4)
 			d6a, d6r := diff(f.lists.Deny6, nl.Deny6)
-			if added != 0 || removed != 0 || d4a+d4r+d6a+d6r != 0 {
+			if added != 0 || removed != 0 || d4a+d4r+d6a+d6r != 0 || !slices.Equal(f.lists.AllowPorts, nl.AllowPorts) ||
+				!slices.Equal(f.lists.TLSPorts, nl.TLSPorts) || !slices.Equal(f.lists.HTTPPorts, nl.HTTPPorts) {
 				if err := updateSets(nl); err != nil {
 					return fmt.Errorf("cannot update the allowlist and denylist sets: %w", err)
 				}
 				f.lists = nl
 			}
 			f.live.Store(next)
+			f.warnNamePorts(next)
 			f.metrics.reloaded(true)
 			f.metrics.notPending()
 			dAdded, dRemoved := diff(cur.Domains, np.Domains)

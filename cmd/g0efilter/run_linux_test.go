@@ -36,7 +36,7 @@ func watchFilter(t *testing.T, path string, updateSets func(nftrules.Lists) erro
 	f := &filter{cfg: cfg, log: newLogger(logs, slog.LevelInfo), metrics: newMetrics(),
 		updateSets: updateSets, retry: 10 * time.Millisecond}
 	f.live.Store(snap)
-	f.lists = setLists(snap)
+	f.lists = setLists(f.cfg, snap)
 	return f
 }
 
