@@ -52,6 +52,10 @@ type WebRequest struct {
 // made by [Env.WebServers].
 type WebServers struct {
 	names map[string]bool
+	env   *Env
+	plain *http.Server
+	tls   *http.Server
+	wg    sync.WaitGroup // the Serve calls
 
 	mu       sync.Mutex
 	requests []WebRequest
@@ -78,7 +82,7 @@ func (e *Env) WebServers(names ...string) *WebServers {
 		e.t.Fatalf("e2e: web servers: no names")
 	}
 	ca := e.TestCA()
-	w := &WebServers{names: map[string]bool{}}
+	w := &WebServers{names: map[string]bool{}, env: e}
 	certs := map[string]*tls.Certificate{}
 	for _, n := range names {
 		n = normalHost(n)
@@ -110,11 +114,10 @@ func (e *Env) WebServers(names ...string) *WebServers {
 		},
 	}
 
-	plainLn := e.Listen("tcp", ":"+strconv.Itoa(HTTPPort))
-	secureLn := e.Listen("tcp", ":"+strconv.Itoa(HTTPSPort))
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = plain.Serve(plainLn) })
-	wg.Go(func() { _ = secure.ServeTLS(secureLn, "", "") })
+	w.plain, w.tls = plain, secure
+	w.Also(HTTPPort, false)
+	w.Also(HTTPSPort, true)
+	wg := &w.wg
 	e.t.Cleanup(func() {
 		for _, srv := range []*http.Server{plain, secure} {
 			ctx, cancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
@@ -155,6 +158,18 @@ func (w *WebServers) serve(scheme string, rw http.ResponseWriter, r *http.Reques
 		return
 	}
 	fmt.Fprintf(rw, "served %s", name)
+}
+
+// Also serves HTTPS (tls) or HTTP on one more port, on every upstream
+// address, as on 443 or 80.
+func (w *WebServers) Also(port int, tls bool) {
+	w.env.t.Helper()
+	ln := w.env.Listen("tcp", ":"+strconv.Itoa(port))
+	if tls {
+		w.wg.Go(func() { _ = w.tls.ServeTLS(ln, "", "") })
+	} else {
+		w.wg.Go(func() { _ = w.plain.Serve(ln) })
+	}
 }
 
 // Requests returns a copy of the requests answered so far, in order.
