@@ -35,7 +35,8 @@
 // "nft list table inet g0efilter" prints the installed table; [Conn.Apply]
 // turns the same values into netlink messages. Tests install the ruleset
 // in a fresh network namespace and check that the kernel's listing equals
-// the rendering.
+// the rendering; others, without privileges, compare the netlink messages
+// that a Conn sends with golden files.
 //
 // # The filter's own sockets
 //

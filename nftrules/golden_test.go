@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.nft golden files")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func goldenConfigs() map[string]Config {
 	v4 := []netip.Prefix{
