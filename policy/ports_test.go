@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -191,4 +192,74 @@ denylist:
 		assert.Equal(t, tt.rule, rule, "%s %v/%d", tt.addr, tt.proto, tt.port)
 		assert.Equal(t, tt.rule != "", ok)
 	}
+}
+
+// FuzzEntries checks that an entry either fails with the package's error
+// or has a canonical form that parses back to the same entry.
+func FuzzEntries(f *testing.F) {
+	for _, s := range []string{"1.1.1.1", "udp/1.1.1.1:53", "tcp/[2001:db8::7]:8000-8099", "[2001:db8::]/32:443",
+		"tcp/github.com:22", "*.example.com:8443", "TCP/x.example.:1-256", "udp/[::ffff:1.2.3.4]:9", "tcp/a:b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if r, err := ParseAddrEntry(s); err != nil {
+			require.ErrorIs(t, err, ErrIP)
+		} else {
+			require.True(t, r.Prefix.IsValid())
+			require.Equal(t, r.Prefix.Masked(), r.Prefix)
+			again, err := ParseAddrEntry(r.String())
+			require.NoError(t, err, "canonical %q of %q", r.String(), s)
+			require.Equal(t, r, again)
+		}
+		if r, err := ParseNameEntry(s); err != nil {
+			require.ErrorIs(t, err, ErrDomain)
+		} else if !r.Ports.All() {
+			again, err := ParseNameEntry(r.String())
+			require.NoError(t, err, "canonical %q of %q", r.String(), s)
+			require.Equal(t, r, again)
+		}
+	})
+}
+
+// FuzzParsePorts checks that a parsed policy's entries with ports compile
+// and allow what they say: each name entry its name on its first port,
+// each address entry its first address on its first port (unless denied).
+func FuzzParsePorts(f *testing.F) {
+	seedFiles(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			return // FuzzParse checks the errors
+		}
+		s, err := Compile(p)
+		require.NoError(t, err)
+		for _, r := range p.NamePorts {
+			name := strings.TrimPrefix(r.Pattern, "*.")
+			if strings.HasPrefix(r.Pattern, "*.") {
+				name = "x." + name
+			}
+			proto := r.Proto
+			if proto == AnyProto {
+				proto = TCP
+			}
+			_, denied := s.DenyHost(name)
+			if len(name) <= maxNameLen && !denied {
+				_, ok := s.MatchHostPort(name, proto, r.Ports.First)
+				require.True(t, ok, "%v allows %s", r, name)
+			}
+		}
+		for _, r := range p.AddrPorts {
+			proto, port := r.Proto, r.Ports.First
+			if proto == AnyProto {
+				proto = UDP
+			}
+			if port == 0 {
+				port = 1
+			}
+			if _, denied := s.DenyAddr(r.Prefix.Addr()); !denied {
+				_, ok := s.MatchAddrPort(r.Prefix.Addr(), proto, port)
+				require.True(t, ok, "%v allows its address", r)
+			}
+		}
+	})
 }

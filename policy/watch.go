@@ -34,11 +34,12 @@ const (
 
 // Log attribute keys.
 const (
-	logKeyPath    = "path"
-	logKeyErr     = "err"
-	logKeyIPs     = "ips"
-	logKeyDomains = "domains"
-	logKeyAttempt = "attempt"
+	logKeyPath      = "path"
+	logKeyErr       = "err"
+	logKeyIPs       = "ips"
+	logKeyDomains   = "domains"
+	logKeyWithPorts = "with_ports"
+	logKeyAttempt   = "attempt"
 )
 
 // ErrNotApplied is wrapped by the error [Watcher.OnError] receives when
@@ -377,7 +378,8 @@ func (w *Watcher) load(log *slog.Logger, data []byte) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	log.Info("policy loaded", logKeyPath, w.Loader.Path, logKeyIPs, len(p.IPs), logKeyDomains, len(p.Domains))
+	log.Info("policy loaded", logKeyPath, w.Loader.Path, logKeyIPs, len(p.IPs), logKeyDomains, len(p.Domains),
+		logKeyWithPorts, len(p.AddrPorts)+len(p.NamePorts))
 	return snap, nil
 }
 

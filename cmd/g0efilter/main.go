@@ -70,6 +70,7 @@ const (
 	logKeyHTTPSPort = "https_port"
 	logKeyDNSPort   = "dns_port"
 	logKeyRules     = "rules"
+	logKeyWithPorts = "with_ports"
 
 	logKeyDomainsAdded     = "domains_added"
 	logKeyDomainsRemoved   = "domains_removed"

@@ -437,7 +437,7 @@ func (f *filter) watch(ctx context.Context) error {
 			dAdded, dRemoved := diff(cur.Domains, np.Domains)
 			log.Info("policy reloaded", logKeyIPv4, len(n4), logKeyIPv6, len(n6),
 				logKeyDomains, len(np.Domains), logKeyDenied, len(nl.Deny4)+len(nl.Deny6)+len(np.DenyDomains), logKeyAdded, added, logKeyRemoved, removed,
-				logKeyDomainsAdded, dAdded, logKeyDomainsRemoved, dRemoved)
+				logKeyDomainsAdded, dAdded, logKeyDomainsRemoved, dRemoved, logKeyWithPorts, len(np.AddrPorts)+len(np.NamePorts))
 			return nil
 		},
 		OnError: func(err error) {
