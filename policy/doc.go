@@ -6,6 +6,12 @@
 // ("github.com"), wildcards ("*.alpinelinux.org", which matches names below
 // alpinelinux.org at any depth but not alpinelinux.org itself), or "*",
 // which allows every name and is flagged by [Policy.AllowsAnyDomain].
+// An entry may be limited to a protocol and ports ("udp/9.9.9.9:53",
+// "tcp/github.com:22", "*.example.com:8443"; see [ParseAddrEntry],
+// [ParseNameEntry]): those go to [Policy.AddrPorts] and [Policy.NamePorts],
+// which [Snapshot.Services], [Snapshot.MatchHostPort] and
+// [Snapshot.MatchNamePorts] answer for. A denylist, in the plain forms,
+// wins over everything.
 //
 // Typical usage:
 //
