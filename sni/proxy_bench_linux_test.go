@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/g0lab/g0efilter/internal/e2e"
 	"github.com/g0lab/g0efilter/nftrules"
+	"github.com/g0lab/g0efilter/policy"
 
 	"github.com/g0lab/g0efilter/internal/sockmark"
 
@@ -38,6 +40,10 @@ import (
 // the destination is not allowlisted by address, so the kernel redirects
 // it. The direct case goes to an allowlisted address of the same server.
 // Needs root; see docs/PERFORMANCE.md.
+//
+// With -bench.v2 the kernel and the proxy hold a policy that uses every
+// entry form, 1000 of each (see v2Policy): run it alternated with a run
+// without, to compare in the same conditions.
 func BenchmarkProxy(b *testing.B) {
 	env := e2e.New(b)
 	applyBenchRules(b, env)
@@ -47,6 +53,11 @@ func BenchmarkProxy(b *testing.B) {
 	clients := env.BoxDialer(net.Dialer{}, 8)
 	marked := env.BoxDialer(net.Dialer{Control: sockmark.Control(nftrules.DefaultBypassMark)}, 8)
 	direct := netip.AddrPortFrom(e2e.Upstream4[1], benchPort)
+	var live HostMatcher = benchPolicy{}
+	var hostPorts []uint16
+	if *benchV2 {
+		live, hostPorts = v2Holder(b), []uint16{80, 443}
+	}
 	redirected := netip.AddrPortFrom(e2e.Upstream4[2], benchPort)
 
 	proxies := []benchProxy{
@@ -54,7 +65,8 @@ func BenchmarkProxy(b *testing.B) {
 		{name: "bare", serve: func(ctx context.Context, ln net.Listener) { bareProxy(ctx, ln, marked) }},
 		{name: "g0efilter", serve: func(ctx context.Context, ln net.Listener) {
 			p := &Proxy{
-				Policy:      benchPolicy{},
+				Policy:      live,
+				HostPorts:   hostPorts,
 				Resolver:    benchResolver{e2e.Upstream4[2]},
 				DialContext: marked.DialContext,
 			}
@@ -180,16 +192,74 @@ func applyBenchRules(b *testing.B, env *e2e.Env) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	rs, err := nftrules.Build(nftrules.Config{
+	cfg := nftrules.Config{
 		Mode:   nftrules.ModeHTTPS,
 		Allow4: []netip.Prefix{netip.PrefixFrom(e2e.Upstream4[1], 32)},
-	})
+	}
+	if *benchV2 {
+		// The direct address is allowed by an entry with a port: its
+		// packets pass every set on the way.
+		snap, err := policy.Compile(v2Policy())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Allow4, cfg.Allow6 = snap.Prefixes()
+		cfg.Deny4, cfg.Deny6 = snap.DenyPrefixes()
+		for _, sv := range snap.Services() {
+			proto := nftrules.TCP
+			if sv.Proto == policy.UDP {
+				proto = nftrules.UDP
+			}
+			cfg.AllowPorts = append(cfg.AllowPorts, nftrules.Service{Proto: proto, Prefix: sv.Prefix,
+				Ports: nftrules.PortRange{First: sv.Ports.First, Last: sv.Ports.Last}})
+		}
+		cfg.TLSPorts = []nftrules.PortRange{{First: 8444, Last: 8444}, {First: 9000, Last: 9099}}
+		cfg.HTTPPorts = []nftrules.PortRange{{First: 8080, Last: 8080}}
+	}
+	rs, err := nftrules.Build(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := conn.Apply(rs); err != nil {
 		b.Fatal(err)
 	}
+}
+
+var benchV2 = flag.Bool("bench.v2", false, "BenchmarkProxy: a policy that uses every entry form (see v2Policy)")
+
+// v2Policy is a policy with 1000 entries of each form, none of which
+// covers the benchmark's addresses but the one that allows the direct
+// address on port 443: prefixes, addresses with protocols and ports,
+// exact names, wildcards, names with ports, and a denylist of addresses
+// and names.
+func v2Policy() *policy.Policy {
+	p := &policy.Policy{Domains: []string{"bench.example"}}
+	for i := range 1000 {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0})
+		p.IPs = append(p.IPs, netip.PrefixFrom(a, 24))
+		p.AddrPorts = append(p.AddrPorts, policy.AddrRule{Proto: policy.Proto(1 + i%2),
+			Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), 32), Ports: policy.Ports{First: 1000, Last: 1999}})
+		p.DenyIPs = append(p.DenyIPs, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 32))
+		p.Domains = append(p.Domains, fmt.Sprintf("host%d.example.net", i), fmt.Sprintf("*.zone%d.example.org", i))
+		p.NamePorts = append(p.NamePorts,
+			policy.NameRule{Proto: policy.TCP, Pattern: fmt.Sprintf("ssh%d.example.com", i), Ports: policy.Ports{First: 22, Last: 22}},
+			policy.NameRule{Pattern: fmt.Sprintf("*.tls%d.example.com", i), Ports: policy.Ports{First: 8444, Last: 8444}})
+		p.DenyDomains = append(p.DenyDomains, fmt.Sprintf("bad%d.zone%d.example.org", i, i))
+	}
+	p.AddrPorts = append(p.AddrPorts, policy.AddrRule{Proto: policy.TCP, Prefix: netip.PrefixFrom(e2e.Upstream4[1], 32),
+		Ports: policy.Ports{First: benchPort, Last: benchPort}})
+	return p
+}
+
+// v2Holder is v2Policy, live.
+func v2Holder(b *testing.B) *policy.Holder {
+	snap, err := policy.Compile(v2Policy())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var h policy.Holder
+	h.Store(snap)
+	return &h
 }
 
 // benchHello returns the first flight of a crypto/tls client asking for
