@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
-	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -79,7 +79,7 @@ type Editor struct {
 	beforeWrite func()
 }
 
-// AddDomain adds a domain pattern (see [NormalizeDomain]) to
+// AddDomain adds a domain entry (see [ParseNameEntry]) to
 // allowlist.domains, in its canonical form. It reports added=false, and
 // leaves the file alone, when the list already holds the pattern in any
 // spelling ("Example.COM." is "example.com"). An exact name is added even when
@@ -94,7 +94,7 @@ func (e *Editor) AddDomain(domain string) (added bool, err error) {
 	return e.add(a)
 }
 
-// AddIP adds an address or CIDR prefix (see [ParsePrefix]) to allowlist.ips,
+// AddIP adds an address entry (see [ParseAddrEntry]) to allowlist.ips,
 // in its canonical form: a single address is written without a prefix
 // length. It reports added=false, and leaves the file alone, when the list
 // already holds the same prefix in any spelling. A prefix that another entry
@@ -134,40 +134,63 @@ func (e *Editor) add(a addition) (bool, error) {
 
 // addition is one canonical entry to add to one list.
 type addition struct {
-	key    string       // keyIPs or keyDomains
-	value  string       // the entry as written to the file
-	prefix netip.Prefix // the entry, for keyIPs
+	key   string   // keyIPs or keyDomains
+	value string   // the entry as written to the file
+	addr  AddrRule // the entry, for keyIPs
+	name  NameRule // the entry, for keyDomains
 }
 
 func domainAddition(domain string) (addition, error) {
-	d, err := NormalizeDomain(domain)
-	return addition{key: keyDomains, value: d}, err
+	r, err := ParseNameEntry(domain)
+	value := r.Pattern
+	if !r.Ports.All() {
+		value = r.String()
+	}
+	return addition{key: keyDomains, value: value, name: r}, err
 }
 
 func ipAddition(entry string) (addition, error) {
-	p, err := ParsePrefix(entry)
-	value := p.String()
-	if p.IsSingleIP() {
-		value = p.Addr().String()
+	r, err := ParseAddrEntry(entry)
+	return addition{key: keyIPs, value: r.String(), addr: r}, err
+}
+
+// plain reports whether the entry has neither a protocol nor a port.
+func (a addition) plain() bool {
+	if a.key == keyIPs {
+		return a.addr.Proto == AnyProto && a.addr.Ports.All()
 	}
-	return addition{key: keyIPs, value: value, prefix: p}, err
+	return a.name.Proto == AnyProto && a.name.Ports.All()
 }
 
 // in reports whether p already has the entry.
 func (a addition) in(p *Policy) bool {
-	if a.key == keyIPs {
-		return slices.Contains(p.IPs, a.prefix)
+	switch {
+	case a.key == keyIPs && a.plain():
+		return slices.Contains(p.IPs, a.addr.Prefix)
+	case a.key == keyIPs:
+		return slices.Contains(p.AddrPorts, a.addr)
+	case a.plain():
+		return slices.Contains(p.Domains, a.value)
 	}
-	return slices.Contains(p.Domains, a.value)
+	return slices.Contains(p.NamePorts, a.name)
 }
 
 // appendTo returns a copy of p with the entry appended to its list.
 func (a addition) appendTo(p *Policy) *Policy {
-	q := &Policy{IPs: slices.Clone(p.IPs), Domains: slices.Clone(p.Domains)}
-	if a.key == keyIPs {
-		q.IPs = append(q.IPs, a.prefix)
-	} else {
+	q := &Policy{
+		IPs: slices.Clone(p.IPs), Domains: slices.Clone(p.Domains),
+		DenyIPs: slices.Clone(p.DenyIPs), DenyDomains: slices.Clone(p.DenyDomains),
+		AddrPorts: slices.Clone(p.AddrPorts), NamePorts: slices.Clone(p.NamePorts),
+	}
+	switch {
+	case a.key == keyIPs && a.plain():
+		q.IPs = append(q.IPs, a.addr.Prefix)
+	case a.key == keyIPs:
+		q.AddrPorts = append(q.AddrPorts, a.addr)
+	case a.plain():
 		q.Domains = append(q.Domains, a.value)
+	default:
+		q.NamePorts = append(q.NamePorts, a.name)
 	}
 	return q
 }
@@ -192,9 +215,10 @@ func edit(source string, data []byte, a addition) (edited []byte, added bool, er
 		return nil, false, fmt.Errorf("policy: cannot add %q to %s: %w", a.value, source, err)
 	}
 	edited = s.apply(data)
-	// The safety net: the edit must mean exactly "append the entry".
+	// The safety net: the edit must mean exactly "append the entry", and
+	// leave every other list as it was.
 	got, err := Parse(source, edited)
-	if want := a.appendTo(old); err != nil || !slices.Equal(got.IPs, want.IPs) || !slices.Equal(got.Domains, want.Domains) {
+	if want := a.appendTo(old); err != nil || !reflect.DeepEqual(got, want) {
 		return nil, false, fmt.Errorf("policy: cannot add %q to %s: this layout of the file is not supported", a.value, source)
 	}
 	return edited, true, nil
@@ -756,4 +780,29 @@ func overwriteFile(path string, old, data []byte) error {
 		err = closeErr
 	}
 	return err
+}
+
+// Append returns data, the text of the policy file named source, with the
+// entries added to allowlist.ips and allowlist.domains as an [Editor]
+// would add them, one by one, and writes nothing: a preview of edits for
+// a person to review. Entries the policy already has are left out.
+func Append(source string, data []byte, ips, domains []string) ([]byte, error) {
+	for i, entry := range slices.Concat(ips, domains) {
+		add, key := ipAddition, keyIPs
+		if i >= len(ips) {
+			add, key = domainAddition, keyDomains
+		}
+		a, err := add(entry)
+		if err != nil {
+			return nil, &Error{Source: source, Field: "allowlist." + key, Value: entry, Err: err}
+		}
+		edited, added, err := edit(source, data, a)
+		if err != nil {
+			return nil, err
+		}
+		if added {
+			data = edited
+		}
+	}
+	return data, nil
 }

@@ -158,7 +158,7 @@ func TestEditorRefuses(t *testing.T) {
 	}{
 		{name: "invalid domain", file: good, entry: "https://example.com/", wantIs: ErrDomain, wantIn: `"https://example.com/"`},
 		{name: "IP as a domain", file: good, entry: "192.0.2.1", wantIs: ErrDomain},
-		{name: "invalid IP", file: good, ip: true, entry: "192.0.2.1:443", wantIs: ErrIP, wantIn: `"192.0.2.1:443"`},
+		{name: "invalid IP", file: good, ip: true, entry: "192.0.2.1:0", wantIs: ErrIP, wantIn: `"192.0.2.1:0"`},
 		{name: "host bits set", file: good, ip: true, entry: "10.1.0.0/8", wantIs: ErrIP},
 		{name: "invalid entry in file", file: "allowlist:\n  ips: [\"1.1.1.1\", \"nope\"]\n", entry: "example.org", wantIs: ErrIP, wantIn: ":2:"},
 		{name: "unknown key in file", file: "allowlist:\n  hosts: []\n", entry: "example.org", wantIs: ErrUnknownKey},

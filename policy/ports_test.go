@@ -2,6 +2,8 @@ package policy
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -262,4 +264,45 @@ func FuzzParsePorts(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEditorPorts: the Editor adds entries with protocols and ports as it
+// adds the others, and refuses what the file already holds.
+func TestEditorPorts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`# mine
+allowlist:
+  ips:
+    - "1.1.1.1"   # a resolver
+  domains:
+    - "github.com"
+denylist:
+  domains: ["bad.example"]
+`), 0o644))
+	e := &Editor{Path: path}
+	for _, entry := range []string{"TCP/GitHub.com:22", "*.example.org:8443"} {
+		added, err := e.AddDomain(entry)
+		require.NoError(t, err, entry)
+		assert.True(t, added, entry)
+	}
+	added, err := e.AddIP("udp/[2001:db8::53]:53")
+	require.NoError(t, err)
+	assert.True(t, added)
+	added, err = e.AddDomain("tcp/github.com:22")
+	require.NoError(t, err)
+	assert.False(t, added, "already there")
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, `# mine
+allowlist:
+  ips:
+    - "1.1.1.1"   # a resolver
+    - "udp/[2001:db8::53]:53"
+  domains:
+    - "github.com"
+    - "tcp/github.com:22"
+    - "*.example.org:8443"
+denylist:
+  domains: ["bad.example"]
+`, string(got))
 }
