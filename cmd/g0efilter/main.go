@@ -92,7 +92,11 @@ commands:
   run              install the nftables rules and follow the policy file (default)
   dry-run          print the ruleset that run would install
   validate [PATH]  check a policy file (default $POLICY_PATH)
-  check HOST|IP... report whether the policy allows each host name or address
+  check TARGET...  report whether the policy allows each host name or address
+                   (with :PORT, tcp/ or udp/ as the policy writes them)
+  suggest [--diff POLICY] [LOG_FILE...]
+                   print a policy that allows what the events show the workload did;
+                   with --diff, only what POLICY lacks, as a diff
   health           exit 0 if this namespace has the filter's ruleset installed
   version          print the version (also --version)
 
@@ -140,7 +144,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	case "run", "dry-run", "validate", "check", "health":
+	case "run", "dry-run", "validate", "check", "health", "suggest":
 	default:
 		fmt.Fprintf(stderr, "g0efilter: unknown command %q\n%s", cmd, usage)
 		return exitUsage
@@ -177,6 +181,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			return usageErr(stderr, "health takes no arguments")
 		}
 		return cmdHealth(stdout, stderr)
+	case "suggest":
+		return cmdSuggest(cfg, args, stdout, stderr)
 	default: // check
 		if len(args) == 0 {
 			return usageErr(stderr, "check needs at least one host name or IP address")

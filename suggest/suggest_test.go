@@ -1,0 +1,228 @@
+package suggest
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/policy"
+)
+
+var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+
+// ev is an event at t0 plus i seconds.
+func ev(i int, c events.Component, a events.Action, name, dst string) events.Event {
+	e := events.Event{Time: t0.Add(time.Duration(i) * time.Second), Component: c, Action: a, Name: name, Protocol: "tcp",
+		Reason: events.ReasonNotAllowlisted}
+	if a == events.Allowed {
+		e.Reason = events.ReasonAllowlisted
+	}
+	if dst != "" {
+		e.Destination = netip.MustParseAddrPort(dst)
+	}
+	return e
+}
+
+func values(entries []Entry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Value)
+	}
+	return out
+}
+
+func observe(evs ...events.Event) *Observations {
+	var o Observations
+	for _, e := range evs {
+		o.Add(e)
+	}
+	return &o
+}
+
+func TestSuggestWildcards(t *testing.T) {
+	o := observe(
+		ev(0, events.HTTPS, events.Blocked, "a.github.io", "198.51.100.1:443"), // github.io is a public suffix
+		ev(1, events.HTTPS, events.Blocked, "b.github.io", "198.51.100.1:443"),
+		ev(2, events.HTTPS, events.Blocked, "c.github.io", "198.51.100.1:443"),
+		ev(3, events.HTTPS, events.Allowed, "api.example.co.uk", "198.51.100.2:443"),
+		ev(4, events.HTTPS, events.Allowed, "cdn.example.co.uk", "198.51.100.2:443"),
+		ev(5, events.HTTP, events.Blocked, "x.y.example.co.uk", "198.51.100.2:80"),
+		ev(6, events.HTTPS, events.Allowed, "example.co.uk", "198.51.100.2:443"), // the apex: exact
+		ev(7, events.DNS, events.Allowed, "one.example.net", ""),
+		ev(8, events.DNS, events.Allowed, "two.example.net", ""),
+	)
+	got := Suggest(o, Options{})
+	// Sorted by registrable domain: a.github.io is one of its own.
+	assert.Equal(t, []string{"a.github.io", "b.github.io", "c.github.io",
+		"*.example.co.uk", "example.co.uk", "one.example.net", "two.example.net"}, values(got))
+	assert.Equal(t, []string{"api.example.co.uk", "cdn.example.co.uk", "x.y.example.co.uk"}, got[3].Covers)
+	assert.Equal(t, Seen{Count: 3, Blocked: 1, First: t0.Add(3 * time.Second), Last: t0.Add(5 * time.Second)}, got[3].Seen)
+	assert.Equal(t, "covers api.example.co.uk, cdn.example.co.uk, x.y.example.co.uk; seen 3 times, 1 blocked", got[3].Comment())
+	assert.Equal(t, "seen 1 time, all blocked", got[0].Comment())
+
+	got = Suggest(o, Options{WildcardMin: 2})
+	assert.Contains(t, values(got), "*.example.net")
+	got = Suggest(o, Options{WildcardMin: -1})
+	assert.NotContains(t, values(got), "*.example.co.uk")
+}
+
+func TestSuggestIDN(t *testing.T) {
+	o := observe(ev(0, events.HTTPS, events.Blocked, "xn--bcher-kva.example", "198.51.100.1:443"),
+		ev(1, events.DNS, events.Blocked, "Bücher.Example.", ""))
+	got := Suggest(o, Options{})
+	require.Len(t, got, 1, "one name, however spelt")
+	assert.Equal(t, "xn--bcher-kva.example", got[0].Value)
+	assert.Equal(t, "bücher.example; seen 2 times, all blocked", got[0].Comment())
+}
+
+func TestSuggestAddressesAndPorts(t *testing.T) {
+	dnsAnswer := ev(0, events.DNS, events.Allowed, "db.example.com", "")
+	dnsAnswer.Detail = "198.51.100.7 2001:db8::7"
+	udp := ev(4, events.Kernel, events.Blocked, "", "203.0.113.9:53")
+	udp.Protocol = "udp"
+	o := observe(
+		dnsAnswer,
+		ev(1, events.Kernel, events.Blocked, "", "198.51.100.7:5432"),  // answered for a name
+		ev(2, events.Kernel, events.Blocked, "", "[2001:db8::7]:5432"), // the same name over IPv6
+		ev(3, events.Kernel, events.Blocked, "", "203.0.113.9:22"),     // no name
+		udp,
+		ev(5, events.HTTPS, events.Blocked, "api.example.org", "198.51.100.9:8443"), // TLS on another port
+	)
+	got := Suggest(o, Options{})
+	assert.Equal(t, []string{"db.example.com", "tcp/db.example.com:5432", "api.example.org:8443",
+		"tcp/203.0.113.9:22", "udp/203.0.113.9:53"}, values(got))
+	assert.Equal(t, 2, got[1].Seen.Count)
+
+	got = Suggest(o, Options{DNSMode: true})
+	assert.Equal(t, []string{"db.example.com", "api.example.org:8443", "tcp/203.0.113.9:22", "udp/203.0.113.9:53"}, values(got))
+	assert.Equal(t, 3, got[0].Seen.Count, "in dns mode the name covers its connections")
+}
+
+func TestSuggestSkipsWhatIsNoReason(t *testing.T) {
+	var evs []events.Event
+	for i, r := range []events.Reason{events.ReasonForgedMark, events.ReasonSpoofedSource, events.ReasonDenied,
+		events.ReasonMalformed, events.ReasonNoName, events.ReasonRateLimited, events.ReasonTooLong, events.ReasonRawFrame} {
+		e := ev(i, events.Kernel, events.Blocked, "", "203.0.113.1:443")
+		e.Reason = r
+		evs = append(evs, e)
+	}
+	e := ev(20, events.HTTPS, events.Blocked, "evil.example", "203.0.113.1:443")
+	e.Reason = events.ReasonDenied
+	evs = append(evs, e)
+	o := observe(evs...)
+	assert.Empty(t, Suggest(o, Options{}))
+	assert.Equal(t, len(evs), o.Skipped)
+}
+
+// TestSuggestReplay: the suggested policy, compiled, allows every
+// observation it was made from, and nothing the observations did not
+// show.
+func TestSuggestReplay(t *testing.T) {
+	dnsAnswer := ev(0, events.DNS, events.Allowed, "db.example.com", "")
+	dnsAnswer.Detail = "198.51.100.7"
+	o := observe(dnsAnswer,
+		ev(1, events.Kernel, events.Blocked, "", "198.51.100.7:5432"),
+		ev(2, events.Kernel, events.Blocked, "", "203.0.113.9:22"),
+		ev(3, events.HTTPS, events.Blocked, "a.example.org", "198.51.100.9:443"),
+		ev(4, events.HTTPS, events.Blocked, "b.example.org", "198.51.100.9:443"),
+		ev(5, events.HTTPS, events.Blocked, "c.example.org", "198.51.100.9:443"),
+		ev(6, events.HTTPS, events.Blocked, "api.example.net", "198.51.100.9:8443"),
+	)
+	var buf bytes.Buffer
+	require.NoError(t, Write(&buf, "test", Suggest(o, Options{})))
+	p, err := policy.Parse("suggested.yaml", buf.Bytes())
+	require.NoError(t, err, buf.String())
+	snap, err := policy.Compile(p)
+	require.NoError(t, err)
+	for _, name := range []string{"db.example.com", "a.example.org", "b.example.org", "c.example.org"} {
+		_, ok := snap.MatchHost(name)
+		assert.True(t, ok, name)
+	}
+	_, ok := snap.MatchHostPort("db.example.com", policy.TCP, 5432)
+	assert.True(t, ok)
+	_, ok = snap.MatchHostPort("api.example.net", policy.TCP, 8443)
+	assert.True(t, ok)
+	_, ok = snap.MatchAddrPort(netip.MustParseAddr("203.0.113.9"), policy.TCP, 22)
+	assert.True(t, ok)
+	// Nothing more.
+	_, ok = snap.MatchAddrPort(netip.MustParseAddr("203.0.113.9"), policy.TCP, 23)
+	assert.False(t, ok)
+	_, ok = snap.MatchHost("api.example.net")
+	assert.False(t, ok, "TLS on 8443 only")
+	_, ok = snap.MatchHost("example.org")
+	assert.False(t, ok, "the wildcard does not cover the apex")
+	assert.Empty(t, Missing(Suggest(o, Options{}), snap, false), "the suggestion lacks nothing")
+}
+
+func TestWrite(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, Write(&buf, "from a test\nreview it", []Entry{
+		{Value: "github.com", Seen: Seen{Count: 2}},
+		{Value: "tcp/203.0.113.9:22", IP: true, Seen: Seen{Count: 1, Blocked: 1}},
+	}))
+	assert.Equal(t, `# from a test
+# review it
+allowlist:
+  ips:
+    - "tcp/203.0.113.9:22" # seen 1 time, all blocked
+  domains:
+    - "github.com" # seen 2 times
+`, buf.String())
+	buf.Reset()
+	require.NoError(t, Write(&buf, "", nil))
+	assert.Equal(t, "allowlist: {}\n", buf.String())
+}
+
+func TestMissingAndDiff(t *testing.T) {
+	old := []byte(`# my policy
+allowlist:
+  ips:
+    - "1.1.1.1"
+  domains:
+    - "github.com"
+    - "a.example.org"
+`)
+	p, err := policy.Parse("policy.yaml", old)
+	require.NoError(t, err)
+	snap, err := policy.Compile(p)
+	require.NoError(t, err)
+	entries := []Entry{
+		{Value: "github.com"},
+		{Value: "*.example.org", Covers: []string{"a.example.org", "b.example.org"}},
+		{Value: "tcp/github.com:22"},
+		{Value: "github.com:443"},
+		{Value: "tcp/1.1.1.1:53", IP: true},
+		{Value: "udp/9.9.9.9:53", IP: true},
+	}
+	missing := Missing(entries, snap, false)
+	assert.Equal(t, []string{"*.example.org", "tcp/github.com:22", "udp/9.9.9.9:53"}, values(missing))
+	assert.Equal(t, []string{"b.example.org"}, missing[0].Covers)
+	assert.Equal(t, []string{"*.example.org"}, values(Missing(entries[:3], snap, true)), "in dns mode a name allows every port")
+
+	ips, domains := Lists(missing)
+	edited, err := policy.Append("policy.yaml", old, ips, domains)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, Diff(&buf, "policy.yaml", old, edited))
+	assert.Equal(t, `--- policy.yaml
++++ policy.yaml (suggested)
+@@ -2,6 +2,9 @@
+ allowlist:
+   ips:
+     - "1.1.1.1"
++    - "udp/9.9.9.9:53"
+   domains:
+     - "github.com"
+     - "a.example.org"
++    - "*.example.org"
++    - "tcp/github.com:22"
+`, buf.String())
+	buf.Reset()
+	require.NoError(t, Diff(&buf, "policy.yaml", old, old))
+	assert.Empty(t, buf.String())
+}
