@@ -60,6 +60,7 @@ const (
 	ReasonHostMismatch   Reason = "host mismatch"        // absolute-form target and Host disagree
 	ReasonResolve        Reason = "resolve failed"       // the name could not be resolved to check it
 	ReasonDial           Reason = "dial failed"          // the upstream could not be reached
+	ReasonNoDestination  Reason = "no destination"       // the original destination of a redirected connection could not be read
 	ReasonPinned         Reason = "pinned"               // dns mode: the address came from an allowed answer
 	ReasonUnsupported    Reason = "unsupported"          // a request the filter cannot follow safely (CONNECT, Upgrade on plain HTTP)
 	ReasonForgedMark     Reason = "forged mark"          // the filter's socket mark on a socket outside the filter's cgroup

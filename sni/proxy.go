@@ -238,6 +238,7 @@ func (p *Proxy) Stats() Stats {
 // failure counts in [Stats].AcceptWaits.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, proto Protocol) error {
 	if proto != TLS && proto != HTTP {
+		ln.Close()
 		return fmt.Errorf("sni: serve: unknown %v", proto)
 	}
 	// Deferred calls run last first: close ln, end the connections, then
@@ -296,14 +297,20 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, proto Protocol) {
 	p.stats.active.Add(1)
 	defer p.stats.active.Add(-1)
 	cc := &conn{proxy: p, client: c, flow: events.NewFlowID(), proto: proto}
-	defer cc.close()
+	defer cc.abort()
 	stop := context.AfterFunc(ctx, cc.abort)
 	defer stop()
 	cc.src = addrPort(c.RemoteAddr())
 
 	dst, err := p.originalDestination(c)
+	if errors.Is(err, ErrNotRedirected) {
+		// Made to the proxy directly: forwarding it would loop.
+		cc.block(events.ReasonLocalService, err.Error())
+		return
+	}
 	if err != nil {
-		cc.block("", nil, events.ReasonMalformed, "original destination: "+err.Error())
+		cc.emit(events.Error, "", verdict{reason: events.ReasonNoDestination, detail: err.Error()})
+		cc.reset()
 		return
 	}
 	cc.dst = dst
@@ -582,12 +589,10 @@ func (c *conn) emit(action events.Action, name string, v verdict) {
 	})
 }
 
-// block reports a blocked decision and resets the client.
-func (c *conn) block(name string, err error, reason events.Reason, detail string) {
-	if err != nil && detail == "" {
-		detail = err.Error()
-	}
-	c.emit(events.Blocked, name, verdict{reason: reason, detail: detail})
+// block reports a connection refused before it named anything, and
+// resets the client.
+func (c *conn) block(reason events.Reason, detail string) {
+	c.emit(events.Blocked, "", verdict{reason: reason, detail: detail})
 	c.reset()
 }
 
@@ -638,8 +643,6 @@ func (c *conn) abort() {
 	}
 }
 
-func (c *conn) close() { c.abort() }
-
 // serveTLS reads the ClientHello, decides on its server name and forwards.
 func (c *conn) serveTLS(ctx context.Context) {
 	p := c.proxy
@@ -656,7 +659,7 @@ func (c *conn) serveTLS(ctx context.Context) {
 			break
 		}
 		if !errors.Is(err, ErrNeedMore) {
-			c.block("", nil, events.ReasonMalformed, err.Error())
+			c.block(events.ReasonMalformed, err.Error())
 			return
 		}
 		if rerr != nil {
@@ -697,7 +700,7 @@ func (c *conn) blockRead(err error, got int) {
 	default:
 		detail = err.Error()
 	}
-	c.block("", nil, reason, detail)
+	c.block(reason, detail)
 }
 
 func (c *conn) firstMessage() string {

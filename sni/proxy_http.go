@@ -118,7 +118,7 @@ func (c *conn) serveHTTP(ctx context.Context) {
 		if errors.Is(err, ErrNeedMore) || !isParseError(err) {
 			c.blockRead(err, len(r.buffered()))
 		} else {
-			c.block("", nil, events.ReasonMalformed, err.Error())
+			c.block(events.ReasonMalformed, err.Error())
 		}
 		return
 	}

@@ -1006,3 +1006,47 @@ func TestProxyTLSPorts(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyNoOriginalDestination: a connection made to the proxy directly
+// is a knock on a local service; a destination that cannot be read is an
+// error, not the client's malformed data. Both are reset.
+func TestProxyNoOriginalDestination(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		action events.Action
+		reason events.Reason
+	}{
+		{sni.ErrNotRedirected, events.Blocked, events.ReasonLocalService},
+		{errors.New("getsockopt: bad file descriptor"), events.Error, events.ReasonNoDestination},
+	} {
+		t.Run(string(tt.reason), func(t *testing.T) {
+			rec := newRecorder()
+			p := &sni.Proxy{Policy: allow(t, "*"), Destination: sni.TrustDestination, Events: rec,
+				OriginalDestination: func(net.Conn) (netip.AddrPort, error) { return netip.AddrPort{}, tt.err }}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- p.Serve(ctx, ln, sni.TLS) }()
+			defer func() { cancel(); require.NoError(t, <-done) }()
+			// The reset may come before the dial returns.
+			if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+				defer c.Close()
+				requireReset(t, c)
+			}
+			ev := rec.wait(t, 1)[0]
+			assert.Equal(t, tt.action, ev.Action)
+			assert.Equal(t, tt.reason, ev.Reason)
+			assert.Equal(t, tt.err.Error(), ev.Detail)
+		})
+	}
+}
+
+func TestServeUnknownProtocolClosesListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var p sni.Proxy
+	require.Error(t, p.Serve(context.Background(), ln, sni.Protocol(9)))
+	_, err = ln.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed, "Serve closes ln, as its doc says")
+}
