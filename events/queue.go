@@ -22,13 +22,21 @@ type Queue struct {
 	ch      chan Event
 	dropped atomic.Uint64
 
-	mu     sync.RWMutex // held for writing only to close ch
-	closed bool
+	// state holds the stateClosed and stateShut flags and, below them,
+	// the number of Emits under way. ch is closed (and stateShut set) by
+	// whichever of Close and the Emits finds stateClosed set and no Emit
+	// under way, so never while an Emit may send on it.
+	state atomic.Int64
 
 	quit     chan struct{} // closed when Close gives up waiting
 	quitOnce sync.Once
 	done     chan struct{} // closed when the goroutine has ended
 }
+
+const (
+	stateClosed = 1 << 62 // Close was called: Emit drops
+	stateShut   = 1 << 61 // ch is closed
+)
 
 var _ Sink = (*Queue)(nil)
 
@@ -54,16 +62,24 @@ func NewQueue(next Sink, size int) *Queue {
 // Emit queues e for the next sink without waiting. If the queue is full or
 // closed, e is dropped and counted in [Queue.Dropped].
 func (q *Queue) Emit(e Event) {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
+	if q.state.Add(1)&stateClosed == 0 {
+		select {
+		case q.ch <- e:
+		default:
+			q.dropped.Add(1)
+		}
+	} else {
 		q.dropped.Add(1)
-		return
 	}
-	select {
-	case q.ch <- e:
-	default:
-		q.dropped.Add(1)
+	if q.state.Add(-1) == stateClosed {
+		q.shut()
+	}
+}
+
+// shut closes ch once Close has been called and no Emit is in flight.
+func (q *Queue) shut() {
+	if q.state.CompareAndSwap(stateClosed, stateClosed|stateShut) {
+		close(q.ch)
 	}
 }
 
@@ -78,12 +94,8 @@ func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
 // waits as long as one Emit of the next sink may take. Calling Close again
 // waits in the same way and returns nil once the goroutine has ended.
 func (q *Queue) Close(ctx context.Context) error {
-	q.mu.Lock()
-	if !q.closed {
-		q.closed = true
-		close(q.ch)
-	}
-	q.mu.Unlock()
+	q.state.Or(stateClosed)
+	q.shut()
 	select {
 	case <-q.done:
 		return nil

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -141,6 +142,36 @@ func TestQueueConcurrentEmit(t *testing.T) {
 			assert.Less(t, prev, f)
 		}
 		last[w] = f
+	}
+}
+
+// TestQueueEmitRacesClose emits from several goroutines while two Closes
+// run, round after round. No Emit may send on a closed channel (a panic),
+// and every event must be delivered or counted as dropped.
+func TestQueueEmitRacesClose(t *testing.T) {
+	const rounds, writers, each = 200, 4, 100
+	for range rounds {
+		var delivered atomic.Uint64
+		q := NewQueue(SinkFunc(func(Event) { delivered.Add(1) }), 16)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range writers {
+			wg.Go(func() {
+				<-start
+				for range each {
+					q.Emit(Event{})
+				}
+			})
+		}
+		for range 2 {
+			wg.Go(func() {
+				<-start
+				assert.NoError(t, q.Close(context.Background()))
+			})
+		}
+		close(start)
+		wg.Wait()
+		require.Equal(t, uint64(writers*each), delivered.Load()+q.Dropped())
 	}
 }
 
