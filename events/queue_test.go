@@ -175,6 +175,26 @@ func TestQueueEmitRacesClose(t *testing.T) {
 	}
 }
 
+func TestBatchQueue(t *testing.T) {
+	next := newGate()
+	var sizes []int
+	q := NewBatchQueue(func(b []Event) {
+		sizes = append(sizes, len(b))
+		for _, e := range b {
+			next.Emit(e)
+		}
+	}, 100, 4)
+	q.Emit(Event{Flow: 1})
+	<-next.started // the goroutine holds a batch of one
+	for i := uint64(2); i <= 11; i++ {
+		q.Emit(Event{Flow: i})
+	}
+	close(next.release)
+	require.NoError(t, q.Close(context.Background()))
+	assert.Equal(t, seq(1, 11), next.flows())
+	assert.Equal(t, []int{1, 4, 4, 2}, sizes, "what waits, at most 4 at a time")
+}
+
 func TestQueueNilNext(t *testing.T) {
 	q := NewQueue(nil, 0)
 	q.Emit(Event{})
