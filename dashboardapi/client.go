@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,8 +42,8 @@ type ClientConfig struct {
 	// APIKey is sent in the X-Api-Key header (DASHBOARD_API_KEY).
 	APIKey string
 	// QueueSize is how many events may wait to be shipped
-	// (DASHBOARD_QUEUE_SIZE); more are dropped and counted in
-	// [Client.Dropped]. Zero means 1024.
+	// (DASHBOARD_QUEUE_SIZE), besides the batch in hand; more are dropped
+	// and counted in [Client.Dropped]. Zero means 1024.
 	QueueSize int
 	// BatchSize is the most events sent in one request. Zero means 256.
 	BatchSize int
@@ -69,8 +68,8 @@ type ClientConfig struct {
 }
 
 // Client ships events to a dashboard. It is an [events.Sink]: Emit puts the
-// event in a bounded queue and returns at once, and one goroutine posts
-// batches to POST /api/v1/logs, retrying a batch with backoff while the
+// event in an [events.Queue] and returns at once, and the queue's goroutine
+// posts batches to POST /api/v1/logs, retrying a batch with backoff while the
 // dashboard is down. Each batch carries an Idempotency-Key, so a batch
 // retried after a lost answer is stored once. Make it with [NewClient] and
 // end it with [Client.Close].
@@ -84,17 +83,14 @@ type Client struct {
 	unblocks string // GET: pending unblocks; + "/ack": POST acks
 	log      *slog.Logger
 
-	ch     chan events.Event
-	mu     sync.RWMutex // held for writing only to close ch
-	closed bool
+	queue    *events.Queue   // its goroutine ships, through deliver
+	start    context.Context // done when shipping may start: StartDelay passed, or Close called
+	startNow context.CancelFunc
+	ctx      context.Context
+	abort    context.CancelFunc // ends a request or wait in flight when Close gives up
 
-	closing chan struct{} // closed by Close: skip the start delay
-	ctx     context.Context
-	abort   context.CancelFunc // ends a request or wait in flight when Close gives up
-	done    chan struct{}
-
-	sent, dropped, rejected atomic.Uint64
-	failing                 bool // worker only: the last attempt failed
+	sent, dropped, rejected atomic.Uint64 // dropped adds to the queue's own count
+	failing                 bool          // worker only: the last attempt failed
 }
 
 var _ events.Sink = (*Client)(nil)
@@ -132,33 +128,19 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		endpoint: u.JoinPath("api", "v1", "logs").String(),
 		unblocks: u.JoinPath("api", "v1", "unblocks").String(),
 		log:      cfg.Logger,
-		ch:       make(chan events.Event, cfg.QueueSize),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.start, c.startNow = context.WithTimeout(context.Background(), cfg.StartDelay)
 	c.ctx, c.abort = context.WithCancel(context.Background())
-	go c.run()
+	c.queue = events.NewBatchQueue(c.deliver, cfg.QueueSize, cfg.BatchSize)
 	return c, nil
 }
 
 // Emit queues e for the dashboard without waiting. If the queue is full or
 // the Client closed, e is dropped and counted in [Client.Dropped].
-func (c *Client) Emit(e events.Event) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed {
-		c.dropped.Add(1)
-		return
-	}
-	select {
-	case c.ch <- e:
-	default:
-		c.dropped.Add(1)
-	}
-}
+func (c *Client) Emit(e events.Event) { c.queue.Emit(e) }
 
 // Sent returns how many events the dashboard stored.
 func (c *Client) Sent() uint64 { return c.sent.Load() }
@@ -166,7 +148,7 @@ func (c *Client) Sent() uint64 { return c.sent.Load() }
 // Dropped returns how many events were not shipped: emitted to a full or
 // closed queue, refused as a whole (a wrong API key, say), or still queued
 // when Close gave up.
-func (c *Client) Dropped() uint64 { return c.dropped.Load() }
+func (c *Client) Dropped() uint64 { return c.queue.Dropped() + c.dropped.Load() }
 
 // Rejected returns how many events the dashboard refused as invalid.
 func (c *Client) Rejected() uint64 { return c.rejected.Load() }
@@ -176,51 +158,21 @@ func (c *Client) Rejected() uint64 { return c.rejected.Load() }
 // is abandoned, the rest is dropped (and counted), and Close returns
 // ctx.Err(). Close returns when the Client's goroutine has ended.
 func (c *Client) Close(ctx context.Context) error {
-	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.ch)
-		close(c.closing)
-	}
-	c.mu.Unlock()
-	select {
-	case <-c.done:
-		return nil
-	case <-ctx.Done():
+	c.startNow()
+	stop := context.AfterFunc(ctx, c.abort)
+	err := c.queue.Close(ctx)
+	if !stop() { // ctx ended and abandoned what was in flight
+		err = ctx.Err()
 	}
 	c.abort()
-	<-c.done
-	return ctx.Err()
+	return err
 }
 
-func (c *Client) run() {
-	defer close(c.done)
-	defer c.abort()
-	if d := c.cfg.StartDelay; d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-c.closing:
-			t.Stop()
-		}
-	}
-	batch := make([]events.Event, 0, c.cfg.BatchSize)
-	for e := range c.ch {
-		batch = append(batch[:0], e)
-	fill:
-		for len(batch) < c.cfg.BatchSize {
-			select {
-			case e, ok := <-c.ch:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, e)
-			default:
-				break fill
-			}
-		}
-		c.ship(batch)
-	}
+// deliver is the queue's consumer: it ships each batch once shipping may
+// start.
+func (c *Client) deliver(batch []events.Event) {
+	<-c.start.Done()
+	c.ship(batch)
 }
 
 // ship delivers batch, retrying while the dashboard is unavailable, until

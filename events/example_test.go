@@ -75,6 +75,23 @@ func ExampleQueue() {
 	// dropped 0
 }
 
+func ExampleNewBatchQueue() {
+	ship := func(batch []events.Event) { // one request per batch, say
+		for _, e := range batch {
+			fmt.Println("shipped", e.Name)
+		}
+	}
+	q := events.NewBatchQueue(ship, 100, 10)
+	q.Emit(events.Event{Component: events.DNS, Action: events.Allowed, Name: "github.com"})
+	q.Emit(events.Event{Component: events.DNS, Action: events.Blocked, Name: "evil.example"})
+	if err := q.Close(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// shipped github.com
+	// shipped evil.example
+}
+
 func ExampleMulti() {
 	count := 0
 	counter := events.SinkFunc(func(events.Event) { count++ })
