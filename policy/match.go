@@ -27,9 +27,9 @@ func (s *Snapshot) AllowHost(name string) bool {
 // so a name with other bytes is not allowed either; convert one with
 // [NormalizeDomain] first.
 //
-// MatchHost does not allocate. It walks the name from the top-level label
-// down, one hash probe per label, and stops as soon as no rule lies below:
-// its cost grows with the number of labels, not the number of rules.
+// MatchHost does not allocate. It looks up the name, then each of its
+// suffixes: its cost grows with the number of labels, not the number of
+// rules.
 //
 // A name that the denylist matches is never allowed (see
 // [Snapshot.DenyHost]).
@@ -54,79 +54,46 @@ func (s *Snapshot) DenyHost(name string) (rule string, denied bool) {
 
 // matchNames matches name against the patterns of t, and any valid host
 // name when anyDomain.
-func matchNames(t *suffixTable, anyDomain bool, name string) (rule string, ok bool) {
+func matchNames(t *nameTable, anyDomain bool, name string) (rule string, ok bool) {
 	if n := len(name); n > 0 && name[n-1] == '.' {
 		name = name[:n-1]
 	}
-	if len(name) == 0 || len(name) > maxNameLen {
+	var buf [maxNameLen]byte
+	lower, ok := lowerName(&buf, name)
+	if !ok {
 		return "", false
 	}
-	h, wild := t.seed, ""
-	for end := len(name); ; {
-		dot, next := hashLabel(h, name, end)
-		if n := end - dot - 1; n == 0 || n > maxLabelLen {
-			return "", false
-		}
-		h = next
-		// Find the suffix's slot: the filter answers for most absent
-		// suffixes, and most present ones sit in the first slot they
-		// may. (The lookup is written out here, once, because a
-		// function for it is too large for the compiler to inline.)
-		slot, tg := uint64(0), tag(h)
-		if w, b := t.filterBit(tg); t.filter[w]&b != 0 {
-			i := t.home(h)
-			if slot = t.slots[i]; slot != 0 && slot&tagMask != tg {
-				slot = t.probe(i, tg)
-			}
-		}
-		if dot < 0 {
-			// The whole name: only an exact rule matches it, and matching
-			// it byte for byte also proves the name valid.
-			if slot&flagExact != 0 && t.confirm(slot, name) {
-				return t.suffix(slot), true
-			}
-			break
-		}
-		if slot&flagWildcard != 0 && t.confirm(slot, name[dot+1:]) {
-			// The labels left of the suffix have not been looked at yet.
-			if !validLabels(name[:dot]) {
-				return "", false
-			}
-			wild = t.wildcard(slot)
-		}
-		if slot&flagParent == 0 {
-			break
-		}
-		end = dot
+	if rule, ok := t.match(lower); ok {
+		return rule, true
 	}
-	switch {
-	case wild != "":
-		return wild, true
-	case anyDomain && validLabels(name) && !numericLastLabel(name):
+	if anyDomain && !numericLastLabel(name) {
 		return AnyDomain, true
-	default:
-		return "", false
 	}
+	return "", false
 }
 
-// validLabels reports whether name is a dot-separated run of labels of 1 to
-// 63 bytes, each a letter (either case), digit, '-' or '_'.
-func validLabels(name string) bool {
-	label := 0
-	for i := 0; i < len(name); i++ {
-		if name[i] == '.' {
-			if label == 0 || label > maxLabelLen {
-				return false
-			}
-			label = 0
-			continue
-		}
-		if hostByte[name[i]] == 0 {
-			return false
-		}
-		label++
+// lowerName writes name to buf in lower case and returns it, if name is a
+// dot-separated run of labels of 1 to 63 bytes, each a letter (either
+// case), digit, '-' or '_', 253 bytes in all; otherwise ok is false.
+func lowerName(buf *[maxNameLen]byte, name string) (lower []byte, ok bool) {
+	if len(name) == 0 || len(name) > maxNameLen {
+		return nil, false
 	}
-	return label > 0 && label <= maxLabelLen
+	label := 0 // length of the label so far
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '.' && label > 0:
+			label = 0
+		case c == '.' || hostByte[c] == 0 || label == maxLabelLen:
+			return nil, false
+		default:
+			c = hostByte[c]
+			label++
+		}
+		buf[i] = c
+	}
+	return buf[:len(name)], label > 0
 }
 
 // numericLastLabel reports whether the last label is all digits, as in an

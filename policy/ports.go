@@ -376,10 +376,13 @@ func (t nameRules) match(name string, yield func(NameRule) bool) {
 	if len(t.exact)+len(t.wild) == 0 {
 		return
 	}
-	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	if len(name) == 0 || len(name) > maxNameLen || !validLabels(name) || numericLastLabel(name) {
+	name = strings.TrimSuffix(name, ".")
+	var buf [maxNameLen]byte
+	lower, ok := lowerName(&buf, name)
+	if !ok || numericLastLabel(name) {
 		return
 	}
+	name = string(lower)
 	for _, r := range t.exact[name] {
 		if !yield(r) {
 			return

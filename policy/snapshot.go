@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 )
 
 // Snapshot is a compiled, immutable policy. It answers "is this name or
@@ -14,14 +13,14 @@ import (
 type Snapshot struct {
 	policy Policy
 
-	names     *suffixTable
+	names     *nameTable
 	anyDomain bool // the policy has AnyDomain
 
 	// v4 and v6 are the allowlisted prefixes with nested ones removed,
 	// sorted by address, so that at most one can contain a given address.
 	v4, v6 []netip.Prefix
 
-	deny         *suffixTable // the denied names; nil when there are none
+	deny         *nameTable // the denied names; nil when there are none
 	deny4, deny6 []netip.Prefix
 
 	services  []Service // the address entries with ports, as the kernel's sets hold them
@@ -99,61 +98,4 @@ func canonicalPrefixes(ps []netip.Prefix, field string, errs *ErrorList) []netip
 		out = append(out, canonical)
 	}
 	return out
-}
-
-// compileNames builds the suffix table for canonical patterns. Two
-// suffixes with the same tag on one probe run, which has a chance of about
-// n/2²⁴ for n suffixes, are met by starting again with another seed.
-func compileNames(domains []string) (t *suffixTable, anyDomain bool, err error) {
-	size := 0
-	for _, d := range domains {
-		size += len(d)
-	}
-	if size > maxKeys {
-		return nil, false, reason(ErrDomain, "the domains take %d bytes, more than the %d MiB a policy may have", size, maxKeys>>20)
-	}
-	for {
-		t = newSuffixTable(len(domains)+len(domains)/8, size)
-		ok := true
-		for _, d := range domains {
-			if d == AnyDomain {
-				anyDomain = true
-				continue
-			}
-			if ok = addDomain(t, d); !ok {
-				break
-			}
-		}
-		if ok {
-			t.seal()
-			return t, anyDomain, nil
-		}
-	}
-}
-
-// addDomain records a canonical pattern other than AnyDomain, walking its
-// suffixes from the top-level label down as a match does: each proper
-// suffix is the parent of something. It reports false when two suffixes'
-// tags clash.
-func addDomain(t *suffixTable, d string) bool {
-	off := t.addRule(d)
-	name, wildcard := strings.CutPrefix(d, "*.")
-	if wildcard {
-		off += 2
-	}
-	h := t.seed
-	for end := len(name); ; {
-		dot, next := hashLabel(h, name, end)
-		if h = next; dot < 0 {
-			break
-		}
-		if !t.add(h, off+dot+1, len(name)-dot-1, flagParent) {
-			return false
-		}
-		end = dot
-	}
-	if wildcard {
-		return t.add(h, off, len(name), flagWildcard)
-	}
-	return t.add(h, off, len(name), flagExact)
 }

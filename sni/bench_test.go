@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -35,9 +36,16 @@ var benchHellos = []struct{ name, file string }{
 	{"pq", "hello-tls13-mlkem.bin"},
 }
 
+// maxHead is a head of MaxHeadSize bytes, most of them one field value.
+var maxHead = func() string {
+	start, end := "GET / HTTP/1.1\r\nHost: www.example.com\r\nX: ", "\r\n\r\n"
+	return start + strings.Repeat("a", MaxHeadSize-len(start)-len(end)) + end
+}()
+
 var benchHeads = []struct{ name, head string }{
 	{"curl", curlHead},
 	{"browser", browserHead},
+	{"max", maxHead},
 }
 
 func BenchmarkParseClientHello(b *testing.B) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"iter"
+	"slices"
 )
 
 // MaxHelloSize is the most bytes of a connection [ParseClientHello] looks at:
@@ -93,152 +94,115 @@ type ClientHello struct {
 // one record, which is how clients send it; reassembling a hello from several
 // records allocates one buffer for the message.
 func ParseClientHello(data []byte) (h ClientHello, err error) {
-	// Everything is read in this one function, but for the server name
-	// check and what only unusual hellos need, so that a hello costs few
-	// calls.
-	msg, ok := oneRecord(data)
-	n := recordHeaderLen + len(msg)
-	if !ok {
-		if msg, n, err = readHandshake(data); err != nil {
-			return ClientHello{}, err
-		}
+	msg, n, err := readHandshake(data)
+	if err != nil {
+		return ClientHello{}, err
 	}
 	h.Len = n
-	body := msg[handshakeHeaderLen:]
-
-	// The body (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2), walked by offset
-	// rather than by re-slicing, which keeps each step, a load and an
-	// addition, short.
-	const randomLen = 32
-	if len(body) < 2+randomLen+1 {
-		return ClientHello{}, malformedf("ClientHello truncated")
-	}
-	h.LegacyVersion = uint16(body[0])<<8 | uint16(body[1])
-	if body[0] != 3 {
-		return ClientHello{}, malformedf("ClientHello legacy_version %#04x", h.LegacyVersion)
-	}
-	off := 2 + randomLen
-	if n := int(body[off]); n <= 32 {
-		off += 1 + n
-	} else {
-		return ClientHello{}, malformedf("ClientHello legacy_session_id")
-	}
-	if len(body)-off < 2 {
-		return ClientHello{}, malformedf("ClientHello truncated")
-	}
-	if n := int(body[off])<<8 | int(body[off+1]); n > 0 && n%2 == 0 {
-		off += 2 + n
-	} else {
-		return ClientHello{}, malformedf("ClientHello cipher_suites")
-	}
-	if len(body)-off < 1 {
-		return ClientHello{}, malformedf("ClientHello truncated")
-	}
-	if n := int(body[off]); n > 0 {
-		off += 1 + n
-	} else {
-		return ClientHello{}, malformedf("ClientHello legacy_compression_methods")
-	}
-	switch {
-	case off == len(body):
-		return h, nil // TLS 1.2 and earlier may omit extensions
-	case len(body)-off < 2 || int(body[off])<<8|int(body[off+1]) != len(body)-off-2:
-		return ClientHello{}, malformedf("ClientHello extensions length")
-	}
-	exts := body[off+2:]
-
-	// The extensions. No type may appear twice: types below 64, the
-	// common ones, go in a bit set; the others go in a 64-bit hash set,
-	// and only when two share a bit are the extensions before looked
-	// through for the same type.
-	const wanted = 1<<extServerName | 1<<extALPN | 1<<extSupportedVersions
-	var seenLow, seenHigh uint64
-	nHigh := 0
-	// Where the bodies of the extensions h reads start and end, as
-	// start<<16 | end (the extensions take less than 64 KiB), or 0. They
-	// are read after the walk, so that the walk calls nothing.
-	var bodies [3]uint32 // server_name, ALPN, supported_versions
-	// Each step of this walk waits for the length read in the one before,
-	// so it is kept short: one load for the type and the length, and a
-	// loop test, i < len(exts)-3, that leaves the compiler one bound to
-	// check.
-	i := 0
-	for i < len(exts)-3 {
-		x := binary.BigEndian.Uint32(exts[i:])
-		typ := uint16(x >> 16)
-		start := i + 4
-		i = start + int(x&0xffff)
-		if i > len(exts) {
-			return ClientHello{}, malformedf("ClientHello extension %#04x truncated", typ)
-		}
-		if typ >= 64 {
-			if nHigh++; nHigh > maxHighExtensions {
-				return ClientHello{}, malformedf("ClientHello has more than %d extensions of types above 63", maxHighExtensions)
-			}
-			bit := uint64(1) << (uint32(typ) * 0x9e3779b1 >> 26)
-			if seenHigh&bit != 0 && hasExtension(exts[:start-4], typ) {
-				return ClientHello{}, malformedf("duplicate extension %#04x", typ)
-			}
-			seenHigh |= bit
-			h.ECH = h.ECH || typ == extECH
-			continue
-		}
-		bit := uint64(1) << typ
-		if seenLow&bit != 0 {
-			return ClientHello{}, malformedf("duplicate extension %#04x", typ)
-		}
-		seenLow |= bit
-		if bit&wanted != 0 {
-			switch body := uint32(start)<<16 | uint32(i); typ {
-			case extServerName:
-				bodies[0] = body
-			case extALPN:
-				bodies[1] = body
-			default:
-				bodies[2] = body
-			}
-		}
-	}
-	if i != len(exts) {
-		return ClientHello{}, malformedf("ClientHello extension truncated")
-	}
-
-	if b := bodies[0]; b != 0 {
-		d := exts[b>>16 : b&0xffff]
-		// Clients send one entry, a host name: list length, type,
-		// name length.
-		if len(d) > 5 && int(d[0])<<8|int(d[1]) == len(d)-2 && d[2] == nameTypeHostName &&
-			int(d[3])<<8|int(d[4]) == len(d)-5 {
-			h.name, err = checkHostName(d[5:])
-		} else {
-			h.name, err = parseServerName(d)
-		}
-		if err != nil {
-			return ClientHello{}, err
-		}
-	}
-	if b := bodies[1]; b != 0 {
-		if h.alpn, err = parseALPN(exts[b>>16 : b&0xffff]); err != nil {
-			return ClientHello{}, err
-		}
-	}
-	if b := bodies[2]; b != 0 {
-		// supported_versions (RFC 8446 §4.2.1): a list of 2-byte
-		// versions, not empty.
-		d := exts[b>>16 : b&0xffff]
-		if len(d) < 3 || int(d[0]) != len(d)-1 || d[0]%2 != 0 {
-			return ClientHello{}, malformedf("supported_versions length")
-		}
-		h.versions = d[1:]
+	if err := h.parse(msg[handshakeHeaderLen:]); err != nil {
+		return ClientHello{}, err
 	}
 	return h, nil
 }
 
+// parse reads the body of a ClientHello (RFC 8446 §4.1.2, RFC 5246
+// §7.4.1.2).
+func (h *ClientHello) parse(body []byte) error {
+	const randomLen = 32
+	if len(body) < 2+randomLen+1 {
+		return malformedf("ClientHello truncated")
+	}
+	h.LegacyVersion = binary.BigEndian.Uint16(body)
+	if body[0] != 3 {
+		return malformedf("ClientHello legacy_version %#04x", h.LegacyVersion)
+	}
+	rest := body[2+randomLen:]
+	if rest[0] > 32 {
+		return malformedf("ClientHello legacy_session_id")
+	}
+	_, rest, ok := cutVec8(rest)
+	if !ok {
+		return malformedf("ClientHello truncated")
+	}
+	suites, rest, ok := cutVec16(rest)
+	if !ok {
+		return malformedf("ClientHello truncated")
+	}
+	if len(suites) == 0 || len(suites)%2 != 0 {
+		return malformedf("ClientHello cipher_suites")
+	}
+	methods, rest, ok := cutVec8(rest)
+	if !ok {
+		return malformedf("ClientHello truncated")
+	}
+	if len(methods) == 0 {
+		return malformedf("ClientHello legacy_compression_methods")
+	}
+	if len(rest) == 0 {
+		return nil // TLS 1.2 and earlier may omit extensions
+	}
+	exts, rest, ok := cutVec16(rest)
+	if !ok || len(rest) != 0 {
+		return malformedf("ClientHello extensions length")
+	}
+
+	// No extension type may appear twice: types below 64, the common
+	// ones, are noted in a bit set, the others in a list of at most
+	// maxHighExtensions.
+	var seenLow uint64
+	var highTypes [maxHighExtensions]uint16
+	high := highTypes[:0]
+	for len(exts) > 0 {
+		if len(exts) < 4 {
+			return malformedf("ClientHello extension truncated")
+		}
+		typ := binary.BigEndian.Uint16(exts)
+		data, next, ok := cutVec16(exts[2:])
+		if !ok {
+			return malformedf("ClientHello extension %#04x truncated", typ)
+		}
+		exts = next
+		if typ < 64 {
+			if seenLow&(1<<typ) != 0 {
+				return malformedf("duplicate extension %#04x", typ)
+			}
+			seenLow |= 1 << typ
+		} else {
+			if len(high) == maxHighExtensions {
+				return malformedf("ClientHello has more than %d extensions of types above 63", maxHighExtensions)
+			}
+			if slices.Contains(high, typ) {
+				return malformedf("duplicate extension %#04x", typ)
+			}
+			high = append(high, typ)
+		}
+		var err error
+		switch typ {
+		case extServerName:
+			h.name, err = parseServerName(data)
+		case extALPN:
+			h.alpn, err = parseALPN(data)
+		case extSupportedVersions:
+			// A list of 2-byte versions, not empty (RFC 8446 §4.2.1).
+			if len(data) < 3 || int(data[0]) != len(data)-1 || data[0]%2 != 0 {
+				return malformedf("supported_versions length")
+			}
+			h.versions = data[1:]
+		case extECH:
+			h.ECH = true
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // readHandshake returns the ClientHello handshake message, its header
 // included, carried by the records at the start of data, and the number of
-// bytes those records occupy. The message must end where a record ends. It is
-// the long way for data that oneRecord refused, so msg, when there is one, is
-// a new buffer joined from several records.
+// bytes those records occupy. The message must end where a record ends. msg
+// is a slice of data if the message came in one record, and a new buffer
+// joined from the records otherwise.
 //
 // Records may be as short as one byte, even the handshake header may be split,
 // and data may end anywhere. Record headers and the handshake header are
@@ -310,8 +274,9 @@ func readHandshake(data []byte) (msg []byte, n int, err error) {
 		got += recLen
 		off += recordHeaderLen + recLen
 	}
-	// oneRecord, which ParseClientHello tries first, accepts every
-	// hello that fits in one record, so there are several to join.
+	if records == 1 {
+		return data[recordHeaderLen:off], off, nil
+	}
 	msg = make([]byte, 0, msgLen)
 	for p := 0; p < off; {
 		recLen := int(data[p+3])<<8 | int(data[p+4])
@@ -319,26 +284,6 @@ func readHandshake(data []byte) (msg []byte, n int, err error) {
 		p += recordHeaderLen + recLen
 	}
 	return msg, off, nil
-}
-
-// oneRecord returns the handshake message if the first record of data is
-// complete and carries exactly one valid ClientHello header and body, which
-// is how clients send it. ParseClientHello tries it before readHandshake: ok
-// is false in every other case, and then readHandshake takes the long way.
-func oneRecord(data []byte) (msg []byte, ok bool) {
-	if len(data) < recordHeaderLen+handshakeHeaderLen {
-		return nil, false
-	}
-	// The record header's type and major version, and its length, which
-	// must be the handshake header's and the body's: msg_type and a
-	// 24-bit length in one word.
-	recLen := int(binary.BigEndian.Uint16(data[3:]))
-	if binary.BigEndian.Uint16(data) != recordTypeHandshake<<8|3 || data[2] > 4 ||
-		binary.BigEndian.Uint32(data[5:]) != typeClientHello<<24|uint32(recLen-handshakeHeaderLen) ||
-		recLen < handshakeHeaderLen+minHelloBodyLen || recLen > min(maxRecordLen, len(data)-recordHeaderLen) {
-		return nil, false
-	}
-	return data[recordHeaderLen : recordHeaderLen+recLen], true
 }
 
 // checkRecordHeader checks the bytes present of the header of the record that
@@ -361,17 +306,6 @@ func checkRecordHeader(rec []byte, records int) error {
 		return fmt.Errorf("%w: first record: %s", ErrNotTLS, detail)
 	}
 	return malformedf("record %d: %s", records+1, detail)
-}
-
-// hasExtension reports whether exts, a list of well-formed extensions, has
-// one of type typ.
-func hasExtension(exts []byte, typ uint16) bool {
-	for i := 0; i+4 <= len(exts); i += 4 + int(binary.BigEndian.Uint16(exts[i+2:])) {
-		if binary.BigEndian.Uint16(exts[i:]) == typ {
-			return true
-		}
-	}
-	return false
 }
 
 // parseServerName reads a server_name extension body (RFC 6066 §3) and
@@ -415,7 +349,7 @@ func checkHostName(name []byte) ([]byte, error) {
 	if err != nil {
 		return nil, malformedf("server name %.64q: %v", name, err)
 	}
-	if mayEndNumber(checked[len(checked)-1]) && endsInNumber(checked) {
+	if endsInNumber(checked) {
 		return nil, malformedf("server name %.64q is an IP address", name)
 	}
 	return checked, nil

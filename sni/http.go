@@ -2,9 +2,7 @@ package sni
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"math/bits"
 )
 
 // MaxHeadSize is the longest request head [ParseRequestHead] accepts, in
@@ -90,16 +88,14 @@ type RequestHead struct {
 //
 // ParseRequestHead does not allocate when it succeeds.
 func ParseRequestHead(data []byte) (h RequestHead, err error) {
-	if err := h.parse(data, true); err != nil {
+	if err := h.parse(data); err != nil {
 		return RequestHead{}, err
 	}
 	return h, nil
 }
 
-// parse reads the request head at the start of data into h. With fast, it
-// reads the common lines with commonRequestLine and commonFields, which
-// read them as the general code does, only faster.
-func (h *RequestHead) parse(data []byte, fast bool) error {
+// parse reads the request head at the start of data into h.
+func (h *RequestHead) parse(data []byte) error {
 	// Tell a client that speaks something else without waiting for a line.
 	methodLen, err := scanMethod(data)
 	if err != nil {
@@ -107,34 +103,16 @@ func (h *RequestHead) parse(data []byte, fast bool) error {
 	}
 	head := data[:min(len(data), MaxHeadSize)]
 	h.Method = head[:methodLen]
-	// commonFields lets DEL through in field values, where it is invalid
-	// as it is everywhere in a head: a head with a DEL goes the general
-	// way, which says where it is.
-	fast = fast && bytes.IndexByte(head, 0x7f) < 0
-	off := 0
-	if fast {
-		off = h.commonRequestLine(head, methodLen)
+	line, off, ok := firstLine(head)
+	if !ok {
+		return needMore(data)
 	}
-	if off == 0 {
-		line, next, ok := firstLine(head)
-		if !ok {
-			return needMore(data)
-		}
-		if err := h.parseRequestLine(line[methodLen+1:]); err != nil {
-			return err
-		}
-		off = next
+	if err := h.parseRequestLine(line[methodLen+1:]); err != nil {
+		return err
 	}
 
 	var fields fieldState
 	for {
-		// Most lines are read by commonFields; nextField reads the
-		// others, the empty line that ends the head among them.
-		if fast {
-			if off, err = h.commonFields(head, off, &fields); err != nil {
-				return err
-			}
-		}
 		name, value, next, err := nextField(head, off)
 		if err == ErrNeedMore {
 			return needMore(data)
@@ -213,52 +191,6 @@ func firstLine(b []byte) (line []byte, next int, ok bool) {
 	return line, i + 1, true
 }
 
-// commonRequestLine reads the request line of b, whose method is methodLen
-// bytes long, if it is of the common kind: a target of bytes that
-// parseRequestLine accepts, a space, "HTTP/1.1" or "HTTP/1.0", and CRLF or
-// LF. It returns the offset of the next line, or 0 for any other line, which
-// parseRequestLine then reads. A line it reads, parseRequestLine would read
-// the same way.
-func (h *RequestHead) commonRequestLine(b []byte, methodLen int) int {
-	start := methodLen + 1
-	var m uint64
-	sp := start
-	for ; sp < len(b)-7; sp += 8 {
-		if m = targetMask(binary.LittleEndian.Uint64(b[sp:])); m != 0 {
-			break
-		}
-	}
-	if m == 0 {
-		m = targetMask(tail(b, sp))
-	}
-	sp += bits.TrailingZeros64(m) / 8
-	const (
-		http10 = 'H' | 'T'<<8 | 'T'<<16 | 'P'<<24 | '/'<<32 | '1'<<40 | '.'<<48 | '0'<<56
-		http11 = http10 + 1<<56
-	)
-	if sp == start || sp+10 > len(b) || b[sp] != ' ' {
-		return 0
-	}
-	minor := 0
-	switch binary.LittleEndian.Uint64(b[sp+1:]) {
-	case http11:
-		minor = 1
-	case http10:
-	default:
-		return 0
-	}
-	next := sp + 10
-	switch {
-	case b[sp+9] == '\n':
-	case b[sp+9] == '\r' && next < len(b) && b[next] == '\n':
-		next++
-	default:
-		return 0
-	}
-	h.Target, h.ProtoMinor = b[start:sp], minor
-	return next
-}
-
 // parseRequestLine reads the part of the request line after the method and
 // its space: request-target SP HTTP-version (RFC 9112 §3).
 func (h *RequestHead) parseRequestLine(rest []byte) error {
@@ -278,89 +210,14 @@ func (h *RequestHead) parseRequestLine(rest []byte) error {
 	if len(target) == 0 {
 		return malformedf("empty request target")
 	}
-	// No form of request target has a fragment (RFC 9112 §3.2). Skip 8
-	// bytes at a time while none is invalid, then find the first that is.
-	i := 0
-	for i+8 <= len(target) && targetMask(binary.LittleEndian.Uint64(target[i:])) == 0 {
-		i += 8
-	}
-	for _, c := range target[i:] {
+	// No form of request target has a fragment (RFC 9112 §3.2).
+	for _, c := range target {
 		if c <= ' ' || c >= 0x7f || c == '#' {
 			return malformedf("invalid byte %q in request target", c)
 		}
 	}
 	h.Target = target
 	return nil
-}
-
-// commonFields reads the field lines of b from off on while they are of the
-// common kind, and returns the offset of the first line that is not: a name
-// of ASCII letters, digits and '-', a colon, and a value without control
-// bytes, ended by CRLF or LF. b must not hold a DEL, which commonFields does
-// not look for. nextField reads every other line, and for each line that
-// commonFields reads it returns the same name, value and next line.
-//
-// It is the fast path of parse: it looks at 8 bytes at a time, and makes
-// slices of a line only if its name has the length of one that parse looks
-// at.
-func (h *RequestHead) commonFields(b []byte, off int, st *fieldState) (int, error) {
-	for {
-		var m uint64
-		i := off
-		for ; i < len(b)-7; i += 8 {
-			if m = nameMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				break
-			}
-		}
-		if m == 0 {
-			m = nameMask(tail(b, i))
-		}
-		colon := i + bits.TrailingZeros64(m)/8
-		// The end of the line is looked for from the start of the
-		// word the name ends in, not from the colon, so that the next
-		// line need not wait for where the colon is. The name has no
-		// byte that valueMask marks.
-		end := i
-		for m = 0; end < len(b)-7; end += 8 {
-			if m = valueMask(binary.LittleEndian.Uint64(b[end:])); m != 0 {
-				break
-			}
-		}
-		if m == 0 {
-			m = valueMask(tail(b, end))
-		}
-		end += bits.TrailingZeros64(m) / 8
-		// Both masks mark the zero bytes tail puts past the end of b,
-		// and nameMask marks every byte that valueMask marks, so
-		// colon <= end.
-		if colon == off || end >= len(b) || b[colon] != ':' {
-			return off, nil
-		}
-		// b[end] is the first byte of the line that valueMask marks,
-		// after the colon, which nameMask would have stopped at.
-		next := end + 1
-		switch {
-		case b[end] == '\n':
-		case b[end] == '\r' && next < len(b) && b[next] == '\n':
-			next++
-		default:
-			return off, nil // HTAB, a stray CR or another control byte
-		}
-		switch colon - off {
-		case len("host"), len("upgrade"), len("content-length"), len("transfer-encoding"):
-			vs, ve := colon+1, end
-			for vs < ve && b[vs] == ' ' {
-				vs++
-			}
-			for ve > vs && b[ve-1] == ' ' {
-				ve--
-			}
-			if err := h.field(st, b[off:colon], b[vs:ve]); err != nil {
-				return 0, err
-			}
-		}
-		off = next
-	}
 }
 
 // nextField reads the line of b that starts at off, a header field line or
@@ -407,26 +264,11 @@ func nextField(b []byte, off int) (name, value []byte, next int, err error) {
 	// be LF or CR LF (RFC 9110 §5.5: a value is field-vchar, SP, HTAB and
 	// obs-text).
 	end := colon + 1
-	for {
-		if end+8 <= len(line) {
-			m := controlMask(binary.LittleEndian.Uint64(line[end:]))
-			if m == 0 {
-				end += 8
-				continue
-			}
-			end += bits.TrailingZeros64(m) / 8
-		} else {
-			for end < len(line) && line[end] >= ' ' && line[end] != 0x7f {
-				end++
-			}
-			if end == len(line) {
-				return nil, nil, 0, ErrNeedMore
-			}
-		}
-		if line[end] != '\t' {
-			break
-		}
+	for end < len(line) && (line[end] >= ' ' && line[end] != 0x7f || line[end] == '\t') {
 		end++
+	}
+	if end == len(line) {
+		return nil, nil, 0, ErrNeedMore
 	}
 	next = off + end + 1
 	switch {
@@ -446,60 +288,6 @@ func nextField(b []byte, off int) (name, value []byte, next int, err error) {
 		value = value[:n-1]
 	}
 	return line[:colon], value, next, nil
-}
-
-// tail returns the bytes of b from i on, fewer than 8, as a little-endian
-// uint64 with zero bytes in place of those past the end of b, or 0 if there
-// are none or b is shorter than 8 bytes. The masks of the fast paths mark a
-// zero byte, so that a scan that reaches the end of b stops there.
-func tail(b []byte, i int) uint64 {
-	if i >= len(b) || len(b) < 8 {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(b[len(b)-8:]) >> (8 * (i + 8 - len(b)))
-}
-
-// nameMask returns the high bit of the first byte of x that is not an ASCII
-// letter, digit or '-', and maybe of later bytes, or 0 if there is none. The
-// tests add a constant below 0x80 to each byte, whose high bit then says
-// whether the byte reached the bound the constant sets; only a byte of 0x80
-// or more can carry into the next byte, and it is itself marked.
-func nameMask(x uint64) uint64 {
-	lower := x | ones*0x20 // letters in lower case; no other byte becomes one
-	letter := (lower + ones*(0x80-'a')) &^ (lower + ones*(0x80-'z'-1))
-	digit := (x + ones*(0x80-'0')) &^ (x + ones*(0x80-'9'-1))
-	notDash := (x ^ ones*'-') + ones*0x7f
-	return (x | notDash&^(letter|digit)) & highs
-}
-
-// valueMask returns the high bit of the first byte of x that is a control
-// byte, below ' ', and maybe of later bytes, or 0 if there is none: x-ones*n
-// &^ x & highs has the high bit of the first byte of x below n set, and none
-// before it (Bit Twiddling Hacks, "Determine if a word has a byte less than
-// n"). Unlike controlMask it lets DEL through, which parse keeps away from
-// it.
-func valueMask(x uint64) uint64 {
-	return (x - ones*' ') &^ x & highs
-}
-
-// controlMask returns the high bit of the first byte of x that is a control
-// byte, below ' ' or DEL, and maybe of later bytes, or 0 if there is none.
-// Bytes equal to DEL are those where x^(ones*DEL) is below 1.
-func controlMask(x uint64) uint64 {
-	del := x ^ ones*0x7f
-	return valueMask(x) | (del-ones)&^del&highs
-}
-
-// targetMask returns the high bit of the first byte of x that is invalid in
-// a request target, a control byte, space, DEL, a byte of 0x80 or more, or
-// '#', and maybe of later bytes, or 0 if there is none. Each test adds a
-// constant below 0x80 to the low 7 bits of a byte, which cannot carry into the
-// next byte, and looks at the high bit of the sum: the bits reach 0x21 (past
-// space), are 0x7f (DEL, or 0xff) or, once '#' is xored away, are not 0.
-func targetMask(x uint64) uint64 {
-	low := x &^ highs
-	notHash := (low ^ ones*'#') + ones*0x7f
-	return (x | ^(low + ones*(0x80-0x21)) | (low + ones) | ^notHash) & highs
 }
 
 // framing records the header fields that say where the body ends, and

@@ -2,10 +2,6 @@ package sni
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
-	"math/bits"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -252,77 +248,9 @@ func TestParseRequestHeadAllocs(t *testing.T) {
 	assert.Equal(t, "www.example.com", string(buf))
 }
 
-// TestMasksMarkTheFirstByte checks each mask of the fast paths against the
-// byte-by-byte rule it stands for, for every pair of byte values at every
-// pair of adjacent positions, the other bytes ones the rule lets through: the
-// lowest bit a mask sets must be the high bit of the first byte the rule
-// marks, and a mask must be 0 if the rule marks no byte. A carry or borrow
-// from one byte into the next would show.
-func TestMasksMarkTheFirstByte(t *testing.T) {
-	masks := []struct {
-		name    string
-		mask    func(uint64) uint64
-		marks   func(c byte) bool
-		fillers []byte
-	}{
-		{"nameMask", nameMask, func(c byte) bool { return !isAlpha(c) && !isDigit(c) && c != '-' }, []byte("aZ0-")},
-		{"valueMask", valueMask, func(c byte) bool { return c < ' ' }, []byte{'a', ' ', '~', 0x7f, 0x80, 0xff}},
-		{"targetMask", targetMask, func(c byte) bool { return c <= ' ' || c >= 0x7f || c == '#' }, []byte("a!~$")},
-	}
-	for _, mk := range masks {
-		t.Run(mk.name, func(t *testing.T) {
-			for _, filler := range mk.fillers {
-				for pos := range 7 {
-					for pair := range 1 << 16 {
-						var b [8]byte
-						for i := range b {
-							b[i] = filler
-						}
-						b[pos], b[pos+1] = byte(pair), byte(pair>>8)
-						want := -1
-						for i, c := range b {
-							if mk.marks(c) {
-								want = i
-								break
-							}
-						}
-						got := -1
-						if m := mk.mask(binary.LittleEndian.Uint64(b[:])); m != 0 {
-							got = bits.TrailingZeros64(m) / 8
-							require.Equal(t, uint64(0x80), m>>(8*got)&0xff, "%s(%q) = %#x", mk.name, b, m)
-						}
-						if got != want {
-							t.Fatalf("%s(%q) marks byte %d first, want %d", mk.name, b, got, want)
-						}
-					}
-				}
-			}
-			// Past the end of the data, tail gives zero bytes, which
-			// every mask marks.
-			require.NotZero(t, mk.mask(0))
-		})
-	}
-}
-
-// TestTail checks tail at every offset less than 8 bytes from the end of
-// data of every length up to 20, and past the end.
-func TestTail(t *testing.T) {
-	data := []byte("abcdefghijklmnopqrst")
-	for n := range len(data) + 1 {
-		b := data[:n]
-		for i := max(0, n-7); i < n+3; i++ {
-			var want [8]byte
-			if n >= 8 && i < n {
-				copy(want[:], b[i:])
-			}
-			require.Equal(t, binary.LittleEndian.Uint64(want[:]), tail(b, i), "tail(%q, %d)", b, i)
-		}
-	}
-}
-
 // TestTargetFirstInvalidByte checks that the error names the first invalid
-// byte of a request target wherever it is, also when a later one follows in
-// the same 8 bytes or in the next.
+// byte of a request target wherever it is, also when a later one follows
+// close behind.
 func TestTargetFirstInvalidByte(t *testing.T) {
 	for n := 1; n <= 24; n++ {
 		for pos := range n {
@@ -378,104 +306,5 @@ func TestParseRequestHeadFraming(t *testing.T) {
 			assert.Equal(t, tt.chunked, h.Chunked, "Chunked")
 			assert.Equal(t, tt.upgrade, h.Upgrade, "Upgrade")
 		})
-	}
-}
-
-// TestFastPathsReadAsTheGeneralCode checks that the fast paths of
-// ParseRequestHead, commonRequestLine and commonFields, change nothing: heads
-// built at random from request lines and field lines of every kind, common
-// and not, and every prefix of them, read the same with the fast paths as
-// with the general code alone, down to the error.
-func TestFastPathsReadAsTheGeneralCode(t *testing.T) {
-	requestLines := []string{
-		"GET / HTTP/1.1", "GET /a/b?c=d HTTP/1.0", "GET http://Example.COM:8080/x HTTP/1.1",
-		"CONNECT example.com:443 HTTP/1.1", "OPTIONS * HTTP/1.1", "GET /a#b HTTP/1.1",
-		"GET /a b HTTP/1.1", "GET  / HTTP/1.1", "GET / HTTP/1.2", "GET / HTTP/1.1 ", "GET / http/1.1",
-		"GET /\x7f HTTP/1.1", "GET /caf\xc3\xa9 HTTP/1.1", "GET /" + strings.Repeat("x", 40) + " HTTP/1.1",
-		"GET / HTTP/1.1x", "GET HTTP/1.1",
-	}
-	names := []string{
-		"Host", "host", "HOST", "Content-Length", "content-length", "Transfer-Encoding", "Upgrade",
-		"Accept", "Accept-Language", "Upgrade-Insecure-Requests", "X-" + strings.Repeat("Long", 8),
-		"X_Under", "X.Dot", "X~!#$%&'*+^`|", "Bad Name", "", "Na\x00me", "Na\x7fme", "Na\xc3\xa9me",
-		"Na(me", "Na/me", "Name ",
-	}
-	values := []string{
-		" www.example.com", "www.example.com", " x", "", " ", "  spaced  ", " a b", "\ttab", " a\tb", " b\t",
-		" caf\xc3\xa9", " \x80\x9f\xff", " a\x7fb", " a\x01b", " a\rb", " 5", " 12", " chunked", " websocket",
-		" " + strings.Repeat("v", 30), " example.com:8080", " [::1]:80",
-	}
-	ends := []string{"\r\n", "\r\n", "\r\n", "\n", "\r", ""}
-	pick := func(rng *rand.Rand, list []string) string { return list[rng.IntN(len(list))] }
-
-	compare := func(t *testing.T, data []byte) {
-		t.Helper()
-		fast, err := ParseRequestHead(data)
-		var general RequestHead
-		generalErr := general.parse(data, false)
-		if generalErr != nil {
-			require.EqualError(t, err, generalErr.Error(), "%q", data)
-			return
-		}
-		require.NoError(t, err, "%q", data)
-		require.Equal(t, general, fast, "%q", data)
-		require.Equal(t, general.Host(), fast.Host(), "%q", data)
-	}
-
-	rng := rand.New(rand.NewPCG(5, 6))
-	for n := range 20_000 {
-		var b strings.Builder
-		b.WriteString(pick(rng, requestLines) + pick(rng, ends))
-		for range rng.IntN(6) {
-			switch rng.IntN(20) {
-			case 0:
-				b.WriteString(" folded" + pick(rng, ends)) // obs-fold
-			case 1, 2:
-				b.WriteString("Host: example.org\r\n")
-			default:
-				b.WriteString(pick(rng, names) + ":" + pick(rng, values) + pick(rng, ends))
-			}
-		}
-		b.WriteString(pick(rng, ends))
-		if rng.IntN(4) == 0 {
-			b.WriteString("body\x7f")
-		}
-		data := []byte(b.String())
-		if n%10 == 0 {
-			for i := range len(data) {
-				compare(t, data[:i])
-			}
-		}
-		compare(t, data)
-	}
-	for _, tt := range headTests {
-		for i := range len(tt.in) + 1 {
-			compare(t, []byte(tt.in[:i]))
-		}
-	}
-	for i := range len(browserHead) + 1 {
-		compare(t, []byte(browserHead[:i]))
-	}
-}
-
-// TestFastPathsReadCommonHeads checks that the fast paths do read the heads
-// clients send, up to the empty line, which is left to nextField.
-func TestFastPathsReadCommonHeads(t *testing.T) {
-	for _, head := range []string{curlHead, browserHead, strings.ReplaceAll(browserHead, "\r\n", "\n")} {
-		b := []byte(head)
-		var h RequestHead
-		methodLen, err := scanMethod(b)
-		require.NoError(t, err)
-		off := h.commonRequestLine(b, methodLen)
-		require.Equal(t, bytes.IndexByte(b, '\n')+1, off, "%q", head)
-		var st fieldState
-		end, err := h.commonFields(b, off, &st)
-		require.NoError(t, err)
-		emptyLine := len(head) - 1
-		if strings.HasSuffix(head, "\r\n") {
-			emptyLine--
-		}
-		require.Equal(t, emptyLine, end, "%q", head)
-		require.Equal(t, "www.example.com", string(st.host))
 	}
 }

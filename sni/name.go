@@ -2,10 +2,8 @@ package sni
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 )
 
 const (
@@ -42,26 +40,6 @@ var (
 	errLongLabel  = fmt.Errorf("label longer than %d bytes", maxLabelLen)
 )
 
-// nameClass sorts bytes for checkName: 0 for a label byte (see labelByte),
-// classDot for '.', classBad for anything else.
-var nameClass = func() (t [256]uint8) {
-	for c := range t {
-		switch {
-		case labelByte[c]:
-		case c == '.':
-			t[c] = classDot
-		default:
-			t[c] = classBad
-		}
-	}
-	return t
-}()
-
-const (
-	classDot = 1
-	classBad = 2
-)
-
 // checkName returns name without one trailing dot, if it is a host name:
 // labels of 1 to 63 bytes allowed by labelByte, separated by dots, 253 bytes
 // in all.
@@ -69,37 +47,6 @@ func checkName(name []byte) (checked []byte, err error) {
 	if n := len(name); n > 0 && name[n-1] == '.' {
 		name = name[:n-1]
 	}
-	if len(name) == 0 || len(name) > maxLabelLen {
-		return checkNameSlow(name)
-	}
-	// No label of a name this short can be too long, so the name is
-	// good if it has no bad byte and no empty label: no dot at either
-	// end and no two dots in a row. One pass without a branch per byte
-	// finds out, four bytes a step; checkNameSlow explains what is wrong.
-	prev := uint8(classDot) // the name starts as if after a dot
-	var bad uint8
-	i := 0
-	for ; i+4 <= len(name); i += 4 {
-		b := name[i : i+4 : i+4]
-		t0, t1, t2, t3 := nameClass[b[0]], nameClass[b[1]], nameClass[b[2]], nameClass[b[3]]
-		bad |= t0&(prev|classBad) | t1&(t0|classBad) | t2&(t1|classBad) | t3&(t2|classBad)
-		prev = t3
-	}
-	for _, c := range name[i:] {
-		t := nameClass[c]
-		bad |= t & (prev | classBad)
-		prev = t
-	}
-	if bad|prev != 0 {
-		return checkNameSlow(name)
-	}
-	return name, nil
-}
-
-// checkNameSlow is checkName, byte by byte, for a name without its trailing
-// dot: for names longer than a label may be, and to say what is wrong with a
-// name that checkName's single pass refused.
-func checkNameSlow(name []byte) (checked []byte, err error) {
 	if len(name) == 0 {
 		return nil, errEmptyName
 	}
@@ -144,14 +91,6 @@ func checkLabel(n int) error {
 func endsInNumber(name []byte) bool {
 	label := name[bytes.LastIndexByte(name, '.')+1:]
 	return isDigit(label[0]) && isNumber(label)
-}
-
-// mayEndNumber reports whether c, the last byte of a checked name, may end a
-// number (see endsInNumber): a hex digit or the 'x' of "0x". Most names end
-// in another letter, so this is looked at first.
-func mayEndNumber(c byte) bool {
-	c |= 0x20 // a digit stays one; letters, '-' and '_' cannot become one
-	return c-'0' < 10 || c-'a' < 6 || c == 'x'
 }
 
 // isNumber reports whether label is all decimal digits, or "0x" and hex
@@ -234,47 +173,13 @@ func checkIPv6(lit []byte) error {
 
 // appendLower appends name, ASCII bytes, to dst in lower case.
 func appendLower(dst, name []byte) []byte {
-	dst = slices.Grow(dst, len(name))
-	n := len(dst)
-	dst = dst[:n+len(name)]
-	out := dst[n:]
-	if len(name) < 8 {
-		for i, c := range name {
-			if c-'A' < 26 {
-				c += 'a' - 'A'
-			}
-			out[i] = c
+	for _, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
 		}
-		return dst
+		dst = append(dst, c)
 	}
-	// 8 bytes at a time, and the last 8 bytes of name, which may overlap
-	// the ones before: writing a byte twice does no harm.
-	last := len(name) - 8
-	for i := 0; i < last; i += 8 {
-		lowerWord(out[i:i+8], name[i:i+8])
-	}
-	lowerWord(out[last:], name[last:])
 	return dst
-}
-
-// lowerWord writes the 8 bytes of src, ASCII, to dst in lower case.
-func lowerWord(dst, src []byte) {
-	x := binary.LittleEndian.Uint64(src)
-	binary.LittleEndian.PutUint64(dst, x|upperMask(x)>>2) // 0x80>>2 is 'a'-'A'
-}
-
-// Some scans look at 8 bytes at a time, as a uint64.
-const (
-	ones  = 0x0101010101010101 // 1 in each byte
-	highs = ones * 0x80        // the high bit of each byte
-)
-
-// upperMask returns the high bit of each byte of x, 8 bytes of ASCII, that
-// is an upper-case letter. Adding 0x80-'A' to a byte sets its high bit if it
-// is at least 'A', adding 0x80-'Z'-1 if it is above 'Z', and for ASCII
-// neither addition carries into the next byte.
-func upperMask(x uint64) uint64 {
-	return (x + ones*(0x80-'A')) &^ (x + ones*(0x80-'Z'-1)) & highs
 }
 
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }

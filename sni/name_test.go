@@ -54,9 +54,6 @@ func TestCheckNameMatchesReference(t *testing.T) {
 			require.Equal(t, want, got, "%q", name)
 			last := got[bytes.LastIndexByte(got, '.')+1:]
 			require.Equal(t, isNumber(last), endsInNumber(got), "%q", name)
-			if isNumber(last) {
-				require.True(t, mayEndNumber(got[len(got)-1]), "%q", name)
-			}
 		}
 	}
 }
@@ -73,20 +70,8 @@ func TestAppendLower(t *testing.T) {
 	}
 }
 
-// TestMayEndNumber checks mayEndNumber for every byte a checked name may end
-// in: it must be true for each that a number may end in.
-func TestMayEndNumber(t *testing.T) {
-	for c := range 256 {
-		if labelByte[c] {
-			want := isHex(byte(c)) || byte(c)|0x20 == 'x'
-			require.Equal(t, want, mayEndNumber(byte(c)), "%q", c)
-		}
-	}
-}
-
 // TestCheckNameEveryByteEverywhere puts every byte value at every offset of
-// names of 1 to 24 bytes, and two dots at every pair of offsets, so that the
-// words checkName reads, each one byte into the one before, meet every case.
+// names of 1 to 24 bytes, and two dots at every pair of offsets.
 func TestCheckNameEveryByteEverywhere(t *testing.T) {
 	for n := 1; n <= 24; n++ {
 		for pos := range n {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -33,44 +34,51 @@ import (
 //   - download, upload: one connection moving 64 MiB (MB/s);
 //   - connect: new connections per second, each a ClientHello, one byte
 //     back, and close, from 16 concurrent clients;
+//   - http: the same over HTTP (port 80), each connection a browser's
+//     request head with a one-byte body;
 //   - idle: memory and file descriptors per idle proxied connection, over
 //     1000 connections, beyond what the client and server ends take.
 //
-// The client sends a real ClientHello first, so the proxy decides on it;
-// the destination is not allowlisted by address, so the kernel redirects
-// it. The direct case goes to an allowlisted address of the same server.
-// Needs root; see docs/PERFORMANCE.md.
+// The client sends a real ClientHello first, so the proxy decides on it
+// against a compiled policy of 100,000 rules; the destination is not
+// allowlisted by address, so the kernel redirects it. The direct case goes
+// to an allowlisted address of the same server. Needs root; see
+// docs/PERFORMANCE.md.
 //
-// With -bench.v2 the kernel and the proxy hold a policy that uses every
-// entry form, 1000 of each (see v2Policy): run it alternated with a run
-// without, to compare in the same conditions.
+// With -bench.v2 the kernel and the proxy also hold every other entry
+// form, 1000 of each (see v2Policy): run it alternated with a run without,
+// to compare in the same conditions.
 func BenchmarkProxy(b *testing.B) {
 	env := e2e.New(b)
 	applyBenchRules(b, env)
 	hello := benchHello(b, "bench.example")
-	serveBench(b, env, len(hello))
+	serveBench(b, env, benchPort, len(hello))
+	serveBench(b, env, benchHTTPPort, len(benchHTTPHead))
+	var live policy.Holder
+	live.Store(benchSnapshot(b))
 
 	clients := env.BoxDialer(net.Dialer{}, 8)
 	marked := env.BoxDialer(net.Dialer{Control: sockmark.Control(nftrules.DefaultBypassMark)}, 8)
 	direct := netip.AddrPortFrom(e2e.Upstream4[1], benchPort)
-	var live HostMatcher = benchPolicy{}
 	var hostPorts []uint16
 	if *benchV2 {
-		live, hostPorts = v2Holder(b), []uint16{80, 443}
+		hostPorts = []uint16{80, 443}
 	}
 	redirected := netip.AddrPortFrom(e2e.Upstream4[2], benchPort)
+	directHTTP := netip.AddrPortFrom(e2e.Upstream4[1], benchHTTPPort)
+	redirectedHTTP := netip.AddrPortFrom(e2e.Upstream4[2], benchHTTPPort)
 
 	proxies := []benchProxy{
 		{name: "direct"},
-		{name: "bare", serve: func(ctx context.Context, ln net.Listener) { bareProxy(ctx, ln, marked) }},
-		{name: "g0efilter", serve: func(ctx context.Context, ln net.Listener) {
+		{name: "bare", serve: func(ctx context.Context, ln net.Listener, _ Protocol) { bareProxy(ctx, ln, marked) }},
+		{name: "g0efilter", serve: func(ctx context.Context, ln net.Listener, proto Protocol) {
 			p := &Proxy{
-				Policy:      live,
+				Policy:      &live,
 				HostPorts:   hostPorts,
 				Resolver:    benchResolver{e2e.Upstream4[2]},
 				DialContext: marked.DialContext,
 			}
-			p.Serve(ctx, ln, TLS)
+			p.Serve(ctx, ln, proto)
 		}},
 	}
 	target := func(p benchProxy) netip.AddrPort {
@@ -85,7 +93,7 @@ func BenchmarkProxy(b *testing.B) {
 		name := map[byte]string{'d': "download", 'u': "upload"}[dir]
 		for _, p := range proxies {
 			b.Run(name+"/"+p.name, func(b *testing.B) {
-				stop := p.start(b, env)
+				stop := p.start(b, env, TLS)
 				defer stop()
 				b.SetBytes(size)
 				for b.Loop() {
@@ -98,24 +106,25 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	for _, p := range proxies {
 		b.Run("connect/"+p.name, func(b *testing.B) {
-			stop := p.start(b, env)
+			stop := p.start(b, env, TLS)
 			defer stop()
-			b.SetParallelism(8)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					c, err := openIdle(clients, target(p), hello)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					c.Close()
-				}
-			})
+			connectLoop(b, clients, target(p), hello)
+		})
+	}
+	for _, p := range proxies {
+		b.Run("http/"+p.name, func(b *testing.B) {
+			stop := p.start(b, env, HTTP)
+			defer stop()
+			to := redirectedHTTP
+			if p.serve == nil {
+				to = directHTTP
+			}
+			connectLoop(b, clients, to, []byte(benchHTTPHead))
 		})
 	}
 	for _, p := range proxies[1:] {
 		b.Run("idle/"+p.name, func(b *testing.B) {
-			stop := p.start(b, env)
+			stop := p.start(b, env, TLS)
 			defer stop()
 			const n = 1000
 			base, err := measureIdle(clients, direct, hello, n)
@@ -135,24 +144,75 @@ func BenchmarkProxy(b *testing.B) {
 	}
 }
 
-// benchPort is where the benchmark's server listens upstream: 443, so that
-// the ruleset redirects it.
-const benchPort = 443
+// connectLoop opens and closes connections to to from 16 clients, each
+// sending first and waiting for one byte back. Besides the time per
+// connection it reports the CPU time the process (client, server and
+// proxy) spent per connection, cpu-ns/op, which other work on the machine
+// disturbs less than it does the time.
+func connectLoop(b *testing.B, clients *nsdial.Dialer, to netip.AddrPort, first []byte) {
+	before := cpuTime()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c, err := openIdle(clients, to, first)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			c.Close()
+		}
+	})
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime returns the user and system CPU time the process has used, in
+// nanoseconds.
+func cpuTime() int64 {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// benchPort and benchHTTPPort are where the benchmark's server listens
+// upstream: 443 and 80, so that the ruleset redirects them.
+const (
+	benchPort     = 443
+	benchHTTPPort = 80
+)
+
+// benchHTTPHead is the request head of the http case, as a browser sends
+// it; the byte the client sends after it is its body.
+const benchHTTPHead = "GET /articles/2024/egress-filtering?utm_source=feed HTTP/1.1\r\n" +
+	"Host: bench.example\r\n" +
+	"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
+	"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
+	"Accept-Language: en-GB,en;q=0.5\r\n" +
+	"Accept-Encoding: gzip, deflate\r\n" +
+	"Cookie: session=6f1e0c2a9b; theme=dark\r\n" +
+	"Content-Length: 1\r\n" +
+	"\r\n"
 
 type benchProxy struct {
 	name  string
-	serve func(ctx context.Context, ln net.Listener) // nil: no proxy
+	serve func(ctx context.Context, ln net.Listener, proto Protocol) // nil: no proxy
 }
 
-// start serves the proxy on 127.0.0.1:8443 in the box, where the ruleset
-// redirects port 443, and returns a function that stops it and waits.
-func (p benchProxy) start(b *testing.B, env *e2e.Env) (stop func()) {
+// start serves the proxy for proto in the box, on 127.0.0.1:8443 (TLS) or
+// 127.0.0.1:8080 (HTTP), where the ruleset redirects ports 443 and 80, and
+// returns a function that stops it and waits.
+func (p benchProxy) start(b *testing.B, env *e2e.Env, proto Protocol) (stop func()) {
 	if p.serve == nil {
 		return func() {}
 	}
+	addr := "127.0.0.1:8443"
+	if proto == HTTP {
+		addr = "127.0.0.1:8080"
+	}
 	var ln net.Listener
 	var err error
-	env.InBox(func() { ln, err = net.Listen("tcp4", "127.0.0.1:8443") })
+	env.InBox(func() { ln, err = net.Listen("tcp4", addr) })
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -160,7 +220,7 @@ func (p benchProxy) start(b *testing.B, env *e2e.Env) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		p.serve(ctx, ln)
+		p.serve(ctx, ln, proto)
 	}()
 	return func() {
 		cancel()
@@ -169,9 +229,35 @@ func (p benchProxy) start(b *testing.B, env *e2e.Env) (stop func()) {
 	}
 }
 
-type benchPolicy struct{}
-
-func (benchPolicy) MatchHost(name string) (string, bool) { return name, name == "bench.example" }
+// benchSnapshot returns a policy of 100,000 generated rules, a third of
+// them wildcards, under seven public suffixes, and "bench.example".
+func benchSnapshot(b *testing.B) *policy.Snapshot {
+	r := rand.New(rand.NewPCG(1, 2))
+	suffixes := []string{"com", "net", "org", "io", "dev", "co.uk", "com.au"}
+	domains := []string{"bench.example"}
+	for i := range 100_000 - 1 {
+		var label [8]byte
+		for j := range label {
+			label[j] = byte('a' + r.IntN(26))
+		}
+		name := fmt.Sprintf("%s%d.%s", label[:], i, suffixes[r.IntN(len(suffixes))])
+		if r.IntN(3) == 0 {
+			name = "*." + name
+		}
+		domains = append(domains, name)
+	}
+	p := &policy.Policy{Domains: domains}
+	if *benchV2 {
+		v2 := v2Policy()
+		p.Domains = append(p.Domains, v2.Domains...)
+		p.IPs, p.AddrPorts, p.NamePorts, p.DenyIPs, p.DenyDomains = v2.IPs, v2.AddrPorts, v2.NamePorts, v2.DenyIPs, v2.DenyDomains
+	}
+	s, err := policy.Compile(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
 
 type benchResolver struct{ addr netip.Addr }
 
@@ -251,16 +337,6 @@ func v2Policy() *policy.Policy {
 	return p
 }
 
-// v2Holder is v2Policy, live.
-func v2Holder(b *testing.B) *policy.Holder {
-	snap, err := policy.Compile(v2Policy())
-	if err != nil {
-		b.Fatal(err)
-	}
-	var h policy.Holder
-	h.Store(snap)
-	return &h
-}
 
 // benchHello returns the first flight of a crypto/tls client asking for
 // name.
@@ -277,14 +353,15 @@ func benchHello(b *testing.B, name string) []byte {
 	return buf[:n]
 }
 
-// serveBench starts the benchmark's server upstream on every address. A
-// client sends a hello of helloLen bytes, then a command:
+// serveBench starts the benchmark's server upstream on port of every
+// address. A client sends a hello (or request head) of helloLen bytes, then
+// a command:
 //
 //	'd' n: the server sends n bytes and closes;
 //	'u' n: the client sends n bytes, the server answers 'k' after them;
 //	'p':   the server answers 'k' and waits for the client to close.
-func serveBench(b *testing.B, env *e2e.Env, helloLen int) {
-	ln := env.Listen("tcp", fmt.Sprintf(":%d", benchPort))
+func serveBench(b *testing.B, env *e2e.Env, port, helloLen int) {
+	ln := env.Listen("tcp", fmt.Sprintf(":%d", port))
 	var wg sync.WaitGroup
 	b.Cleanup(func() {
 		ln.Close()
