@@ -337,7 +337,6 @@ func v2Policy() *policy.Policy {
 	return p
 }
 
-
 // benchHello returns the first flight of a crypto/tls client asking for
 // name.
 func benchHello(b *testing.B, name string) []byte {
