@@ -71,18 +71,42 @@ func (r *reqReader) fill() error {
 
 // head reads the next request head. It returns the read error if the client
 // stopped or stalled first.
+//
+// A head that arrives a few bytes at a time is parsed again only when its
+// end may have come, when what is buffered has doubled, or when the buffer
+// is full: the work stays linear in the head's length, however slowly it
+// drips in, and a head that goes wrong early is still refused early.
 func (r *reqReader) head() (RequestHead, error) {
+	parsed := 0 // how much of the head the last parse saw
 	for {
-		if b := r.buffered(); len(b) > 0 {
+		b := r.buffered()
+		if len(b) > 0 && (len(b) >= 2*parsed || len(r.buf.b) == cap(r.buf.b) || mayEndHead(b[max(parsed-2, 0):])) {
 			h, err := ParseRequestHead(b)
 			if !errors.Is(err, ErrNeedMore) {
 				return h, err
 			}
+			parsed = len(b)
 		}
 		if err := r.fill(); err != nil {
 			return RequestHead{}, err
 		}
 	}
+}
+
+// mayEndHead reports whether b holds an empty line's end: "\n\n" or
+// "\n\r\n".
+func mayEndHead(b []byte) bool {
+	for i := bytes.IndexByte(b, '\n'); i >= 0 && i+1 < len(b); {
+		if rest := b[i+1:]; rest[0] == '\n' || len(rest) > 1 && rest[0] == '\r' && rest[1] == '\n' {
+			return true
+		}
+		next := bytes.IndexByte(b[i+1:], '\n')
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return false
 }
 
 // line returns the next line of the body, through its LF, at most

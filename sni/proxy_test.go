@@ -1050,3 +1050,42 @@ func TestServeUnknownProtocolClosesListener(t *testing.T) {
 	_, err = ln.Accept()
 	assert.ErrorIs(t, err, net.ErrClosed, "Serve closes ln, as its doc says")
 }
+
+// TestProxyHTTPHeadDripped: a request head that arrives a byte at a time
+// is decided once whole (its end, "\r\n\r\n" or "\n\n", may fall across
+// reads), and one that goes wrong early is refused before it ends.
+func TestProxyHTTPHeadDripped(t *testing.T) {
+	backend := httpBackend(t)
+	for _, head := range []string{
+		"GET /drip HTTP/1.1\r\nHost: a.example\r\nX-Pad: " + strings.Repeat("p", 300) + "\r\n\r\n",
+		"GET /drip HTTP/1.1\nHost: a.example\n\n",
+	} {
+		h := startProxy(t, &sni.Proxy{Policy: allow(t, "a.example"), Resolver: loopback}, sni.HTTP, backend)
+		c, err := net.Dial("tcp", h.addr)
+		require.NoError(t, err)
+		defer c.Close()
+		c.(*net.TCPConn).SetNoDelay(true)
+		for i := range len(head) {
+			_, err := c.Write([]byte{head[i]})
+			require.NoError(t, err)
+			if i%8 == 0 {
+				time.Sleep(time.Millisecond) // let some bytes arrive apart
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		assert.Contains(t, readResponse(t, bufio.NewReader(c)), "a.example GET /drip")
+	}
+
+	h := startProxy(t, &sni.Proxy{Policy: allow(t, "a.example"), Resolver: loopback}, sni.HTTP, backend)
+	c, err := net.Dial("tcp", h.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	for _, b := range []byte("G\x00T / HTTP/1.1\r\nHost: a.ex") {
+		if _, err := c.Write([]byte{b}); err != nil {
+			break // refused already
+		}
+		time.Sleep(time.Millisecond)
+	}
+	requireReset(t, c)
+	assert.Equal(t, events.ReasonMalformed, h.events.wait(t, 1)[0].Reason)
+}
