@@ -6,17 +6,15 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	"net/netip"
 	"runtime"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/g0lab/g0efilter/internal/nsdial"
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
 const (
@@ -24,8 +22,7 @@ const (
 	HTTPPort  = 80
 	HTTPSPort = 443
 
-	serverShutdownTimeout = 2 * time.Second
-	clientTimeout         = 5 * time.Second
+	clientTimeout = 5 * time.Second
 )
 
 // TestCA returns the test binary's CA ([SharedCA]), failing the test if it
@@ -40,32 +37,21 @@ func (e *Env) TestCA() *CA {
 }
 
 // WebRequest is a request one of [Env.WebServers] answered.
-type WebRequest struct {
-	Scheme string         // "http" or "https"
-	Host   string         // the Host header, as sent
-	SNI    string         // the TLS server name; empty over HTTP
-	From   netip.AddrPort // the client's address
-	To     netip.AddrPort // the server address the client reached
-}
+type WebRequest = testbed.WebRequest
 
 // WebServers is an HTTP and an HTTPS server in the upstream namespace,
 // made by [Env.WebServers].
 type WebServers struct {
-	names map[string]bool
 	env   *Env
-	plain *http.Server
-	tls   *http.Server
-	wg    sync.WaitGroup // the Serve calls
-
-	mu       sync.Mutex
-	requests []WebRequest
+	sites *testbed.Sites
+	srv   *testbed.Servers
 }
 
 // WebServers starts an HTTP server on port 80 and an HTTPS server on port
 // 443 in the upstream namespace, each listening on every upstream address
 // of both families (one dual-stack socket), so that a test can reach them
 // at an allowlisted and a non-allowlisted address alike. Both answer for
-// names, on every address:
+// names, on every address, as [testbed.Sites] does:
 //
 //   - over HTTP, a request whose Host (port dropped, case ignored) is one of
 //     names gets 200 and the body "served <host>"; any other Host gets 421
@@ -78,124 +64,40 @@ type WebServers struct {
 // logs (failed handshakes, say) are logged if the test failed.
 func (e *Env) WebServers(names ...string) *WebServers {
 	e.t.Helper()
-	if len(names) == 0 {
-		e.t.Fatalf("e2e: web servers: no names")
+	sites, err := testbed.NewSites(e.TestCA(), names...)
+	if err != nil {
+		e.t.Fatalf("e2e: %v", err)
 	}
-	ca := e.TestCA()
-	w := &WebServers{names: map[string]bool{}, env: e}
-	certs := map[string]*tls.Certificate{}
-	for _, n := range names {
-		n = normalHost(n)
-		cert, err := ca.Issue(n)
-		if err != nil {
-			e.t.Fatalf("%v", err)
-		}
-		w.names[n] = true
-		certs[n] = cert
-	}
-
 	errLog := &syncBuffer{}
-	newServer := func(scheme string) *http.Server {
-		return &http.Server{
-			Handler:           http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { w.serve(scheme, rw, r) }),
-			ReadHeaderTimeout: clientTimeout,
-			ErrorLog:          log.New(errLog, scheme+": ", 0),
-		}
-	}
-	plain := newServer("http")
-	secure := newServer("https")
-	secure.TLSConfig = &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if c, ok := certs[normalHost(hello.ServerName)]; ok {
-				return c, nil
-			}
-			return nil, fmt.Errorf("e2e: no certificate for server name %q", hello.ServerName)
-		},
-	}
-
-	w.plain, w.tls = plain, secure
-	w.Also(HTTPPort, false)
-	w.Also(HTTPSPort, true)
-	wg := &w.wg
+	w := &WebServers{env: e, sites: sites, srv: &testbed.Servers{NS: e.Upstream, ErrorLog: errLog}}
 	e.t.Cleanup(func() {
-		for _, srv := range []*http.Server{plain, secure} {
-			ctx, cancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
-			if err := srv.Shutdown(ctx); err != nil {
-				_ = srv.Close()
-			}
-			cancel()
-		}
-		wg.Wait()
+		w.srv.Close()
 		if e.t.Failed() {
 			if out := errLog.String(); out != "" {
 				e.t.Logf("web servers' error log:\n%s", out)
 			}
 		}
 	})
+	w.Also(HTTPPort, false)
+	w.Also(HTTPSPort, true)
 	return w
 }
 
-func (w *WebServers) serve(scheme string, rw http.ResponseWriter, r *http.Request) {
-	req := WebRequest{Scheme: scheme, Host: r.Host}
-	req.From = addrPort(r.RemoteAddr)
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		req.To = addrPort(a.String())
-	}
-	name := normalHost(r.Host)
-	if r.TLS != nil {
-		req.SNI = r.TLS.ServerName
-		name = normalHost(r.TLS.ServerName)
-	}
-	w.mu.Lock()
-	w.requests = append(w.requests, req)
-	w.mu.Unlock()
-
-	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if !w.names[name] {
-		rw.WriteHeader(http.StatusMisdirectedRequest)
-		fmt.Fprintf(rw, "unknown host %s", name)
-		return
-	}
-	fmt.Fprintf(rw, "served %s", name)
-}
-
-// Also serves HTTPS (tls) or HTTP on one more port, on every upstream
+// Also serves HTTPS (useTLS) or HTTP on one more port, on every upstream
 // address, as on 443 or 80.
-func (w *WebServers) Also(port int, tls bool) {
+func (w *WebServers) Also(port int, useTLS bool) {
 	w.env.t.Helper()
-	ln := w.env.Listen("tcp", ":"+strconv.Itoa(port))
-	if tls {
-		w.wg.Go(func() { _ = w.tls.ServeTLS(ln, "", "") })
-	} else {
-		w.wg.Go(func() { _ = w.plain.Serve(ln) })
+	var tc *tls.Config
+	if useTLS {
+		tc = w.sites.TLSConfig()
+	}
+	if err := w.srv.HTTP(":"+strconv.Itoa(port), w.sites, tc); err != nil {
+		w.env.t.Fatalf("e2e: %v", err)
 	}
 }
 
 // Requests returns a copy of the requests answered so far, in order.
-func (w *WebServers) Requests() []WebRequest {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]WebRequest(nil), w.requests...)
-}
-
-// addrPort parses a socket address, IPv4 unmapped from IPv6 (as a
-// dual-stack socket may give it); zero if it does not parse.
-func addrPort(s string) netip.AddrPort {
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-// normalHost lowercases a host name and drops any port and trailing dot.
-func normalHost(h string) string {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
-}
+func (w *WebServers) Requests() []WebRequest { return w.sites.Requests() }
 
 // DialContext connects from the box namespace, like [Env.Dial], but may be
 // called from any goroutine (an http.Transport's, say) and leaves the
@@ -215,7 +117,7 @@ func (e *Env) DialContext(ctx context.Context, network, address string) (net.Con
 		// The thread is never unlocked: switched into the box, it ends
 		// with this goroutine and serves no other.
 		runtime.LockOSThread()
-		if err := nsdial.Enter(netnsDir + "/" + e.Box); err != nil {
+		if err := nsdial.Enter(testbed.NetnsPath(e.Box)); err != nil {
 			done <- result{err: fmt.Errorf("e2e: %w", err)}
 			return
 		}
