@@ -25,13 +25,11 @@ type DNSQuery = testbed.DNSQuery
 type DNSServer = testbed.Zone
 
 // DNSServer starts a DNS server on port 53, UDP and TCP, in the upstream
-// namespace, listening on every upstream address of both families. It is
-// authoritative (the AA bit set) for the names in records (case ignored, a
-// trailing dot optional): an A question gets the IPv4 addresses of the
-// name, an AAAA question its IPv6 addresses, each with a TTL of [DNSTTL],
-// and any other type an empty answer. A name not in records gets NXDOMAIN.
-// Every question is recorded, answered or not ([DNSServer.Queries]). The
-// server stops, its goroutines waited for, when the test ends.
+// namespace, listening on every upstream address of both families, that
+// answers for records as [testbed.Zone] does: with authority, A and AAAA
+// records with a TTL of [DNSTTL], NXDOMAIN for other names; every question
+// recorded ([DNSServer.Queries]). It stops, its goroutines waited for,
+// when the test ends.
 func (e *Env) DNSServer(records map[string][]netip.Addr) *DNSServer {
 	e.t.Helper()
 	zone := testbed.NewZone(records)

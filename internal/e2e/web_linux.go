@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
-	"time"
 
 	"github.com/g0lab/g0efilter/internal/nsdial"
 	"github.com/g0lab/g0efilter/internal/testbed"
@@ -21,8 +20,6 @@ const (
 	// HTTPPort and HTTPSPort are where [Env.WebServers] listen.
 	HTTPPort  = 80
 	HTTPSPort = 443
-
-	clientTimeout = 5 * time.Second
 )
 
 // TestCA returns the test binary's CA ([SharedCA]), failing the test if it
@@ -51,17 +48,11 @@ type WebServers struct {
 // 443 in the upstream namespace, each listening on every upstream address
 // of both families (one dual-stack socket), so that a test can reach them
 // at an allowlisted and a non-allowlisted address alike. Both answer for
-// names, on every address, as [testbed.Sites] does:
-//
-//   - over HTTP, a request whose Host (port dropped, case ignored) is one of
-//     names gets 200 and the body "served <host>"; any other Host gets 421
-//     Misdirected Request and "unknown host <host>".
-//   - over HTTPS, the certificate is chosen by SNI, issued by [Env.TestCA]
-//     for that name; a handshake without SNI or with another name fails.
-//     Every request gets 200 and "served <sni>", whatever its Host.
-//
-// Both stop, waiting for their goroutines, when the test ends; their error
-// logs (failed handshakes, say) are logged if the test failed.
+// names, on every address, as [testbed.Sites] does: "served <name>" for a
+// name by SNI over HTTPS and by Host over HTTP, 421 for any other Host;
+// certificates come from [Env.TestCA]. Both stop, waiting for their
+// goroutines, when the test ends; their error logs (failed handshakes,
+// say) are logged if the test failed.
 func (e *Env) WebServers(names ...string) *WebServers {
 	e.t.Helper()
 	sites, err := testbed.NewSites(e.TestCA(), names...)
@@ -130,27 +121,8 @@ func (e *Env) DialContext(ctx context.Context, network, address string) (net.Con
 }
 
 // HTTPClient returns a client for the box that sends every request to the
-// upstream address to, whatever the URL's host, on the URL's port (80 or
-// 443 if it has none); the URL's host is still the Host header and the TLS
-// server name. It trusts only [Env.TestCA], keeps no connection alive (each
-// request is a connection of its own, as a filter sees it), follows no
-// proxy, and gives up on a request after 5s.
+// upstream address to, whatever the URL's host, as [testbed.HTTPClient]
+// does; it trusts only [Env.TestCA].
 func (e *Env) HTTPClient(to netip.Addr) *http.Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-			_, port, err := net.SplitHostPort(address)
-			if err != nil {
-				return nil, err
-			}
-			p, err := strconv.ParseUint(port, 10, 16)
-			if err != nil {
-				return nil, fmt.Errorf("e2e: dial %s: %w", address, err)
-			}
-			return e.DialContext(ctx, network, netip.AddrPortFrom(to, uint16(p)).String())
-		},
-		TLSClientConfig:   &tls.Config{RootCAs: e.TestCA().Pool(), MinVersion: tls.VersionTLS12},
-		DisableKeepAlives: true,
-	}
-	e.t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: clientTimeout}
+	return testbed.HTTPClient(e.DialContext, to, e.TestCA().Pool())
 }
