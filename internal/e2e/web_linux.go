@@ -9,10 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"strconv"
 
-	"github.com/g0lab/g0efilter/internal/nsdial"
 	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
@@ -99,25 +97,12 @@ func (e *Env) DialContext(ctx context.Context, network, address string) (net.Con
 	if _, err := netip.ParseAddrPort(address); err != nil {
 		return nil, fmt.Errorf("e2e: dial %s: want a literal IP and port: %w", address, err)
 	}
-	type result struct {
-		c   net.Conn
-		err error
+	var c net.Conn
+	var err error
+	if ierr := testbed.In(e.Box, func() { c, err = (&net.Dialer{}).DialContext(ctx, network, address) }); ierr != nil {
+		return nil, fmt.Errorf("e2e: %w", ierr)
 	}
-	done := make(chan result, 1)
-	go func() {
-		// The thread is never unlocked: switched into the box, it ends
-		// with this goroutine and serves no other.
-		runtime.LockOSThread()
-		if err := nsdial.Enter(testbed.NetnsPath(e.Box)); err != nil {
-			done <- result{err: fmt.Errorf("e2e: %w", err)}
-			return
-		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, address)
-		done <- result{c, err}
-	}()
-	r := <-done
-	return r.c, r.err
+	return c, err
 }
 
 // HTTPClient returns a client for the box that sends every request to the
