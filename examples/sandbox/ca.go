@@ -2,7 +2,7 @@ package main
 
 import "time"
 
-// certValidity is how long the sandbox's CA (internal/localca) and its
-// certificate are valid; made afresh for each run, only its certificate is
-// written out (ca.pem, for curl's --cacert).
+// certValidity is how long the sandbox's CA (internal/localca) and the
+// sites' certificates are valid; made afresh for each run, only the CA's
+// certificate is written out (ca.pem, for curl's --cacert).
 const certValidity = 7 * 24 * time.Hour

@@ -7,12 +7,11 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
 const forwardDialTimeout = 5 * time.Second
-
-// dialFunc dials a connection, as net.Dialer.DialContext does.
-type dialFunc func(ctx context.Context, network, address string) (net.Conn, error)
 
 // forwarder accepts connections on a listener (the machine's loopback)
 // and joins each to a connection that Dial makes to Target (the dashboard,
@@ -21,7 +20,7 @@ type dialFunc func(ctx context.Context, network, address string) (net.Conn, erro
 type forwarder struct {
 	Listener net.Listener
 	Target   string
-	Dial     dialFunc
+	Dial     testbed.DialFunc
 	Log      *slog.Logger // nil means discard
 
 	wg    sync.WaitGroup

@@ -17,9 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/g0lab/g0efilter/internal/cgroupv2"
-
 	"github.com/g0lab/g0efilter/internal/netnstest"
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
 // envAsMain makes the test binary run the sandbox's main on its own
@@ -83,7 +82,7 @@ func TestSandboxStopsWhenOutputCloses(t *testing.T) {
 				_ = cmd.Process.Signal(syscall.SIGTERM)
 				for _, ns := range []string{box, netNS} {
 					if ns != "" {
-						_ = deleteNamespace(ns)
+						_ = testbed.DeleteNamespace(ns)
 					}
 				}
 				if box != "" {
@@ -120,7 +119,7 @@ func TestSandboxStopsWhenOutputCloses(t *testing.T) {
 
 // cgroupMount is where the sandbox makes its processes' cgroups.
 func cgroupMount(t *testing.T) string {
-	_, mount, err := cgroupv2.Self()
+	mount, err := testbed.Cgroup2Mount()
 	require.NoError(t, err)
-	return mount.Point
+	return mount
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
 const (
@@ -20,11 +22,9 @@ const (
 // process is a binary run in a namespace with "ip netns exec", its output
 // appended to a log file.
 type process struct {
+	*testbed.Process
 	name    string
 	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	err     error // the exit; valid once done is closed
 }
 
 // startProcess runs "ip netns exec ns bin args..." with exactly the
@@ -33,63 +33,43 @@ type process struct {
 // a Ctrl-C in the terminal reaches only the sandbox, which stops it in
 // order. Should the sandbox die without stopping it, it is killed
 // (Pdeathsig). ip netns exec execs the binary, so the process is the
-// binary once it starts. It starts in the cgroup (v2) directory cgroup.
-func startProcess(name, ns, logPath, cgroup string, env []string, bin string, args ...string) (*process, error) {
-	cg, err := os.Open(cgroup)
-	if err != nil {
-		return nil, err
-	}
-	defer cg.Close()
+// binary once it starts. It starts in the cgroup cg.
+func startProcess(name, ns, logPath string, cg testbed.Cgroup, env []string, bin string, args ...string) (*process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	p := &process{name: name, logPath: logPath, done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL,
-		UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-	if err := p.cmd.Start(); err != nil {
-		_ = f.Close()
+	defer f.Close() // the process has its own copy
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p, err := cg.Run(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		_ = f.Close()
-		close(p.done)
-	}()
-	return p, nil
+	return &process{Process: p, name: name, logPath: logPath}, nil
 }
-
-// Done is closed when the process has exited.
-func (p *process) Done() <-chan struct{} { return p.done }
 
 // Exited returns an error saying that the process exited, with the end of
 // its log.
 func (p *process) Exited() error {
-	return fmt.Errorf("%s exited (%v); the end of %s:\n%s", p.name, p.err, p.logPath, p.logTail())
+	return fmt.Errorf("%s exited (%v); the end of %s:\n%s", p.name, p.Err(), p.logPath, p.logTail())
 }
 
 // Stop sends SIGTERM and waits for the process to exit, killing it if it
 // has not within stopTimeout.
 func (p *process) Stop() error {
-	select {
-	case <-p.done:
+	if !p.Running() {
 		return nil
-	default:
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("stop %s: %w", p.name, err)
-	}
-	select {
-	case <-p.done:
+	err := p.Signal(syscall.SIGTERM, stopTimeout)
+	if err == nil {
 		return nil
-	case <-time.After(stopTimeout):
 	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	return fmt.Errorf("%s did not stop within %v of SIGTERM: killed", p.name, stopTimeout)
+	_ = p.Cmd.Process.Kill()
+	<-p.Done()
+	return fmt.Errorf("stop %s: %w: killed", p.name, err)
 }
 
 // logTail returns the last lines of the log file.

@@ -3,10 +3,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,10 +21,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/g0lab/g0efilter/internal/cgroupv2"
 	"github.com/g0lab/g0efilter/internal/localca"
-
 	"github.com/g0lab/g0efilter/internal/nsdial"
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
 const (
@@ -130,10 +127,6 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return err
 	}
-	cert, err := authority.Issue(siteNames()...)
-	if err != nil {
-		return err
-	}
 	if err := os.WriteFile(path(fileCA), authority.PEM(), 0o644); err != nil {
 		return err
 	}
@@ -156,14 +149,16 @@ func run(ctx context.Context, cfg config) (err error) {
 			strings.Join(old, ", "))
 	}
 	s.printf("making namespaces %s and %s", box, netNS)
-	err = makeNamespaces(box, netNS, func(name string) {
-		s.onTeardown("delete namespace "+name, func() error { return deleteNamespace(name) })
-	})
+	made := func(name string) {
+		s.onTeardown("delete namespace "+name, func() error { return testbed.DeleteNamespace(name) })
+	}
+	err = testbed.MakePair(box, netNS, onLink(boxAddr4, boxAddr6),
+		onLink(siteAddr4, rawAddr4, dnsAddr4, siteAddr6, rawAddr6, dnsAddr6), made)
 	if err != nil {
 		return err
 	}
 
-	if err := s.startServers(netNS, cert, path(fileSitesLog)); err != nil {
+	if err := s.startServers(netNS, authority, path(fileSitesLog)); err != nil {
 		return err
 	}
 
@@ -175,14 +170,14 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 
-	dialer, err := nsdial.New(filepath.Join(netnsDir, box), net.Dialer{}, boxDialers)
+	dialer, err := nsdial.New(testbed.NetnsPath(box), net.Dialer{}, boxDialers)
 	if err != nil {
 		return err
 	}
 	s.onTeardown("end the box's dialing threads", func() error { dialer.Close(); return nil })
 	// The probe and the dashboard's forwarder come from the stand-in
 	// internet, as through a published port.
-	outside, err := nsdial.New(filepath.Join(netnsDir, netNS), net.Dialer{}, 2)
+	outside, err := nsdial.New(testbed.NetnsPath(netNS), net.Dialer{}, 2)
 	if err != nil {
 		return err
 	}
@@ -336,122 +331,75 @@ func (s *sandbox) binaries(ctx context.Context, cfg config, dir string) (filterB
 // goBuild builds pkg into out. It needs go in PATH and the working
 // directory inside this module.
 func goBuild(ctx context.Context, out, pkg string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		return errors.New(`go is not in PATH (under sudo, run: sudo env "PATH=$PATH" ...), or pass -g0efilter and -dashboard`)
 	}
-	var buf bytes.Buffer
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, pkg)
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	if err := cmd.Run(); err != nil {
+	if err := testbed.GoBuild(ctx, out, pkg); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("go build %s (run the sandbox from inside the repository): %w\n%s", pkg, err, bytes.TrimSpace(buf.Bytes()))
+		return fmt.Errorf("%w\n(run the sandbox from inside the repository)", err)
 	}
 	return nil
 }
 
 // startServers starts the web sites, the direct-IP target and the DNS
 // server in the net namespace, each on its own addresses only.
-func (s *sandbox) startServers(netNS string, cert *tls.Certificate, errLogPath string) error {
+func (s *sandbox) startServers(netNS string, ca *localca.CA, errLogPath string) error {
 	errLog, err := os.OpenFile(errLogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	srv := newServers()
+	srv := &testbed.Servers{NS: netNS, ErrorLog: errLog}
 	s.onTeardown("stop the test sites and the DNS server", func() error {
 		srv.Close()
 		return errLog.Close()
 	})
-
-	type tcpListen struct {
-		addr netip.AddrPort
-		ln   *net.Listener
-	}
-	var (
-		web4, web6, tls4, tls6, raw4, raw6, dnsTCP4, dnsTCP6 net.Listener
-		dnsUDP4, dnsUDP6                                     net.PacketConn
-	)
-	tcps := []tcpListen{
-		{netip.AddrPortFrom(siteAddr4, 80), &web4},
-		{netip.AddrPortFrom(siteAddr6, 80), &web6},
-		{netip.AddrPortFrom(siteAddr4, 443), &tls4},
-		{netip.AddrPortFrom(siteAddr6, 443), &tls6},
-		{netip.AddrPortFrom(rawAddr4, rawPort), &raw4},
-		{netip.AddrPortFrom(rawAddr6, rawPort), &raw6},
-		{netip.AddrPortFrom(dnsAddr4, 53), &dnsTCP4},
-		{netip.AddrPortFrom(dnsAddr6, 53), &dnsTCP6},
-	}
-	udps := []struct {
-		addr netip.AddrPort
-		pc   *net.PacketConn
-	}{
-		{netip.AddrPortFrom(dnsAddr4, 53), &dnsUDP4},
-		{netip.AddrPortFrom(dnsAddr6, 53), &dnsUDP6},
-	}
-	err = inNamespace(netNS, func() error {
-		for _, l := range tcps {
-			ln, err := net.Listen("tcp", l.addr.String())
-			if err != nil {
-				return err
-			}
-			*l.ln = ln
-		}
-		for _, u := range udps {
-			pc, err := net.ListenPacket("udp", u.addr.String())
-			if err != nil {
-				return err
-			}
-			*u.pc = pc
-		}
-		return nil
-	})
+	sites, err := testbed.NewSites(ca, siteNames()...)
 	if err != nil {
-		for _, l := range tcps {
-			if *l.ln != nil {
-				_ = (*l.ln).Close()
-			}
-		}
-		for _, u := range udps {
-			if *u.pc != nil {
-				_ = (*u.pc).Close()
-			}
-		}
-		return fmt.Errorf("listen in %s: %w", netNS, err)
+		return err
 	}
-
-	web := webHandler(siteNames())
-	tc := tlsConfig(cert)
-	srv.HTTP(web4, web, nil, errLog)
-	srv.HTTP(web6, web, nil, errLog)
-	srv.HTTP(tls4, web, tc, errLog)
-	srv.HTTP(tls6, web, tc, errLog)
-	srv.HTTP(raw4, rawHandler(), nil, errLog)
-	srv.HTTP(raw6, rawHandler(), nil, errLog)
-	dh := dnsHandler(siteNames())
-	return errors.Join(
-		srv.DNS(dnsUDP4, nil, dh),
-		srv.DNS(dnsUDP6, nil, dh),
-		srv.DNS(nil, dnsTCP4, dh),
-		srv.DNS(nil, dnsTCP6, dh),
-	)
+	records := map[string][]netip.Addr{}
+	for _, name := range siteNames() {
+		records[name] = []netip.Addr{siteAddr4, siteAddr6}
+	}
+	zone := testbed.NewZone(records)
+	at := func(a netip.Addr, port uint16) string { return netip.AddrPortFrom(a, port).String() }
+	for _, a := range []netip.Addr{siteAddr4, siteAddr6} {
+		if err := srv.HTTP(at(a, 80), sites, nil); err != nil {
+			return err
+		}
+		if err := srv.HTTP(at(a, 443), sites, sites.TLSConfig()); err != nil {
+			return err
+		}
+	}
+	for _, a := range []netip.Addr{rawAddr4, rawAddr6} {
+		if err := srv.HTTP(at(a, rawPort), rawHandler(), nil); err != nil {
+			return err
+		}
+	}
+	for _, a := range []netip.Addr{dnsAddr4, dnsAddr6} {
+		if err := srv.DNS(at(a, 53), zone); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // start starts a process in the box, in a cgroup of its own, and
 // registers its stop. The filter tells its own sockets apart by their
 // cgroup: it must not share one with the commands run in the box.
 func (s *sandbox) start(name, box, logPath, bin string, env []string, args ...string) (*process, error) {
-	path, mount, err := cgroupv2.Self()
+	mount, err := testbed.Cgroup2Mount()
 	if err != nil {
 		return nil, fmt.Errorf("%s needs a cgroup of its own, and so a cgroup v2 mount: %w", name, err)
 	}
-	dir := filepath.Join(mount.Point, fmt.Sprintf("g0e-sbx-%d-%s", os.Getpid(), name))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cgroup for %s (the sandbox is in %s): %w", name, path, err)
+	cg, err := testbed.NewCgroup(filepath.Join(mount, fmt.Sprintf("g0e-sbx-%d-%s", os.Getpid(), name)))
+	if err != nil {
+		return nil, fmt.Errorf("cgroup for %s: %w", name, err)
 	}
-	s.onTeardown("remove cgroup "+dir, func() error { return cgroupv2.Remove(dir, 5*time.Second) })
-	p, err := startProcess(name, box, logPath, dir, env, bin, args...)
+	s.onTeardown("remove cgroup "+cg.Path, cg.Remove)
+	p, err := startProcess(name, box, logPath, cg, env, bin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -488,6 +436,19 @@ func waitReady(ctx context.Context, c *http.Client, url string, p *process) erro
 		case <-tick.C:
 		}
 	}
+}
+
+// onLink returns addrs as prefixes of the veth pair's subnets.
+func onLink(addrs ...netip.Addr) []netip.Prefix {
+	ps := make([]netip.Prefix, len(addrs))
+	for i, a := range addrs {
+		bits := prefixLen6
+		if a.Is4() {
+			bits = prefixLen4
+		}
+		ps[i] = netip.PrefixFrom(a, bits)
+	}
+	return ps
 }
 
 func randomHex(n int) (string, error) {

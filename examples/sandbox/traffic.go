@@ -2,24 +2,20 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
-const (
-	trafficTimeout = 5 * time.Second
-	trafficBodyMax = 200
-)
+const trafficBodyMax = 200
 
 // traffic is the sandbox's workload: every Interval it tries each site
 // name over HTTPS and HTTP, and the direct-IP target, from the box (Dial),
@@ -28,7 +24,7 @@ const (
 // rather than resolving the names: the filter checks the names with its
 // own lookups all the same.
 type traffic struct {
-	Dial     dialFunc
+	Dial     testbed.DialFunc
 	Roots    *x509.CertPool
 	Interval time.Duration // zero means 2s
 	Log      io.Writer     // one line per attempt
@@ -40,7 +36,11 @@ func (t *traffic) Run(ctx context.Context) {
 	if interval <= 0 {
 		interval = defaultInterval
 	}
-	clients := []*http.Client{t.client(siteAddr4), t.client(siteAddr6)}
+	// Each request is a connection of its own, and so a decision of its
+	// own; a name goes to the sites' address, the target to its own.
+	clients := []*http.Client{
+		testbed.HTTPClient(t.Dial, siteAddr4, t.Roots), testbed.HTTPClient(t.Dial, siteAddr6, t.Roots),
+	}
 	raws := []netip.Addr{rawAddr4, rawAddr6}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -52,40 +52,13 @@ func (t *traffic) Run(ctx context.Context) {
 			}
 		}
 		raw := netip.AddrPortFrom(raws[round%2], rawPort)
-		t.try(ctx, c, "http://"+raw.String()+"/")
+		t.try(ctx, testbed.HTTPClient(t.Dial, raw.Addr(), nil), "http://"+raw.String()+"/")
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
-}
-
-// client returns a client that sends every request for a name to site,
-// on the URL's port, and a request for an address to that address. It
-// keeps no connection alive: each request is a connection of its own,
-// and so a decision of its own.
-func (t *traffic) client(site netip.Addr) *http.Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-			host, port, err := net.SplitHostPort(address)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := netip.ParseAddr(host); err == nil {
-				return t.Dial(ctx, network, address)
-			}
-			p, err := strconv.ParseUint(port, 10, 16)
-			if err != nil {
-				return nil, err
-			}
-			return t.Dial(ctx, network, netip.AddrPortFrom(site, uint16(p)).String())
-		},
-		TLSClientConfig:   &tls.Config{RootCAs: t.Roots, MinVersion: tls.VersionTLS12},
-		DisableKeepAlives: true,
-		Proxy:             nil, // never a proxy from the environment
-	}
-	return &http.Client{Transport: tr, Timeout: trafficTimeout}
 }
 
 // try makes one request and logs what came of it.

@@ -4,29 +4,17 @@ package e2e
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/g0lab/g0efilter/internal/cgroupv2"
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
-// cgroupRemoveTimeout bounds the wait for a cgroup's processes to die.
-const cgroupRemoveTimeout = 10 * time.Second
-
 // cgroup is a cgroup v2 directory made for one test.
-type cgroup struct {
-	path string // absolute, under the cgroup2 mount
-	id   uint64 // the inode number of path: what "socket cgroupv2" compares
-}
+type cgroup = testbed.Cgroup
 
 // requireCgroup2 returns the mount point of the first read-write cgroup2
 // file system. Without one it skips tb, or fails it under CI=true, where
@@ -34,16 +22,11 @@ type cgroup struct {
 // tools).
 func requireCgroup2(tb testing.TB) string {
 	tb.Helper()
-	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		tb.Fatalf("e2e: %v", err)
+	mount, err := testbed.Cgroup2Mount()
+	if err == nil {
+		return mount
 	}
-	for _, m := range cgroupv2.Mounts(string(mountinfo)) {
-		if !m.ReadOnly {
-			return m.Point
-		}
-	}
-	const msg = "privileged test: needs a writable cgroup2 mount"
+	msg := "privileged test: needs a writable cgroup2 mount (" + err.Error() + ")"
 	if os.Getenv("CI") == "true" {
 		tb.Fatal(msg + ", and must run under CI=true")
 	}
@@ -82,60 +65,34 @@ func (e *Env) workloadCgroup(tb testing.TB) cgroup {
 func (e *Env) newCgroup(tb, owner testing.TB, name string) cgroup {
 	tb.Helper()
 	if e.cgroupDir == "" {
-		mount := requireCgroup2(tb)
-		dir := filepath.Join(mount, "g0e-e2e-"+e.suffix)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			tb.Fatalf("e2e: create cgroup: %v", err)
+		top, err := testbed.NewCgroup(filepath.Join(requireCgroup2(tb), "g0e-e2e-"+e.suffix))
+		if err != nil {
+			tb.Fatalf("e2e: %v", err)
 		}
-		e.cgroupDir = dir
+		e.cgroupDir = top.Path
 		// On the Env's test: it ends last, and this cleanup, registered
 		// before those of the cgroups inside, runs after theirs and removes
 		// whatever they left.
 		e.t.Cleanup(func() {
-			if err := removeCgroup(dir); err != nil {
+			if err := top.Remove(); err != nil {
 				e.t.Errorf("e2e: %v", err)
 			}
 		})
 	}
 	path := filepath.Join(e.cgroupDir, name)
 	for i := 2; ; i++ {
-		err := os.Mkdir(path, 0o755)
+		cg, err := testbed.NewCgroup(path)
 		if err == nil {
-			break
+			owner.Cleanup(func() {
+				if err := cg.Remove(); err != nil {
+					owner.Errorf("e2e: %v", err)
+				}
+			})
+			return cg
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			tb.Fatalf("e2e: create cgroup: %v", err)
+			tb.Fatalf("e2e: %v", err)
 		}
 		path = filepath.Join(e.cgroupDir, name+"-"+strconv.Itoa(i))
 	}
-	owner.Cleanup(func() {
-		if err := removeCgroup(path); err != nil {
-			owner.Errorf("e2e: %v", err)
-		}
-	})
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		tb.Fatalf("e2e: cgroup: %v", err)
-	}
-	return cgroup{path: path, id: st.Ino}
 }
-
-// start starts cmd in cg from birth (clone3 with CLONE_INTO_CGROUP): the
-// process never runs, and so never makes a socket, anywhere else.
-func (cg cgroup) start(cmd *exec.Cmd) error {
-	fd, err := unix.Open(cg.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open cgroup: %w", err)
-	}
-	defer unix.Close(fd)
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.UseCgroupFD = true
-	cmd.SysProcAttr.CgroupFD = fd
-	return cmd.Start()
-}
-
-// removeCgroup removes the cgroup at path and those below it (see
-// cgroupv2.Remove).
-func removeCgroup(path string) error { return cgroupv2.Remove(path, cgroupRemoveTimeout) }

@@ -22,17 +22,17 @@ func TestRemoveCgroup(t *testing.T) {
 		cg := e.cgroup(t, "leftover")
 		dir = e.cgroupDir
 		cmd := exec.Command("sleep", "60")
-		require.NoError(t, cg.start(cmd))
+		require.NoError(t, cg.Start(cmd))
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		procs, err := os.ReadFile(cg.path + "/cgroup.procs")
+		procs, err := os.ReadFile(cg.Path + "/cgroup.procs")
 		require.NoError(t, err)
 		assert.Equal(t, strconv.Itoa(cmd.Process.Pid)+"\n", string(procs))
 
-		require.NoError(t, removeCgroup(cg.path))
-		assert.NoDirExists(t, cg.path)
+		require.NoError(t, cg.Remove())
+		assert.NoDirExists(t, cg.Path)
 		require.Error(t, <-done, "sleep must have been killed")
-		assert.NoError(t, removeCgroup(cg.path), "removing it again")
+		assert.NoError(t, cg.Remove(), "removing it again")
 	})
 	if dir == "" {
 		t.Skip("the environment was not created")

@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/g0lab/g0efilter/internal/nsdial"
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
 // BoxDialer starts workers threads in the box namespace that dial with d,
@@ -14,7 +15,7 @@ import (
 // The threads end when the test ends.
 func (e *Env) BoxDialer(d net.Dialer, workers int) *nsdial.Dialer {
 	e.t.Helper()
-	nd, err := nsdial.New(netnsDir+"/"+e.Box, d, workers)
+	nd, err := nsdial.New(testbed.NetnsPath(e.Box), d, workers)
 	if err != nil {
 		e.t.Fatalf("e2e: box dialer: %v", err)
 	}

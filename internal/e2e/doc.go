@@ -1,6 +1,8 @@
 // Package e2e is the end-to-end test harness: it runs the real g0efilter
 // binary in a network namespace of its own and lets tests send real traffic
-// through the rules it installs.
+// through the rules it installs. It is a thin layer over internal/testbed,
+// which the sandbox (examples/sandbox) stands on too: it adds the test's
+// cleanups and failures.
 //
 // Typical usage, in a _linux_test.go file of any package in this module:
 //

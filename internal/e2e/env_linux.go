@@ -9,16 +9,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os/exec"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/g0lab/g0efilter/internal/netnstest"
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
 // Addresses of the two namespaces. The box has one address per family; the
@@ -40,16 +36,11 @@ var (
 )
 
 // VethName is the name of the veth pair's end in both namespaces.
-const VethName = vethName
+const VethName = testbed.VethName
 
 const (
 	prefixLen4 = 24
 	prefixLen6 = 64
-	vethName   = "veth0" // the name of the pair's end in both namespaces
-	netnsDir   = "/run/netns"
-
-	linkTimeout = 5 * time.Second
-	linkPoll    = 10 * time.Millisecond
 )
 
 // Env is a box and an upstream namespace joined by a veth pair, made by
@@ -82,67 +73,25 @@ func New(tb testing.TB) *Env {
 	RequirePrivileges(tb)
 	suffix := randSuffix(tb)
 	e := &Env{t: tb, Box: "g0e-box-" + suffix, Upstream: "g0e-up-" + suffix, suffix: suffix}
-	for _, ns := range []string{e.Box, e.Upstream} {
-		ipCmd(tb, "netns", "add", ns)
-		tb.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-				tb.Errorf("e2e: ip netns del %s: %v: %s", ns, err, out)
-			}
-		})
-	}
-
-	// The pair is made inside the box and its peer moved straight into
-	// the upstream namespace: nothing appears in the host's namespace.
-	ipCmd(tb, "-n", e.Box, "link", "add", vethName, "type", "veth",
-		"peer", "name", vethName, "netns", e.Upstream)
-	ipCmd(tb, "-n", e.Box, "addr", "add", prefix(Box4, prefixLen4), "dev", vethName)
-	ipCmd(tb, "-n", e.Box, "addr", "add", prefix(Box6, prefixLen6), "dev", vethName, "nodad")
+	box := []netip.Prefix{netip.PrefixFrom(Box4, prefixLen4), netip.PrefixFrom(Box6, prefixLen6)}
+	var up []netip.Prefix
 	for _, a := range Upstream4 {
-		ipCmd(tb, "-n", e.Upstream, "addr", "add", prefix(a, prefixLen4), "dev", vethName)
+		up = append(up, netip.PrefixFrom(a, prefixLen4))
 	}
 	for _, a := range Upstream6 {
-		ipCmd(tb, "-n", e.Upstream, "addr", "add", prefix(a, prefixLen6), "dev", vethName, "nodad")
+		up = append(up, netip.PrefixFrom(a, prefixLen6))
 	}
-	for _, ns := range []string{e.Box, e.Upstream} {
-		ipCmd(tb, "-n", ns, "link", "set", "lo", "up")
-		ipCmd(tb, "-n", ns, "link", "set", vethName, "up")
-	}
-	e.waitLinks()
-	return e
-}
-
-// waitLinks waits until both ends of the pair are up and can send. The
-// kernel activates a device's queue in its link-watch work, which it runs
-// at most once a second: until then the device drops what it is given, and
-// the first ARP or neighbour reply is lost (a one-second stall, then a
-// retry). Listing the link runs its pending link-watch event at once, so
-// the poll below seldom takes more than one round.
-func (e *Env) waitLinks() {
-	e.t.Helper()
-	deadline := time.Now().Add(linkTimeout)
-	for {
-		var last string
-		ready := true
-		for _, ns := range []string{e.Box, e.Upstream} {
-			out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", vethName).CombinedOutput()
-			last = string(out)
-			if err != nil || !strings.Contains(last, "state UP") || strings.Contains(last, "qdisc noop") {
-				ready = false
-				break
+	err := testbed.MakePair(e.Box, e.Upstream, box, up, func(ns string) {
+		tb.Cleanup(func() {
+			if err := testbed.DeleteNamespace(ns); err != nil {
+				tb.Errorf("e2e: %v", err)
 			}
-		}
-		if ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("e2e: veth pair not up after %v: %s", linkTimeout, last)
-		}
-		time.Sleep(linkPoll)
+		})
+	})
+	if err != nil {
+		tb.Fatalf("e2e: %v", err)
 	}
-}
-
-func prefix(a netip.Addr, bits int) string {
-	return netip.PrefixFrom(a, bits).String()
+	return e
 }
 
 func randSuffix(tb testing.TB) string {
@@ -152,14 +101,6 @@ func randSuffix(tb testing.TB) string {
 		tb.Fatalf("e2e: random name: %v", err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// ipCmd runs "ip args..." and fails the test if it fails.
-func ipCmd(tb testing.TB, args ...string) {
-	tb.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		tb.Fatalf("e2e: ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
 }
 
 // InBox runs fn on the calling goroutine, switched into the box namespace;
@@ -176,37 +117,13 @@ func (e *Env) InUpstream(fn func()) {
 	e.in(e.Upstream, fn)
 }
 
-// in runs fn with the goroutine locked to its thread and the thread in the
-// namespace ns, then switches back. Should switching back fail, the thread
-// stays locked, so that it ends with the goroutine rather than serve others
-// from the wrong namespace. fn may call t.FailNow.
+// in runs fn in the namespace ns (see [testbed.In]); fn may call
+// t.FailNow.
 func (e *Env) in(ns string, fn func()) {
 	e.t.Helper()
-	target, err := unix.Open(netnsDir+"/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		e.t.Fatalf("e2e: open namespace %s: %v", ns, err)
+	if err := testbed.In(ns, fn); err != nil {
+		e.t.Fatalf("e2e: %v", err)
 	}
-	defer unix.Close(target)
-
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		e.t.Fatalf("e2e: open own namespace: %v", err)
-	}
-	defer unix.Close(orig)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		e.t.Fatalf("e2e: enter namespace %s: %v", ns, err)
-	}
-	defer func() {
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			e.t.Errorf("e2e: leave namespace %s: %v", ns, err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	fn()
 }
 
 // Listen listens in the upstream namespace; the listener is closed when

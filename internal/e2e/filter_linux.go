@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/g0lab/g0efilter/internal/testbed"
 	"github.com/g0lab/g0efilter/nftrules"
 )
 
@@ -98,16 +100,9 @@ func (b *build) get(tb testing.TB) string {
 			return
 		}
 		bin := filepath.Join(buildDir, b.name)
-		cmd := exec.Command("go", "build", "-o", bin, b.pkg)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if b.err = cmd.Start(); b.err != nil {
-			return
-		}
-		timer := time.AfterFunc(buildTimeout, func() { _ = cmd.Process.Kill() })
-		defer timer.Stop()
-		if err := cmd.Wait(); err != nil {
-			b.err = fmt.Errorf("go build %s: %w: %s", b.pkg, err, out.String())
+		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+		defer cancel()
+		if b.err = testbed.GoBuild(ctx, bin, b.pkg); b.err != nil {
 			return
 		}
 		b.path = bin
@@ -144,10 +139,8 @@ type Filter struct {
 	ns         string
 	cgroup     cgroup
 	policyPath string
-	cmd        *exec.Cmd
+	proc       *testbed.Process
 	output     *syncBuffer
-	done       chan struct{}
-	err        error // the process's exit; valid once done is closed
 }
 
 // StartFilter runs "g0efilter run" in the box with policyYAML as its
@@ -170,7 +163,6 @@ func (e *Env) StartFilter(tb testing.TB, policyYAML string, env map[string]strin
 		cgroup:     e.cgroup(tb, "filter"),
 		policyPath: filepath.Join(tb.TempDir(), "policy.yaml"),
 		output:     &syncBuffer{},
-		done:       make(chan struct{}),
 	}
 	f.SetPolicy(policyYAML)
 
@@ -189,20 +181,17 @@ func (e *Env) StartFilter(tb testing.TB, policyYAML string, env map[string]strin
 	// nsenter, unlike "ip netns exec", leaves the mount namespace alone,
 	// so the filter sees the cgroup2 mount; it execs the binary, which
 	// keeps its pid and cgroup.
-	f.cmd = exec.Command("nsenter", "--net="+netnsDir+"/"+e.Box, "--", bin, "run")
-	f.cmd.Env = environ
-	f.cmd.Stdout, f.cmd.Stderr = f.output, f.output
-	if err := f.cgroup.start(f.cmd); err != nil {
+	cmd := exec.Command("nsenter", "--net="+testbed.NetnsPath(e.Box), "--", bin, "run")
+	cmd.Env = environ
+	cmd.Stdout, cmd.Stderr = f.output, f.output
+	var err error
+	if f.proc, err = f.cgroup.Run(cmd); err != nil {
 		tb.Fatalf("e2e: start g0efilter: %v", err)
 	}
-	go func() {
-		f.err = f.cmd.Wait()
-		close(f.done)
-	}()
 	tb.Cleanup(func() {
 		if f.Running() {
-			_ = f.cmd.Process.Kill()
-			<-f.done
+			_ = cmd.Process.Kill()
+			<-f.proc.Done()
 		}
 		if tb.Failed() {
 			tb.Logf("g0efilter output:\n%s", f.output.String())
@@ -220,28 +209,21 @@ func (e *Env) StartFilter(tb testing.TB, policyYAML string, env map[string]strin
 }
 
 // Pid returns the process id of the filter.
-func (f *Filter) Pid() int { return f.cmd.Process.Pid }
+func (f *Filter) Pid() int { return f.proc.Cmd.Process.Pid }
 
 // CgroupPath returns the absolute path of the filter's cgroup directory,
 // under the cgroup2 mount.
-func (f *Filter) CgroupPath() string { return f.cgroup.path }
+func (f *Filter) CgroupPath() string { return f.cgroup.Path }
 
 // CgroupID returns the id of the filter's cgroup, the inode number of its
 // directory: what nftables' "socket cgroupv2" compares.
-func (f *Filter) CgroupID() uint64 { return f.cgroup.id }
+func (f *Filter) CgroupID() uint64 { return f.cgroup.ID }
 
 // Output returns what the process has written to stdout and stderr so far.
 func (f *Filter) Output() string { return f.output.String() }
 
 // Running reports whether the process has not exited.
-func (f *Filter) Running() bool {
-	select {
-	case <-f.done:
-		return false
-	default:
-		return true
-	}
-}
+func (f *Filter) Running() bool { return f.proc.Running() }
 
 // SetPolicy replaces the policy file with policyYAML, atomically (write
 // and rename), as a deployment tool would.
@@ -334,11 +316,11 @@ func (f *Filter) Stop() int {
 	f.t.Helper()
 	f.signal(syscall.SIGTERM)
 	var ee *exec.ExitError
-	if errors.As(f.err, &ee) {
+	if errors.As(f.proc.Err(), &ee) {
 		return ee.ExitCode()
 	}
-	if f.err != nil {
-		f.t.Fatalf("e2e: g0efilter: %v", f.err)
+	if err := f.proc.Err(); err != nil {
+		f.t.Fatalf("e2e: g0efilter: %v", err)
 	}
 	return 0
 }
@@ -349,15 +331,10 @@ func (f *Filter) Stop() int {
 func (f *Filter) signal(sig syscall.Signal) {
 	f.t.Helper()
 	if !f.Running() {
-		f.t.Fatalf("e2e: g0efilter already exited: %v", f.err)
+		f.t.Fatalf("e2e: g0efilter already exited: %v", f.proc.Err())
 	}
-	if err := f.cmd.Process.Signal(sig); err != nil {
+	if err := f.proc.Signal(sig, stopTimeout); err != nil {
 		f.t.Fatalf("e2e: signal g0efilter: %v", err)
-	}
-	select {
-	case <-f.done:
-	case <-time.After(stopTimeout):
-		f.t.Fatalf("e2e: g0efilter did not exit within %v of %v", stopTimeout, sig)
 	}
 }
 
@@ -376,7 +353,7 @@ func (f *Filter) waitFor(desc string, cond func() (bool, string)) {
 		}
 		if !f.Running() {
 			f.t.Fatalf("e2e: waiting for %s: g0efilter exited (%v); last state: %s\n%s",
-				desc, f.err, last, f.output.String())
+				desc, f.proc.Err(), last, f.output.String())
 		}
 		if time.Now().After(deadline) {
 			f.t.Fatalf("e2e: waiting for %s: timed out after %v; last state: %s", desc, waitTimeout, last)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/g0lab/g0efilter/internal/netnstest"
+	"github.com/g0lab/g0efilter/internal/testbed"
 )
 
 // User is whom [Env.Hostile] runs the workload as. Either way the process
@@ -82,14 +83,14 @@ func (e *Env) Hostile(tb testing.TB, as User, args ...string) (ok bool, line str
 
 	ctx, cancel := context.WithTimeout(context.Background(), hostileTimeout)
 	defer cancel()
-	argv := append([]string{"--net=" + netnsDir + "/" + e.Box, "--", setpriv}, priv...)
+	argv := append([]string{"--net=" + testbed.NetnsPath(e.Box), "--", setpriv}, priv...)
 	argv = append(append(argv, "--", bin), args...)
 	cmd := exec.CommandContext(ctx, "nsenter", argv...)
 	cmd.Env = []string{}
 	cmd.Dir = "/"
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cg.start(cmd); err != nil {
+	if err := cg.Start(cmd); err != nil {
 		tb.Fatalf("e2e: start hostile: %v", err)
 	}
 	err = cmd.Wait()
@@ -132,9 +133,9 @@ func (e *Env) mac(tb testing.TB, ns string) string {
 	tb.Helper()
 	var ifi *net.Interface
 	var err error
-	e.in(ns, func() { ifi, err = net.InterfaceByName(vethName) })
+	e.in(ns, func() { ifi, err = net.InterfaceByName(VethName) })
 	if err != nil {
-		tb.Fatalf("e2e: %s in %s: %v", vethName, ns, err)
+		tb.Fatalf("e2e: %s in %s: %v", VethName, ns, err)
 	}
 	return ifi.HardwareAddr.String()
 }
