@@ -13,7 +13,8 @@ import (
 // their TTL runs out: positive answers for their records' smallest TTL,
 // negative ones (NXDOMAIN, or no record of the type) for the TTL their SOA
 // gives (RFC 2308), all of them no longer than MaxTTL. An answer given
-// from the cache has its TTLs counted down. Names are matched without
+// from the cache has its TTLs counted down by the seconds begun since it
+// came, so that it never lasts longer than the answer as it came. Names are matched without
 // regard to case, per question type and class, and apart for clients that
 // ask for DNSSEC records or disable checking. Truncated answers, server
 // failures and answers without a TTL are not kept. When the Cache holds
@@ -104,7 +105,10 @@ func (c *Cache) get(k cacheKey, now time.Time) (*dns.Msg, bool) {
 	c.mu.Unlock()
 
 	m := e.msg.Copy()
-	elapsed := uint32(now.Sub(e.stored) / time.Second)
+	// The seconds begun count whole, so that the TTLs given never reach
+	// past those of the answer as it came: an address pinned for the
+	// first answer is pinned long enough for every copy of it.
+	elapsed := uint32((now.Sub(e.stored) + time.Second - 1) / time.Second)
 	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range section {
 			if h := rr.Header(); h.Rrtype != dns.TypeOPT {
