@@ -32,6 +32,22 @@ func answerTo(t *testing.T, name string, rcode int, records ...string) (cacheKey
 	return keyOf(q, "udp"), m
 }
 
+// lookup is c.get for the question of k, with ID 1234, its answer parsed.
+func lookup(t testing.TB, c *Cache, k cacheKey, now time.Time) (*dns.Msg, bool) {
+	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(k.name, k.qtype)
+	q.Id = 1234
+	got, ok := c.get(k, q, now)
+	if !ok {
+		return nil, false
+	}
+	m := new(dns.Msg)
+	require.NoError(t, m.Unpack(got.wire))
+	assert.Equal(t, uint16(1234), m.Id)
+	return m, true
+}
+
 const soa = "example.org. 3600 IN SOA ns.example.org. host.example.org. 1 7200 900 1209600 %d"
 
 // An answer is kept for its smallest TTL, given with its TTLs counted
@@ -56,7 +72,7 @@ func TestCacheExpiry(t *testing.T) {
 		{19*time.Second + time.Millisecond, 280, 0, true},
 		{20 * time.Second, 0, 0, false}, // the A record's TTL ran out
 	} {
-		got, ok := c.get(k, t0.Add(tc.after))
+		got, ok := lookup(t, c, k, t0.Add(tc.after))
 		require.Equal(t, tc.stillThere, ok, "after %v", tc.after)
 		if !ok {
 			continue
@@ -75,10 +91,10 @@ func TestCacheExpiry(t *testing.T) {
 	// MaxTTL bounds how long an answer is kept, not the TTLs it gives.
 	short := NewCache(10, 10*time.Second)
 	short.put(k, m, t0)
-	got, ok := short.get(k, t0.Add(9*time.Second))
+	got, ok := lookup(t, short, k, t0.Add(9*time.Second))
 	require.True(t, ok)
 	assert.Equal(t, uint32(11), got.Answer[1].Header().Ttl)
-	_, ok = short.get(k, t0.Add(10*time.Second))
+	_, ok = lookup(t, short, k, t0.Add(10*time.Second))
 	assert.False(t, ok)
 }
 
@@ -110,13 +126,13 @@ func TestCacheNegative(t *testing.T) {
 				assert.Equal(t, 0, c.Len())
 				return
 			}
-			got, ok := c.get(k, t0.Add(tc.keep-time.Second))
+			got, ok := lookup(t, c, k, t0.Add(tc.keep-time.Second))
 			require.True(t, ok, "kept for %v", tc.keep)
 			assert.Equal(t, tc.rcode, got.Rcode)
 			assert.Empty(t, got.Answer)
 			require.Len(t, got.Ns, 1)
 			assert.Equal(t, uint32(3600-tc.keep/time.Second+1), got.Ns[0].Header().Ttl)
-			_, ok = c.get(k, t0.Add(tc.keep))
+			_, ok = lookup(t, c, k, t0.Add(tc.keep))
 			assert.False(t, ok, "gone after %v", tc.keep)
 		})
 	}
@@ -145,14 +161,14 @@ func TestCacheKeysAndEviction(t *testing.T) {
 	kc, mc := answerTo(t, "c.example.org.", dns.RcodeSuccess, "c.example.org. 300 IN A 192.0.2.3")
 	c.put(ka, ma, t0)
 	c.put(kb, mb, t0)
-	_, ok := c.get(ka, t0) // a is used again: b is now the oldest
+	_, ok := lookup(t, c, ka, t0) // a is used again: b is now the oldest
 	require.True(t, ok)
 	c.put(kc, mc, t0)
-	_, ok = c.get(kb, t0)
+	_, ok = lookup(t, c, kb, t0)
 	assert.False(t, ok, "b, used longest ago, made room")
-	_, ok = c.get(ka, t0)
+	_, ok = lookup(t, c, ka, t0)
 	assert.True(t, ok)
-	_, ok = c.get(kc, t0)
+	_, ok = lookup(t, c, kc, t0)
 	assert.True(t, ok)
 
 	q := new(dns.Msg)

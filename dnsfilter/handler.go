@@ -284,11 +284,8 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 	q.local, q.rule, q.deny = local, rule, deny
 	if h.Cache != nil && !local {
 		q.key = keyOf(r, proto)
-		if m, ok := h.Cache.get(q.key, time.Now()); ok {
-			m.Id = r.Id
-			m.Question = r.Question // the client's spelling: some check its case
-			q.resp = m
-			h.relay(q)
+		if c, ok := h.Cache.get(q.key, r, time.Now()); ok {
+			h.relayCached(q, c)
 			return
 		}
 	}
@@ -345,24 +342,51 @@ func (h *Handler) failed(q *query, err error) {
 	q.resp, q.wire = reply(q.r, dns.RcodeServerFailure, unreachableEDE), nil
 }
 
-// relay checks q's answer from upstream or the Cache against the Limits,
-// passes its addresses to OnAnswer and describes it in q's event.
+// relay checks q's answer from upstream against the Limits, passes its
+// addresses to OnAnswer and describes it in q's event.
 func (h *Handler) relay(q *query) {
-	ev, resp := &q.ev, q.resp
-	if reason, detail, ok := h.checkAnswer(resp); !ok {
+	addrs := AnswerAddrs(q.r.Question[0].Name, q.resp.Answer)
+	if h.pass(q, txtBytes(q.resp), addrs) {
+		q.ev.Detail = detail(q.resp, addrs)
+	}
+}
+
+// relayCached is relay for an answer from the Cache, which it keeps
+// packed, with its addresses and detail.
+func (h *Handler) relayCached(q *query, c cached) {
+	q.wire = c.wire
+	if q.proto == "udp" && len(c.wire) > udpSize(q.r) {
+		// Bigger than this client takes: finish truncates it.
+		m := new(dns.Msg)
+		if err := m.Unpack(c.wire); err != nil {
+			h.failed(q, err) // not seen: the Cache packed it
+			return
+		}
+		q.resp, q.wire = m, nil
+	}
+	if h.pass(q, c.txtBytes, c.addrs) {
+		q.ev.Detail = c.detail
+	}
+}
+
+// pass checks an answer whose TXT records hold txt bytes against the
+// Limits, refusing it when it is over them, and passes addrs, its
+// addresses, to OnAnswer. It reports whether the answer is relayed.
+func (h *Handler) pass(q *query, txt int, addrs []AddrTTL) bool {
+	ev := &q.ev
+	if reason, detail, ok := h.checkAnswer(txt); !ok {
 		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
 		q.resp, q.wire = reply(q.r, dns.RcodeRefused, limitEDE(reason)), nil
-		return
+		return false
 	}
-	question := q.r.Question[0]
-	addrs := AnswerAddrs(question.Name, resp.Answer)
 	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
 	if q.local {
 		ev.Reason = events.ReasonLocalName // resolution only: nothing pinned
 	} else if pins := notDenied(q.deny, addrs); len(pins) > 0 && h.OnAnswer != nil {
+		question := q.r.Question[0]
 		h.OnAnswer(Answer{Name: ev.Name, QType: question.Qtype, Rule: q.rule, Addrs: pins})
 	}
-	ev.Detail = detail(resp, addrs)
+	return true
 }
 
 // notDenied returns the addresses the denylist does not hold.

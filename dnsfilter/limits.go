@@ -106,21 +106,25 @@ func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Ad
 	return 0, "", "", true
 }
 
-// checkAnswer applies the Limits to an upstream's answer.
-func (h *Handler) checkAnswer(resp *dns.Msg) (reason events.Reason, detail string, ok bool) {
-	if h.Limits.TXTBytes <= 0 {
-		return "", "", true
+// checkAnswer applies the Limits to an answer whose TXT records hold txt
+// bytes of text.
+func (h *Handler) checkAnswer(txt int) (reason events.Reason, detail string, ok bool) {
+	if h.Limits.TXTBytes > 0 && txt > h.Limits.TXTBytes {
+		return events.ReasonTooLong, fmt.Sprintf("TXT answer of %d bytes, more than %d", txt, h.Limits.TXTBytes), false
 	}
+	return "", "", true
+}
+
+// txtBytes returns the bytes of text in the TXT records of m's answer
+// section.
+func txtBytes(m *dns.Msg) int {
 	n := 0
-	for _, rr := range resp.Answer {
+	for _, rr := range m.Answer {
 		if txt, isTXT := rr.(*dns.TXT); isTXT {
 			for _, s := range txt.Txt {
 				n += len(s)
 			}
 		}
 	}
-	if n > h.Limits.TXTBytes {
-		return events.ReasonTooLong, fmt.Sprintf("TXT answer of %d bytes, more than %d", n, h.Limits.TXTBytes), false
-	}
-	return "", "", true
+	return n
 }

@@ -196,7 +196,7 @@ func TestServerServe(t *testing.T) {
 	require.NoError(t, wait(t, done))
 }
 
-// A burst of queries on one socket, more than the server reads at once,
+// Bursts of queries on one socket, more than the server reads at once,
 // those answered at once (refused) and those that wait upstream mixed:
 // each is answered once, with its ID and its question.
 func TestServerUDPBurst(t *testing.T) {
@@ -208,38 +208,43 @@ func TestServerUDPBurst(t *testing.T) {
 	conn, err := net.Dial("udp", filter.String())
 	require.NoError(t, err)
 	defer conn.Close()
+	require.NoError(t, conn.(*net.UDPConn).SetReadBuffer(1<<20))
 	c := &dns.Conn{Conn: conn}
 
-	const n = 300 // under the socket's buffer, over a batch
-	want := make(map[uint16]string, n)
-	for i := range n {
-		name := "example.com."
-		if i%3 != 0 {
-			name = fmt.Sprintf("blocked%d.example.net.", i)
+	// Bursts that the server's socket buffer holds (about 200 small
+	// datagrams at Linux's default size), over a batch (64).
+	const bursts, n = 3, 100
+	for burst := range bursts {
+		want := make(map[uint16]string, n)
+		for i := range n {
+			name := "example.com."
+			if i%3 != 0 {
+				name = fmt.Sprintf("blocked%d.example.net.", i)
+			}
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeA)
+			m.Id = uint16(burst*n + i + 1)
+			want[m.Id] = name
+			require.NoError(t, c.WriteMsg(m))
 		}
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		m.Id = uint16(i + 1)
-		want[m.Id] = name
-		require.NoError(t, c.WriteMsg(m))
-	}
-	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
-	for range n {
-		r, err := c.ReadMsg()
-		require.NoError(t, err)
-		name, ok := want[r.Id]
-		require.True(t, ok, "an answer with ID %d, unknown or answered before", r.Id)
-		delete(want, r.Id)
-		require.Len(t, r.Question, 1)
-		assert.Equal(t, name, r.Question[0].Name)
-		if name == "example.com." {
-			assert.Equal(t, dns.RcodeSuccess, r.Rcode)
-			assert.Equal(t, []string{"192.0.2.1"}, addrs(r.Answer))
-		} else {
-			assert.Equal(t, dns.RcodeNameError, r.Rcode)
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+		for range n {
+			r, err := c.ReadMsg()
+			require.NoError(t, err, "burst %d: %d not answered", burst, len(want))
+			name, ok := want[r.Id]
+			require.True(t, ok, "an answer with ID %d, unknown or answered before", r.Id)
+			delete(want, r.Id)
+			require.Len(t, r.Question, 1)
+			assert.Equal(t, name, r.Question[0].Name)
+			if name == "example.com." {
+				assert.Equal(t, dns.RcodeSuccess, r.Rcode)
+				assert.Equal(t, []string{"192.0.2.1"}, addrs(r.Answer))
+			} else {
+				assert.Equal(t, dns.RcodeNameError, r.Rcode)
+			}
 		}
+		assert.Empty(t, want)
 	}
-	assert.Empty(t, want)
 }
 
 // Over UDP as over TCP, as with dns.Server: a message that cannot be
