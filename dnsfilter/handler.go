@@ -267,7 +267,7 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	ev.Rule = rule
-	if rcode, reason, detail, ok := h.checkQuestion(ev.Name, rule, question.Qtype, src.Addr()); !ok {
+	if rcode, reason, detail, ok := h.checkQuestion(ev.Name, rule, question.Qtype, src.Addr(), ev.Time); !ok {
 		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
 		q.resp = reply(r, rcode, limitEDE(reason))
 		return
@@ -284,7 +284,7 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 	q.local, q.rule, q.deny = local, rule, deny
 	if h.Cache != nil && !local {
 		q.key = keyOf(r, proto)
-		if c, ok := h.Cache.get(q.key, r, time.Now()); ok {
+		if c, ok := h.Cache.get(q.key, r, ev.Time); ok {
 			h.relayCached(q, c)
 			return
 		}

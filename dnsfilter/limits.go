@@ -77,10 +77,10 @@ func (h *Handler) rateLimiter() *ratelimit.Limiter {
 }
 
 // checkQuestion applies the Limits to an allowed question for name (as
-// normalize returns it) of type qtype, allowed by rule, from client. It
-// returns the rcode and the event's reason and detail of a refusal, or
-// ok.
-func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Addr) (rcode int, reason events.Reason, detail string, ok bool) {
+// normalize returns it) of type qtype, allowed by rule, from client,
+// asked at now. It returns the rcode and the event's reason and detail of
+// a refusal, or ok.
+func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Addr, now time.Time) (rcode int, reason events.Reason, detail string, ok bool) {
 	lim := h.Limits
 	if lim.RefuseNULL && qtype == dns.TypeNULL {
 		return dns.RcodeRefused, events.ReasonQueryType, "NULL questions are refused", false
@@ -98,7 +98,7 @@ func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Ad
 		}
 	}
 	if l := h.rateLimiter(); l != nil {
-		if wait, allowed := l.Allow(client.String(), time.Now()); !allowed {
+		if wait, allowed := l.Allow(client.String(), now); !allowed {
 			return dns.RcodeRefused, events.ReasonRateLimited,
 				fmt.Sprintf("more than %g questions a second; the next in %v", lim.Rate, wait.Round(time.Millisecond)), false
 		}
