@@ -131,9 +131,12 @@ func (c *Cache) get(k cacheKey, r *dns.Msg, now time.Time) (cached, bool) {
 	wire := append([]byte(nil), e.wire...)
 	binary.BigEndian.PutUint16(wire, r.Id)
 	// The question as the client spelled it (some check its case): the
-	// same name but for case, so the same length.
-	if end, err := dns.PackDomainName(r.Question[0].Name, wire, 12, nil, false); err != nil || end != e.qEnd {
-		return cached{}, false
+	// same name but for case, so the same length. The Cache keeps it in
+	// lower case, as most ask.
+	if name := r.Question[0].Name; name != k.name {
+		if end, err := dns.PackDomainName(name, wire, 12, nil, false); err != nil || end != e.qEnd {
+			return cached{}, false
+		}
 	}
 	// The seconds begun count whole, so that the TTLs given never reach
 	// past those of the answer as it came: an address pinned for the
@@ -158,7 +161,7 @@ func (c *Cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	}
 	ttl = min(ttl, c.maxTTL)
 	e := &cacheEntry{key: k, stored: now, expires: now.Add(ttl)}
-	if e.wire, e.qEnd, e.ttls, ok = packTTLs(m); !ok {
+	if e.wire, e.qEnd, e.ttls, ok = packTTLs(m, k.name); !ok {
 		return
 	}
 	e.addrs = AnswerAddrs(k.name, m.Answer)
@@ -179,18 +182,20 @@ func (c *Cache) put(k cacheKey, m *dns.Msg, now time.Time) {
 	}
 }
 
-// packTTLs packs m, compressed and with ID 0, and finds its records' TTLs
+// packTTLs packs m, compressed, with ID 0 and its question's name spelled
+// name (the same but for case), and finds its records' TTLs
 // (those of OPT records hold flags): it packs m with every TTL 0, then
 // with every TTL all ones, and the bytes that differ are the TTLs, since
 // the rest does not depend on them. It returns the answer with its TTLs
 // as they came, where its question's name ends, and false when m cannot
 // be packed or has no question.
-func packTTLs(m *dns.Msg) (wire []byte, qEnd int, ttls []ttlAt, ok bool) {
-	if len(m.Question) != 1 {
+func packTTLs(m *dns.Msg, name string) (wire []byte, qEnd int, ttls []ttlAt, ok bool) {
+	if len(m.Question) != 1 || !strings.EqualFold(m.Question[0].Name, name) {
 		return nil, 0, nil, false
 	}
 	c := m.Copy()
 	c.Id, c.Compress = 0, true
+	c.Question[0].Name = name
 	var rrs []*dns.RR_Header
 	for _, section := range [][]dns.RR{c.Answer, c.Ns, c.Extra} {
 		for _, rr := range section {
@@ -231,7 +236,7 @@ func packTTLs(m *dns.Msg) (wire []byte, qEnd int, ttls []ttlAt, ok bool) {
 	if n != len(ttls) {
 		return nil, 0, nil, false
 	}
-	qEnd, err := dns.PackDomainName(m.Question[0].Name, make([]byte, len(zeros)), 12, nil, false)
+	qEnd, err := dns.PackDomainName(name, make([]byte, len(zeros)), 12, nil, false)
 	if err != nil {
 		return nil, 0, nil, false
 	}
