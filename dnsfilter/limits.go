@@ -60,17 +60,17 @@ var DefaultLimits = Limits{
 // limiter is a Limits' rate limiter, made at first use.
 type limiter struct {
 	once sync.Once
-	l    *ratelimit.Limiter
+	l    *ratelimit.Limiter[netip.Addr]
 }
 
-func (h *Handler) rateLimiter() *ratelimit.Limiter {
+func (h *Handler) rateLimiter() *ratelimit.Limiter[netip.Addr] {
 	h.limiter.once.Do(func() {
 		if h.Limits.Rate > 0 {
 			burst := h.Limits.Burst
 			if burst <= 0 {
 				burst = max(1, int(2*h.Limits.Rate))
 			}
-			h.limiter.l = ratelimit.New(h.Limits.Rate, burst)
+			h.limiter.l = ratelimit.New[netip.Addr](h.Limits.Rate, burst)
 		}
 	})
 	return h.limiter.l
@@ -98,7 +98,7 @@ func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Ad
 		}
 	}
 	if l := h.rateLimiter(); l != nil {
-		if wait, allowed := l.Allow(client.String(), now); !allowed {
+		if wait, allowed := l.Allow(client, now); !allowed {
 			return dns.RcodeRefused, events.ReasonRateLimited,
 				fmt.Sprintf("more than %g questions a second; the next in %v", lim.Rate, wait.Round(time.Millisecond)), false
 		}
