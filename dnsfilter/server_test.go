@@ -301,3 +301,36 @@ func TestServerUDPWildcard(t *testing.T) {
 	r := query(t, "udp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), addr.Port()), "example.com.", dns.TypeTXT, 0)
 	assert.Equal(t, []string{"udp"}, r.Answer[0].(*dns.TXT).Txt)
 }
+
+// A query that waits upstream holds up no other: a refused name and an
+// answer from the cache come back while it waits.
+func TestServerUDPWaitingQueryHoldsNoOther(t *testing.T) {
+	up := startUpstream(t, "127.0.0.1:0", zone...)
+	filter := startFilter(t, &dnsfilter.Handler{
+		Policy:   allow(t, "example.com", "*.example.org"),
+		Upstream: &dnsfilter.Upstream{Servers: []netip.AddrPort{up.Addr}},
+		Cache:    dnsfilter.NewCache(100, time.Hour),
+	})
+	require.Equal(t, dns.RcodeSuccess, query(t, "udp", filter, "example.com.", dns.TypeA, 0).Rcode) // now cached
+	release := up.holdQueries(t)
+	waiting := make(chan *dns.Msg, 1)
+	go func() {
+		m := new(dns.Msg)
+		m.SetQuestion("www.example.org.", dns.TypeA)
+		r, _ := dns.Exchange(m, filter.String())
+		waiting <- r
+	}()
+	require.Eventually(t, func() bool { return len(up.seen()) == 2 }, 5*time.Second, 10*time.Millisecond, "the query reached the upstream, which holds it")
+
+	assert.Equal(t, dns.RcodeNameError, query(t, "udp", filter, "blocked.test.", dns.TypeA, 0).Rcode)
+	assert.Equal(t, dns.RcodeSuccess, query(t, "udp", filter, "example.com.", dns.TypeA, 0).Rcode)
+	select {
+	case <-waiting:
+		t.Fatal("the held query was answered before its upstream answered")
+	default:
+	}
+	release()
+	r := <-waiting
+	require.NotNil(t, r)
+	assert.Equal(t, []string{"192.0.2.2"}, addrs(r.Answer))
+}
