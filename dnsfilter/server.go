@@ -32,8 +32,9 @@ var defaultListen = []netip.AddrPort{
 // GOMAXPROCS, up to 4. A [Handler] answers there at once, without a
 // goroutine, what needs no waiting (a refusal, an answer from its Cache);
 // a query that must go upstream, and every query to another dns.Handler,
-// is served on a goroutine of its own. TCP listeners, and packet sockets
-// bound to every address, are served by a [dns.Server].
+// is served on a goroutine of its own, one that served an earlier query
+// when one is idle. TCP listeners, and packet sockets bound to every
+// address, are served by a [dns.Server].
 //
 // A Server serves once: set its fields, then call [Server.ListenAndServe]
 // or [Server.Serve].
