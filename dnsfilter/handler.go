@@ -185,6 +185,7 @@ type query struct {
 
 	resp *dns.Msg // the answer
 	wire []byte   // resp as it came from upstream, with r's ID; nil: pack resp
+	made bool     // resp made here by reply: small enough for any client
 
 	// Set by start when the answer must come from upstream.
 	up    *Upstream
@@ -192,6 +193,11 @@ type query struct {
 	rule  string
 	deny  Denier
 	key   cacheKey // in the Cache; zero without one
+}
+
+// reply makes q's answer with rcode and ede (see reply).
+func (q *query) reply(rcode int, ede *dns.EDNS0_EDE) {
+	q.resp, q.wire, q.made = reply(q.r, rcode, ede), nil, true
 }
 
 // finish sends q's event and writes its answer.
@@ -205,7 +211,9 @@ func (h *Handler) finish(q *query) {
 		// it again.
 		_, err = q.w.Write(wire)
 	case q.proto == "udp":
-		resp.Truncate(udpSize(r))
+		if !q.made {
+			resp.Truncate(udpSize(r))
+		}
 		err = q.w.WriteMsg(resp)
 	default:
 		resp.Compress = true
@@ -233,13 +241,13 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 	if r.Opcode != dns.OpcodeQuery {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
 		ev.Detail = "opcode " + opcodeString(r.Opcode)
-		q.resp = reply(r, dns.RcodeNotImplemented, nil)
+		q.reply(dns.RcodeNotImplemented, nil)
 		return
 	}
 	if len(r.Question) != 1 {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
 		ev.Detail = strconv.Itoa(len(r.Question)) + " questions"
-		q.resp = reply(r, dns.RcodeFormatError, nil)
+		q.reply(dns.RcodeFormatError, nil)
 		q.resp.Question = nil
 		return
 	}
@@ -251,7 +259,7 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 	if deny != nil {
 		if rule, denied := deny.DenyHost(ev.Name); denied {
 			ev.Action, ev.Reason, ev.Rule = events.Blocked, events.ReasonDenied, rule
-			q.resp = reply(r, dns.RcodeNameError, deniedEDE)
+			q.reply(dns.RcodeNameError, deniedEDE)
 			return
 		}
 	}
@@ -263,13 +271,13 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 	local := !ok && h.LocalNames && singleLabel(ev.Name)
 	if !ok && !local {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonNotAllowlisted
-		q.resp = reply(r, dns.RcodeNameError, blockedEDE)
+		q.reply(dns.RcodeNameError, blockedEDE)
 		return
 	}
 	ev.Rule = rule
 	if rcode, reason, detail, ok := h.checkQuestion(ev.Name, rule, question.Qtype, src.Addr(), ev.Time); !ok {
 		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
-		q.resp = reply(r, rcode, limitEDE(reason))
+		q.reply(rcode, limitEDE(reason))
 		return
 	}
 
@@ -339,7 +347,7 @@ func (h *Handler) forward(q *query) {
 // failed answers q with SERVFAIL: no upstream answered.
 func (h *Handler) failed(q *query, err error) {
 	q.ev.Action, q.ev.Reason, q.ev.Detail = events.Error, events.ReasonDial, err.Error()
-	q.resp, q.wire = reply(q.r, dns.RcodeServerFailure, unreachableEDE), nil
+	q.reply(dns.RcodeServerFailure, unreachableEDE)
 }
 
 // relay checks q's answer from upstream against the Limits, passes its
@@ -376,7 +384,7 @@ func (h *Handler) pass(q *query, txt int, addrs []AddrTTL) bool {
 	ev := &q.ev
 	if reason, detail, ok := h.checkAnswer(txt); !ok {
 		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
-		q.resp, q.wire = reply(q.r, dns.RcodeRefused, limitEDE(reason)), nil
+		q.reply(dns.RcodeRefused, limitEDE(reason))
 		return false
 	}
 	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
@@ -442,7 +450,9 @@ var (
 func limitEDE(reason events.Reason) *dns.EDNS0_EDE { return limitEDEs[reason] }
 
 // reply returns an answer to r, as [dns.Msg.SetRcode] makes it, with
-// recursion available. When r has EDNS0 the answer has an OPT record too,
+// recursion available. It holds a header, at most one question and an
+// OPT record with an Extended DNS Error of a few dozen bytes: under 350
+// bytes, less than any client takes over UDP (512). When r has EDNS0 the answer has an OPT record too,
 // carrying ede if not nil; without it, an answer may not carry an OPT
 // record (RFC 6891), so no Extended DNS Error.
 func reply(r *dns.Msg, rcode int, ede *dns.EDNS0_EDE) *dns.Msg {

@@ -28,7 +28,7 @@ var zone = []string{
 }
 
 // startFilter serves h on loopback until the test ends.
-func startFilter(t *testing.T, h *dnsfilter.Handler) netip.AddrPort {
+func startFilter(t testing.TB, h *dnsfilter.Handler) netip.AddrPort {
 	t.Helper()
 	return serve(t, &dnsfilter.Server{
 		Addrs:   []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
