@@ -175,7 +175,7 @@ type auth struct {
 	origin   *http.CrossOriginProtection
 	sessions *sessions
 	logins   *loginLimiter
-	warned   *ratelimit.Limiter // logs of user headers from untrusted addresses
+	warned   *ratelimit.Limiter[string] // logs of user headers from untrusted addresses
 }
 
 func newAuth(cfg AuthConfig, log *slog.Logger) *auth {
@@ -198,7 +198,7 @@ func newAuth(cfg AuthConfig, log *slog.Logger) *auth {
 		origin:   http.NewCrossOriginProtection(),
 		sessions: newSessions(cfg.SessionTTL, cfg.Now),
 		logins:   newLoginLimiter(),
-		warned:   ratelimit.New(1.0/60, 1),
+		warned:   ratelimit.New[string](1.0/60, 1),
 	}
 	rand.Read(a.csrfKey[:])
 	if cfg.Users != nil {

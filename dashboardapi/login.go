@@ -22,13 +22,13 @@ const (
 
 // loginLimiter limits sign-in attempts per address and failures per user.
 type loginLimiter struct {
-	addr, user *ratelimit.Limiter
+	addr, user *ratelimit.Limiter[string]
 }
 
 func newLoginLimiter() *loginLimiter {
 	return &loginLimiter{
-		addr: ratelimit.New(1/loginAddrEvery.Seconds(), loginAddrBurst),
-		user: ratelimit.New(1/loginUserEvery.Seconds(), loginUserBurst),
+		addr: ratelimit.New[string](1/loginAddrEvery.Seconds(), loginAddrBurst),
+		user: ratelimit.New[string](1/loginUserEvery.Seconds(), loginUserBurst),
 	}
 }
 

@@ -117,7 +117,7 @@ type Server struct {
 	keys    []filterKey
 	auth    *auth
 	mux     *http.ServeMux
-	limiter *ratelimit.Limiter
+	limiter *ratelimit.Limiter[string]
 	hub     hub
 	batches idempotency
 
@@ -191,7 +191,7 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	s.auth = newAuth(cfg.Auth, s.log)
 	if cfg.RateRPS > 0 {
-		s.limiter = ratelimit.New(cfg.RateRPS, cfg.RateBurst)
+		s.limiter = ratelimit.New[string](cfg.RateRPS, cfg.RateBurst)
 	}
 	s.batches.init(4096)
 	s.hub.init()

@@ -1,6 +1,7 @@
 package dnsfilter_test
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -108,4 +109,29 @@ func TestHandlerCache(t *testing.T) {
 		query(t, "udp", f2, name, dns.TypeA, 0)
 	}
 	assert.Equal(t, 2, small.Len())
+}
+
+// An answer kept for a client that takes big answers over UDP is
+// truncated for one that does not, which then asks again over TCP.
+func TestHandlerCacheTruncatesForSmallerBuffers(t *testing.T) {
+	var records []string
+	for i := range 40 {
+		records = append(records, fmt.Sprintf("many.example.org. 300 IN A 192.0.2.%d", i+1))
+	}
+	up := startUpstream(t, "127.0.0.1:0", records...)
+	filter := startFilter(t, &dnsfilter.Handler{
+		Policy:   allow(t, "*.example.org"),
+		Upstream: &dnsfilter.Upstream{Servers: []netip.AddrPort{up.Addr}},
+		Cache:    dnsfilter.NewCache(100, time.Hour),
+	})
+	big := query(t, "udp", filter, "many.example.org.", dns.TypeA, 4096)
+	require.False(t, big.Truncated)
+	require.Len(t, big.Answer, 40)
+	small := query(t, "udp", filter, "many.example.org.", dns.TypeA, 0)
+	assert.True(t, small.Truncated, "over 512 bytes for a client without EDNS0")
+	assert.Less(t, len(small.Answer), 40)
+	again := query(t, "udp", filter, "many.example.org.", dns.TypeA, 4096)
+	assert.False(t, again.Truncated)
+	assert.Len(t, again.Answer, 40)
+	assert.Len(t, up.seen(), 1, "the others from the cache")
 }

@@ -24,28 +24,38 @@ import (
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 
+	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 )
 
 // BenchmarkDNSPerf measures queries per second with dnsperf against
 // g0efilter's Handler and Server and against dnsmasq doing the same job,
-// in the same run, on loopback in a network namespace of its own:
+// in the same run, on loopback in a network namespace of its own, each
+// pair with the same names, clients and load:
 //
 //   - local/dnsmasq: dnsmasq answers NXDOMAIN itself for names under
 //     blocked.example (--address=/blocked.example/);
 //   - blocked/g0efilter: g0efilter refuses the same names (they are not
 //     allowlisted) with NXDOMAIN;
-//   - forward/dnsmasq: dnsmasq forwards names under allowed.example to an
-//     upstream, with its cache off (--cache-size=0);
-//   - forward/g0efilter: g0efilter forwards the same names, allowlisted,
-//     to the same upstream;
+//   - direct/dnsmasq: dnsmasq answers the names under allowed.example
+//     itself, from --host-record, as the upstream does;
+//   - cached/g0efilter: g0efilter forwards the same names, allowlisted,
+//     with its Cache (the filter's default size), so that after the first
+//     round it answers them itself;
+//   - blocked/g0efilter-pin and cached/g0efilter-pin: the same with
+//     pinning on: the addresses of each allowed answer are pinned, as the
+//     filter does, in a dns mode ruleset applied in a second namespace
+//     (so that the benchmark's own traffic is not filtered);
+//   - forward/dnsmasq: dnsmasq forwards the allowed names to an upstream,
+//     with its cache off (--cache-size=0);
+//   - forward/g0efilter: g0efilter forwards them without a Cache;
 //   - forward/g0efilter-dial: the same with MaxSockets -1, a socket per
-//     upstream query, as Upstream did before it kept sockets;
-//   - direct/dnsmasq: dnsmasq answers the allowed names itself, from
-//     --host-record, as the upstream does;
-//   - cached/g0efilter: g0efilter forwards the allowed names with its
-//     Cache (the filter's default size), so that after the first round it
-//     answers them itself.
+//     upstream query, as Upstream did before it kept sockets.
+//
+// g0efilter runs with what the filter adds to each query: an event through
+// an events.Queue (to a sink that drops it) and the default Limits (with a
+// rate no client reaches, so that it is counted and nothing refused).
 //
 // Each server under test runs alone on CPU 0 (taskset -c 0; g0efilter is
 // a child process, the test binary run again, so GOMAXPROCS is 1 as
@@ -56,11 +66,13 @@ import (
 // dnsperf's timeouts more than the server.) The upstream is a second
 // dnsmasq answering the names from --host-record, on CPU 1 beside dnsperf,
 // so that CPU 0 does the filter's work only. Each case reports qps, the
-// queries lost (%lost) and the CPU time the server used (%cpu, of one
-// CPU: below 100 the server was waiting on dnsperf or the upstream). ratio
-// reports blocked/g0efilter over local/dnsmasq, forward/g0efilter and
-// forward/g0efilter-dial over forward/dnsmasq; with -count above 1 it
-// pairs the last runs, so run the command several times instead.
+// queries lost (%lost), the CPU time the server used (%cpu, of one CPU:
+// below 100 the server was waiting on dnsperf or the upstream, or did not
+// get the CPU) and that time per answer (cpu-µs/q). ratio reports, for
+// each g0efilter case over its dnsmasq pair, the ratio of queries a second
+// and, suffixed -cpu, dnsmasq's CPU time per answer over g0efilter's
+// (above 1, g0efilter spends less). With -count above 1 it pairs the last
+// runs, so run the command several times instead.
 //
 // It needs root, ip, taskset, dnsperf and dnsmasq, and two CPUs: it skips
 // without them, and fails under CI=true. Run it with
@@ -88,14 +100,18 @@ func BenchmarkDNSPerf(b *testing.B) {
 		rcode   int // of the answers
 	}
 	forward := fmt.Sprintf("--server=%s#%d", perfUpstream.Addr(), perfUpstream.Port())
+	box := newNetns(b) // where the pinning cases pin
+	direct := append(dnsmasqArgs(perfListen.Port(), "--local-ttl=300"), hostRecords...)
 	cases := []perfCase{
 		{"local/dnsmasq", dnsmasqArgs(perfListen.Port(), "--address=/blocked.example/"), blocked, dns.RcodeNameError},
-		{"blocked/g0efilter", g0efilterCmd(b, 0), blocked, dns.RcodeNameError},
+		{"blocked/g0efilter", g0efilterCmd(b, 0, 10000, ""), blocked, dns.RcodeNameError},
+		{"blocked/g0efilter-pin", g0efilterCmd(b, 0, 10000, box), blocked, dns.RcodeNameError},
+		{"direct/dnsmasq", direct, allowed, dns.RcodeSuccess},
+		{"cached/g0efilter", g0efilterCmd(b, 0, 10000, ""), allowed, dns.RcodeSuccess},
+		{"cached/g0efilter-pin", g0efilterCmd(b, 0, 10000, box), allowed, dns.RcodeSuccess},
 		{"forward/dnsmasq", dnsmasqArgs(perfListen.Port(), forward, "--cache-size=0", "--dns-forward-max=1000"), allowed, dns.RcodeSuccess},
-		{"forward/g0efilter", g0efilterCmd(b, 0), allowed, dns.RcodeSuccess},
-		{"forward/g0efilter-dial", g0efilterCmd(b, -1), allowed, dns.RcodeSuccess},
-		{"direct/dnsmasq", append(dnsmasqArgs(perfListen.Port(), "--local-ttl=300"), hostRecords...), allowed, dns.RcodeSuccess},
-		{"cached/g0efilter", g0efilterCmd(b, 0, 10000), allowed, dns.RcodeSuccess},
+		{"forward/g0efilter", g0efilterCmd(b, 0, 0, ""), allowed, dns.RcodeSuccess},
+		{"forward/g0efilter-dial", g0efilterCmd(b, -1, 0, ""), allowed, dns.RcodeSuccess},
 	}
 	res := make(map[string]perfResult)
 	for _, c := range cases {
@@ -110,18 +126,27 @@ func BenchmarkDNSPerf(b *testing.B) {
 			b.ReportMetric(r.qps, "qps")
 			b.ReportMetric(r.lost, "%lost")
 			b.ReportMetric(100*r.cpu, "%cpu")
+			b.ReportMetric(1e6*r.cpu/r.qps, "cpu-µs/q")
 		})
 	}
 	b.Run("ratio", func(b *testing.B) {
 		for b.Loop() {
 		}
 		b.ReportMetric(0, "ns/op")
-		ratio := func(a, b string) float64 { return res[a].qps / res[b].qps }
-		b.ReportMetric(ratio("blocked/g0efilter", "local/dnsmasq"), "blocked/local")
-		b.ReportMetric(ratio("forward/g0efilter", "forward/dnsmasq"), "forward/forward")
-		b.ReportMetric(ratio("forward/g0efilter-dial", "forward/dnsmasq"), "dial/forward")
-		b.ReportMetric(ratio("cached/g0efilter", "direct/dnsmasq"), "cached/direct")
-		b.ReportMetric(ratio("forward/g0efilter", "direct/dnsmasq"), "forward/direct")
+		for _, r := range []struct{ metric, filter, dnsmasq string }{
+			{"blocked/local", "blocked/g0efilter", "local/dnsmasq"},
+			{"blocked-pin/local", "blocked/g0efilter-pin", "local/dnsmasq"},
+			{"cached/direct", "cached/g0efilter", "direct/dnsmasq"},
+			{"cached-pin/direct", "cached/g0efilter-pin", "direct/dnsmasq"},
+			{"forward/forward", "forward/g0efilter", "forward/dnsmasq"},
+			{"dial/forward", "forward/g0efilter-dial", "forward/dnsmasq"},
+		} {
+			f, d := res[r.filter], res[r.dnsmasq]
+			// queries a second, and CPU per query (dnsmasq's over
+			// g0efilter's: above 1, g0efilter uses less), same run
+			b.ReportMetric(f.qps/d.qps, r.metric)
+			b.ReportMetric((d.cpu/d.qps)/(f.cpu/f.qps), r.metric+"-cpu")
+		}
 	})
 }
 
@@ -136,7 +161,7 @@ const perfNames = 100
 
 // perfServeEnv, set in the environment of the test binary, makes it serve
 // g0efilter for BenchmarkDNSPerf instead of running tests: "LISTEN
-// UPSTREAM MAXSOCKETS CACHESIZE".
+// UPSTREAM MAXSOCKETS CACHESIZE PINNETNS", PINNETNS "-" for no pinning.
 const perfServeEnv = "G0EFILTER_DNSPERF_SERVE"
 
 // perfProfileEnv, set with perfServeEnv, names a file where the server
@@ -151,12 +176,16 @@ func TestMain(m *testing.M) {
 }
 
 // servePerf serves g0efilter as BenchmarkDNSPerf has it: names under
-// allowed.example are forwarded, any other refused. It returns the exit
-// code once SIGTERM comes.
+// allowed.example are forwarded, any other refused; each query's event
+// goes through an events.Queue, as in the filter; the Limits are the
+// filter's defaults but for a rate no test client reaches. With PINNETNS,
+// a dns mode ruleset is applied in that network namespace and the
+// addresses of each allowed answer are pinned in it as the filter pins
+// them. It returns the exit code once SIGTERM comes.
 func servePerf(spec string) int {
 	f := strings.Fields(spec)
-	if len(f) != 4 {
-		fmt.Fprintf(os.Stderr, "%s=%q: want LISTEN UPSTREAM MAXSOCKETS CACHESIZE\n", perfServeEnv, spec)
+	if len(f) != 5 {
+		fmt.Fprintf(os.Stderr, "%s=%q: want LISTEN UPSTREAM MAXSOCKETS CACHESIZE PINNETNS\n", perfServeEnv, spec)
 		return 2
 	}
 	listen, err1 := netip.ParseAddrPort(f[0])
@@ -176,9 +205,22 @@ func servePerf(spec string) int {
 	live.Store(snap)
 	up := &Upstream{Servers: []netip.AddrPort{upstream}, MaxSockets: maxSockets}
 	defer up.Close()
-	h := &Handler{Policy: &live, Upstream: up}
+	queue := events.NewQueue(events.Discard, 4096)
+	defer queue.Close(context.Background())
+	limits := DefaultLimits
+	limits.Rate = 1e9 // counted, never reached
+	h := &Handler{Policy: &live, Upstream: up, Events: queue, Limits: limits}
 	if cacheSize > 0 {
 		h.Cache = NewCache(cacheSize, time.Hour)
+	}
+	if ns := f[4]; ns != "-" {
+		pin, closePins, err := perfPinner(ns)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer closePins()
+		h.OnAnswer = pin
 	}
 	srv := &Server{Addrs: []netip.AddrPort{listen}, Handler: h}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -203,17 +245,55 @@ func servePerf(spec string) int {
 	return 0
 }
 
-// g0efilterCmd returns the command that serves g0efilter on perfListen.
-func g0efilterCmd(b *testing.B, maxSockets int, cacheSize ...int) []string {
+// perfPinner applies a dns mode ruleset in the network namespace ns and
+// returns an OnAnswer that pins into it as the filter does with its
+// defaults (DNS_PIN_MIN_TTL=1m, DNS_PIN_GRACE=10s): for the record's TTL,
+// at least a minute, plus 10s, and nothing sent for an address pinned for
+// its TTL plus 10s already.
+func perfPinner(ns string) (pin func(Answer), closePins func(), err error) {
+	fd, err := unix.Open(filepath.Join("/run/netns", ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := nftrules.Open(nftrules.ConnConfig{NetNS: fd})
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	rs, err := nftrules.Build(nftrules.Config{Mode: nftrules.ModeDNS})
+	if err == nil {
+		err = conn.Apply(rs)
+	}
+	if err != nil {
+		conn.Close()
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	const minTTL, grace = time.Minute, 10 * time.Second
+	pin = func(a Answer) {
+		pins := make([]nftrules.Pin, 0, len(a.Addrs))
+		for _, at := range a.Addrs {
+			pins = append(pins, nftrules.Pin{Addr: at.Addr, Timeout: max(at.TTL, minTTL) + grace, Need: at.TTL + grace})
+		}
+		if err := conn.Pin(pins); err != nil {
+			fmt.Fprintln(os.Stderr, "pin:", err)
+		}
+	}
+	return pin, func() { conn.Close(); unix.Close(fd) }, nil
+}
+
+// g0efilterCmd returns the command that serves g0efilter on perfListen,
+// with a Cache of cacheSize answers (0: none), pinning into the network
+// namespace pinNS ("": none).
+func g0efilterCmd(b *testing.B, maxSockets, cacheSize int, pinNS string) []string {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	size := 0
-	if len(cacheSize) > 0 {
-		size = cacheSize[0]
+	if pinNS == "" {
+		pinNS = "-"
 	}
-	return []string{"env", fmt.Sprintf("%s=%s %s %d %d", perfServeEnv, perfListen, perfUpstream, maxSockets, size), exe}
+	return []string{"env", fmt.Sprintf("%s=%s %s %d %d %s", perfServeEnv, perfListen, perfUpstream, maxSockets, cacheSize, pinNS), exe}
 }
 
 // dnsmasqArgs returns a dnsmasq command line serving on 127.0.0.1:port,

@@ -147,58 +147,120 @@ var _ dns.Handler = (*Handler)(nil)
 
 // ServeDNS answers one query; see [Handler].
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	var q query
+	h.start(&q, w, r)
+	if q.up != nil {
+		h.forward(&q)
+	}
+	h.finish(&q)
+}
+
+// serveNow answers r over w when that needs no waiting on the network (a
+// refusal, a malformed query, an answer from the Cache) and returns nil;
+// otherwise it returns the rest of the work, which asks upstream, for the
+// caller to run on a goroutine of its own. The Server calls it, so that
+// what can be answered at once is answered without a goroutine.
+func (h *Handler) serveNow(w dns.ResponseWriter, r *dns.Msg) (rest func()) {
+	var q query
+	h.start(&q, w, r)
+	if q.up == nil {
+		h.finish(&q)
+		return nil
+	}
+	p := new(query)
+	*p = q
+	return func() {
+		h.forward(p)
+		h.finish(p)
+	}
+}
+
+// query is one query on its way through the Handler: its event, and its
+// answer once there is one, or what it needs to ask upstream.
+type query struct {
+	w     dns.ResponseWriter
+	r     *dns.Msg
+	proto string
+	ev    events.Event
+
+	resp *dns.Msg // the answer
+	wire []byte   // resp as it came from upstream, with r's ID; nil: pack resp
+	made bool     // resp made here by reply: small enough for any client
+
+	// Set by start when the answer must come from upstream.
+	up    *Upstream
+	local bool // a local name's (see LocalNames)
+	rule  string
+	deny  Denier
+	key   cacheKey // in the Cache; zero without one
+}
+
+// reply makes q's answer with rcode and ede (see reply).
+func (q *query) reply(rcode int, ede *dns.EDNS0_EDE) {
+	q.resp, q.wire, q.made = reply(q.r, rcode, ede), nil, true
+}
+
+// finish sends q's event and writes its answer.
+func (h *Handler) finish(q *query) {
+	h.emit(q.ev)
+	r, resp, wire := q.r, q.resp, q.wire
+	var err error
+	switch {
+	case wire != nil && (q.proto == "tcp" || len(wire) <= udpSize(r)):
+		// The upstream's answer goes back as it came: no need to pack
+		// it again.
+		_, err = q.w.Write(wire)
+	case q.proto == "udp":
+		if !q.made {
+			resp.Truncate(udpSize(r))
+		}
+		err = q.w.WriteMsg(resp)
+	default:
+		resp.Compress = true
+		err = q.w.WriteMsg(resp)
+	}
+	if err != nil {
+		h.logger().Debug("dnsfilter: write answer", "client", q.ev.Source, "name", q.ev.Name, "error", err)
+	}
+}
+
+// start decides q's query r and, when it can without waiting, answers it:
+// it fills in q's event and its answer, or, when the answer must come from
+// upstream, q.up and what forward needs.
+func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 	proto, src := transport(w)
-	ev := events.Event{
+	q.w, q.r, q.proto = w, r, proto
+	ev := &q.ev
+	*ev = events.Event{
 		Time:      time.Now(),
 		Component: events.DNS,
 		Protocol:  proto,
 		Source:    src,
 		Flow:      events.NewFlowID(),
 	}
-	resp, wire := h.answer(r, proto, &ev)
-	h.emit(ev)
-	var err error
-	switch {
-	case wire != nil && (proto == "tcp" || len(wire) <= udpSize(r)):
-		// The upstream's answer goes back as it came: no need to pack
-		// it again.
-		_, err = w.Write(wire)
-	case proto == "udp":
-		resp.Truncate(udpSize(r))
-		err = w.WriteMsg(resp)
-	default:
-		resp.Compress = true
-		err = w.WriteMsg(resp)
-	}
-	if err != nil {
-		h.logger().Debug("dnsfilter: write answer", "client", src, "name", ev.Name, "error", err)
-	}
-}
-
-// answer decides r, fills in ev and returns the answer to send, and when
-// it comes from upstream, the answer as it came with r's ID.
-func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, []byte) {
 	if r.Opcode != dns.OpcodeQuery {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
 		ev.Detail = "opcode " + opcodeString(r.Opcode)
-		return reply(r, dns.RcodeNotImplemented, nil), nil
+		q.reply(dns.RcodeNotImplemented, nil)
+		return
 	}
 	if len(r.Question) != 1 {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
 		ev.Detail = strconv.Itoa(len(r.Question)) + " questions"
-		m := reply(r, dns.RcodeFormatError, nil)
-		m.Question = nil
-		return m, nil
+		q.reply(dns.RcodeFormatError, nil)
+		q.resp.Question = nil
+		return
 	}
-	q := r.Question[0]
-	ev.Name = normalize(q.Name)
-	ev.QType = typeString(q.Qtype)
+	question := r.Question[0]
+	ev.Name = normalize(question.Name)
+	ev.QType = typeString(question.Qtype)
 
 	deny, _ := h.Policy.(Denier)
 	if deny != nil {
 		if rule, denied := deny.DenyHost(ev.Name); denied {
 			ev.Action, ev.Reason, ev.Rule = events.Blocked, events.ReasonDenied, rule
-			return reply(r, dns.RcodeNameError, deniedEDE), nil
+			q.reply(dns.RcodeNameError, deniedEDE)
+			return
 		}
 	}
 	var rule string
@@ -209,14 +271,39 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 	local := !ok && h.LocalNames && singleLabel(ev.Name)
 	if !ok && !local {
 		ev.Action, ev.Reason = events.Blocked, events.ReasonNotAllowlisted
-		return reply(r, dns.RcodeNameError, blockedEDE), nil
+		q.reply(dns.RcodeNameError, blockedEDE)
+		return
 	}
 	ev.Rule = rule
-	if rcode, reason, detail, ok := h.checkQuestion(ev.Name, rule, q.Qtype, ev.Source.Addr()); !ok {
+	if rcode, reason, detail, ok := h.checkQuestion(ev.Name, rule, question.Qtype, src.Addr(), ev.Time); !ok {
 		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
-		return reply(r, rcode, limitEDE(reason)), nil
+		q.reply(rcode, limitEDE(reason))
+		return
 	}
 
+	up := h.Upstream
+	if local && h.LocalUpstream != nil {
+		up = h.LocalUpstream
+	}
+	if up == nil {
+		h.failed(q, ErrNoUpstream)
+		return
+	}
+	q.local, q.rule, q.deny = local, rule, deny
+	if h.Cache != nil && !local {
+		q.key = keyOf(r, proto)
+		if c, ok := h.Cache.get(q.key, r, ev.Time); ok {
+			h.relayCached(q, c)
+			return
+		}
+	}
+	q.up = up
+}
+
+// forward asks q.up for q's question, through the Cache when there is
+// one: identical questions asked at once share one exchange.
+func (h *Handler) forward(q *query) {
+	r := q.r
 	// Only the question and the EDNS0 record go upstream: records a
 	// client put in the other sections are not its to forward. The
 	// Upstream sends it with an ID of its own and gives the answer r's.
@@ -230,60 +317,84 @@ func (h *Handler) answer(r *dns.Msg, proto string, ev *events.Event) (*dns.Msg, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var resp *dns.Msg
-	var wire []byte
-	err := ErrNoUpstream
-	up := h.Upstream
-	if local && h.LocalUpstream != nil {
-		up = h.LocalUpstream
-	}
-	if up != nil {
-		resp, wire, err = h.exchange(ctx, up, fwd, r, proto, local)
-	}
-	if err != nil {
-		ev.Action, ev.Reason, ev.Detail = events.Error, events.ReasonDial, err.Error()
-		return reply(r, dns.RcodeServerFailure, unreachableEDE), nil
-	}
-
-	if reason, detail, ok := h.checkAnswer(resp); !ok {
-		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
-		return reply(r, dns.RcodeRefused, limitEDE(reason)), nil
-	}
-	addrs := AnswerAddrs(q.Name, resp.Answer)
-	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
-	if local {
-		ev.Reason = events.ReasonLocalName // resolution only: nothing pinned
-	} else if pins := notDenied(deny, addrs); len(pins) > 0 && h.OnAnswer != nil {
-		h.OnAnswer(Answer{Name: ev.Name, QType: q.Qtype, Rule: rule, Addrs: pins})
-	}
-	ev.Detail = detail(resp, addrs)
-	return resp, wire
-}
-
-// exchange asks up for fwd, the question of r, or takes the answer from
-// the Cache; identical questions asked at once share one exchange.
-func (h *Handler) exchange(ctx context.Context, up *Upstream, fwd, r *dns.Msg, proto string, local bool) (*dns.Msg, []byte, error) {
-	if h.Cache == nil || local {
-		return up.exchange(ctx, fwd, proto, false)
-	}
-	k := keyOf(r, proto)
-	m, ok := h.Cache.get(k, time.Now())
-	if !ok {
-		v, err, _ := h.flight.Do(k.String(), func() (any, error) {
-			resp, _, err := up.exchange(ctx, fwd, proto, false)
+	var err error
+	if h.Cache == nil || q.local {
+		q.resp, q.wire, err = q.up.exchange(ctx, fwd, q.proto, false)
+	} else {
+		k := q.key
+		var v any
+		v, err, _ = h.flight.Do(k.String(), func() (any, error) {
+			resp, _, err := q.up.exchange(ctx, fwd, q.proto, false)
 			if err == nil {
 				h.Cache.put(k, resp, time.Now())
 			}
 			return resp, err
 		})
-		if err != nil {
-			return nil, nil, err
+		if err == nil {
+			m := v.(*dns.Msg).Copy() // shared with the other askers
+			m.Id = r.Id
+			m.Question = r.Question
+			q.resp = m
 		}
-		m = v.(*dns.Msg).Copy() // shared with the other askers
 	}
-	m.Id = r.Id
-	m.Question = r.Question // the client's spelling: some check its case
-	return m, nil, nil
+	if err != nil {
+		h.failed(q, err)
+		return
+	}
+	h.relay(q)
+}
+
+// failed answers q with SERVFAIL: no upstream answered.
+func (h *Handler) failed(q *query, err error) {
+	q.ev.Action, q.ev.Reason, q.ev.Detail = events.Error, events.ReasonDial, err.Error()
+	q.reply(dns.RcodeServerFailure, unreachableEDE)
+}
+
+// relay checks q's answer from upstream against the Limits, passes its
+// addresses to OnAnswer and describes it in q's event.
+func (h *Handler) relay(q *query) {
+	addrs := AnswerAddrs(q.r.Question[0].Name, q.resp.Answer)
+	if h.pass(q, txtBytes(q.resp), addrs) {
+		q.ev.Detail = detail(q.resp, addrs)
+	}
+}
+
+// relayCached is relay for an answer from the Cache, which it keeps
+// packed, with its addresses and detail.
+func (h *Handler) relayCached(q *query, c cached) {
+	q.wire = c.wire
+	if q.proto == "udp" && len(c.wire) > udpSize(q.r) {
+		// Bigger than this client takes: finish truncates it.
+		m := new(dns.Msg)
+		if err := m.Unpack(c.wire); err != nil {
+			h.failed(q, err) // not seen: the Cache packed it
+			return
+		}
+		q.resp, q.wire = m, nil
+	}
+	if h.pass(q, c.txtBytes, c.addrs) {
+		q.ev.Detail = c.detail
+	}
+}
+
+// pass checks an answer whose TXT records hold txt bytes against the
+// Limits, refusing it when it is over them, and passes addrs, its
+// addresses, to OnAnswer. It reports whether the answer is relayed.
+func (h *Handler) pass(q *query, txt int, addrs []AddrTTL) bool {
+	ev := &q.ev
+	if reason, detail, ok := h.checkAnswer(txt); !ok {
+		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
+		q.reply(dns.RcodeRefused, limitEDE(reason))
+		return false
+	}
+	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
+	if q.local {
+		ev.Reason = events.ReasonLocalName // resolution only: nothing pinned
+	} else if pins := notDenied(q.deny, addrs); len(pins) > 0 && h.OnAnswer != nil {
+		question := q.r.Question[0]
+		h.OnAnswer(Answer{Name: ev.Name, QType: question.Qtype, Rule: q.rule, Addrs: pins})
+	}
+	return true
 }
 
 // notDenied returns the addresses the denylist does not hold.
@@ -339,7 +450,9 @@ var (
 func limitEDE(reason events.Reason) *dns.EDNS0_EDE { return limitEDEs[reason] }
 
 // reply returns an answer to r, as [dns.Msg.SetRcode] makes it, with
-// recursion available. When r has EDNS0 the answer has an OPT record too,
+// recursion available. It holds a header, at most one question and an
+// OPT record with an Extended DNS Error of a few dozen bytes: under 350
+// bytes, less than any client takes over UDP (512). When r has EDNS0 the answer has an OPT record too,
 // carrying ede if not nil; without it, an answer may not carry an OPT
 // record (RFC 6891), so no Extended DNS Error.
 func reply(r *dns.Msg, rcode int, ede *dns.EDNS0_EDE) *dns.Msg {

@@ -28,7 +28,7 @@ var zone = []string{
 }
 
 // startFilter serves h on loopback until the test ends.
-func startFilter(t *testing.T, h *dnsfilter.Handler) netip.AddrPort {
+func startFilter(t testing.TB, h *dnsfilter.Handler) netip.AddrPort {
 	t.Helper()
 	return serve(t, &dnsfilter.Server{
 		Addrs:   []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")},
@@ -703,4 +703,29 @@ func TestHandlerLimits(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return query(t, "udp", filter, "www.example.org.", dns.TypeA, 0).Rcode == dns.RcodeSuccess
 	}, 2*time.Second, 50*time.Millisecond, "a token again after 200ms")
+}
+
+// The rate limit counts questions answered from the Cache as it counts
+// those sent upstream: a tunnel gains nothing by asking the same name.
+func TestHandlerRateLimitCountsCachedAnswers(t *testing.T) {
+	up := startUpstream(t, "127.0.0.1:0", zone...)
+	var rec recorder
+	filter := startFilter(t, &dnsfilter.Handler{
+		Policy:   allow(t, "*.example.org"),
+		Upstream: &dnsfilter.Upstream{Servers: []netip.AddrPort{up.Addr}},
+		Cache:    dnsfilter.NewCache(100, time.Hour),
+		Limits:   dnsfilter.Limits{Rate: 0.01, Burst: 3}, // no token back within the test
+		Events:   &rec,
+	})
+	for i := range 3 {
+		assert.Equal(t, dns.RcodeSuccess, query(t, "udp", filter, "www.example.org.", dns.TypeA, 0).Rcode, "query %d", i)
+	}
+	assert.Len(t, up.seen(), 1, "the second and third from the cache")
+	r := query(t, "udp", filter, "www.example.org.", dns.TypeA, 1232)
+	assert.Equal(t, dns.RcodeRefused, r.Rcode, "the fourth, over the burst")
+	require.NotNil(t, ede(r))
+	assert.Equal(t, dns.ExtendedErrorCodeProhibited, ede(r).InfoCode)
+	evs := rec.events()
+	assert.Equal(t, events.ReasonRateLimited, evs[len(evs)-1].Reason)
+	assert.Equal(t, events.Blocked, evs[len(evs)-1].Action)
 }

@@ -48,7 +48,7 @@ type fakeUpstream struct {
 
 // startUpstream serves a fake upstream on addr ("127.0.0.1:0") until the
 // test ends.
-func startUpstream(t *testing.T, addr string, records ...string) *fakeUpstream {
+func startUpstream(t testing.TB, addr string, records ...string) *fakeUpstream {
 	t.Helper()
 	f := &fakeUpstream{zone: make(map[string][]dns.RR)}
 	f.set(t, records...)
@@ -62,7 +62,7 @@ func startUpstream(t *testing.T, addr string, records ...string) *fakeUpstream {
 
 // serve runs srv until the test ends and returns its addresses once it is
 // ready. At the end of the test it checks that srv shut down.
-func serve(t *testing.T, srv *dnsfilter.Server) []netip.AddrPort {
+func serve(t testing.TB, srv *dnsfilter.Server) []netip.AddrPort {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -85,7 +85,7 @@ func serve(t *testing.T, srv *dnsfilter.Server) []netip.AddrPort {
 }
 
 // set replaces the zone with records in presentation format.
-func (f *fakeUpstream) set(t *testing.T, records ...string) {
+func (f *fakeUpstream) set(t testing.TB, records ...string) {
 	t.Helper()
 	zone := make(map[string][]dns.RR)
 	for _, s := range records {

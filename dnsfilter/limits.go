@@ -60,27 +60,27 @@ var DefaultLimits = Limits{
 // limiter is a Limits' rate limiter, made at first use.
 type limiter struct {
 	once sync.Once
-	l    *ratelimit.Limiter
+	l    *ratelimit.Limiter[netip.Addr]
 }
 
-func (h *Handler) rateLimiter() *ratelimit.Limiter {
+func (h *Handler) rateLimiter() *ratelimit.Limiter[netip.Addr] {
 	h.limiter.once.Do(func() {
 		if h.Limits.Rate > 0 {
 			burst := h.Limits.Burst
 			if burst <= 0 {
 				burst = max(1, int(2*h.Limits.Rate))
 			}
-			h.limiter.l = ratelimit.New(h.Limits.Rate, burst)
+			h.limiter.l = ratelimit.New[netip.Addr](h.Limits.Rate, burst)
 		}
 	})
 	return h.limiter.l
 }
 
 // checkQuestion applies the Limits to an allowed question for name (as
-// normalize returns it) of type qtype, allowed by rule, from client. It
-// returns the rcode and the event's reason and detail of a refusal, or
-// ok.
-func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Addr) (rcode int, reason events.Reason, detail string, ok bool) {
+// normalize returns it) of type qtype, allowed by rule, from client,
+// asked at now. It returns the rcode and the event's reason and detail of
+// a refusal, or ok.
+func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Addr, now time.Time) (rcode int, reason events.Reason, detail string, ok bool) {
 	lim := h.Limits
 	if lim.RefuseNULL && qtype == dns.TypeNULL {
 		return dns.RcodeRefused, events.ReasonQueryType, "NULL questions are refused", false
@@ -98,7 +98,7 @@ func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Ad
 		}
 	}
 	if l := h.rateLimiter(); l != nil {
-		if wait, allowed := l.Allow(client.String(), time.Now()); !allowed {
+		if wait, allowed := l.Allow(client, now); !allowed {
 			return dns.RcodeRefused, events.ReasonRateLimited,
 				fmt.Sprintf("more than %g questions a second; the next in %v", lim.Rate, wait.Round(time.Millisecond)), false
 		}
@@ -106,21 +106,25 @@ func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Ad
 	return 0, "", "", true
 }
 
-// checkAnswer applies the Limits to an upstream's answer.
-func (h *Handler) checkAnswer(resp *dns.Msg) (reason events.Reason, detail string, ok bool) {
-	if h.Limits.TXTBytes <= 0 {
-		return "", "", true
+// checkAnswer applies the Limits to an answer whose TXT records hold txt
+// bytes of text.
+func (h *Handler) checkAnswer(txt int) (reason events.Reason, detail string, ok bool) {
+	if h.Limits.TXTBytes > 0 && txt > h.Limits.TXTBytes {
+		return events.ReasonTooLong, fmt.Sprintf("TXT answer of %d bytes, more than %d", txt, h.Limits.TXTBytes), false
 	}
+	return "", "", true
+}
+
+// txtBytes returns the bytes of text in the TXT records of m's answer
+// section.
+func txtBytes(m *dns.Msg) int {
 	n := 0
-	for _, rr := range resp.Answer {
+	for _, rr := range m.Answer {
 		if txt, isTXT := rr.(*dns.TXT); isTXT {
 			for _, s := range txt.Txt {
 				n += len(s)
 			}
 		}
 	}
-	if n > h.Limits.TXTBytes {
-		return events.ReasonTooLong, fmt.Sprintf("TXT answer of %d bytes, more than %d", n, h.Limits.TXTBytes), false
-	}
-	return "", "", true
+	return n
 }

@@ -27,6 +27,15 @@ var defaultListen = []netip.AddrPort{
 // several questions before the handler could see it. Every message that is
 // not a response reaches Handler.
 //
+// On a UDP socket bound to one address, queries are read and answered in
+// batches (recvmmsg and sendmmsg on Linux), by as many readers as
+// GOMAXPROCS, up to 4. A [Handler] answers there at once, without a
+// goroutine, what needs no waiting (a refusal, an answer from its Cache);
+// a query that must go upstream, and every query to another dns.Handler,
+// is served on a goroutine of its own, one that served an earlier query
+// when one is idle. TCP listeners, and packet sockets bound to every
+// address, are served by a [dns.Server].
+//
 // A Server serves once: set its fields, then call [Server.ListenAndServe]
 // or [Server.Serve].
 type Server struct {
@@ -130,10 +139,14 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, ls []net.Liste
 		return ErrServerUsed
 	}
 
-	var servers []*dns.Server
+	var servers []runner
 	var local []netip.AddrPort
 	for _, pc := range pcs {
-		servers = append(servers, s.dnsServer(&dns.Server{PacketConn: pc}))
+		if u := newUDPServer(pc, s.Handler); u != nil {
+			servers = append(servers, u)
+		} else {
+			servers = append(servers, s.dnsServer(&dns.Server{PacketConn: pc}))
+		}
 		local = append(local, addrPort(pc.LocalAddr()))
 	}
 	for _, l := range ls {
@@ -149,10 +162,9 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, ls []net.Liste
 	var wg sync.WaitGroup
 	for i, srv := range servers {
 		started[i], done[i] = make(chan struct{}), make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started[i]) }
 		wg.Go(func() {
 			defer close(done[i])
-			if err := srv.ActivateAndServe(); err != nil {
+			if err := srv.serve(func() { close(started[i]) }); err != nil {
 				failed <- fmt.Errorf("dnsfilter: serve: %w", err)
 			}
 		})
@@ -184,9 +196,7 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, ls []net.Liste
 			select {
 			case <-done[i]:
 			default:
-				// A server that started and is still serving shuts
-				// down; it can only fail to if it was never started.
-				_ = srv.ShutdownContext(context.Background())
+				srv.shutdown()
 			}
 		default:
 		}
@@ -202,13 +212,33 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, ls []net.Liste
 	return err
 }
 
-func (s *Server) dnsServer(srv *dns.Server) *dns.Server {
+// runner serves one socket: serve calls started once it serves, and
+// returns after shutdown once the queries under way are answered.
+type runner interface {
+	serve(started func()) error
+	shutdown()
+}
+
+// dnsServer serves TCP listeners, and packet sockets that are not bound
+// to one address, through dns.Server.
+type dnsServer struct{ *dns.Server }
+
+func (d dnsServer) serve(started func()) error {
+	d.NotifyStartedFunc = started
+	return d.ActivateAndServe()
+}
+
+// shutdown stops a server that started; it can only fail to if it was
+// never started.
+func (d dnsServer) shutdown() { _ = d.ShutdownContext(context.Background()) }
+
+func (s *Server) dnsServer(srv *dns.Server) dnsServer {
 	srv.Handler = s.Handler
 	srv.ReadTimeout = s.ReadTimeout
 	srv.WriteTimeout = s.WriteTimeout
 	srv.MsgAcceptFunc = acceptRequests
 	srv.MsgInvalidFunc = func([]byte, error) {}
-	return srv
+	return dnsServer{srv}
 }
 
 func (s *Server) logger() *slog.Logger {

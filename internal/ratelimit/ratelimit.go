@@ -3,7 +3,7 @@
 // bucket to be full again, so that its memory follows the clients active
 // now, not all the clients ever seen.
 //
-//	l := ratelimit.New(100, 200) // 100 a second, bursts of 200, per key
+//	l := ratelimit.New[string](100, 200) // 100 a second, bursts of 200, per key
 //	if wait, ok := l.Allow(key, time.Now()); !ok {
 //		return fmt.Errorf("too many: try again in %v", wait)
 //	}
@@ -16,14 +16,15 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Limiter is a token bucket per key. It is safe for concurrent use.
-type Limiter struct {
+// Limiter is a token bucket per key of type K (a name, a netip.Addr). It
+// is safe for concurrent use.
+type Limiter[K comparable] struct {
 	rps   rate.Limit
 	burst int
 	idle  time.Duration // a bucket unused this long is full: forget it
 
 	mu        sync.Mutex
-	clients   map[string]*client
+	clients   map[K]*client
 	lastSweep time.Time
 }
 
@@ -34,18 +35,18 @@ type client struct {
 
 // New returns a Limiter that lets each key take rps tokens a second, in
 // bursts of up to burst.
-func New(rps float64, burst int) *Limiter {
+func New[K comparable](rps float64, burst int) *Limiter[K] {
 	idle := time.Duration(float64(burst)/rps*float64(time.Second)) + time.Minute
-	return &Limiter{
+	return &Limiter[K]{
 		rps:     rate.Limit(rps),
 		burst:   burst,
 		idle:    idle,
-		clients: make(map[string]*client),
+		clients: make(map[K]*client),
 	}
 }
 
 // Allow takes a token for key, or reports how long until one is there.
-func (l *Limiter) Allow(key string, now time.Time) (time.Duration, bool) {
+func (l *Limiter[K]) Allow(key K, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.lastSweep) > l.idle {
@@ -73,7 +74,7 @@ func (l *Limiter) Allow(key string, now time.Time) (time.Duration, bool) {
 
 // Wait reports how long until key has a token, without taking one: zero
 // if it has one now.
-func (l *Limiter) Wait(key string, now time.Time) time.Duration {
+func (l *Limiter[K]) Wait(key K, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.clients[key]
@@ -87,7 +88,7 @@ func (l *Limiter) Wait(key string, now time.Time) time.Duration {
 }
 
 // keys is the number of keys remembered, for tests.
-func (l *Limiter) keys() int {
+func (l *Limiter[K]) keys() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.clients)

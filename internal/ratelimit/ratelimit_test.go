@@ -9,7 +9,7 @@ import (
 )
 
 func TestLimiterPerKey(t *testing.T) {
-	l := New(10, 2)
+	l := New[string](10, 2)
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	for range 2 {
 		_, ok := l.Allow("a", now)
@@ -26,7 +26,7 @@ func TestLimiterPerKey(t *testing.T) {
 }
 
 func TestLimiterForgetsIdleClients(t *testing.T) {
-	l := New(10, 1)
+	l := New[string](10, 1)
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	for i := range 100 {
 		_, ok := l.Allow(fmt.Sprint("client-", i), now)
