@@ -687,6 +687,21 @@ func TestHandlerLimits(t *testing.T) {
 		}
 	}
 
+	// A wildcard limited to a protocol and port is a wildcard all the same.
+	var prec recorder
+	portFilter := startFilter(t, &dnsfilter.Handler{
+		Policy: ruleFunc(func(name string) (string, bool) {
+			return "udp/*.example.org:5060-5061", strings.HasSuffix(name, ".example.org")
+		}),
+		Upstream: &dnsfilter.Upstream{Servers: []netip.AddrPort{up.Addr}},
+		Limits:   dnsfilter.Limits{WildcardLabels: 2},
+		Events:   &prec,
+	})
+	assert.Equal(t, dns.RcodeSuccess, query(t, "udp", portFilter, "a.b.example.org.", dns.TypeA, 1232).Rcode)
+	assert.Equal(t, dns.RcodeNameError, query(t, "udp", portFilter, "x.a.b.example.org.", dns.TypeA, 1232).Rcode)
+	pevs := prec.events()
+	assert.Equal(t, events.ReasonTooLong, pevs[len(pevs)-1].Reason)
+
 	// The rate: five a second with bursts of five, per client; names the
 	// policy refuses are answered here and not counted.
 	filter, rec = newFilter(dnsfilter.Limits{Rate: 5, Burst: 5})
@@ -729,3 +744,8 @@ func TestHandlerRateLimitCountsCachedAnswers(t *testing.T) {
 	assert.Equal(t, events.ReasonRateLimited, evs[len(evs)-1].Reason)
 	assert.Equal(t, events.Blocked, evs[len(evs)-1].Action)
 }
+
+// ruleFunc is a Policy from a function.
+type ruleFunc func(name string) (string, bool)
+
+func (f ruleFunc) MatchHost(name string) (string, bool) { return f(name) }

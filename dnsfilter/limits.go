@@ -85,7 +85,7 @@ func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Ad
 	if lim.RefuseNULL && qtype == dns.TypeNULL {
 		return dns.RcodeRefused, events.ReasonQueryType, "NULL questions are refused", false
 	}
-	if base, wild := strings.CutPrefix(rule, "*."); wild {
+	if base, wild := strings.CutPrefix(rulePattern(rule), "*."); wild {
 		below := strings.TrimSuffix(strings.TrimSuffix(name, base), ".")
 		labels := strings.Count(below, ".") + 1
 		switch {
@@ -127,4 +127,17 @@ func txtBytes(m *dns.Msg) int {
 		}
 	}
 	return n
+}
+
+// rulePattern returns the name pattern of a rule, without the protocol
+// and ports of an entry that has them ("udp/*.example.com:5060" is
+// "*.example.com"): a wildcard limited to a port tunnels as well as any.
+func rulePattern(rule string) string {
+	if len(rule) > 4 && rule[3] == '/' {
+		rule = rule[4:]
+	}
+	if i := strings.LastIndexByte(rule, ':'); i >= 0 {
+		rule = rule[:i]
+	}
+	return rule
 }
