@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -168,6 +169,45 @@ const perfServeEnv = "G0EFILTER_DNSPERF_SERVE"
 // writes its CPU profile.
 const perfProfileEnv = "G0EFILTER_DNSPERF_CPUPROFILE"
 
+// perfV2Env, set with perfServeEnv (by -dnsperf.v2), gives the server a
+// policy that uses every entry form, 1000 of each, besides the
+// benchmark's wildcard; names are then allowed by an entry with or
+// without a port, as g0efilter's resolver allows them.
+const perfV2Env = "G0EFILTER_DNSPERF_V2"
+
+var perfV2 = flag.Bool("dnsperf.v2", false, "BenchmarkDNSPerf: a policy that uses every entry form")
+
+// anyEntry allows a name that an entry allows, with a port or without.
+type anyEntry struct{ *policy.Holder }
+
+func (p anyEntry) MatchHost(name string) (string, bool) {
+	if rule, ok := p.Holder.MatchHost(name); ok {
+		return rule, true
+	}
+	if rules := p.MatchNamePorts(name); len(rules) > 0 {
+		return rules[0].String(), true
+	}
+	return "", false
+}
+
+// v2Policy is the benchmark's wildcard and 1000 entries of every other
+// form, none of which matches the benchmark's names.
+func v2Policy() *policy.Policy {
+	p := &policy.Policy{Domains: []string{"*.allowed.example"}}
+	for i := range 1000 {
+		p.IPs = append(p.IPs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24))
+		p.AddrPorts = append(p.AddrPorts, policy.AddrRule{Proto: policy.Proto(1 + i%2),
+			Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), 32), Ports: policy.Ports{First: 1000, Last: 1999}})
+		p.DenyIPs = append(p.DenyIPs, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 32))
+		p.Domains = append(p.Domains, fmt.Sprintf("host%d.example.net", i), fmt.Sprintf("*.zone%d.example.org", i))
+		p.NamePorts = append(p.NamePorts,
+			policy.NameRule{Proto: policy.TCP, Pattern: fmt.Sprintf("ssh%d.example.com", i), Ports: policy.Ports{First: 22, Last: 22}},
+			policy.NameRule{Pattern: fmt.Sprintf("*.tls%d.example.com", i), Ports: policy.Ports{First: 8444, Last: 8444}})
+		p.DenyDomains = append(p.DenyDomains, fmt.Sprintf("bad%d.zone%d.example.org", i, i))
+	}
+	return p
+}
+
 func TestMain(m *testing.M) {
 	if spec, ok := os.LookupEnv(perfServeEnv); ok {
 		os.Exit(servePerf(spec))
@@ -196,20 +236,28 @@ func servePerf(spec string) int {
 		fmt.Fprintf(os.Stderr, "%s=%q: %v\n", perfServeEnv, spec, err)
 		return 2
 	}
-	snap, err := policy.Compile(&policy.Policy{Domains: []string{"*.allowed.example"}})
+	p := &policy.Policy{Domains: []string{"*.allowed.example"}}
+	if os.Getenv(perfV2Env) != "" {
+		p = v2Policy()
+	}
+	snap, err := policy.Compile(p)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	var live policy.Holder
 	live.Store(snap)
+	var pol Policy = &live
+	if os.Getenv(perfV2Env) != "" {
+		pol = anyEntry{&live}
+	}
 	up := &Upstream{Servers: []netip.AddrPort{upstream}, MaxSockets: maxSockets}
 	defer up.Close()
 	queue := events.NewQueue(events.Discard, 4096)
 	defer queue.Close(context.Background())
 	limits := DefaultLimits
 	limits.Rate = 1e9 // counted, never reached
-	h := &Handler{Policy: &live, Upstream: up, Events: queue, Limits: limits}
+	h := &Handler{Policy: pol, Upstream: up, Events: queue, Limits: limits}
 	if cacheSize > 0 {
 		h.Cache = NewCache(cacheSize, time.Hour)
 	}
@@ -293,7 +341,12 @@ func g0efilterCmd(b *testing.B, maxSockets, cacheSize int, pinNS string) []strin
 	if pinNS == "" {
 		pinNS = "-"
 	}
-	return []string{"env", fmt.Sprintf("%s=%s %s %d %d %s", perfServeEnv, perfListen, perfUpstream, maxSockets, cacheSize, pinNS), exe}
+	v2 := ""
+	if *perfV2 {
+		v2 = "1"
+	}
+	return []string{"env", fmt.Sprintf("%s=%s %s %d %d %s", perfServeEnv, perfListen, perfUpstream, maxSockets, cacheSize, pinNS),
+		perfV2Env + "=" + v2, exe}
 }
 
 // dnsmasqArgs returns a dnsmasq command line serving on 127.0.0.1:port,
