@@ -332,8 +332,10 @@ func v2Policy() *policy.Policy {
 			policy.NameRule{Pattern: fmt.Sprintf("*.tls%d.example.com", i), Ports: policy.Ports{First: 8444, Last: 8444}})
 		p.DenyDomains = append(p.DenyDomains, fmt.Sprintf("bad%d.zone%d.example.org", i, i))
 	}
-	p.AddrPorts = append(p.AddrPorts, policy.AddrRule{Proto: policy.TCP, Prefix: netip.PrefixFrom(e2e.Upstream4[1], 32),
-		Ports: policy.Ports{First: benchPort, Last: benchPort}})
+	for _, port := range []uint16{benchPort, benchHTTPPort} {
+		p.AddrPorts = append(p.AddrPorts, policy.AddrRule{Proto: policy.TCP, Prefix: netip.PrefixFrom(e2e.Upstream4[1], 32),
+			Ports: policy.Ports{First: port, Last: port}})
+	}
 	return p
 }
 
