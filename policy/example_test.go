@@ -60,13 +60,13 @@ func ExampleCompile() {
 		rule, ok := snap.MatchHost(host)
 		fmt.Printf("%s: %v %q\n", host, ok, rule)
 	}
-	fmt.Println(snap.AllowAddr(netip.MustParseAddr("10.1.2.3")))
+	fmt.Println(snap.MatchAddr(netip.MustParseAddr("10.1.2.3")))
 	// Output:
 	// github.com: true "github.com"
 	// API.GitHub.com: false ""
 	// dl-cdn.alpinelinux.org.: true "*.alpinelinux.org"
 	// alpinelinux.org: false ""
-	// true
+	// 10.0.0.0/8 true
 }
 
 func ExampleLoader() {
@@ -88,14 +88,16 @@ func ExampleLoader() {
 
 func ExampleHolder() {
 	var live policy.Holder // allows nothing until the first Store
-	fmt.Println(live.AllowHost("github.com"))
+	rule, ok := live.MatchHost("github.com")
+	fmt.Printf("%v %q\n", ok, rule)
 
 	snap, _ := policy.Compile(&policy.Policy{Domains: []string{"github.com"}})
 	live.Store(snap)
-	fmt.Println(live.AllowHost("github.com"))
+	rule, ok = live.MatchHost("github.com")
+	fmt.Printf("%v %q\n", ok, rule)
 	// Output:
-	// false
-	// true
+	// false ""
+	// true "github.com"
 }
 
 func ExampleNormalizeDomain() {

@@ -36,14 +36,8 @@ func (h *Holder) Store(s *Snapshot) {
 	}
 }
 
-// AllowHost is [Snapshot.AllowHost] on the current Snapshot.
-func (h *Holder) AllowHost(name string) bool { return h.Load().AllowHost(name) }
-
 // MatchHost is [Snapshot.MatchHost] on the current Snapshot.
 func (h *Holder) MatchHost(name string) (string, bool) { return h.Load().MatchHost(name) }
-
-// AllowAddr is [Snapshot.AllowAddr] on the current Snapshot.
-func (h *Holder) AllowAddr(a netip.Addr) bool { return h.Load().AllowAddr(a) }
 
 // DenyHost is [Snapshot.DenyHost] on the current Snapshot.
 func (h *Holder) DenyHost(name string) (string, bool) { return h.Load().DenyHost(name) }

@@ -7,13 +7,6 @@ import (
 	"strings"
 )
 
-// AllowHost reports whether the policy allows the host name. See
-// [Snapshot.MatchHost].
-func (s *Snapshot) AllowHost(name string) bool {
-	_, ok := s.MatchHost(name)
-	return ok
-}
-
 // MatchHost reports whether the policy allows the host name and, if so, the
 // rule that allows it: the exact name when listed, else the most specific
 // wildcard ("*.example.com"), else [AnyDomain].
@@ -134,13 +127,6 @@ func isCanonical(d string) bool {
 		start = i + 1
 	}
 	return true
-}
-
-// AllowAddr reports whether the policy allows the address. See
-// [Snapshot.MatchAddr].
-func (s *Snapshot) AllowAddr(a netip.Addr) bool {
-	_, ok := s.MatchAddr(a)
-	return ok
 }
 
 // MatchAddr reports whether the policy allows the address and, if so, the

@@ -276,7 +276,7 @@ func TestWatcherKeepsPolicyWhenEditIsBroken(t *testing.T) {
 	err := h.nextError(t)
 	assert.ErrorIs(t, err, ErrDomain)
 	assert.ErrorContains(t, err, path+":4:")
-	assert.True(t, live.AllowHost("github.com"), "the policy in force changed")
+	assert.True(t, matched(live.MatchHost("github.com")), "the policy in force changed")
 
 	// Putting the old content back delivers it: the failure is over.
 	writePolicy(t, path, "github.com")
@@ -418,7 +418,7 @@ func (r *refuser) times(n int) {
 
 // allowing refuses the snapshots that allow name.
 func allowing(name string) func(*Snapshot) bool {
-	return func(s *Snapshot) bool { return s.AllowHost(name) }
+	return func(s *Snapshot) bool { return matched(s.MatchHost(name)) }
 }
 
 func TestWatcherRetriesRefusedSnapshot(t *testing.T) {
@@ -660,12 +660,12 @@ func ExampleWatcher() {
 	go func() { done <- w.Run(ctx) }()
 
 	<-reloaded // the policy as it is at start
-	fmt.Println(live.AllowHost("example.org"))
+	fmt.Println(matched(live.MatchHost("example.org")))
 	if _, err := (&Editor{Path: path}).AddDomain("example.org"); err != nil {
 		panic(err)
 	}
 	<-reloaded
-	fmt.Println(live.AllowHost("example.org"))
+	fmt.Println(matched(live.MatchHost("example.org")))
 
 	cancel()
 	fmt.Println(<-done)
