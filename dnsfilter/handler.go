@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// defaultQueryTimeout is the default of [Handler.Timeout].
-const defaultQueryTimeout = 4 * time.Second
+// DefaultQueryTimeout is the default of [Handler.Timeout].
+const DefaultQueryTimeout = 4 * time.Second
 
 // blockedText is the EDE text of a refused query.
 const blockedText = "blocked by g0efilter: "
@@ -313,7 +313,7 @@ func (h *Handler) forward(q *query) {
 	}
 	timeout := h.Timeout
 	if timeout <= 0 {
-		timeout = defaultQueryTimeout
+		timeout = DefaultQueryTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -16,10 +16,10 @@ import (
 
 // Defaults of [Resolver]'s fields.
 const (
-	defaultMinTTL   = 5 * time.Second
-	defaultMaxTTL   = time.Hour
-	defaultGrace    = 5 * time.Minute
-	defaultMaxNames = 4096
+	DefaultMinTTL   = 5 * time.Second
+	DefaultMaxTTL   = time.Hour
+	DefaultGrace    = 5 * time.Minute
+	DefaultMaxNames = 4096
 )
 
 // lookupUDPSize is the EDNS0 buffer size a Resolver advertises: the size
@@ -192,7 +192,7 @@ func result(name string, addrs []netip.Addr) ([]netip.Addr, error) {
 func (r *Resolver) fetch(ctx context.Context, name string, c *call) {
 	timeout := r.Timeout
 	if timeout <= 0 {
-		timeout = defaultQueryTimeout
+		timeout = DefaultQueryTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -296,7 +296,7 @@ func (r *Resolver) entry(name string) *entry {
 	r.entries[name] = r.lru.PushBack(e)
 	limit := r.MaxNames
 	if limit <= 0 {
-		limit = defaultMaxNames
+		limit = DefaultMaxNames
 	}
 	for r.lru.Len() > limit {
 		old := r.lru.Remove(r.lru.Front()).(*entry)
@@ -331,13 +331,13 @@ func (r *Resolver) minTTL() time.Duration {
 	if r.MinTTL > 0 {
 		return r.MinTTL
 	}
-	return defaultMinTTL
+	return DefaultMinTTL
 }
 
 func (r *Resolver) clamp(ttl time.Duration) time.Duration {
 	maxTTL := r.MaxTTL
 	if maxTTL <= 0 {
-		maxTTL = defaultMaxTTL
+		maxTTL = DefaultMaxTTL
 	}
 	return max(min(ttl, maxTTL), r.minTTL())
 }
@@ -347,7 +347,7 @@ func (r *Resolver) grace() time.Duration {
 	case r.Grace < 0:
 		return 0
 	case r.Grace == 0:
-		return defaultGrace
+		return DefaultGrace
 	}
 	return r.Grace
 }

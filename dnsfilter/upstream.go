@@ -19,8 +19,8 @@ import (
 
 // Defaults of [Upstream]'s fields.
 const (
-	defaultTryTimeout = 2 * time.Second
-	defaultMaxSockets = 256
+	DefaultTryTimeout = 2 * time.Second
+	DefaultMaxSockets = 256
 )
 
 // Upstream sends DNS queries to an ordered list of servers, moving on to
@@ -155,7 +155,7 @@ func (u *Upstream) exchange(ctx context.Context, m *dns.Msg, network string, tcp
 func (u *Upstream) try(ctx context.Context, m *dns.Msg, server netip.AddrPort, network string, pool *socketPool) (*dns.Msg, []byte, error) {
 	timeout := u.Timeout
 	if timeout <= 0 {
-		timeout = defaultTryTimeout
+		timeout = DefaultTryTimeout
 	}
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -283,7 +283,7 @@ func (u *Upstream) makePools() {
 	}
 	size := u.MaxSockets
 	if size == 0 {
-		size = defaultMaxSockets
+		size = DefaultMaxSockets
 	}
 	u.pools = make([]socketPool, len(u.Servers))
 	for i := range u.pools {

@@ -17,10 +17,10 @@ import (
 
 // Watcher defaults.
 const (
-	defaultInterval = 2 * time.Second
-	defaultDebounce = 100 * time.Millisecond
-	defaultRetry    = time.Second
-	maxRetry        = time.Minute
+	DefaultWatchInterval = 2 * time.Second
+	DefaultWatchDebounce = 100 * time.Millisecond
+	DefaultWatchRetry    = time.Second
+	maxRetry             = time.Minute
 
 	// hashEvery is how many poll ticks pass between reads of a file whose
 	// metadata looks unchanged. It catches an edit that kept the size and,
@@ -172,10 +172,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	interval, debounce := w.Interval, w.Debounce
 	if interval <= 0 {
-		interval = defaultInterval
+		interval = DefaultWatchInterval
 	}
 	if debounce <= 0 {
-		debounce = defaultDebounce
+		debounce = DefaultWatchDebounce
 	}
 	snap, err := w.first(ctx, log, f, data, debounce)
 	if err != nil {
@@ -342,7 +342,7 @@ func (r *retrier) drop() {
 func (r *retrier) backoff() time.Duration {
 	d := r.w.RetryInterval
 	if d <= 0 {
-		d = defaultRetry
+		d = DefaultWatchRetry
 	}
 	limit := max(d, maxRetry)
 	for i := 1; i < r.tries && d < limit; i++ {

@@ -85,15 +85,15 @@ func (d DestinationCheck) String() string {
 	return fmt.Sprintf("destination-check(%d)", uint8(d))
 }
 
-// HostMatcher answers whether a host name is allowed, and by which rule.
+// Policy answers whether a host name is allowed, and by which rule.
 // [github.com/g0lab/g0efilter/policy.Holder] is one: the live policy, so that
 // every decision sees the latest reload.
-type HostMatcher interface {
+type Policy interface {
 	MatchHost(name string) (rule string, ok bool)
 }
 
 // Denier is a denylist that wins over the allowlist. When the
-// [HostMatcher] is also a Denier, as [github.com/g0lab/g0efilter/policy.Holder]
+// [Policy] is also a Denier, as [github.com/g0lab/g0efilter/policy.Holder]
 // is, a denied name is refused with [events.ReasonDenied] whatever allows
 // it, and so is a connection to a denied address, and a denied address is
 // never dialled.
@@ -102,12 +102,12 @@ type Denier interface {
 	DenyAddr(a netip.Addr) (rule netip.Prefix, denied bool)
 }
 
-// PortMatcher is a policy with entries that allow a name on some ports
-// only ("*.example.com:8443"). When the [HostMatcher] is also a
-// PortMatcher, as [github.com/g0lab/g0efilter/policy.Holder] is, a name
+// PortPolicy is a policy with entries that allow a name on some ports
+// only ("*.example.com:8443"). When the [Policy] is also a
+// PortPolicy, as [github.com/g0lab/g0efilter/policy.Holder] is, a name
 // is also allowed when MatchHostPort allows it for TCP on the port the
 // client connected to.
-type PortMatcher interface {
+type PortPolicy interface {
 	MatchHostPort(name string, proto policy.Proto, port uint16) (rule string, ok bool)
 }
 
@@ -133,11 +133,11 @@ var ErrNotRedirected = errors.New("sni: connection was not redirected")
 // them after; a Proxy must not be copied once used.
 type Proxy struct {
 	// Policy decides each name. Nil refuses every name.
-	Policy HostMatcher
+	Policy Policy
 
 	// HostPorts are the original destination ports on which a name that
 	// Policy.MatchHost allows is allowed: 443 for a TLS proxy, say. On
-	// other ports only a [PortMatcher] can allow a name. Nil means every
+	// other ports only a [PortPolicy] can allow a name. Nil means every
 	// port.
 	HostPorts []uint16
 
@@ -373,7 +373,7 @@ func (p *Proxy) match(name string, port uint16) verdict {
 	if ok && (p.HostPorts == nil || slices.Contains(p.HostPorts, port)) {
 		return verdict{allowed: true, reason: events.ReasonAllowlisted, rule: rule}
 	}
-	if pm, isPM := p.Policy.(PortMatcher); isPM {
+	if pm, isPM := p.Policy.(PortPolicy); isPM {
 		if rule, ok := pm.MatchHostPort(name, policy.TCP, port); ok {
 			return verdict{allowed: true, reason: events.ReasonAllowlisted, rule: rule}
 		}
