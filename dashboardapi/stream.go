@@ -2,6 +2,7 @@ package dashboardapi
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"strconv"
 	"sync"
@@ -62,16 +63,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	resume, hasResume := r.Header.Get("Last-Event-ID"), false
-	if resume == "" {
-		resume = r.URL.Query().Get("last_event_id")
-	}
-	if resume != "" {
-		if q.After, err = parseID(resume, "Last-Event-ID"); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		hasResume = true
+	hasResume, err := resumeFrom(r, &q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 
 	// Subscribe before reading the store, so that nothing stored between
@@ -97,73 +92,23 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		reset, q.After = true, 0
 	}
 
-	rc := http.NewResponseController(w)
-	// The request has been read: the server's ReadTimeout must not bound
-	// the stream's life.
-	rc.SetReadDeadline(time.Time{})
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 16<<10)
-
-	// arm gives the writes that follow the stream's write timeout; the
-	// server's WriteTimeout, meant for short answers, no longer applies.
-	arm := func() { rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout)) }
-	flush := func() bool {
-		if err := bw.Flush(); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-
-	arm()
-	bw.WriteString("retry: ")
-	bw.WriteString(strconv.FormatInt(s.cfg.SSERetry.Milliseconds(), 10))
-	bw.WriteString("\n\n")
+	sw := s.startSSE(w)
+	sw.arm()
+	sw.bw.WriteString("retry: " + strconv.FormatInt(s.cfg.SSERetry.Milliseconds(), 10) + "\n\n")
 	if reset {
-		bw.WriteString("event: reset\ndata: {}\n\n")
+		sw.bw.WriteString("event: reset\ndata: {}\n\n")
 	}
 	clears := s.clears.Load()
-
-	// send writes every record after q.After and flushes.
-	buf := make([]byte, 0, 1024)
 	send := func() bool {
 		if c := s.clears.Load(); c != clears {
 			clears = c
-			bw.WriteString(`event: clear` + "\n" + `data: {"last_id":`)
-			bw.WriteString(strconv.FormatUint(s.lastCleared.Load(), 10))
-			bw.WriteString("}\n\n")
+			sw.bw.WriteString(`event: clear` + "\n" + `data: {"last_id":` + strconv.FormatUint(s.lastCleared.Load(), 10) + "}\n\n")
 		}
-		q.Limit, q.Oldest = streamChunk, true
-		for {
-			arm()
-			recs, more, err := s.store.Query(ctx, q)
-			if err != nil {
-				s.log.Debug("dashboard: stream ended", logKeyRemote, r.RemoteAddr, logKeyErr, err)
-				return false
-			}
-			for i := range recs {
-				data, err := recs[i].MarshalJSON()
-				if err != nil {
-					continue // stored events always encode
-				}
-				buf = append(buf[:0], "id: "...)
-				buf = strconv.AppendUint(buf, recs[i].ID, 10)
-				buf = append(buf, "\ndata: "...)
-				buf = append(buf, data...)
-				buf = append(buf, "\n\n"...)
-				bw.Write(buf)
-				q.After = recs[i].ID
-			}
-			if !flush() {
-				return false
-			}
-			if !more {
-				return true
-			}
+		if err := s.sendSince(ctx, sw, &q); err != nil {
+			s.log.Debug("dashboard: stream ended", logKeyRemote, r.RemoteAddr, logKeyErr, err)
+			return false
 		}
+		return true
 	}
 
 	if !send() {
@@ -188,11 +133,97 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			if p, ok := PrincipalFrom(r.Context()); ok && p.session != "" && !s.auth.sessions.alive(p.session) {
 				return
 			}
-			arm()
-			bw.WriteString(": ping\n\n")
-			if !flush() {
+			sw.arm()
+			sw.bw.WriteString(": ping\n\n")
+			if sw.flush() != nil {
 				return
 			}
+		}
+	}
+}
+
+// resumeFrom sets q.After from the client's Last-Event-ID header (or
+// last_event_id parameter, for clients that cannot set headers), and
+// reports whether it gave one.
+func resumeFrom(r *http.Request, q *Query) (bool, error) {
+	resume := r.Header.Get("Last-Event-ID")
+	if resume == "" {
+		resume = r.URL.Query().Get("last_event_id")
+	}
+	if resume == "" {
+		return false, nil
+	}
+	var err error
+	q.After, err = parseID(resume, "Last-Event-ID")
+	return err == nil, err
+}
+
+// sseWriter writes a server-sent event stream with a deadline per write.
+type sseWriter struct {
+	rc      *http.ResponseController
+	bw      *bufio.Writer
+	timeout time.Duration
+	buf     []byte // one event, reused
+}
+
+// startSSE answers the request with an event stream. The request has been
+// read: the server's ReadTimeout must not bound the stream's life, nor its
+// WriteTimeout, meant for short answers, the writes (arm sets theirs).
+func (s *Server) startSSE(w http.ResponseWriter) *sseWriter {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	return &sseWriter{rc: rc, bw: bufio.NewWriterSize(w, 16<<10), timeout: s.cfg.StreamWriteTimeout, buf: make([]byte, 0, 1024)}
+}
+
+// arm gives the writes that follow the stream's write timeout.
+func (sw *sseWriter) arm() { sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout)) }
+
+// flush sends what is buffered to the client.
+func (sw *sseWriter) flush() error {
+	if err := sw.bw.Flush(); err != nil {
+		return err
+	}
+	return sw.rc.Flush()
+}
+
+// record buffers one record as an event with its ID.
+func (sw *sseWriter) record(rec *Record) {
+	data, err := rec.MarshalJSON()
+	if err != nil {
+		return // stored events always encode
+	}
+	sw.buf = append(sw.buf[:0], "id: "...)
+	sw.buf = strconv.AppendUint(sw.buf, rec.ID, 10)
+	sw.buf = append(sw.buf, "\ndata: "...)
+	sw.buf = append(sw.buf, data...)
+	sw.buf = append(sw.buf, "\n\n"...)
+	sw.bw.Write(sw.buf)
+}
+
+// sendSince writes every record after q.After, oldest first, a chunk at a
+// time, and flushes; q.After follows what was sent.
+func (s *Server) sendSince(ctx context.Context, sw *sseWriter, q *Query) error {
+	q.Limit, q.Oldest = streamChunk, true
+	for {
+		sw.arm()
+		recs, more, err := s.store.Query(ctx, *q)
+		if err != nil {
+			return err
+		}
+		for i := range recs {
+			sw.record(&recs[i])
+			q.After = recs[i].ID
+		}
+		if err := sw.flush(); err != nil {
+			return err
+		}
+		if !more {
+			return nil
 		}
 	}
 }
