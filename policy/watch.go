@@ -162,12 +162,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	)
 	if w.Loader.readsFile() {
 		// Watch before the first read, so that no change slips in between.
-		if notify, err := w.notify(filepath.Dir(path)); err != nil {
-			log.Warn("cannot watch the policy file's directory; polling only", logKeyPath, path, logKeyErr, err)
-		} else {
-			defer notify.Close()
-			events, errs = notify.Events, notify.Errors
-		}
+		var stop func()
+		events, errs, stop = w.watchDir(log)
+		defer stop()
 		f = &watchedFile{path: path}
 	}
 	interval, debounce := w.Interval, w.Debounce
@@ -196,27 +193,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 	r := retrier{w: w, log: log, timer: time.NewTimer(0)}
 	r.timer.Stop()
 	defer r.timer.Stop()
-	// reread loads the file if its bytes changed, and delivers it or
-	// reports why it could not.
-	reread := func() {
-		changed, data, err := f.read()
-		if !changed {
-			return
-		}
-		var snap *Snapshot
-		if err == nil {
-			snap, err = w.load(log, data)
-		}
-		if err != nil {
-			// What was waiting to be applied is no longer what the file
-			// says: the snapshot in force stays.
-			r.drop()
-			w.fail(log, err)
-			return
-		}
-		r.deliver(snap)
-	}
-
 	r.deliver(snap)
 	ticks := 0
 	for {
@@ -247,13 +223,45 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		case <-quiet.C:
 			pending = false
-			reread()
+			w.reread(log, f, &r)
 		case <-r.timer.C:
 			if r.snap != nil {
 				r.try(r.snap)
 			}
 		}
 	}
+}
+
+// watchDir watches the directory of the policy file for events; when it
+// cannot, it says so and the Watcher polls only (nil channels).
+func (w *Watcher) watchDir(log *slog.Logger) (events <-chan fsnotify.Event, errs <-chan error, stop func()) {
+	notify, err := w.notify(filepath.Dir(w.Loader.Path))
+	if err != nil {
+		log.Warn("cannot watch the policy file's directory; polling only", logKeyPath, w.Loader.Path, logKeyErr, err)
+		return nil, nil, func() {}
+	}
+	return notify.Events, notify.Errors, func() { notify.Close() }
+}
+
+// reread loads the file if its bytes changed, and delivers it or reports
+// why it could not.
+func (w *Watcher) reread(log *slog.Logger, f *watchedFile, r *retrier) {
+	changed, data, err := f.read()
+	if !changed {
+		return
+	}
+	var snap *Snapshot
+	if err == nil {
+		snap, err = w.load(log, data)
+	}
+	if err != nil {
+		// What was waiting to be applied is no longer what the file says:
+		// the snapshot in force stays.
+		r.drop()
+		w.fail(log, err)
+		return
+	}
+	r.deliver(snap)
 }
 
 // first loads the policy for Run's start. A file caught half-written is
