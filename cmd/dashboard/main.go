@@ -179,21 +179,48 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 }
 
 // serve runs the dashboard until ctx ends, then shuts it down gracefully.
-func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) error {
-	var store dashboardapi.Store
-	if cfg.DBPath != "" {
-		s, err := dashboardapi.OpenSQLite(cfg.DBPath, dashboardapi.SQLiteConfig{
-			MaxEvents: cfg.DBMaxEvents,
-			MaxAge:    cfg.DBMaxAge,
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", envDBPath, err)
-		}
-		store = s
-		log.Info("storing events in SQLite", logKeyStore, "sqlite", logKeyPath, cfg.DBPath)
-	} else {
-		store = dashboardapi.NewMemoryStore(cfg.BufferSize)
+// openStore opens the events' store: SQLite at DB_PATH, else memory.
+func openStore(cfg config, log *slog.Logger) (dashboardapi.Store, error) {
+	if cfg.DBPath == "" {
 		log.Info("storing events in memory", logKeyStore, "memory", logKeyBuffer, cfg.BufferSize)
+		return dashboardapi.NewMemoryStore(cfg.BufferSize), nil
+	}
+	s, err := dashboardapi.OpenSQLite(cfg.DBPath, dashboardapi.SQLiteConfig{
+		MaxEvents: cfg.DBMaxEvents,
+		MaxAge:    cfg.DBMaxAge,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envDBPath, err)
+	}
+	log.Info("storing events in SQLite", logKeyStore, "sqlite", logKeyPath, cfg.DBPath)
+	return s, nil
+}
+
+// openUnblocks returns the remote unblock requests, kept beside the events
+// in SQLite, or in memory; nil when remote unblock is off.
+func openUnblocks(ctx context.Context, cfg config, store dashboardapi.Store, log *slog.Logger) (*dashboardapi.Unblocks, error) {
+	if !cfg.EnableUnblocks {
+		return nil, nil
+	}
+	ucfg := dashboardapi.UnblocksConfig{Expiry: cfg.UnblockExpiry, Logger: log}
+	var ub *dashboardapi.Unblocks
+	if db, ok := store.(*dashboardapi.SQLiteStore); ok {
+		var err error
+		if ub, err = dashboardapi.OpenUnblocks(ctx, ucfg, db); err != nil {
+			return nil, fmt.Errorf("%s: %w", envDBPath, err)
+		}
+	} else {
+		ub = dashboardapi.NewUnblocks(ucfg)
+	}
+	log.Info("remote unblock is on: operators can make a filter allow a destination",
+		logKeyExpiry, cfg.UnblockExpiry.String(), "persistent", cfg.DBPath != "")
+	return ub, nil
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) error {
+	store, err := openStore(cfg, log)
+	if err != nil {
+		return err
 	}
 	defer store.Close()
 	if cfg.APIKey == "" && len(cfg.Keys) == 0 {
@@ -207,19 +234,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	// Left nil when off, so that the routes answer 404 and the UI shows no
 	// unblock buttons; a typed nil would not be.
 	var unblocks http.Handler
-	var ub *dashboardapi.Unblocks
-	if cfg.EnableUnblocks {
-		ucfg := dashboardapi.UnblocksConfig{Expiry: cfg.UnblockExpiry, Logger: log}
-		if db, ok := store.(*dashboardapi.SQLiteStore); ok {
-			if ub, err = dashboardapi.OpenUnblocks(ctx, ucfg, db); err != nil {
-				return fmt.Errorf("%s: %w", envDBPath, err)
-			}
-		} else {
-			ub = dashboardapi.NewUnblocks(ucfg)
-		}
+	ub, err := openUnblocks(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if ub != nil {
 		unblocks = ub
-		log.Info("remote unblock is on: operators can make a filter allow a destination",
-			logKeyExpiry, cfg.UnblockExpiry.String(), "persistent", cfg.DBPath != "")
 	}
 	srv := dashboardapi.NewServer(dashboardapi.ServerConfig{
 		APIKey:    cfg.APIKey,
