@@ -99,8 +99,9 @@ func TestPortsAddresses(t *testing.T) {
 		return false
 	}, 5*time.Second, 50*time.Millisecond, "a kernel event for the denied address")
 
-	// A reload moves the port: the new one opens, the old one closes.
-	pe.filter.SetPolicy(strings.ReplaceAll(portsAddrPolicy, ":7000\"", ":7001\""))
+	// A reload moves the port: the new one opens, the old one closes; and
+	// the denylist drops one address, which the prefix entry then opens.
+	pe.filter.SetPolicy(strings.NewReplacer(":7000\"", ":7001\"", `"198.18.0.4", `, "").Replace(portsAddrPolicy))
 	require.Eventually(t, func() bool {
 		ok, _ := env.Hostile(t, e2e.AsNobody, "tcp", "-addr", netip.AddrPortFrom(a3[0], 7001).String(), "-timeout", "1s")
 		return ok
@@ -112,6 +113,10 @@ func TestPortsAddresses(t *testing.T) {
 		ok, line = reach("tcp", a3[i], 7000)
 		assert.False(t, ok, "%v:7000 after the reload: %s", a3[i], line)
 	}
+	ok, line := reach("tcp", a4[0], 7300)
+	assert.True(t, ok, "%v:7300 no longer denied: %s", a4[0], line)
+	ok, line = reach("tcp", a4[1], 7300)
+	assert.False(t, ok, "%v:7300 still denied: %s", a4[1], line)
 }
 
 const portsNamePolicy = `allowlist:
