@@ -38,6 +38,11 @@ import (
 // sweep at the end.
 const label = "org.g0efilter.test=composetest"
 
+// runLabel marks what this run makes, so that its sweep leaves another
+// run's containers and networks alone (two checkouts may test at once
+// on one engine).
+var runLabel = fmt.Sprintf("org.g0efilter.test.run=%d-%d", os.Getpid(), time.Now().UnixNano())
+
 // Names of the stand-in internet: allowed by the policy, allowed by its
 // wildcard, blocked, added by a live edit, added by a remote unblock.
 const (
@@ -262,11 +267,11 @@ func writeCerts(t *testing.T, dir string) {
 // network (Docker Engine 25 and later).
 func engineWritesExtServers(t *testing.T, image, subnet string) (bool, string) {
 	net := "g0e-ct-probe-" + strings.ReplaceAll(subnet[7:], "/", "-")
-	mustRun(t, time.Minute, "", "docker", "network", "create", "--label", label, "--internal", "--subnet", subnet, net)
+	mustRun(t, time.Minute, "", "docker", "network", "create", "--label", label, "--label", runLabel, "--internal", "--subnet", subnet, net)
 	defer run(t, time.Minute, "", "docker", "network", "rm", net)
 	// The image has no cat: the probe reads the file as its "CA file",
 	// which fails and prints nothing useful; use docker cp instead.
-	id := strings.TrimSpace(mustRun(t, time.Minute, "", "docker", "create", "--label", label, "--network", net,
+	id := strings.TrimSpace(mustRun(t, time.Minute, "", "docker", "create", "--label", label, "--label", runLabel, "--network", net,
 		"--dns", "198.18.0.53", image, "/usr/local/bin/probe", "sleep"))
 	defer run(t, time.Minute, "", "docker", "rm", "-f", id)
 	mustRun(t, time.Minute, "", "docker", "start", id)
@@ -307,7 +312,7 @@ func TestCompose(t *testing.T) {
 	// stack (cleanups run last first).
 	inetName := project + "_inet"
 	mustRun(t, time.Minute, "", "docker", "network", "create", "--internal", "--ipv6",
-		"--subnet", inetNet, "--subnet", inet6, "--label", label, inetName)
+		"--subnet", inetNet, "--subnet", inet6, "--label", label, "--label", runLabel, inetName)
 	t.Cleanup(func() {
 		if out, err := run(t, time.Minute, "", "docker", "network", "rm", inetName); err != nil {
 			t.Errorf("network rm %s: %v\n%s", inetName, err, out)
@@ -685,13 +690,13 @@ func checkNothingLeft(t *testing.T, project string) {
 	}
 }
 
-// sweep removes whatever carries the test's label, whatever happened.
+// sweep removes whatever this run made, whatever happened.
 func sweep(t *testing.T) {
-	out, _ := run(t, time.Minute, "", "docker", "ps", "-aq", "--filter", "label="+label)
+	out, _ := run(t, time.Minute, "", "docker", "ps", "-aq", "--filter", "label="+runLabel)
 	if ids := strings.Fields(out); len(ids) > 0 {
 		run(t, time.Minute, "", "docker", append([]string{"rm", "-f", "-v"}, ids...)...)
 	}
-	out, _ = run(t, time.Minute, "", "docker", "network", "ls", "-q", "--filter", "label="+label)
+	out, _ = run(t, time.Minute, "", "docker", "network", "ls", "-q", "--filter", "label="+runLabel)
 	if ids := strings.Fields(out); len(ids) > 0 {
 		run(t, time.Minute, "", "docker", append([]string{"network", "rm"}, ids...)...)
 	}
@@ -706,7 +711,8 @@ func sweep(t *testing.T) {
 // the filters' /etc/resolv.conf.
 func overrideFile(tag, dir, policyDir, resolv, site, site6, inetName, defNet, key string) string {
 	img := "g0efilter-composetest:" + tag
-	lbl := "      org.g0efilter.test: composetest\n"
+	runKey, runValue, _ := strings.Cut(runLabel, "=")
+	lbl := "      org.g0efilter.test: composetest\n      " + runKey + ": \"" + runValue + "\"\n"
 	health := func(test string) string {
 		return "    healthcheck:\n      test: [\"CMD\", " + test + "]\n      interval: 2s\n      timeout: 5s\n      retries: 3\n      start_period: 5s\n"
 	}
