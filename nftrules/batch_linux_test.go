@@ -36,8 +36,8 @@ func checkChains(t *testing.T, fd int, r *Ruleset) {
 	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	require.NoError(t, err)
-	require.Len(t, chains, len(r.Chains))
-	for _, ch := range r.Chains {
+	require.Len(t, chains, len(r.chains))
+	for _, ch := range r.chains {
 		rules, err := nc.GetRules(table, &nftables.Chain{Name: ch.Name, Table: table})
 		require.NoError(t, err)
 		assert.Len(t, rules, len(ch.Rules), "rules of %s", ch.Name)
@@ -71,7 +71,7 @@ func TestFailedBatchIsNotSentLater(t *testing.T) {
 		{"Pin", func(c *Conn) error {
 			return c.Pin([]Pin{{Addr: netip.MustParseAddr("192.0.2.66"), Timeout: time.Hour}})
 		}},
-		{"AddEgress", func(c *Conn) error { return c.AddEgress(EgressChain("lo")) }},
+		{"AddEgress", func(c *Conn) error { return c.AddEgress("lo") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,9 +85,9 @@ func TestFailedBatchIsNotSentLater(t *testing.T) {
 			assert.Same(t, r, c.Applied(), "a failed batch changes nothing")
 
 			require.NoError(t, c.Pin([]Pin{{Addr: pinned, Timeout: time.Hour}}))
-			assert.Equal(t, []string{pinned.String() + " end=false"}, setElems(t, fd, SetPinned4), "only the pin was sent")
-			assert.Equal(t, elementKeys(setElements(r.Set(SetAllow4).Elements, true)), setElems(t, fd, SetAllow4))
-			assert.Equal(t, elementKeys(setElements(r.Set(SetAllow6).Elements, true)), setElems(t, fd, SetAllow6))
+			assert.Equal(t, []string{pinned.String() + " end=false"}, setElems(t, fd, setPinned4), "only the pin was sent")
+			assert.Equal(t, elementKeys(setElements(r.set(SetAllow4).Elements, true)), setElems(t, fd, SetAllow4))
+			assert.Equal(t, elementKeys(setElements(r.set(SetAllow6).Elements, true)), setElems(t, fd, SetAllow6))
 			assert.Equal(t, "table inet "+TableName+"\n", nftRun(t, fd, "list", "tables"), "no netdev table")
 			checkChains(t, fd, r)
 		})
@@ -110,7 +110,7 @@ func TestFailedFlushLeavesConnUsable(t *testing.T) {
 
 	require.NoError(t, c.Apply(r))
 	require.NoError(t, c.Pin([]Pin{{Addr: netip.MustParseAddr("192.0.2.11"), Timeout: time.Hour}}))
-	assert.Equal(t, []string{"192.0.2.11 end=false"}, setElems(t, fd, SetPinned4))
+	assert.Equal(t, []string{"192.0.2.11 end=false"}, setElems(t, fd, setPinned4))
 	require.NoError(t, c.Installed())
 }
 
@@ -132,7 +132,7 @@ func TestOpenDuplicatesNetNS(t *testing.T) {
 	c.beforeFlush = nil
 	require.NoError(t, c.Apply(r))
 	require.NoError(t, c.Installed())
-	assert.Equal(t, elementKeys(setElements(r.Set(SetAllow4).Elements, true)), setElems(t, fd, SetAllow4))
+	assert.Equal(t, elementKeys(setElements(r.set(SetAllow4).Elements, true)), setElems(t, fd, SetAllow4))
 
 	require.NoError(t, c.Close())
 	assert.ErrorIs(t, c.Pin([]Pin{{Addr: netip.MustParseAddr("192.0.2.10"), Timeout: time.Hour}}), errClosed)

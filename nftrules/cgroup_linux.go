@@ -65,8 +65,8 @@ func SelfCgroup() (id uint64, level int, err error) {
 			level = 0
 		}
 	}
-	if level > MaxCgroupLevel {
-		return 0, 0, fmt.Errorf("nftrules: cgroup %s is deeper than level %d", path, MaxCgroupLevel)
+	if level > maxCgroupLevel {
+		return 0, 0, fmt.Errorf("nftrules: cgroup %s is deeper than level %d", path, maxCgroupLevel)
 	}
 	return st.Ino, level, nil
 }

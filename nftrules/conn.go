@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// ErrNotApplied is returned by [Conn.UpdateSets] before a successful
-// [Conn.Apply] on the same Conn.
+// ErrNotApplied is returned by the methods of a [Conn] that change an
+// applied ruleset (UpdateLists, UpdateSets, Pin, AddEgress) before a
+// successful [Conn.Apply] on the same Conn.
 var ErrNotApplied = errors.New("nftrules: no ruleset applied on this connection")
 
 // ErrNoPinnedSets is returned by [Conn.Pin] when the applied ruleset has
@@ -33,10 +34,10 @@ type ConnConfig struct {
 	SocketBuffer int
 }
 
-// ElementsPerMessage is how many set elements (an interval takes two) go
+// elementsPerMessage is how many set elements (an interval takes two) go
 // in one netlink message; larger messages overflow the 16-bit attribute
 // length.
-const ElementsPerMessage = 1024
+const elementsPerMessage = 1024
 
 const defaultSocketBuffer = 16 << 20
 

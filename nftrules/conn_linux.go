@@ -171,7 +171,7 @@ func (c *Conn) Installed() error {
 	if err != nil {
 		return fmt.Errorf("nftrules: no table inet %s: %w", TableName, err)
 	}
-	want := map[string]bool{ChainOutput: false, ChainNATOut: false, ChainInput: false, ChainPrerouting: false, ChainForward: false}
+	want := map[string]bool{chainOutput: false, chainNATOut: false, chainInput: false, chainPrerouting: false, chainForward: false}
 	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return fmt.Errorf("nftrules: list chains: %w", err)
@@ -183,7 +183,7 @@ func (c *Conn) Installed() error {
 		if _, ok := want[ch.Name]; !ok {
 			continue
 		}
-		if (ch.Name == ChainOutput || ch.Name == ChainForward) && (ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop) {
+		if (ch.Name == chainOutput || ch.Name == chainForward) && (ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop) {
 			return fmt.Errorf("nftrules: chain %s does not drop by default", ch.Name)
 		}
 		want[ch.Name] = true
@@ -208,9 +208,9 @@ func (c *Conn) Guards() (byCgroup bool, egress []string, err error) {
 		return false, nil, err
 	}
 	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
-	rules, err := nc.GetRules(t, &nftables.Chain{Name: ChainOwn, Table: t})
+	rules, err := nc.GetRules(t, &nftables.Chain{Name: chainOwn, Table: t})
 	if err != nil {
-		return false, nil, fmt.Errorf("nftrules: chain %s: %w", ChainOwn, err)
+		return false, nil, fmt.Errorf("nftrules: chain %s: %w", chainOwn, err)
 	}
 	// Without a cgroup the chain has one rule: the mark accepts.
 	byCgroup = len(rules) > 1
@@ -222,7 +222,7 @@ func (c *Conn) Guards() (byCgroup bool, egress []string, err error) {
 		if ch.Table == nil || ch.Table.Name != TableName {
 			continue
 		}
-		if dev, ok := strings.CutPrefix(ch.Name, EgressPrefix); ok {
+		if dev, ok := strings.CutPrefix(ch.Name, egressPrefix); ok {
 			egress = append(egress, dev)
 		}
 	}
@@ -254,16 +254,16 @@ func (c *Conn) Apply(r *Ruleset) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.batch(func(nc *nftables.Conn) error {
-		t := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyINet}
+		t := &nftables.Table{Name: r.table, Family: nftables.TableFamilyINet}
 		// Adding an existing table is not an error, so the delete that
 		// follows always finds one.
 		nc.AddTable(t)
 		nc.DelTable(t)
 		nc.AddTable(t)
 
-		sets := make(map[string]*nftables.Set, len(r.Sets))
-		for i := range r.Sets {
-			s := &r.Sets[i]
+		sets := make(map[string]*nftables.Set, len(r.sets))
+		for i := range r.sets {
+			s := &r.sets[i]
 			ns := nftSet(t, s)
 			if err := nc.AddSet(ns, nil); err != nil {
 				return fmt.Errorf("nftrules: set %s: %w", s.Name, err)
@@ -279,25 +279,25 @@ func (c *Conn) Apply(r *Ruleset) error {
 			}
 			sets[s.Name] = ns
 		}
-		for i := range r.Chains {
-			addChain(nc, t, &r.Chains[i], sets)
+		for i := range r.chains {
+			addChain(nc, t, &r.chains[i], sets)
 		}
 
 		// The netdev table is replaced in the same batch, or removed when
 		// there is nothing for it to guard.
-		nt := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyNetdev}
+		nt := &nftables.Table{Name: r.table, Family: nftables.TableFamilyNetdev}
 		nc.AddTable(nt)
 		nc.DelTable(nt)
-		if len(r.Egress) > 0 {
+		if len(r.egress) > 0 {
 			nc.AddTable(nt)
-			for i := range r.Egress {
-				addEgress(nc, nt, &r.Egress[i])
+			for i := range r.egress {
+				addEgress(nc, nt, &r.egress[i])
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("nftrules: apply table %s: %w", r.Table, err)
+		return fmt.Errorf("nftrules: apply table %s: %w", r.table, err)
 	}
 	c.applied = r
 	// The table was replaced: its pinned sets, if any, are empty.
@@ -306,7 +306,7 @@ func (c *Conn) Apply(r *Ruleset) error {
 }
 
 // addChain queues ch and its rules in t; validate has checked the rules.
-func addChain(nc *nftables.Conn, t *nftables.Table, ch *Chain, sets map[string]*nftables.Set) {
+func addChain(nc *nftables.Conn, t *nftables.Table, ch *chain, sets map[string]*nftables.Set) {
 	nch := nc.AddChain(nftChain(t, ch))
 	for _, rule := range ch.Rules {
 		exprs, _ := ruleExprs(rule, sets)
@@ -315,8 +315,8 @@ func addChain(nc *nftables.Conn, t *nftables.Table, ch *Chain, sets map[string]*
 }
 
 // addEgress queues an egress chain and its counter in the netdev table nt.
-func addEgress(nc *nftables.Conn, nt *nftables.Table, ch *Chain) {
-	nc.AddObj(&nftables.CounterObj{Table: nt, Name: RawFrameCounterPrefix + ch.Device})
+func addEgress(nc *nftables.Conn, nt *nftables.Table, ch *chain) {
+	nc.AddObj(&nftables.CounterObj{Table: nt, Name: rawFrameCounterPrefix + ch.Device})
 	addChain(nc, nt, ch, nil)
 }
 
@@ -327,14 +327,14 @@ func addEgress(nc *nftables.Conn, nt *nftables.Table, ch *Chain) {
 func (c *Conn) RawFrames() (map[string]uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.applied == nil || len(c.applied.Egress) == 0 {
+	if c.applied == nil || len(c.applied.egress) == 0 {
 		return nil, nil
 	}
 	nc, err := c.conn()
 	if err != nil {
 		return nil, err
 	}
-	nt := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyNetdev}
+	nt := &nftables.Table{Name: c.applied.table, Family: nftables.TableFamilyNetdev}
 	objs, err := nc.ResetObjects(nt)
 	if err != nil {
 		return nil, fmt.Errorf("nftrules: read the raw frame counters: %w", err)
@@ -342,7 +342,7 @@ func (c *Conn) RawFrames() (map[string]uint64, error) {
 	out := map[string]uint64{}
 	for _, o := range objs {
 		if co, ok := o.(*nftables.CounterObj); ok && co.Packets > 0 {
-			if dev, ok := strings.CutPrefix(co.Name, RawFrameCounterPrefix); ok {
+			if dev, ok := strings.CutPrefix(co.Name, rawFrameCounterPrefix); ok {
 				out[dev] += co.Packets
 			}
 		}
@@ -350,15 +350,16 @@ func (c *Conn) RawFrames() (map[string]uint64, error) {
 	return out, nil
 }
 
-// AddEgress adds ch, a chain from [EgressChain], to the netdev table in
-// one batch: the guard for a device that appeared after [Conn.Apply]. A
-// chain of that name that is already there is left as it is. It returns
-// [ErrNotApplied] before an Apply.
-func (c *Conn) AddEgress(ch Chain) error {
-	if ch.Hook != HookEgress || ch.Device == "" || len(ch.Device) > maxDeviceName {
-		return fmt.Errorf("%w: not an egress chain for a device: %q", ErrConfig, ch.Name)
+// AddEgress adds the chain that guards device (see [Config.Devices]) to
+// the netdev table in one batch, for a device that appeared after
+// [Conn.Apply]. A device that is guarded already is left as it is. It
+// returns [ErrNotApplied] before an Apply.
+func (c *Conn) AddEgress(device string) error {
+	if device == "" || len(device) > maxDeviceName {
+		return fmt.Errorf("%w: device name %q", ErrConfig, device)
 	}
-	if err := validate(&Ruleset{Egress: []Chain{ch}}); err != nil {
+	ch := egressChain(device)
+	if err := validate(&Ruleset{egress: []chain{ch}}); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -366,10 +367,10 @@ func (c *Conn) AddEgress(ch Chain) error {
 	if c.applied == nil {
 		return ErrNotApplied
 	}
-	if slices.ContainsFunc(c.applied.Egress, func(e Chain) bool { return e.Name == ch.Name }) {
+	if slices.ContainsFunc(c.applied.egress, func(e chain) bool { return e.Name == ch.Name }) {
 		return nil
 	}
-	nt := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyNetdev}
+	nt := &nftables.Table{Name: c.applied.table, Family: nftables.TableFamilyNetdev}
 	err := c.batch(func(nc *nftables.Conn) error {
 		nc.AddTable(nt)
 		addEgress(nc, nt, &ch)
@@ -379,7 +380,7 @@ func (c *Conn) AddEgress(ch Chain) error {
 		return fmt.Errorf("nftrules: guard device %s: %w", ch.Device, err)
 	}
 	r := *c.applied
-	r.Egress = append(slices.Clip(r.Egress), ch)
+	r.egress = append(slices.Clip(r.egress), ch)
 	c.applied = &r
 	return nil
 }
@@ -387,23 +388,23 @@ func (c *Conn) AddEgress(ch Chain) error {
 // validate translates every rule against placeholder sets, so that Apply
 // queues nothing on the connection unless the whole batch can be built.
 func validate(r *Ruleset) error {
-	t := &nftables.Table{Name: r.Table, Family: nftables.TableFamilyINet}
-	sets := make(map[string]*nftables.Set, len(r.Sets))
-	for i := range r.Sets {
-		sets[r.Sets[i].Name] = nftSet(t, &r.Sets[i])
+	t := &nftables.Table{Name: r.table, Family: nftables.TableFamilyINet}
+	sets := make(map[string]*nftables.Set, len(r.sets))
+	for i := range r.sets {
+		sets[r.sets[i].Name] = nftSet(t, &r.sets[i])
 	}
 	regular := map[string]bool{} // the regular chains made so far
-	for _, ch := range slices.Concat(r.Chains, r.Egress) {
+	for _, ch := range slices.Concat(r.chains, r.egress) {
 		for j, rule := range ch.Rules {
 			if _, err := ruleExprs(rule, sets); err != nil {
 				return fmt.Errorf("nftrules: chain %s rule %d: %w", ch.Name, j, err)
 			}
-			if rule.Verdict.Kind == VerdictJump && !regular[rule.Verdict.Chain] {
+			if rule.Verdict.Kind == verdictJump && !regular[rule.Verdict.Chain] {
 				return fmt.Errorf("nftrules: chain %s rule %d: jump to %s, not a regular chain listed before it",
 					ch.Name, j, rule.Verdict.Chain)
 			}
 		}
-		if ch.Type == ChainRegular {
+		if ch.Type == chainRegular {
 			regular[ch.Name] = true
 		}
 	}
@@ -432,7 +433,7 @@ func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
 // their contents change.
 func (c *Conn) UpdateLists(l Lists) error {
 	return c.update(map[string][]netip.Prefix{
-		SetAllow4: l.Allow4, SetAllow6: l.Allow6, SetDeny4: l.Deny4, SetDeny6: l.Deny6,
+		SetAllow4: l.Allow4, SetAllow6: l.Allow6, setDeny4: l.Deny4, setDeny6: l.Deny6,
 	}, &l)
 }
 
@@ -452,7 +453,7 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 	names := slices.Sorted(maps.Keys(want))
 	elems := make(map[string][]netip.Prefix, len(want))
 	for _, name := range names {
-		ps, err := checkPrefixes(want[name], name == SetAllow4 || name == SetDeny4)
+		ps, err := checkPrefixes(want[name], name == SetAllow4 || name == setDeny4)
 		if err != nil {
 			return err
 		}
@@ -463,7 +464,7 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 	if c.applied == nil {
 		return ErrNotApplied
 	}
-	t := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyINet}
+	t := &nftables.Table{Name: c.applied.table, Family: nftables.TableFamilyINet}
 	type change struct {
 		set              *nftables.Set
 		all, gone, added []netip.Prefix
@@ -476,15 +477,15 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 		elems []nftables.SetElement
 	}
 	var replacements []replacement
-	newSets := map[string]Set{}
+	newSets := map[string]set{}
 	if l != nil {
-		for _, want := range []Set{
-			{Name: SetAllowPorts4, Services: s4}, {Name: SetAllowPorts6, Services: s6},
-			{Name: SetTLSPorts, Ports: l.TLSPorts}, {Name: SetHTTPPorts, Ports: l.HTTPPorts},
+		for _, want := range []set{
+			{Name: setAllowPorts4, Services: s4}, {Name: setAllowPorts6, Services: s6},
+			{Name: setTLSPorts, Ports: l.TLSPorts}, {Name: setHTTPPorts, Ports: l.HTTPPorts},
 		} {
-			s := c.applied.Set(want.Name)
+			s := c.applied.set(want.Name)
 			if s == nil {
-				if want.Name == SetTLSPorts || want.Name == SetHTTPPorts {
+				if want.Name == setTLSPorts || want.Name == setHTTPPorts {
 					continue // dns mode
 				}
 				return fmt.Errorf("nftrules: applied ruleset lacks set %s", want.Name)
@@ -508,7 +509,7 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 	}
 	diff, total := 0, 0
 	for _, name := range names {
-		s := c.applied.Set(name)
+		s := c.applied.set(name)
 		if s == nil {
 			return fmt.Errorf("nftrules: applied ruleset lacks set %s", name)
 		}
@@ -558,12 +559,12 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 	// Keep the description in step, so that a later rendering shows what
 	// is installed. The previous value is not changed: callers may hold it.
 	r := *c.applied
-	r.Sets = append([]Set(nil), r.Sets...)
+	r.sets = append([]set(nil), r.sets...)
 	for _, name := range names {
-		r.Set(name).Elements = elems[name]
+		r.set(name).Elements = elems[name]
 	}
 	for name, set := range newSets {
-		r.Set(name).Services, r.Set(name).Ports = set.Services, slices.Clone(set.Ports)
+		r.set(name).Services, r.set(name).Ports = set.Services, slices.Clone(set.Ports)
 	}
 	c.applied = &r
 	return nil
@@ -609,24 +610,24 @@ func (c *Conn) Pin(pins []Pin) error {
 	if plan.len() == 0 {
 		return nil
 	}
-	t := &nftables.Table{Name: c.applied.Table, Family: nftables.TableFamilyINet}
+	t := &nftables.Table{Name: c.applied.table, Family: nftables.TableFamilyINet}
 	type step struct {
 		set  string
 		pins []pinned
 	}
 	var steps []step
-	for _, st := range []step{{SetPinned4, plan.v4}, {SetPinned6, plan.v6}, {SetPinnedPorts4, plan.ports4}, {SetPinnedPorts6, plan.ports6}} {
+	for _, st := range []step{{setPinned4, plan.v4}, {setPinned6, plan.v6}, {setPinnedPorts4, plan.ports4}, {setPinnedPorts6, plan.ports6}} {
 		if len(st.pins) == 0 {
 			continue
 		}
-		if c.applied.Set(st.set) == nil {
+		if c.applied.set(st.set) == nil {
 			return ErrNoPinnedSets
 		}
 		steps = append(steps, st)
 	}
 	err = c.batch(func(nc *nftables.Conn) error {
 		for _, st := range steps {
-			if err := repin(nc, nftSet(t, c.applied.Set(st.set)), st.pins); err != nil {
+			if err := repin(nc, nftSet(t, c.applied.set(st.set)), st.pins); err != nil {
 				return err
 			}
 		}
@@ -659,7 +660,7 @@ func (c *Conn) Pin(pins []Pin) error {
 const minPrune = 1024
 
 // repin queues, for the addresses of ps, an add, a delete and an add with
-// their timeouts, in messages of at most ElementsPerMessage elements.
+// their timeouts, in messages of at most elementsPerMessage elements.
 func repin(nc *nftables.Conn, ns *nftables.Set, ps []pinned) error {
 	if len(ps) == 0 {
 		return nil
@@ -681,7 +682,7 @@ func repin(nc *nftables.Conn, ns *nftables.Set, ps []pinned) error {
 		{keys, nc.SetDeleteElements},
 		{timed, nc.SetAddElements},
 	} {
-		for _, chunk := range chunks(step.elems, ElementsPerMessage) {
+		for _, chunk := range chunks(step.elems, elementsPerMessage) {
 			if err := step.queue(ns, chunk); err != nil {
 				return fmt.Errorf("set %s: %w", ns.Name, err)
 			}
@@ -695,7 +696,7 @@ var errFullReplace = errors.New("full replace")
 
 // deleteElements queues the deletion of the elements of ps.
 func deleteElements(nc *nftables.Conn, ns *nftables.Set, ps []netip.Prefix) error {
-	for _, chunk := range chunks(setElements(ps, ns.Interval), ElementsPerMessage) {
+	for _, chunk := range chunks(setElements(ps, ns.Interval), elementsPerMessage) {
 		if err := nc.SetDeleteElements(ns, chunk); err != nil {
 			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
 		}
@@ -712,9 +713,9 @@ func (c *Conn) Applied() *Ruleset {
 }
 
 // addElements queues the elements of ps in messages of at most
-// ElementsPerMessage elements.
+// elementsPerMessage elements.
 func addElements(nc *nftables.Conn, ns *nftables.Set, ps []netip.Prefix) error {
-	for _, chunk := range chunks(setElements(ps, ns.Interval), ElementsPerMessage) {
+	for _, chunk := range chunks(setElements(ps, ns.Interval), elementsPerMessage) {
 		if err := nc.SetAddElements(ns, chunk); err != nil {
 			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
 		}
@@ -782,16 +783,16 @@ var (
 	service6Type = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeIP6Addr, nftables.TypeInetService)
 )
 
-func nftSet(t *nftables.Table, s *Set) *nftables.Set {
+func nftSet(t *nftables.Table, s *set) *nftables.Set {
 	ns := &nftables.Set{Table: t, Name: s.Name, KeyType: nftables.TypeIPAddr, Interval: s.Interval, HasTimeout: s.Timeout}
 	switch s.Type {
-	case IPv6Addr:
+	case ipv6Addr:
 		ns.KeyType = nftables.TypeIP6Addr
-	case IPv4Service:
+	case ipv4Service:
 		ns.KeyType, ns.Concatenation = service4Type, true
-	case IPv6Service:
+	case ipv6Service:
 		ns.KeyType, ns.Concatenation = service6Type, true
-	case InetService:
+	case inetService:
 		ns.KeyType = nftables.TypeInetService
 	}
 	return ns
@@ -838,9 +839,9 @@ func addServices(nc *nftables.Conn, ns *nftables.Set, svcs []Service) error {
 	return addEncoded(nc, ns, serviceElements(svcs))
 }
 
-// addEncoded queues elements in messages of at most ElementsPerMessage.
+// addEncoded queues elements in messages of at most elementsPerMessage.
 func addEncoded(nc *nftables.Conn, ns *nftables.Set, elems []nftables.SetElement) error {
-	for _, chunk := range chunks(elems, ElementsPerMessage) {
+	for _, chunk := range chunks(elems, elementsPerMessage) {
 		if err := nc.SetAddElements(ns, chunk); err != nil {
 			return fmt.Errorf("nftrules: set %s: %w", ns.Name, err)
 		}
@@ -848,27 +849,27 @@ func addEncoded(nc *nftables.Conn, ns *nftables.Set, elems []nftables.SetElement
 	return nil
 }
 
-func nftChain(t *nftables.Table, c *Chain) *nftables.Chain {
-	if c.Type == ChainRegular {
+func nftChain(t *nftables.Table, c *chain) *nftables.Chain {
+	if c.Type == chainRegular {
 		return &nftables.Chain{Name: c.Name, Table: t}
 	}
 	typ := nftables.ChainTypeFilter
-	if c.Type == ChainNAT {
+	if c.Type == chainNAT {
 		typ = nftables.ChainTypeNAT
 	}
 	policy := nftables.ChainPolicyAccept
-	if c.Policy.Kind == VerdictDrop {
+	if c.Policy.Kind == verdictDrop {
 		policy = nftables.ChainPolicyDrop
 	}
 	hook := nftables.ChainHookOutput
 	switch c.Hook {
-	case HookInput:
+	case hookInput:
 		hook = nftables.ChainHookInput
-	case HookEgress:
+	case hookEgress:
 		hook = nftables.ChainHookEgress
-	case HookPrerouting:
+	case hookPrerouting:
 		hook = nftables.ChainHookPrerouting
-	case HookForward:
+	case hookForward:
 		hook = nftables.ChainHookForward
 	}
 	return &nftables.Chain{
@@ -893,7 +894,7 @@ const (
 
 // ruleExprs translates a rule into nftables expressions, as nft would for
 // the rule's rendering (so that "nft list" prints that rendering back).
-func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
+func ruleExprs(r rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	var out []expr.Any
 	for _, m := range r.Match {
 		e, err := matchExprs(m, sets)
@@ -918,23 +919,23 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true})
 	}
 	switch r.Verdict.Kind {
-	case VerdictNone:
-	case VerdictAccept:
+	case verdictNone:
+	case verdictAccept:
 		out = append(out, &expr.Verdict{Kind: expr.VerdictAccept})
-	case VerdictDrop:
+	case verdictDrop:
 		out = append(out, &expr.Verdict{Kind: expr.VerdictDrop})
-	case VerdictReject:
+	case verdictReject:
 		out = append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
-	case VerdictRejectTCPReset:
+	case verdictRejectTCPReset:
 		out = append(out, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
-	case VerdictRedirect:
+	case verdictRedirect:
 		out = append(out,
 			&expr.Immediate{Register: 1, Data: binary.BigEndian.AppendUint16(nil, r.Verdict.Port)},
 			&expr.Redir{RegisterProtoMin: 1},
 		)
-	case VerdictJump:
+	case verdictJump:
 		out = append(out, &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Verdict.Chain})
-	case VerdictReturn:
+	case verdictReturn:
 		out = append(out, &expr.Verdict{Kind: expr.VerdictReturn})
 	default:
 		return nil, fmt.Errorf("unknown verdict %d", r.Verdict.Kind)
@@ -944,15 +945,15 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 
 func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 
-func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
+func matchExprs(m match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	switch m := m.(type) {
-	case DestInSet:
+	case destInSet:
 		s, ok := sets[m.Set]
 		if !ok {
 			return nil, fmt.Errorf("no set %s", m.Set)
 		}
 		proto, off, n := byte(nfprotoV4), uint32(16), uint32(4)
-		if m.Family == IPv6Addr {
+		if m.Family == ipv6Addr {
 			proto, off, n = nfprotoV6, 24, 16
 		}
 		return []expr.Any{
@@ -970,7 +971,7 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		// 4-byte register (1, which is 8 to 11 counted in 4-byte ones),
 		// the address in 9 (and 10 to 12 for IPv6), the port after it.
 		proto, off, n, portReg := byte(nfprotoV4), uint32(16), uint32(4), uint32(10)
-		if m.Family == IPv6Service {
+		if m.Family == ipv6Service {
 			proto, off, n, portReg = nfprotoV6, 24, 16, 13
 		}
 		return []expr.Any{
@@ -992,14 +993,14 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
 		}, nil
-	case CtState:
+	case ctState:
 		return ctBits(expr.CtKeySTATE, uint32(m.State)), nil
-	case DestLocal:
+	case destLocal:
 		return []expr.Any{
 			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(unix.RTN_LOCAL)},
 		}, nil
-	case MarkEq:
+	case markEq:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(m.Mark)},
@@ -1056,29 +1057,29 @@ func matchExprs(m Match, sets map[string]*nftables.Set) ([]expr.Any, error) {
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(m.Mark)},
 		}, nil
-	case OifLoopback:
+	case oifLoopback:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyOIF, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(loopbackIndex)},
 		}, nil
-	case IifNotLoopback:
+	case iifNotLoopback:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: u32(loopbackIndex)},
 		}, nil
-	case DPort:
+	case dport:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(m.Proto)}},
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, m.Port)},
 		}, nil
-	case L4Proto:
+	case l4Proto:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(m.Proto)}},
 		}, nil
-	case ICMPv6Type:
+	case icmpv6Type:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{protoICMP}},

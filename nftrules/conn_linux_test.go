@@ -54,15 +54,15 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 
 	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	require.NoError(t, err)
-	require.Len(t, chains, len(want.Chains))
+	require.Len(t, chains, len(want.chains))
 	byName := map[string]*nftables.Chain{}
 	for _, c := range chains {
 		byName[c.Name] = c
 	}
-	for _, wc := range want.Chains {
+	for _, wc := range want.chains {
 		c := byName[wc.Name]
 		require.NotNil(t, c, "chain %s", wc.Name)
-		if wc.Type == ChainRegular {
+		if wc.Type == chainRegular {
 			assert.Nil(t, c.Hooknum, "regular chain %s", wc.Name)
 		} else {
 			assert.Equal(t, *nftChain(table, &wc).Hooknum, *c.Hooknum, "hook of %s", wc.Name)
@@ -72,8 +72,8 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 		require.NoError(t, err)
 		require.Len(t, rules, len(wc.Rules), "rules in %s", wc.Name)
 		sets := map[string]*nftables.Set{}
-		for i := range want.Sets {
-			sets[want.Sets[i].Name] = nftSet(table, &want.Sets[i])
+		for i := range want.sets {
+			sets[want.sets[i].Name] = nftSet(table, &want.sets[i])
 		}
 		for i, r := range rules {
 			exprs, err := ruleExprs(wc.Rules[i], sets)
@@ -85,9 +85,9 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 	// The netdev table, when there is one, has the egress chains.
 	netdev, err := nc.ListChainsOfTableFamily(nftables.TableFamilyNetdev)
 	require.NoError(t, err)
-	require.Len(t, netdev, len(want.Egress))
+	require.Len(t, netdev, len(want.egress))
 	for i, c := range netdev {
-		assert.Equal(t, want.Egress[i].Name, c.Name)
+		assert.Equal(t, want.egress[i].Name, c.Name)
 		assert.Equal(t, *nftables.ChainHookEgress, *c.Hooknum)
 		// The device is checked in nft's listing: v0.3.0 of
 		// google/nftables does not read it back.
@@ -95,9 +95,9 @@ func checkInstalled(t *testing.T, fd int, want *Ruleset) {
 
 	sets, err := nc.GetSets(table)
 	require.NoError(t, err)
-	require.Len(t, sets, len(want.Sets))
+	require.Len(t, sets, len(want.sets))
 	for _, s := range sets {
-		ws := want.Set(s.Name)
+		ws := want.set(s.Name)
 		require.NotNil(t, ws, "set %s", s.Name)
 		assert.Equal(t, ws.Interval, s.Interval, "set %s interval", s.Name)
 		assert.Equal(t, ws.Timeout, s.HasTimeout, "set %s timeout", s.Name)
@@ -155,7 +155,7 @@ func ruleHandles(t *testing.T, fd int) []uint64 {
 	require.NoError(t, err)
 	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	var out []uint64
-	for _, name := range []string{ChainNATOut, ChainOutput} {
+	for _, name := range []string{chainNATOut, chainOutput} {
 		rules, err := nc.GetRules(table, &nftables.Chain{Name: name, Table: table})
 		require.NoError(t, err)
 		for _, r := range rules {
@@ -197,8 +197,8 @@ func TestUpdateSets(t *testing.T) {
 	v6 := []netip.Prefix{netip.MustParsePrefix("::/0")}
 	require.NoError(t, c.UpdateSets(v4, v6))
 	assert.Equal(t, before, ruleHandles(t, fd), "rules must not be touched")
-	assert.Equal(t, v4, c.Applied().Set(SetAllow4).Elements)
-	assert.Len(t, r.Set(SetAllow4).Elements, 4, "the applied description is not changed in place")
+	assert.Equal(t, v4, c.Applied().set(SetAllow4).Elements)
+	assert.Len(t, r.set(SetAllow4).Elements, 4, "the applied description is not changed in place")
 	checkInstalled(t, fd, c.Applied())
 	assert.Equal(t, normalise(c.Applied().String()), normalise(nftList(t, fd)))
 

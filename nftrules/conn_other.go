@@ -39,7 +39,7 @@ func (c *Conn) Close() error { return nil }
 func (c *Conn) Applied() *Ruleset { return nil }
 
 // AddEgress returns [ErrUnsupported].
-func (c *Conn) AddEgress(Chain) error { return ErrUnsupported }
+func (c *Conn) AddEgress(string) error { return ErrUnsupported }
 
 // SelfCgroup returns [ErrUnsupported].
 func SelfCgroup() (id uint64, level int, err error) { return 0, 0, ErrUnsupported }

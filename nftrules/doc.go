@@ -31,7 +31,7 @@
 // family inet (IPv4 and IPv6 alike) with its sets, one or two regular
 // chains and five base chains, and, when [Config.Devices] names any, a netdev table
 // with one egress chain per device. Rules are short lists of typed
-// matches, an optional named counter, an optional [Log] and a [Verdict]. [Ruleset.Render] prints it as
+// matches, an optional named counter, an optional log statement and a verdict. [Ruleset.Render] prints it as
 // "nft list table inet g0efilter" prints the installed table; [Conn.Apply]
 // turns the same values into netlink messages. Tests install the ruleset
 // in a fresh network namespace and check that the kernel's listing equals
@@ -48,7 +48,7 @@
 // logged with [ForgedMarkLogPrefix] and dropped. Without a cgroup the mark
 // alone decides, so it should be chosen at random.
 //
-// With a cgroup, the own chain also sets the conntrack mark [OwnConnMark]
+// With a cgroup, the own chain also sets the conntrack mark 0x67000001
 // on the filter's connections, which a workload cannot set, and every
 // later packet of such a connection from a user's socket must come from
 // the filter's cgroup too (chain "own_conn"): a raw socket that writes a
@@ -135,7 +135,7 @@
 // [Conn.UpdateSets] changes only the elements of the allowlist sets, in one
 // batch, so established connections survive and no packet is ever
 // evaluated against a partly updated set. Elements go in messages of at
-// most [ElementsPerMessage] and the netlink socket buffers are raised, so
+// most 1024 and the netlink socket buffers are raised, so
 // that sets of tens of thousands of prefixes fit in one batch.
 //
 // Netlink code is Linux only; on other systems [Open] returns

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/g0lab/g0efilter/nftrules"
@@ -17,15 +18,13 @@ func ExampleBuild() {
 	if err != nil {
 		panic(err)
 	}
-	for _, c := range rs.Chains {
-		if c.Name == nftrules.ChainNATOut {
-			for _, r := range c.Rules {
-				fmt.Println(r)
-			}
+	// In dns mode, DNS goes to the local DNS server.
+	for line := range strings.Lines(rs.String()) {
+		if strings.Contains(line, "redirect") {
+			fmt.Println(strings.TrimSpace(line))
 		}
 	}
 	// Output:
-	// jump own
 	// udp dport 53 redirect to :53
 	// tcp dport 53 redirect to :53
 }

@@ -246,13 +246,13 @@ func TestTrafficRawFrames(t *testing.T) {
 
 	// A device that appears later: unguarded until its chain is added.
 	expect(later, true)
-	require.NoError(t, c.AddEgress(EgressChain("p2")))
-	require.NoError(t, c.AddEgress(EgressChain("p2")), "twice is once")
+	require.NoError(t, c.AddEgress("p2"))
+	require.NoError(t, c.AddEgress("p2"), "twice is once")
 	expect(later, false)
 	raw, err = c.RawFrames()
 	require.NoError(t, err)
 	assert.Equal(t, map[string]uint64{"p2": 1}, raw)
-	assert.Len(t, c.Applied().Egress, 2)
+	assert.Len(t, c.Applied().egress, 2)
 	byCgroup, egress, err := openIn(t, fd).Guards()
 	require.NoError(t, err)
 	assert.False(t, byCgroup, "no cgroup: the mark alone")
@@ -602,7 +602,7 @@ func TestTrafficDenylist(t *testing.T) {
 	require.NoError(t, c.UpdateLists(Lists{Allow4: []netip.Prefix{netip.PrefixFrom(peerA4, 32)}}))
 	assert.NoError(t, dialIn(t, fd, "tcp", peerAddr(peerA4), 0))
 	assert.ErrorIs(t, dialIn(t, fd, "tcp", peerAddr(peerB4), 0), syscall.ECONNREFUSED)
-	assert.Empty(t, c.Applied().Set(SetDeny4).Elements)
-	assert.NotContains(t, nftListSet(t, fd, SetDeny4), "elements")
+	assert.Empty(t, c.Applied().set(setDeny4).Elements)
+	assert.NotContains(t, nftListSet(t, fd, setDeny4), "elements")
 	assert.Contains(t, nftListSet(t, fd, SetAllow4), "elements = { 198.19.0.2 }")
 }

@@ -83,9 +83,9 @@ func TestNetlinkGolden(t *testing.T) {
 			require.NoError(t, c.UpdateSets(pfx("8.8.8.8/32"), pfx("::/0")))
 			tr.step("UpdateSets, nothing changed")
 
-			require.NoError(t, c.AddEgress(EgressChain("eth1")))
+			require.NoError(t, c.AddEgress("eth1"))
 			tr.step("AddEgress eth1")
-			require.NoError(t, c.AddEgress(EgressChain("eth1")))
+			require.NoError(t, c.AddEgress("eth1"))
 			tr.step("AddEgress eth1 again")
 
 			require.ErrorIs(t, c.Pin([]Pin{{Addr: netip.MustParseAddr("192.0.2.1"), Timeout: time.Minute}}), ErrNoPinnedSets)

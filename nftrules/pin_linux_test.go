@@ -134,7 +134,7 @@ func pinnedElems(t *testing.T, fd int) map[netip.Addr]nftables.SetElement {
 	require.NoError(t, err)
 	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	out := map[netip.Addr]nftables.SetElement{}
-	for _, name := range []string{SetPinned4, SetPinned6} {
+	for _, name := range []string{setPinned4, setPinned6} {
 		s, err := nc.GetSetByName(table, name)
 		require.NoError(t, err)
 		elems, err := nc.GetSetElements(s)
@@ -267,10 +267,10 @@ func TestPin(t *testing.T) {
 		assert.Greater(t, e.Expires, time.Second, "%v", a)
 		assert.LessOrEqual(t, e.Expires, 2*time.Second, "%v", a)
 	}
-	set4 := nftListSet(t, fd, SetPinned4)
+	set4 := nftListSet(t, fd, setPinned4)
 	assert.Contains(t, set4, "198.19.0.2 timeout 2s expires")
 	assert.Contains(t, set4, "198.19.0.9 timeout 2s expires")
-	assert.Contains(t, nftListSet(t, fd, SetPinned6), "fd01::2 timeout 2s expires")
+	assert.Contains(t, nftListSet(t, fd, setPinned6), "fd01::2 timeout 2s expires")
 
 	// Pinned addresses are reachable, others are not, and each new
 	// connection is logged once.
@@ -361,7 +361,7 @@ func TestPinConcurrent(t *testing.T) {
 		require.NoError(t, err)
 		got, err := nc.GetSetElements(s)
 		require.NoError(t, err)
-		want := c.Applied().Set(name)
+		want := c.Applied().set(name)
 		assert.Equal(t, elementKeys(setElements(want.Elements, true)), elementKeys(got), name)
 	}
 }
@@ -454,7 +454,7 @@ func TestPinSkipsWhatIsPinnedLongEnough(t *testing.T) {
 		{Addr: a, Timeout: 2 * time.Minute, Need: 30 * time.Second}, // pinned for a minute: long enough
 		{Addr: b, Timeout: 2 * time.Minute, Need: 90 * time.Second}, // not
 	}))
-	set := nftListSet(t, fd, SetPinned4)
+	set := nftListSet(t, fd, setPinned4)
 	assert.Contains(t, set, "192.0.2.1 timeout 1m", set)
 	assert.Contains(t, set, "192.0.2.2 timeout 2m", set)
 }

@@ -14,7 +14,7 @@ import (
 // The output can also be loaded with "nft -f".
 func (r *Ruleset) Render(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "table inet %s {\n", r.Table)
+	fmt.Fprintf(bw, "table inet %s {\n", r.table)
 	first := true
 	sep := func() {
 		if !first {
@@ -22,22 +22,22 @@ func (r *Ruleset) Render(w io.Writer) error {
 		}
 		first = false
 	}
-	for _, s := range r.Sets {
+	for _, s := range r.sets {
 		sep()
 		renderSet(bw, &s)
 	}
-	for _, c := range r.Chains {
+	for _, c := range r.chains {
 		sep()
 		renderChain(bw, &c)
 	}
 	bw.WriteString("}\n")
-	if len(r.Egress) > 0 {
-		fmt.Fprintf(bw, "table netdev %s {\n", r.Table)
+	if len(r.egress) > 0 {
+		fmt.Fprintf(bw, "table netdev %s {\n", r.table)
 		// nft lists the named counters before the chains.
-		for _, c := range r.Egress {
-			fmt.Fprintf(bw, "\tcounter %s%s {\n\t\tpackets 0 bytes 0\n\t}\n\n", RawFrameCounterPrefix, c.Device)
+		for _, c := range r.egress {
+			fmt.Fprintf(bw, "\tcounter %s%s {\n\t\tpackets 0 bytes 0\n\t}\n\n", rawFrameCounterPrefix, c.Device)
 		}
-		for i, c := range r.Egress {
+		for i, c := range r.egress {
 			if i > 0 {
 				bw.WriteString("\n")
 			}
@@ -48,11 +48,11 @@ func (r *Ruleset) Render(w io.Writer) error {
 	return bw.Flush()
 }
 
-func renderChain(w *bufio.Writer, c *Chain) {
+func renderChain(w *bufio.Writer, c *chain) {
 	fmt.Fprintf(w, "\tchain %s {\n", c.Name)
 	switch {
-	case c.Type == ChainRegular:
-	case c.Hook == HookEgress:
+	case c.Type == chainRegular:
+	case c.Hook == hookEgress:
 		fmt.Fprintf(w, "\t\ttype %s hook egress device %q priority %s; policy %s;\n",
 			c.Type, c.Device, priorityName(c.Type, c.Priority), c.Policy)
 	default:
@@ -72,7 +72,7 @@ func (r *Ruleset) String() string {
 	return b.String()
 }
 
-func renderSet(w *bufio.Writer, s *Set) {
+func renderSet(w *bufio.Writer, s *set) {
 	fmt.Fprintf(w, "\tset %s {\n\t\ttype %s\n", s.Name, s.Type)
 	var flags []string
 	if s.Interval {
@@ -118,59 +118,59 @@ func (r PortRange) String() string {
 
 // priorityName spells a priority as nft lists it: by its standard name
 // where nft has one for the hook, else as a number.
-func priorityName(t ChainType, p int32) string {
+func priorityName(t chainType, p int32) string {
 	switch {
-	case t == ChainFilter && p == 0:
+	case t == chainFilter && p == 0:
 		return "filter"
-	case t == ChainFilter && p == rawPriority:
+	case t == chainFilter && p == rawPriority:
 		return "raw"
 	}
 	return strconv.Itoa(int(p))
 }
 
 // String returns the hook's name in nft syntax ("output").
-func (h Hook) String() string {
+func (h hook) String() string {
 	switch h {
-	case HookInput:
+	case hookInput:
 		return "input"
-	case HookEgress:
+	case hookEgress:
 		return "egress"
-	case HookPrerouting:
+	case hookPrerouting:
 		return "prerouting"
-	case HookForward:
+	case hookForward:
 		return "forward"
 	}
 	return "output"
 }
 
 // String returns "ipv4_addr" or "ipv6_addr".
-func (t SetType) String() string {
+func (t setType) String() string {
 	switch t {
-	case IPv6Addr:
+	case ipv6Addr:
 		return "ipv6_addr"
-	case IPv4Service:
+	case ipv4Service:
 		return "inet_proto . ipv4_addr . inet_service"
-	case IPv6Service:
+	case ipv6Service:
 		return "inet_proto . ipv6_addr . inet_service"
-	case InetService:
+	case inetService:
 		return "inet_service"
 	}
 	return "ipv4_addr"
 }
 
 // String returns "filter", "nat" or "regular".
-func (t ChainType) String() string {
+func (t chainType) String() string {
 	switch t {
-	case ChainNAT:
+	case chainNAT:
 		return "nat"
-	case ChainRegular:
+	case chainRegular:
 		return "regular"
 	}
 	return "filter"
 }
 
 // String returns the rule in nft syntax.
-func (r Rule) String() string {
+func (r rule) String() string {
 	var parts []string
 	for _, m := range r.Match {
 		parts = append(parts, matchString(m))
@@ -184,30 +184,30 @@ func (r Rule) String() string {
 	if r.connMark != 0 {
 		parts = append(parts, fmt.Sprintf("ct mark set 0x%08x", r.connMark))
 	}
-	if r.Verdict.Kind != VerdictNone {
+	if r.Verdict.Kind != verdictNone {
 		parts = append(parts, r.Verdict.String())
 	}
 	return strings.Join(parts, " ")
 }
 
 // String returns the verdict in nft syntax ("accept", "redirect to :8080").
-func (v Verdict) String() string {
+func (v verdict) String() string {
 	switch v.Kind {
-	case VerdictNone:
+	case verdictNone:
 		return ""
-	case VerdictAccept:
+	case verdictAccept:
 		return "accept"
-	case VerdictDrop:
+	case verdictDrop:
 		return "drop"
-	case VerdictReject:
+	case verdictReject:
 		return "reject"
-	case VerdictRejectTCPReset:
+	case verdictRejectTCPReset:
 		return "reject with tcp reset"
-	case VerdictRedirect:
+	case verdictRedirect:
 		return fmt.Sprintf("redirect to :%d", v.Port)
-	case VerdictJump:
+	case verdictJump:
 		return "jump " + v.Chain
-	case VerdictReturn:
+	case verdictReturn:
 		return "return"
 	}
 	return fmt.Sprintf("verdict(%d)", int(v.Kind))
@@ -229,27 +229,27 @@ var icmpv6Names = map[uint8]string{
 	icmpv6NeighborAdvert:  "nd-neighbor-advert",
 }
 
-func matchString(m Match) string {
+func matchString(m match) string {
 	switch m := m.(type) {
-	case DestInSet:
-		if m.Family == IPv6Addr {
+	case destInSet:
+		if m.Family == ipv6Addr {
 			return "ip6 daddr @" + m.Set
 		}
 		return "ip daddr @" + m.Set
-	case CtState:
+	case ctState:
 		var names []string
 		for _, b := range []struct {
-			bit  CtStateBit
+			bit  ctStateBit
 			name string
-		}{{CtInvalid, "invalid"}, {CtEstablished, "established"}, {CtRelated, "related"}, {CtNew, "new"}} {
+		}{{ctInvalid, "invalid"}, {ctEstablished, "established"}, {ctRelated, "related"}, {ctNew, "new"}} {
 			if m.State&b.bit != 0 {
 				names = append(names, b.name)
 			}
 		}
 		return "ct state " + strings.Join(names, ",")
-	case DestLocal:
+	case destLocal:
 		return "fib daddr type local"
-	case MarkEq:
+	case markEq:
 		return fmt.Sprintf("meta mark 0x%08x", m.Mark)
 	case markNe:
 		return fmt.Sprintf("meta mark != 0x%08x", m.Mark)
@@ -281,22 +281,22 @@ func matchString(m Match) string {
 		return "ct direction original"
 	case ctMarkEq:
 		return fmt.Sprintf("ct mark 0x%08x", m.Mark)
-	case OifLoopback:
+	case oifLoopback:
 		return `oif "lo"`
-	case IifNotLoopback:
+	case iifNotLoopback:
 		return `iif != "lo"`
-	case DPort:
+	case dport:
 		return fmt.Sprintf("%s dport %d", m.Proto, m.Port)
 	case dportInSet:
 		return fmt.Sprintf("%s dport @%s", m.Proto, m.Set)
 	case serviceInSet:
-		if m.Family == IPv6Service {
+		if m.Family == ipv6Service {
 			return "meta l4proto . ip6 daddr . th dport @" + m.Set
 		}
 		return "meta l4proto . ip daddr . th dport @" + m.Set
-	case L4Proto:
+	case l4Proto:
 		return fmt.Sprintf("meta l4proto %s", m.Proto)
-	case ICMPv6Type:
+	case icmpv6Type:
 		if n, ok := icmpv6Names[m.Type]; ok {
 			return "icmpv6 type " + n
 		}

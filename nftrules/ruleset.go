@@ -50,48 +50,49 @@ const (
 	ForgedConnLogPrefix = "g0efilter forged conn: "
 )
 
-// OwnConnMark is the conntrack mark that the own chain sets on the
-// filter's own connections when [Config.OwnCgroup] is set. Every later
-// packet of such a connection from a user's socket must come from the
-// filter's cgroup. A workload cannot set a conntrack mark: that takes
-// CAP_NET_ADMIN. The filter owns the conntrack mark of its namespace.
-const OwnConnMark uint32 = 0x67000001
+// ownConnMark is the conntrack mark that the own chain sets on the
+// filter's own connections when [Config.OwnCgroup] is set. A workload
+// cannot set a conntrack mark: that takes CAP_NET_ADMIN.
+const ownConnMark uint32 = 0x67000001
 
-// RawFrameCounterPrefix starts the name of the netdev table's counter of
+// rawFrameCounterPrefix starts the name of the netdev table's counter of
 // a device ("raw_eth0"): the frames dropped at its egress hook because they
 // did not come through the IP stack. They are counted, not logged: nflog
-// readers do not decode the netdev family's messages. [Conn.RawFrames]
-// reads and resets the counters.
-const RawFrameCounterPrefix = "raw_"
+// readers do not decode the netdev family's messages.
+const rawFrameCounterPrefix = "raw_"
 
-// MaxCgroupLevel is the deepest cgroup level at which [Config.OwnCgroup]
+// maxCgroupLevel is the deepest cgroup level at which [Config.OwnCgroup]
 // is looked for when [Config.OwnCgroupLevel] is zero.
-const MaxCgroupLevel = 16
+const maxCgroupLevel = 16
 
-// Names of the table, chains and sets in a [Ruleset]. The table is of family
-// inet, so one ruleset covers IPv4 and IPv6.
+// Names of the table and of the allowlist sets in a [Ruleset]. The table
+// is of family inet, so one ruleset covers IPv4 and IPv6.
 const (
-	TableName       = "g0efilter"
-	ChainOutput     = "output"        // filter hook output priority 0, policy drop
-	ChainNATOut     = "nat_output"    // nat hook output priority -101, policy accept
-	ChainInput      = "input"         // filter hook input priority 0, policy accept: guards the local service ports
-	ChainOwn        = "own"           // regular chain: accepts the filter's own sockets, drops a forged mark
-	ChainOwnConn    = "own_conn"      // regular chain: later packets of the filter's connections, from its cgroup only
-	ChainPrerouting = "prerouting"    // filter hook prerouting priority raw, policy accept: drops frames injected on loopback
-	ChainForward    = "forward"       // filter hook forward priority 0, policy drop: the namespace routes nothing
-	EgressPrefix    = "egress_"       // netdev table: "egress_DEVICE", filter hook egress, policy drop
-	SetAllow4       = "allow4"        // allowlisted IPv4 prefixes (interval set)
-	SetAllow6       = "allow6"        // allowlisted IPv6 prefixes (interval set)
-	SetPinned4      = "pinned4"       // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
-	SetPinned6      = "pinned6"       // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
-	SetDeny4        = "deny4"         // denied IPv4 prefixes (interval set): refused whatever allows them
-	SetDeny6        = "deny6"         // denied IPv6 prefixes (interval set)
-	SetAllowPorts4  = "allow_ports4"  // allowlisted protocol . IPv4 prefix . port range (interval set)
-	SetAllowPorts6  = "allow_ports6"  // allowlisted protocol . IPv6 prefix . port range (interval set)
-	SetPinnedPorts4 = "pinned_ports4" // protocol . IPv4 address . port from allowed answers, with timeouts
-	SetPinnedPorts6 = "pinned_ports6" // protocol . IPv6 address . port from allowed answers, with timeouts
-	SetTLSPorts     = "tls_ports"     // https mode: TCP ports besides 443 redirected to the TLS proxy (interval set)
-	SetHTTPPorts    = "http_ports"    // https mode: TCP ports besides 80 redirected to the HTTP proxy (interval set)
+	TableName = "g0efilter"
+	SetAllow4 = "allow4" // allowlisted IPv4 prefixes (interval set)
+	SetAllow6 = "allow6" // allowlisted IPv6 prefixes (interval set)
+)
+
+// Names of the other chains and sets, and kernel constants.
+const (
+	chainOutput     = "output"        // filter hook output priority 0, policy drop
+	chainNATOut     = "nat_output"    // nat hook output priority -101, policy accept
+	chainInput      = "input"         // filter hook input priority 0, policy accept: guards the local service ports
+	chainOwn        = "own"           // regular chain: accepts the filter's own sockets, drops a forged mark
+	chainOwnConn    = "own_conn"      // regular chain: later packets of the filter's connections, from its cgroup only
+	chainPrerouting = "prerouting"    // filter hook prerouting priority raw, policy accept: drops frames injected on loopback
+	chainForward    = "forward"       // filter hook forward priority 0, policy drop: the namespace routes nothing
+	egressPrefix    = "egress_"       // netdev table: "egress_DEVICE", filter hook egress, policy drop
+	setPinned4      = "pinned4"       // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
+	setPinned6      = "pinned6"       // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
+	setDeny4        = "deny4"         // denied IPv4 prefixes (interval set): refused whatever allows them
+	setDeny6        = "deny6"         // denied IPv6 prefixes (interval set)
+	setAllowPorts4  = "allow_ports4"  // allowlisted protocol . IPv4 prefix . port range (interval set)
+	setAllowPorts6  = "allow_ports6"  // allowlisted protocol . IPv6 prefix . port range (interval set)
+	setPinnedPorts4 = "pinned_ports4" // protocol . IPv4 address . port from allowed answers, with timeouts
+	setPinnedPorts6 = "pinned_ports6" // protocol . IPv6 address . port from allowed answers, with timeouts
+	setTLSPorts     = "tls_ports"     // https mode: TCP ports besides 443 redirected to the TLS proxy (interval set)
+	setHTTPPorts    = "http_ports"    // https mode: TCP ports besides 80 redirected to the HTTP proxy (interval set)
 	maxLogPrefix    = 127
 	loopbackIndex   = 1 // the loopback interface's index in every network namespace
 	natPriority     = -101
@@ -211,14 +212,14 @@ type Config struct {
 	// OwnCgroupLevel is the level of OwnCgroup in the cgroup hierarchy, 1
 	// for a child of the root. Zero means unknown, as in a container with
 	// a cgroup namespace: the id is then compared at every level from 1 to
-	// MaxCgroupLevel, which is sound because cgroup ids are unique.
+	// 16, which is sound because cgroup ids are unique.
 	OwnCgroupLevel int
 
 	// Devices are the network devices whose egress hook gets a chain, in a
 	// netdev table of the same name, that lets out only what came through
 	// the IP stack (and so through the output chain) and the kernel's ARP:
 	// frames sent through packet sockets, which the inet hooks never see,
-	// are counted (see RawFrameCounterPrefix) and dropped. A chain may name a
+	// are counted (see [Conn.RawFrames]) and dropped. A chain may name a
 	// device that does not exist yet; it applies once the device appears.
 	// Empty means no netdev table.
 	Devices []string
@@ -271,34 +272,12 @@ func (c Config) withDefaults() Config {
 // the nft syntax rendering ([Ruleset.Render]) are produced. Build one with
 // [Build]; treat it as read-only.
 type Ruleset struct {
-	Table  string // always TableName; the family is inet
-	Sets   []Set
-	Chains []Chain
-	// Egress are the chains of the netdev table of the same name, one per
+	table  string // always TableName; the family is inet
+	sets   []set
+	chains []chain
+	// egress are the chains of the netdev table of the same name, one per
 	// guarded device; none means no netdev table.
-	Egress []Chain
-}
-
-// SetType is the key type of a [Set].
-type SetType int
-
-const (
-	IPv4Addr    SetType = iota // ipv4_addr
-	IPv6Addr                   // ipv6_addr
-	IPv4Service                // inet_proto . ipv4_addr . inet_service
-	IPv6Service                // inet_proto . ipv6_addr . inet_service
-	InetService                // inet_service: a port
-)
-
-// Set is a named set of addresses, or of services for the service types.
-type Set struct {
-	Name     string
-	Type     SetType
-	Interval bool // flags interval: elements are prefixes (and port ranges)
-	Timeout  bool // flags timeout: elements may carry their own timeouts
-	Elements []netip.Prefix
-	Services []Service
-	Ports    []PortRange
+	egress []chain
 }
 
 // Service is a destination limited to a transport protocol and a port
@@ -312,133 +291,6 @@ type Service struct {
 // PortRange is an inclusive range of ports, First no greater than Last.
 type PortRange struct{ First, Last uint16 }
 
-// ChainType is "filter" or "nat" for a base chain; a regular chain, which
-// only a jump reaches, has no hook.
-type ChainType int
-
-const (
-	ChainFilter ChainType = iota
-	ChainNAT
-	ChainRegular
-)
-
-// Hook is the netfilter hook a base chain is attached to.
-type Hook int
-
-const (
-	HookOutput     Hook = iota // locally generated packets
-	HookInput                  // packets addressed to this host
-	HookEgress                 // netdev family: frames leaving Chain.Device
-	HookPrerouting             // packets arriving, before routing
-	HookForward                // packets routed through this host
-)
-
-// Chain is a base chain on a hook. The rules are evaluated in order; the
-// first verdict ends evaluation, else Policy applies.
-type Chain struct {
-	Name     string
-	Type     ChainType
-	Hook     Hook
-	Device   string  // HookEgress only
-	Priority int32   // 0 for filter, -100 for nat
-	Policy   Verdict // VerdictAccept or VerdictDrop
-	Rules    []Rule
-}
-
-// Rule is a list of matches, all of which must hold, then an optional
-// named counter, an optional log statement and a verdict.
-type Rule struct {
-	Match   []Match
-	Counter string  // the named counter to add to; empty means none
-	Log     *Log    // nil means no log statement
-	Verdict Verdict // VerdictNone means continue with the next rule
-
-	connMark uint32 // "ct mark set" this value before the verdict; zero means none
-}
-
-// Log is a log statement that sends the packet to an nflog group.
-type Log struct {
-	Prefix string
-	Group  uint16
-}
-
-// VerdictKind is what a [Verdict] does.
-type VerdictKind int
-
-const (
-	VerdictNone           VerdictKind = iota // no verdict: continue
-	VerdictAccept                            // accept
-	VerdictDrop                              // drop
-	VerdictReject                            // reject (ICMP/ICMPv6 port unreachable)
-	VerdictRedirect                          // redirect to :Port (nat chains only)
-	VerdictRejectTCPReset                    // reject with a TCP reset (TCP packets only)
-	VerdictJump                              // jump to the regular chain Verdict.Chain
-	VerdictReturn                            // return to the chain that jumped here
-)
-
-// Verdict ends the evaluation of a chain.
-type Verdict struct {
-	Kind  VerdictKind
-	Port  uint16 // for VerdictRedirect
-	Chain string // for VerdictJump
-}
-
-// Verdicts without arguments.
-var (
-	Accept = Verdict{Kind: VerdictAccept}
-	Drop   = Verdict{Kind: VerdictDrop}
-	Reject = Verdict{Kind: VerdictReject}
-	// RejectTCPReset answers a TCP packet with a reset, so the client's
-	// connect fails at once with "connection refused"; for IPv6 that is the
-	// only answer a locally generated, rejected packet gets.
-	RejectTCPReset = Verdict{Kind: VerdictRejectTCPReset}
-	Return         = Verdict{Kind: VerdictReturn}
-)
-
-// RedirectTo returns a verdict that redirects to a local port.
-func RedirectTo(port uint16) Verdict { return Verdict{Kind: VerdictRedirect, Port: port} }
-
-// Match is one condition of a [Rule]. It is one of [DestInSet],
-// [CtState], [DestLocal], [MarkEq], [OifLoopback], [DPort] and
-// [ICMPv6Type].
-type Match interface{ isMatch() }
-
-// DestInSet matches a destination address in a named set ("ip daddr @allow4").
-type DestInSet struct {
-	Family SetType
-	Set    string
-}
-
-// CtStateBit is a conntrack state bit, as nft names them.
-type CtStateBit uint32
-
-// Conntrack states (values as in the kernel's ct state bitmask).
-const (
-	CtInvalid     CtStateBit = 1
-	CtEstablished CtStateBit = 2
-	CtRelated     CtStateBit = 4
-	CtNew         CtStateBit = 8
-)
-
-// CtState matches a packet whose conntrack state is any of the bits in
-// State ("ct state established,related").
-type CtState struct{ State CtStateBit }
-
-// DestLocal matches a packet to an address of this host, loopback or not
-// ("fib daddr type local").
-type DestLocal struct{}
-
-// MarkEq matches a packet whose mark equals Mark ("meta mark 0x00006700").
-type MarkEq struct{ Mark uint32 }
-
-// OifLoopback matches a packet routed out of the loopback interface
-// ("oif "lo"").
-type OifLoopback struct{}
-
-// IifNotLoopback matches a packet that came in through an interface other
-// than loopback ("iif != "lo"").
-type IifNotLoopback struct{}
-
 // Proto is a transport protocol.
 type Proto uint8
 
@@ -447,115 +299,6 @@ const (
 	TCP Proto = 6
 	UDP Proto = 17
 )
-
-// DPort matches a transport protocol and destination port ("tcp dport 443").
-type DPort struct {
-	Proto Proto
-	Port  uint16
-}
-
-// ICMPv6Type matches an ICMPv6 message type ("icmpv6 type nd-neighbor-solicit").
-type ICMPv6Type struct{ Type uint8 }
-
-// L4Proto matches the transport protocol: "meta l4proto tcp".
-type L4Proto struct{ Proto Proto }
-
-// Neighbour discovery messages that the output chain must let through for
-// IPv6 to work at all; conntrack does not track them.
-const (
-	icmpv6RouterSolicit   uint8 = 133
-	icmpv6NeighborSolicit uint8 = 135
-	icmpv6NeighborAdvert  uint8 = 136
-)
-
-// The matches below guard against a hostile workload; they are not part of
-// the API.
-
-// markNe matches a packet whose mark is not Mark ("meta mark != 0x6700").
-type markNe struct{ Mark uint32 }
-
-// socketCgroup matches a packet whose socket's cgroup (version 2) at
-// Level is ID ("socket cgroupv2 level 2 1234").
-type socketCgroup struct {
-	Level int
-	ID    uint64
-}
-
-// ctStatusDNAT matches a connection whose destination was rewritten, as
-// the nat chain's redirects do ("ct status dnat").
-type ctStatusDNAT struct{}
-
-// destAddr matches one destination address ("ip daddr 127.0.0.11").
-type destAddr struct{ Addr netip.Addr }
-
-// srcAddr matches one source address ("ip saddr 127.0.0.11").
-type srcAddr struct{ Addr netip.Addr }
-
-// routed matches a packet that has a route attached, which only the IP
-// stack's output path gives it: a frame from a packet socket has none
-// ("meta rtclassid != 4294967295", which holds for every route but one
-// with both realms 65535).
-type routed struct{}
-
-// userSocket matches a packet sent from a user's socket, one with a file:
-// not the kernel's own ARP or neighbour discovery ("meta skuid >= 0").
-type userSocket struct{}
-
-// srcNotLocal matches a packet whose source address is not one of this
-// namespace's ("fib saddr type != local").
-type srcNotLocal struct{}
-
-// iifLoopback matches a packet that arrived on loopback.
-type iifLoopback struct{}
-
-// ctOriginal matches a packet in the original direction of its
-// connection, the direction of its first packet.
-type ctOriginal struct{}
-
-// ctMarkEq matches a connection's conntrack mark.
-type ctMarkEq struct{ Mark uint32 }
-
-// protoARP matches an ARP frame by its skb protocol ("meta protocol arp").
-type protoARP struct{}
-
-// serviceInSet matches the protocol, destination address and port of a
-// packet against a service set ("meta l4proto . ip daddr . th dport @set").
-type serviceInSet struct {
-	Family SetType // IPv4Service or IPv6Service
-	Set    string
-}
-
-// dportInSet matches a transport protocol and a destination port in a
-// set of ports ("tcp dport @tls_ports").
-type dportInSet struct {
-	Proto Proto
-	Set   string
-}
-
-func (serviceInSet) isMatch() {}
-func (dportInSet) isMatch()   {}
-func (markNe) isMatch()       {}
-func (socketCgroup) isMatch() {}
-func (ctStatusDNAT) isMatch() {}
-func (destAddr) isMatch()     {}
-func (routed) isMatch()       {}
-func (userSocket) isMatch()   {}
-func (protoARP) isMatch()     {}
-func (srcNotLocal) isMatch()  {}
-func (iifLoopback) isMatch()  {}
-func (ctOriginal) isMatch()   {}
-func (ctMarkEq) isMatch()     {}
-func (srcAddr) isMatch()      {}
-
-func (DestInSet) isMatch()      {}
-func (CtState) isMatch()        {}
-func (DestLocal) isMatch()      {}
-func (MarkEq) isMatch()         {}
-func (OifLoopback) isMatch()    {}
-func (IifNotLoopback) isMatch() {}
-func (DPort) isMatch()          {}
-func (ICMPv6Type) isMatch()     {}
-func (L4Proto) isMatch()        {}
 
 // Build returns the ruleset for cfg. It is a pure function: it needs no
 // privileges and runs on any OS.
@@ -588,8 +331,8 @@ func Build(cfg Config) (*Ruleset, error) {
 		return nil, err
 	}
 
-	if cfg.OwnCgroupLevel < 0 || cfg.OwnCgroupLevel > MaxCgroupLevel {
-		return nil, fmt.Errorf("%w: OwnCgroupLevel %d not in 0..%d", ErrConfig, cfg.OwnCgroupLevel, MaxCgroupLevel)
+	if cfg.OwnCgroupLevel < 0 || cfg.OwnCgroupLevel > maxCgroupLevel {
+		return nil, fmt.Errorf("%w: OwnCgroupLevel %d not in 0..%d", ErrConfig, cfg.OwnCgroupLevel, maxCgroupLevel)
 	}
 	for _, a := range cfg.GuardAddrs {
 		if !a.IsValid() || a.Zone() != "" {
@@ -619,93 +362,93 @@ func Build(cfg Config) (*Ruleset, error) {
 		return nil, err
 	}
 
-	r := &Ruleset{Table: TableName}
-	r.Sets = []Set{
-		{Name: SetAllow4, Type: IPv4Addr, Interval: true, Elements: a4},
-		{Name: SetAllow6, Type: IPv6Addr, Interval: true, Elements: a6},
-		{Name: SetDeny4, Type: IPv4Addr, Interval: true, Elements: d4},
-		{Name: SetDeny6, Type: IPv6Addr, Interval: true, Elements: d6},
-		{Name: SetAllowPorts4, Type: IPv4Service, Interval: true, Services: s4},
-		{Name: SetAllowPorts6, Type: IPv6Service, Interval: true, Services: s6},
+	r := &Ruleset{table: TableName}
+	r.sets = []set{
+		{Name: SetAllow4, Type: ipv4Addr, Interval: true, Elements: a4},
+		{Name: SetAllow6, Type: ipv6Addr, Interval: true, Elements: a6},
+		{Name: setDeny4, Type: ipv4Addr, Interval: true, Elements: d4},
+		{Name: setDeny6, Type: ipv6Addr, Interval: true, Elements: d6},
+		{Name: setAllowPorts4, Type: ipv4Service, Interval: true, Services: s4},
+		{Name: setAllowPorts6, Type: ipv6Service, Interval: true, Services: s6},
 	}
-	pinnedPortSets := []Set{
-		{Name: SetPinnedPorts4, Type: IPv4Service, Timeout: true},
-		{Name: SetPinnedPorts6, Type: IPv6Service, Timeout: true},
+	pinnedPortSets := []set{
+		{Name: setPinnedPorts4, Type: ipv4Service, Timeout: true},
+		{Name: setPinnedPorts6, Type: ipv6Service, Timeout: true},
 	}
 	// The filter's own packets go through the own chain first, in the nat
 	// chain (so they are not redirected) and in the filter chain.
-	own := Rule{Verdict: Verdict{Kind: VerdictJump, Chain: ChainOwn}}
-	var logAllow, logPinned *Log
+	own := rule{Verdict: verdict{Kind: verdictJump, Chain: chainOwn}}
+	var logAllow, logPinned *logStmt
 	if !cfg.QuietAllowed {
-		logAllow = &Log{Prefix: cfg.AllowLogPrefix, Group: cfg.NflogGroup}
-		logPinned = &Log{Prefix: cfg.PinnedLogPrefix, Group: cfg.NflogGroup}
+		logAllow = &logStmt{Prefix: cfg.AllowLogPrefix, Group: cfg.NflogGroup}
+		logPinned = &logStmt{Prefix: cfg.PinnedLogPrefix, Group: cfg.NflogGroup}
 	}
 	// The nat chain's accepts are not logged: the filter chain sees the
 	// same connections and logs them once.
 	allowNAT := slices.Concat(
-		acceptTo(DestInSet{IPv4Addr, SetAllow4}, nil), acceptTo(DestInSet{IPv6Addr, SetAllow6}, nil),
-		acceptTo(serviceInSet{IPv4Service, SetAllowPorts4}, nil), acceptTo(serviceInSet{IPv6Service, SetAllowPorts6}, nil),
-		acceptTo(serviceInSet{IPv4Service, SetPinnedPorts4}, nil), acceptTo(serviceInSet{IPv6Service, SetPinnedPorts6}, nil))
+		acceptTo(destInSet{ipv4Addr, SetAllow4}, nil), acceptTo(destInSet{ipv6Addr, SetAllow6}, nil),
+		acceptTo(serviceInSet{ipv4Service, setAllowPorts4}, nil), acceptTo(serviceInSet{ipv6Service, setAllowPorts6}, nil),
+		acceptTo(serviceInSet{ipv4Service, setPinnedPorts4}, nil), acceptTo(serviceInSet{ipv6Service, setPinnedPorts6}, nil))
 	allow := slices.Concat(
-		acceptTo(DestInSet{IPv4Addr, SetAllow4}, logAllow), acceptTo(DestInSet{IPv6Addr, SetAllow6}, logAllow),
-		acceptTo(serviceInSet{IPv4Service, SetAllowPorts4}, logAllow), acceptTo(serviceInSet{IPv6Service, SetAllowPorts6}, logAllow))
+		acceptTo(destInSet{ipv4Addr, SetAllow4}, logAllow), acceptTo(destInSet{ipv6Addr, SetAllow6}, logAllow),
+		acceptTo(serviceInSet{ipv4Service, setAllowPorts4}, logAllow), acceptTo(serviceInSet{ipv6Service, setAllowPorts6}, logAllow))
 	pinnedPorts := slices.Concat(
-		acceptTo(serviceInSet{IPv4Service, SetPinnedPorts4}, logPinned), acceptTo(serviceInSet{IPv6Service, SetPinnedPorts6}, logPinned))
-	lo := Rule{Match: []Match{OifLoopback{}}, Verdict: Accept}
+		acceptTo(serviceInSet{ipv4Service, setPinnedPorts4}, logPinned), acceptTo(serviceInSet{ipv6Service, setPinnedPorts6}, logPinned))
+	lo := rule{Match: []match{oifLoopback{}}, Verdict: accept}
 	// Ahead of everything, the established accept included: a packet
 	// forged from a raw socket can match a connection that conntrack
 	// already tracks.
-	filter := []Rule{{
-		Match: []Match{userSocket{}, srcNotLocal{}},
-		Log:   &Log{Prefix: SpoofedSourceLogPrefix, Group: cfg.NflogGroup}, Verdict: Drop,
+	filter := []rule{{
+		Match: []match{userSocket{}, srcNotLocal{}},
+		Log:   &logStmt{Prefix: SpoofedSourceLogPrefix, Group: cfg.NflogGroup}, Verdict: drop,
 	}}
 	if cfg.OwnCgroup != 0 {
-		filter = append(filter, Rule{
-			Match:   []Match{userSocket{}, ctOriginal{}, ctMarkEq{OwnConnMark}},
-			Verdict: Verdict{Kind: VerdictJump, Chain: ChainOwnConn},
+		filter = append(filter, rule{
+			Match:   []match{userSocket{}, ctOriginal{}, ctMarkEq{ownConnMark}},
+			Verdict: verdict{Kind: verdictJump, Chain: chainOwnConn},
 		})
 	}
 	filter = append(filter,
-		Rule{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept},
+		rule{Match: []match{ctState{ctEstablished | ctRelated}}, Verdict: accept},
 		own,
 	)
 	filter = append(filter, cfg.guardRules()...)
-	filter = append(filter, Rule{Match: []Match{DestLocal{}}, Verdict: Accept})
+	filter = append(filter, rule{Match: []match{destLocal{}}, Verdict: accept})
 	// Not redirected: a denied address is refused in the filter chain,
 	// whatever name a client would send the proxy.
-	notRedirected := []Rule{
-		{Match: []Match{DestInSet{IPv4Addr, SetDeny4}}, Verdict: Accept},
-		{Match: []Match{DestInSet{IPv6Addr, SetDeny6}}, Verdict: Accept},
+	notRedirected := []rule{
+		{Match: []match{destInSet{ipv4Addr, setDeny4}}, Verdict: accept},
+		{Match: []match{destInSet{ipv6Addr, setDeny6}}, Verdict: accept},
 	}
-	logNew := &Log{Prefix: cfg.LogPrefix, Group: cfg.NflogGroup}
+	logNew := &logStmt{Prefix: cfg.LogPrefix, Group: cfg.NflogGroup}
 	// Neighbour discovery is the kernel's: its own sockets have no file.
 	// The same messages from a user's raw ICMPv6 socket (CAP_NET_RAW) to
 	// any address would otherwise be a way out.
 	for _, t := range []uint8{icmpv6RouterSolicit, icmpv6NeighborSolicit, icmpv6NeighborAdvert} {
 		filter = append(filter,
-			Rule{Match: []Match{ICMPv6Type{t}, userSocket{}}, Log: logNew, Verdict: Drop},
-			Rule{Match: []Match{ICMPv6Type{t}}, Verdict: Accept})
+			rule{Match: []match{icmpv6Type{t}, userSocket{}}, Log: logNew, Verdict: drop},
+			rule{Match: []match{icmpv6Type{t}}, Verdict: accept})
 	}
 	// The denylist wins over every accept below: the allowlist and the
 	// pinned sets. (The kernel's neighbour discovery above is not a
 	// connection to anything.)
-	denied := &Log{Prefix: DeniedLogPrefix, Group: cfg.NflogGroup}
-	for _, in := range []DestInSet{{IPv4Addr, SetDeny4}, {IPv6Addr, SetDeny6}} {
+	denied := &logStmt{Prefix: DeniedLogPrefix, Group: cfg.NflogGroup}
+	for _, in := range []destInSet{{ipv4Addr, setDeny4}, {ipv6Addr, setDeny6}} {
 		filter = append(filter,
-			Rule{Match: []Match{in, L4Proto{TCP}}, Log: denied, Verdict: RejectTCPReset},
-			Rule{Match: []Match{in}, Log: denied, Verdict: Reject})
+			rule{Match: []match{in, l4Proto{TCP}}, Log: denied, Verdict: rejectTCPReset},
+			rule{Match: []match{in}, Log: denied, Verdict: reject})
 	}
 	// Blocked connections fail at once: TCP with a reset, the rest with an
 	// ICMP port-unreachable (which a local UDP sender sees as EPERM).
-	reject := []Rule{
-		{Match: []Match{L4Proto{TCP}, CtState{CtNew}}, Log: logNew, Verdict: RejectTCPReset},
-		{Match: []Match{CtState{CtNew}}, Log: logNew, Verdict: Reject},
+	reject := []rule{
+		{Match: []match{l4Proto{TCP}, ctState{ctNew}}, Log: logNew, Verdict: rejectTCPReset},
+		{Match: []match{ctState{ctNew}}, Log: logNew, Verdict: reject},
 	}
-	nat := []Rule{own}
+	nat := []rule{own}
 
 	switch cfg.Mode {
 	case ModeHTTPS:
-		r.Sets = append(r.Sets, pinnedPortSets...)
+		r.sets = append(r.sets, pinnedPortSets...)
 		if cfg.FilterDNS {
 			// Ahead of the allowlist and loopback accepts: queries to an
 			// allowlisted or loopback resolver are redirected too.
@@ -714,16 +457,16 @@ func Build(cfg Config) (*Ruleset, error) {
 		nat = append(nat, notRedirected...)
 		nat = append(nat, allowNAT...)
 		nat = append(nat, lo,
-			Rule{Match: []Match{DPort{TCP, 80}}, Verdict: RedirectTo(cfg.HTTPPort)},
-			Rule{Match: []Match{DPort{TCP, 443}}, Verdict: RedirectTo(cfg.HTTPSPort)},
+			rule{Match: []match{dport{TCP, 80}}, Verdict: redirectTo(cfg.HTTPPort)},
+			rule{Match: []match{dport{TCP, 443}}, Verdict: redirectTo(cfg.HTTPSPort)},
 		)
-		r.Sets = append(r.Sets,
-			Set{Name: SetTLSPorts, Type: InetService, Interval: true, Ports: slices.Clone(cfg.TLSPorts)},
-			Set{Name: SetHTTPPorts, Type: InetService, Interval: true, Ports: slices.Clone(cfg.HTTPPorts)},
+		r.sets = append(r.sets,
+			set{Name: setTLSPorts, Type: inetService, Interval: true, Ports: slices.Clone(cfg.TLSPorts)},
+			set{Name: setHTTPPorts, Type: inetService, Interval: true, Ports: slices.Clone(cfg.HTTPPorts)},
 		)
 		nat = append(nat,
-			Rule{Match: []Match{dportInSet{TCP, SetHTTPPorts}}, Verdict: RedirectTo(cfg.HTTPPort)},
-			Rule{Match: []Match{dportInSet{TCP, SetTLSPorts}}, Verdict: RedirectTo(cfg.HTTPSPort)},
+			rule{Match: []match{dportInSet{TCP, setHTTPPorts}}, Verdict: redirectTo(cfg.HTTPPort)},
+			rule{Match: []match{dportInSet{TCP, setTLSPorts}}, Verdict: redirectTo(cfg.HTTPSPort)},
 		)
 		filter = append(filter, allow...)
 		filter = append(filter, pinnedPorts...)
@@ -733,21 +476,21 @@ func Build(cfg Config) (*Ruleset, error) {
 		// 127.0.0.11) must reach the filter's DNS server too.
 		nat = append(nat, dnsRedirect(cfg.DNSPort)...)
 		filter = append(filter,
-			Rule{Match: []Match{DPort{TCP, 853}}, Verdict: Drop},
-			Rule{Match: []Match{DPort{UDP, 853}}, Verdict: Drop},
+			rule{Match: []match{dport{TCP, 853}}, Verdict: drop},
+			rule{Match: []match{dport{UDP, 853}}, Verdict: drop},
 		)
 		if cfg.DNSOnly {
-			filter = append(filter, Rule{Verdict: Accept})
+			filter = append(filter, rule{Verdict: accept})
 			break
 		}
-		r.Sets = append(r.Sets,
-			Set{Name: SetPinned4, Type: IPv4Addr, Timeout: true},
-			Set{Name: SetPinned6, Type: IPv6Addr, Timeout: true},
+		r.sets = append(r.sets,
+			set{Name: setPinned4, Type: ipv4Addr, Timeout: true},
+			set{Name: setPinned6, Type: ipv6Addr, Timeout: true},
 		)
-		r.Sets = append(r.Sets, pinnedPortSets...)
+		r.sets = append(r.sets, pinnedPortSets...)
 		filter = append(filter, allow...)
-		filter = append(filter, acceptTo(DestInSet{IPv4Addr, SetPinned4}, logPinned)...)
-		filter = append(filter, acceptTo(DestInSet{IPv6Addr, SetPinned6}, logPinned)...)
+		filter = append(filter, acceptTo(destInSet{ipv4Addr, setPinned4}, logPinned)...)
+		filter = append(filter, acceptTo(destInSet{ipv6Addr, setPinned6}, logPinned)...)
 		filter = append(filter, pinnedPorts...)
 		filter = append(filter, reject...)
 	}
@@ -755,42 +498,42 @@ func Build(cfg Config) (*Ruleset, error) {
 	// namespace's own redirected connections, which arrive through
 	// loopback. Whatever address they listen on, a neighbour on the
 	// container network must not reach them and use them as an open proxy.
-	var guard []Rule
+	var guard []rule
 	for _, p := range cfg.servicePorts() {
-		guard = append(guard, Rule{Match: []Match{IifNotLoopback{}, p}, Verdict: Drop})
+		guard = append(guard, rule{Match: []match{iifNotLoopback{}, p}, Verdict: drop})
 	}
-	r.Chains = []Chain{
+	r.chains = []chain{
 		// First: a chain must exist before a rule can jump to it, and
 		// nft lists chains in the order they were made.
-		{Name: ChainOwn, Type: ChainRegular, Rules: cfg.ownRules()},
+		{Name: chainOwn, Type: chainRegular, Rules: cfg.ownRules()},
 	}
 	if cfg.OwnCgroup != 0 {
-		r.Chains = append(r.Chains, Chain{Name: ChainOwnConn, Type: ChainRegular, Rules: cfg.ownConnRules()})
+		r.chains = append(r.chains, chain{Name: chainOwnConn, Type: chainRegular, Rules: cfg.ownConnRules()})
 	}
-	r.Chains = append(r.Chains,
+	r.chains = append(r.chains,
 		// One before the usual NAT priority (-100), so that the redirect
 		// wins over NAT chains of others at the same hook: Docker DNATs
 		// the queries to its resolver at 127.0.0.11 in the container's
 		// namespace, and the first chain to NAT a connection decides it.
-		Chain{Name: ChainNATOut, Type: ChainNAT, Priority: natPriority, Policy: Accept, Rules: nat},
-		Chain{Name: ChainOutput, Type: ChainFilter, Priority: 0, Policy: Drop, Rules: filter},
-		Chain{Name: ChainInput, Type: ChainFilter, Hook: HookInput, Priority: 0, Policy: Accept, Rules: guard},
+		chain{Name: chainNATOut, Type: chainNAT, Priority: natPriority, Policy: accept, Rules: nat},
+		chain{Name: chainOutput, Type: chainFilter, Priority: 0, Policy: drop, Rules: filter},
+		chain{Name: chainInput, Type: chainFilter, Hook: hookInput, Priority: 0, Policy: accept, Rules: guard},
 		// A packet that arrives on loopback was routed out through it,
 		// and keeps its route; a frame that a packet socket wrote to "lo"
 		// has none. Before conntrack (priority raw), so that it leaves no
 		// trace there either.
-		Chain{Name: ChainPrerouting, Type: ChainFilter, Hook: HookPrerouting, Priority: rawPriority, Policy: Accept,
-			Rules: []Rule{
-				{Match: []Match{iifLoopback{}, routed{}}, Verdict: Accept},
-				{Match: []Match{iifLoopback{}}, Log: &Log{Prefix: InjectedLogPrefix, Group: cfg.NflogGroup}, Verdict: Drop},
+		chain{Name: chainPrerouting, Type: chainFilter, Hook: hookPrerouting, Priority: rawPriority, Policy: accept,
+			Rules: []rule{
+				{Match: []match{iifLoopback{}, routed{}}, Verdict: accept},
+				{Match: []match{iifLoopback{}}, Log: &logStmt{Prefix: InjectedLogPrefix, Group: cfg.NflogGroup}, Verdict: drop},
 			}},
 		// The namespace is a workload's, not a router: whatever would be
 		// forwarded (a frame injected with another host's destination,
 		// should forwarding be on) is dropped.
-		Chain{Name: ChainForward, Type: ChainFilter, Hook: HookForward, Priority: 0, Policy: Drop},
+		chain{Name: chainForward, Type: chainFilter, Hook: hookForward, Priority: 0, Policy: drop},
 	)
 	for _, d := range cfg.Devices {
-		r.Egress = append(r.Egress, EgressChain(d))
+		r.egress = append(r.egress, egressChain(d))
 	}
 	return r, nil
 }
@@ -801,38 +544,38 @@ const maxDeviceName = 15
 // ownRules are the rules of the own chain: with a cgroup, the mark and
 // the cgroup together accept, and the mark alone is a forgery; without,
 // the mark accepts.
-func (cfg Config) ownRules() []Rule {
+func (cfg Config) ownRules() []rule {
 	if cfg.OwnCgroup == 0 {
-		return []Rule{{Match: []Match{MarkEq{cfg.BypassMark}}, Verdict: Accept}}
+		return []rule{{Match: []match{markEq{cfg.BypassMark}}, Verdict: accept}}
 	}
-	rules := []Rule{{Match: []Match{markNe{cfg.BypassMark}}, Verdict: Return}}
+	rules := []rule{{Match: []match{markNe{cfg.BypassMark}}, Verdict: ret}}
 	for _, m := range cfg.ownCgroupMatches() {
-		rules = append(rules, Rule{Match: []Match{m}, connMark: OwnConnMark, Verdict: Accept})
+		rules = append(rules, rule{Match: []match{m}, connMark: ownConnMark, Verdict: accept})
 	}
-	forged := &Log{Prefix: ForgedMarkLogPrefix, Group: cfg.NflogGroup}
-	return append(rules, Rule{Log: forged, Verdict: Drop})
+	forged := &logStmt{Prefix: ForgedMarkLogPrefix, Group: cfg.NflogGroup}
+	return append(rules, rule{Log: forged, Verdict: drop})
 }
 
 // ownConnRules are the rules of the own_conn chain, for the packets from
 // user sockets that belong to the filter's own connections: they must
 // come from the filter's cgroup.
-func (cfg Config) ownConnRules() []Rule {
-	var rules []Rule
+func (cfg Config) ownConnRules() []rule {
+	var rules []rule
 	for _, m := range cfg.ownCgroupMatches() {
-		rules = append(rules, Rule{Match: []Match{m}, Verdict: Accept})
+		rules = append(rules, rule{Match: []match{m}, Verdict: accept})
 	}
-	forged := &Log{Prefix: ForgedConnLogPrefix, Group: cfg.NflogGroup}
-	return append(rules, Rule{Log: forged, Verdict: Drop})
+	forged := &logStmt{Prefix: ForgedConnLogPrefix, Group: cfg.NflogGroup}
+	return append(rules, rule{Log: forged, Verdict: drop})
 }
 
 // ownCgroupMatches match a socket of OwnCgroup or below it: at its level
 // when known, else at every level.
-func (cfg Config) ownCgroupMatches() []Match {
-	first, last := 1, MaxCgroupLevel
+func (cfg Config) ownCgroupMatches() []match {
+	first, last := 1, maxCgroupLevel
 	if cfg.OwnCgroupLevel != 0 {
 		first, last = cfg.OwnCgroupLevel, cfg.OwnCgroupLevel
 	}
-	var ms []Match
+	var ms []match
 	for l := first; l <= last; l++ {
 		ms = append(ms, socketCgroup{l, cfg.OwnCgroup})
 	}
@@ -847,67 +590,66 @@ func (cfg Config) ownCgroupMatches() []Match {
 // guarded here: it answers by the policy however it is asked (a client
 // that asks 127.0.0.1:53 directly is not redirected, so its connection
 // carries no NAT to tell it by).
-func (cfg Config) guardRules() []Rule {
-	var ports []DPort
+func (cfg Config) guardRules() []rule {
+	var ports []dport
 	if cfg.Mode == ModeHTTPS {
-		ports = []DPort{{TCP, cfg.HTTPPort}, {TCP, cfg.HTTPSPort}}
+		ports = []dport{{TCP, cfg.HTTPPort}, {TCP, cfg.HTTPSPort}}
 	}
-	var rules []Rule
+	var rules []rule
 	for _, p := range ports {
-		rules = append(rules, Rule{Match: []Match{p, ctStatusDNAT{}}, Verdict: Accept})
+		rules = append(rules, rule{Match: []match{p, ctStatusDNAT{}}, Verdict: accept})
 	}
-	log := &Log{Prefix: LocalServiceLogPrefix, Group: cfg.NflogGroup}
+	log := &logStmt{Prefix: LocalServiceLogPrefix, Group: cfg.NflogGroup}
 	for _, p := range cfg.GuardPorts {
 		for _, proto := range []Proto{TCP, UDP} {
-			if d := (DPort{proto, p}); !slices.Contains(ports, d) {
+			if d := (dport{proto, p}); !slices.Contains(ports, d) {
 				ports = append(ports, d)
 			}
 		}
 	}
 	for _, p := range ports {
-		v := Reject
+		v := reject
 		if p.Proto == TCP {
-			v = RejectTCPReset
+			v = rejectTCPReset
 		}
 		// The port first: it rules out most packets without a route lookup.
-		rules = append(rules, Rule{Match: []Match{p, DestLocal{}}, Log: log, Verdict: v})
+		rules = append(rules, rule{Match: []match{p, destLocal{}}, Log: log, Verdict: v})
 	}
 	for _, a := range cfg.GuardAddrs {
 		rules = append(rules,
-			Rule{Match: []Match{destAddr{a.Unmap()}, L4Proto{TCP}}, Log: log, Verdict: RejectTCPReset},
-			Rule{Match: []Match{destAddr{a.Unmap()}}, Log: log, Verdict: Reject},
+			rule{Match: []match{destAddr{a.Unmap()}, l4Proto{TCP}}, Log: log, Verdict: rejectTCPReset},
+			rule{Match: []match{destAddr{a.Unmap()}}, Log: log, Verdict: reject},
 			// The service there only answers: a packet from its address
 			// that starts a conversation is the workload's, posing as it
 			// (forged answers to the filter's questions, say).
-			Rule{Match: []Match{srcAddr{a.Unmap()}, ctOriginal{}}, Log: log, Verdict: Drop})
+			rule{Match: []match{srcAddr{a.Unmap()}, ctOriginal{}}, Log: log, Verdict: drop})
 	}
 	return rules
 }
 
-// EgressChain returns the chain of the netdev table that guards device
-// (see [Config.Devices]), for [Conn.AddEgress] when a device appears
-// after [Conn.Apply]. Frames that the IP stack routed pass; a frame from a
+// egressChain returns the chain of the netdev table that guards device
+// (see [Config.Devices] and [Conn.AddEgress]). Frames that the IP stack routed pass; a frame from a
 // user's packet socket is counted and dropped; the kernel's ARP passes;
 // anything else is counted and dropped.
-func EgressChain(device string) Chain {
-	raw := RawFrameCounterPrefix + device
-	return Chain{
-		Name: EgressPrefix + device, Type: ChainFilter, Hook: HookEgress, Device: device,
-		Policy: Drop,
-		Rules: []Rule{
-			{Match: []Match{routed{}}, Verdict: Accept},
-			{Match: []Match{userSocket{}}, Counter: raw, Verdict: Drop},
-			{Match: []Match{protoARP{}}, Verdict: Accept},
-			{Counter: raw, Verdict: Drop},
+func egressChain(device string) chain {
+	raw := rawFrameCounterPrefix + device
+	return chain{
+		Name: egressPrefix + device, Type: chainFilter, Hook: hookEgress, Device: device,
+		Policy: drop,
+		Rules: []rule{
+			{Match: []match{routed{}}, Verdict: accept},
+			{Match: []match{userSocket{}}, Counter: raw, Verdict: drop},
+			{Match: []match{protoARP{}}, Verdict: accept},
+			{Counter: raw, Verdict: drop},
 		},
 	}
 }
 
 // dnsRedirect returns the rules that redirect DNS to the local port.
-func dnsRedirect(port uint16) []Rule {
-	return []Rule{
-		{Match: []Match{DPort{UDP, 53}}, Verdict: RedirectTo(port)},
-		{Match: []Match{DPort{TCP, 53}}, Verdict: RedirectTo(port)},
+func dnsRedirect(port uint16) []rule {
+	return []rule{
+		{Match: []match{dport{UDP, 53}}, Verdict: redirectTo(port)},
+		{Match: []match{dport{TCP, 53}}, Verdict: redirectTo(port)},
 	}
 }
 
@@ -918,13 +660,13 @@ func dnsRedirect(port uint16) []Rule {
 // at the top of the chain, so these are only those that conntrack calls
 // invalid or untracked, which an allowlisted destination has always let
 // through.
-func acceptTo(in Match, log *Log) []Rule {
+func acceptTo(in match, log *logStmt) []rule {
 	if log == nil {
-		return []Rule{{Match: []Match{in}, Verdict: Accept}}
+		return []rule{{Match: []match{in}, Verdict: accept}}
 	}
-	return []Rule{
-		{Match: []Match{in, CtState{CtNew}}, Log: log, Verdict: Accept},
-		{Match: []Match{in}, Verdict: Accept},
+	return []rule{
+		{Match: []match{in, ctState{ctNew}}, Log: log, Verdict: accept},
+		{Match: []match{in}, Verdict: accept},
 	}
 }
 
@@ -954,12 +696,12 @@ func (cfg Config) checkLogPrefixes() error {
 
 // servicePorts returns the local ports that redirected connections go to in
 // cfg's mode.
-func (cfg Config) servicePorts() []DPort {
-	dns := []DPort{{UDP, cfg.DNSPort}, {TCP, cfg.DNSPort}}
+func (cfg Config) servicePorts() []dport {
+	dns := []dport{{UDP, cfg.DNSPort}, {TCP, cfg.DNSPort}}
 	if cfg.Mode == ModeDNS {
 		return dns
 	}
-	web := []DPort{{TCP, cfg.HTTPPort}, {TCP, cfg.HTTPSPort}}
+	web := []dport{{TCP, cfg.HTTPPort}, {TCP, cfg.HTTPSPort}}
 	if cfg.FilterDNS {
 		return append(web, dns...)
 	}
@@ -1028,11 +770,11 @@ func checkPorts(lists ...[]PortRange) error {
 	return nil
 }
 
-// Set returns the set named name, or nil.
-func (r *Ruleset) Set(name string) *Set {
-	for i := range r.Sets {
-		if r.Sets[i].Name == name {
-			return &r.Sets[i]
+// set returns the set named name, or nil.
+func (r *Ruleset) set(name string) *set {
+	for i := range r.sets {
+		if r.sets[i].Name == name {
+			return &r.sets[i]
 		}
 	}
 	return nil

@@ -44,7 +44,7 @@ func TestBuildErrors(t *testing.T) {
 func TestBuildDefaults(t *testing.T) {
 	r, err := Build(Config{Allow4: pfx("10.0.0.1/8")})
 	require.NoError(t, err)
-	assert.Equal(t, pfx("10.0.0.0/8"), r.Set(SetAllow4).Elements, "host bits are masked")
+	assert.Equal(t, pfx("10.0.0.0/8"), r.set(SetAllow4).Elements, "host bits are masked")
 	s := r.String()
 	for _, want := range []string{"redirect to :8080", "redirect to :8443", "meta mark 0x00006700", "group 100",
 		`prefix "g0efilter blocked: "`, `prefix "g0efilter allowed: "`} {
@@ -52,14 +52,14 @@ func TestBuildDefaults(t *testing.T) {
 	}
 	assert.NotContains(t, s, "@pinned4")
 	assert.NotContains(t, s, "@pinned6")
-	assert.Nil(t, r.Set(SetPinned4), "https mode pins no address on every port")
-	assert.NotNil(t, r.Set(SetPinnedPorts4), "but it pins addresses on a name's ports")
+	assert.Nil(t, r.set(setPinned4), "https mode pins no address on every port")
+	assert.NotNil(t, r.set(setPinnedPorts4), "but it pins addresses on a name's ports")
 
 	r, err = Build(Config{Mode: ModeDNS})
 	require.NoError(t, err)
 	assert.Contains(t, r.String(), "redirect to :53")
-	require.NotNil(t, r.Set(SetPinned6))
-	assert.True(t, r.Set(SetPinned6).Timeout)
+	require.NotNil(t, r.set(setPinned6))
+	assert.True(t, r.set(setPinned6).Timeout)
 	assert.Contains(t, r.String(), `ip6 daddr @pinned6 ct state new log prefix "g0efilter pinned: " group 100 accept`)
 
 	// Prefixes that go unused need not differ.
@@ -67,6 +67,22 @@ func TestBuildDefaults(t *testing.T) {
 	require.NoError(t, err)
 	_, err = Build(Config{PinnedLogPrefix: DefaultLogPrefix})
 	require.NoError(t, err, "https mode has no pinned rules")
+}
+
+// The nat chain of a dns mode ruleset: the filter's own sockets first,
+// then DNS to the local server.
+func TestBuildDNSNAT(t *testing.T) {
+	r, err := Build(Config{Mode: ModeDNS, Allow4: pfx("1.1.1.1/32")})
+	require.NoError(t, err)
+	var got []string
+	for _, c := range r.chains {
+		if c.Name == chainNATOut {
+			for _, rule := range c.Rules {
+				got = append(got, rule.String())
+			}
+		}
+	}
+	assert.Equal(t, []string{"jump own", "udp dport 53 redirect to :53", "tcp dport 53 redirect to :53"}, got)
 }
 
 // Allowed connections are logged once, in the filter chain, when they are
@@ -83,13 +99,13 @@ func TestBuildAllowLog(t *testing.T) {
 			r, err := Build(cfg)
 			require.NoError(t, err)
 			d := cfg.withDefaults()
-			nat, filter := r.Chains[1], r.Chains[2]
+			nat, filter := r.chains[1], r.chains[2]
 			for _, rule := range nat.Rules {
 				assert.Nil(t, rule.Log, "nat rule %q: the filter chain logs", rule)
 			}
 			sets := map[string]string{SetAllow4: d.AllowLogPrefix, SetAllow6: d.AllowLogPrefix}
 			if cfg.Mode == ModeDNS {
-				sets[SetPinned4], sets[SetPinned6] = d.PinnedLogPrefix, d.PinnedLogPrefix
+				sets[setPinned4], sets[setPinned6] = d.PinnedLogPrefix, d.PinnedLogPrefix
 			}
 			for set, prefix := range sets {
 				var logged, plain int
@@ -97,18 +113,18 @@ func TestBuildAllowLog(t *testing.T) {
 					if len(rule.Match) == 0 {
 						continue
 					}
-					in, ok := rule.Match[0].(DestInSet)
+					in, ok := rule.Match[0].(destInSet)
 					if !ok || in.Set != set {
 						continue
 					}
-					require.Equal(t, Accept, rule.Verdict, "%q", rule)
+					require.Equal(t, accept, rule.Verdict, "%q", rule)
 					if rule.Log == nil {
 						assert.Len(t, rule.Match, 1, "%q", rule)
 						plain++
 						continue
 					}
-					assert.Equal(t, []Match{in, CtState{CtNew}}, rule.Match)
-					assert.Equal(t, Log{Prefix: prefix, Group: d.NflogGroup}, *rule.Log)
+					assert.Equal(t, []match{in, ctState{ctNew}}, rule.Match)
+					assert.Equal(t, logStmt{Prefix: prefix, Group: d.NflogGroup}, *rule.Log)
 					logged++
 				}
 				assert.Equal(t, 1, plain, "set %s: one unlogged accept", set)
@@ -128,37 +144,37 @@ func TestBuildInvariants(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r, err := Build(Config{Mode: mode})
 			require.NoError(t, err)
-			require.Len(t, r.Chains, 6)
-			own, nat, filter, input := r.Chains[0], r.Chains[1], r.Chains[2], r.Chains[3]
-			pre, fwd := r.Chains[4], r.Chains[5]
-			assert.Equal(t, HookPrerouting, pre.Hook)
+			require.Len(t, r.chains, 6)
+			own, nat, filter, input := r.chains[0], r.chains[1], r.chains[2], r.chains[3]
+			pre, fwd := r.chains[4], r.chains[5]
+			assert.Equal(t, hookPrerouting, pre.Hook)
 			assert.Less(t, pre.Priority, int32(-200), "before conntrack")
-			assert.Equal(t, HookForward, fwd.Hook)
-			assert.Equal(t, Drop, fwd.Policy, "nothing is routed through")
-			assert.Equal(t, ChainRegular, own.Type)
-			assert.Equal(t, []Rule{{Match: []Match{MarkEq{DefaultBypassMark}}, Verdict: Accept}}, own.Rules,
+			assert.Equal(t, hookForward, fwd.Hook)
+			assert.Equal(t, drop, fwd.Policy, "nothing is routed through")
+			assert.Equal(t, chainRegular, own.Type)
+			assert.Equal(t, []rule{{Match: []match{markEq{DefaultBypassMark}}, Verdict: accept}}, own.Rules,
 				"without a cgroup, the mark alone")
 			// The local service ports refuse whatever does not come
 			// through loopback.
-			assert.Equal(t, HookInput, input.Hook)
+			assert.Equal(t, hookInput, input.Hook)
 			for _, p := range (Config{Mode: mode}).withDefaults().servicePorts() {
-				assert.Contains(t, input.Rules, Rule{Match: []Match{IifNotLoopback{}, p}, Verdict: Drop})
+				assert.Contains(t, input.Rules, rule{Match: []match{iifNotLoopback{}, p}, Verdict: drop})
 			}
-			assert.Equal(t, ChainNAT, nat.Type)
+			assert.Equal(t, chainNAT, nat.Type)
 			assert.Less(t, nat.Priority, filter.Priority, "nat runs before filter")
-			assert.Equal(t, Drop, filter.Policy, "fail closed")
+			assert.Equal(t, drop, filter.Policy, "fail closed")
 			// Spoofed sources go first, before a forged packet can pass
 			// as part of an established connection.
-			assert.Equal(t, []Match{userSocket{}, srcNotLocal{}}, filter.Rules[0].Match)
-			assert.Equal(t, Drop, filter.Rules[0].Verdict)
-			assert.Equal(t, Rule{Match: []Match{CtState{CtEstablished | CtRelated}}, Verdict: Accept}, filter.Rules[1])
+			assert.Equal(t, []match{userSocket{}, srcNotLocal{}}, filter.Rules[0].Match)
+			assert.Equal(t, drop, filter.Rules[0].Verdict)
+			assert.Equal(t, rule{Match: []match{ctState{ctEstablished | ctRelated}}, Verdict: accept}, filter.Rules[1])
 			last := filter.Rules[len(filter.Rules)-1]
-			assert.Equal(t, []Match{CtState{CtNew}}, last.Match)
+			assert.Equal(t, []match{ctState{ctNew}}, last.Match)
 			assert.NotNil(t, last.Log)
 			// The filter's own packets are told apart before any
 			// redirect, and before anything else in the filter chain
 			// but established connections.
-			jump := Rule{Verdict: Verdict{Kind: VerdictJump, Chain: ChainOwn}}
+			jump := rule{Verdict: verdict{Kind: verdictJump, Chain: chainOwn}}
 			assert.Equal(t, jump, nat.Rules[0])
 			assert.Equal(t, jump, filter.Rules[2])
 		})

@@ -314,7 +314,7 @@ func TestTrafficPorts(t *testing.T) {
 	allowed("tcp4", "198.18.1.7:5433")
 	refused("udp4", "198.18.1.9:53")
 	allowed("tcp4", "198.18.0.77:22")
-	got := c.Applied().Set(SetAllowPorts4).Services
+	got := c.Applied().set(setAllowPorts4).Services
 	assert.Equal(t, []Service{svc(TCP, "198.18.1.0/24", 5433, 5433)}, got)
 
 	// The kernel lists what the rendering shows.

@@ -266,7 +266,7 @@ func (f *filter) reportGuarantees() {
 // devices again and watches anew.
 func (f *filter) guardDevices(ctx context.Context) {
 	add := func(name string) {
-		if err := f.conn.AddEgress(nftrules.EgressChain(name)); err != nil {
+		if err := f.conn.AddEgress(name); err != nil {
 			f.log.Error("cannot guard a new device: frames from packet sockets may leave through it", logKeyName, name, logKeyErr, err)
 			return
 		}
