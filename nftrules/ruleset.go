@@ -73,7 +73,7 @@ const (
 	SetAllow6 = "allow6" // allowlisted IPv6 prefixes (interval set)
 )
 
-// Names of the other chains and sets, and kernel constants.
+// Names of the other chains and sets.
 const (
 	chainOutput     = "output"        // filter hook output priority 0, policy drop
 	chainNATOut     = "nat_output"    // nat hook output priority -101, policy accept
@@ -93,10 +93,19 @@ const (
 	setPinnedPorts6 = "pinned_ports6" // protocol . IPv6 address . port from allowed answers, with timeouts
 	setTLSPorts     = "tls_ports"     // https mode: TCP ports besides 443 redirected to the TLS proxy (interval set)
 	setHTTPPorts    = "http_ports"    // https mode: TCP ports besides 80 redirected to the HTTP proxy (interval set)
-	maxLogPrefix    = 127
-	loopbackIndex   = 1 // the loopback interface's index in every network namespace
-	natPriority     = -101
-	rawPriority     = -300
+)
+
+const (
+	maxLogPrefix  = 127 // the longest log prefix the kernel keeps whole
+	loopbackIndex = 1   // the loopback interface's index in every network namespace
+
+	// natPriority is one before the usual NAT priority (-100), so that
+	// the redirect wins over other NAT chains at the output hook: Docker
+	// DNATs the queries to its resolver at 127.0.0.11 in the container's
+	// namespace, and the first chain to NAT a connection decides it.
+	natPriority = -101
+	// rawPriority ("raw") runs before conntrack (-200).
+	rawPriority = -300
 )
 
 // ErrConfig is wrapped by every error that [Build] returns.
@@ -300,224 +309,264 @@ const (
 	UDP Proto = 17
 )
 
-// Build returns the ruleset for cfg. It is a pure function: it needs no
-// privileges and runs on any OS.
-//
-// Both modes have a nat chain on the output hook at priority -101, ahead of
-// other NAT chains at the usual -100 (Docker's, say), which sees the first
-// packet of each connection before the filter chain, and a
-// filter chain on the output hook at priority 0 with policy drop. A
-// redirected connection leaves the nat chain with its destination
-// rewritten to 127.0.0.1 or ::1, but the filter chain still sees the
-// original output interface (the hook's state is fixed before the nat
-// chain runs), so "oif lo" would not match it there. The filter chain
-// accepts it, and the kernel's own ICMP errors for rejected IPv6 packets,
-// by "fib daddr type local": a destination that is an address of this
-// host never leaves the namespace.
+// Build returns the ruleset for cfg: the list sets, the nat and output
+// chains of its mode, and the chains that guard against the workload in
+// both modes. It is a pure function: it needs no privileges and runs on
+// any OS.
 func Build(cfg Config) (*Ruleset, error) {
 	cfg = cfg.withDefaults()
+	l, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	r := &Ruleset{table: TableName, sets: l.sets()}
+	var sets []set
+	var nat, output []rule
+	switch cfg.Mode {
+	case ModeHTTPS:
+		sets, nat, output = cfg.httpsRules()
+	case ModeDNS:
+		sets, nat, output = cfg.dnsRules()
+	}
+	r.sets = append(r.sets, sets...)
+	r.chains = cfg.chains(nat, output)
+	for _, d := range cfg.Devices {
+		r.egress = append(r.egress, egressChain(d))
+	}
+	return r, nil
+}
+
+// checkedLists are the elements of the allowlist and denylist sets of a
+// [Config], checked and masked.
+type checkedLists struct {
+	allow4, allow6, deny4, deny6 []netip.Prefix
+	ports4, ports6               []Service
+}
+
+// check refuses an invalid cfg, its defaults applied, and returns the
+// elements of its sets.
+func (cfg Config) check() (checkedLists, error) {
+	var l checkedLists
 	if cfg.Mode != ModeHTTPS && cfg.Mode != ModeDNS {
-		return nil, fmt.Errorf("%w: unknown mode %d", ErrConfig, int(cfg.Mode))
+		return l, fmt.Errorf("%w: unknown mode %d", ErrConfig, int(cfg.Mode))
 	}
 	if err := cfg.checkLogPrefixes(); err != nil {
-		return nil, err
+		return l, err
 	}
-	a4, err := checkPrefixes(cfg.Allow4, true)
-	if err != nil {
-		return nil, err
+	var err error
+	if l.allow4, err = checkPrefixes(cfg.Allow4, true); err != nil {
+		return l, err
 	}
-	a6, err := checkPrefixes(cfg.Allow6, false)
-	if err != nil {
-		return nil, err
+	if l.allow6, err = checkPrefixes(cfg.Allow6, false); err != nil {
+		return l, err
 	}
-
 	if cfg.OwnCgroupLevel < 0 || cfg.OwnCgroupLevel > maxCgroupLevel {
-		return nil, fmt.Errorf("%w: OwnCgroupLevel %d not in 0..%d", ErrConfig, cfg.OwnCgroupLevel, maxCgroupLevel)
+		return l, fmt.Errorf("%w: OwnCgroupLevel %d not in 0..%d", ErrConfig, cfg.OwnCgroupLevel, maxCgroupLevel)
 	}
 	for _, a := range cfg.GuardAddrs {
 		if !a.IsValid() || a.Zone() != "" {
-			return nil, fmt.Errorf("%w: guarded address %v", ErrConfig, a)
+			return l, fmt.Errorf("%w: guarded address %v", ErrConfig, a)
 		}
 	}
 	for _, d := range cfg.Devices {
 		if d == "" || len(d) > maxDeviceName {
-			return nil, fmt.Errorf("%w: device name %q", ErrConfig, d)
+			return l, fmt.Errorf("%w: device name %q", ErrConfig, d)
 		}
 	}
+	if l.deny4, err = checkPrefixes(cfg.Deny4, true); err != nil {
+		return l, err
+	}
+	if l.deny6, err = checkPrefixes(cfg.Deny6, false); err != nil {
+		return l, err
+	}
+	if l.ports4, l.ports6, err = checkServices(cfg.AllowPorts); err != nil {
+		return l, err
+	}
+	return l, checkPorts(cfg.TLSPorts, cfg.HTTPPorts)
+}
 
-	d4, err := checkPrefixes(cfg.Deny4, true)
-	if err != nil {
-		return nil, err
+// sets returns the allowlist and denylist sets, which both modes have.
+func (l checkedLists) sets() []set {
+	return []set{
+		{Name: SetAllow4, Type: ipv4Addr, Interval: true, Elements: l.allow4},
+		{Name: SetAllow6, Type: ipv6Addr, Interval: true, Elements: l.allow6},
+		{Name: setDeny4, Type: ipv4Addr, Interval: true, Elements: l.deny4},
+		{Name: setDeny6, Type: ipv6Addr, Interval: true, Elements: l.deny6},
+		{Name: setAllowPorts4, Type: ipv4Service, Interval: true, Services: l.ports4},
+		{Name: setAllowPorts6, Type: ipv6Service, Interval: true, Services: l.ports6},
 	}
-	d6, err := checkPrefixes(cfg.Deny6, false)
-	if err != nil {
-		return nil, err
-	}
+}
 
-	s4, s6, err := checkServices(cfg.AllowPorts)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkPorts(cfg.TLSPorts, cfg.HTTPPorts); err != nil {
-		return nil, err
-	}
-
-	r := &Ruleset{table: TableName}
-	r.sets = []set{
-		{Name: SetAllow4, Type: ipv4Addr, Interval: true, Elements: a4},
-		{Name: SetAllow6, Type: ipv6Addr, Interval: true, Elements: a6},
-		{Name: setDeny4, Type: ipv4Addr, Interval: true, Elements: d4},
-		{Name: setDeny6, Type: ipv6Addr, Interval: true, Elements: d6},
-		{Name: setAllowPorts4, Type: ipv4Service, Interval: true, Services: s4},
-		{Name: setAllowPorts6, Type: ipv6Service, Interval: true, Services: s6},
-	}
-	pinnedPortSets := []set{
+// pinnedPortSets are the sets of services pinned from allowed DNS
+// answers, which both modes have.
+func pinnedPortSets() []set {
+	return []set{
 		{Name: setPinnedPorts4, Type: ipv4Service, Timeout: true},
 		{Name: setPinnedPorts6, Type: ipv6Service, Timeout: true},
 	}
-	// The filter's own packets go through the own chain first, in the nat
-	// chain (so they are not redirected) and in the filter chain.
-	own := rule{Verdict: verdict{Kind: verdictJump, Chain: chainOwn}}
-	var logAllow, logPinned *logStmt
-	if !cfg.QuietAllowed {
-		logAllow = &logStmt{Prefix: cfg.AllowLogPrefix, Group: cfg.NflogGroup}
-		logPinned = &logStmt{Prefix: cfg.PinnedLogPrefix, Group: cfg.NflogGroup}
+}
+
+// httpsRules returns the sets that only https mode has, and the rules of
+// its nat and output chains: the filter's own packets, denied,
+// allowlisted and pinned destinations and loopback traffic pass the nat
+// chain untouched, and TCP to the web ports goes to the proxies; the
+// output chain accepts what is allowed and refuses the rest.
+func (cfg Config) httpsRules() (sets []set, nat, output []rule) {
+	sets = append(pinnedPortSets(),
+		set{Name: setTLSPorts, Type: inetService, Interval: true, Ports: slices.Clone(cfg.TLSPorts)},
+		set{Name: setHTTPPorts, Type: inetService, Interval: true, Ports: slices.Clone(cfg.HTTPPorts)},
+	)
+	nat = []rule{jumpOwn}
+	if cfg.FilterDNS {
+		// Ahead of the allowlist and loopback accepts: queries to an
+		// allowlisted or loopback resolver are redirected too.
+		nat = append(nat, dnsRedirect(cfg.DNSPort)...)
 	}
-	// The nat chain's accepts are not logged: the filter chain sees the
-	// same connections and logs them once.
-	allowNAT := slices.Concat(
-		acceptTo(destInSet{ipv4Addr, SetAllow4}, nil), acceptTo(destInSet{ipv6Addr, SetAllow6}, nil),
-		acceptTo(serviceInSet{ipv4Service, setAllowPorts4}, nil), acceptTo(serviceInSet{ipv6Service, setAllowPorts6}, nil),
-		acceptTo(serviceInSet{ipv4Service, setPinnedPorts4}, nil), acceptTo(serviceInSet{ipv6Service, setPinnedPorts6}, nil))
-	allow := slices.Concat(
-		acceptTo(destInSet{ipv4Addr, SetAllow4}, logAllow), acceptTo(destInSet{ipv6Addr, SetAllow6}, logAllow),
-		acceptTo(serviceInSet{ipv4Service, setAllowPorts4}, logAllow), acceptTo(serviceInSet{ipv6Service, setAllowPorts6}, logAllow))
-	pinnedPorts := slices.Concat(
-		acceptTo(serviceInSet{ipv4Service, setPinnedPorts4}, logPinned), acceptTo(serviceInSet{ipv6Service, setPinnedPorts6}, logPinned))
-	lo := rule{Match: []match{oifLoopback{}}, Verdict: accept}
+	// Not redirected: a denied address is refused in the output chain,
+	// whatever name a client would send the proxy. The nat chain's
+	// accepts are not logged: the output chain sees the same connections
+	// and logs them once.
+	nat = append(nat,
+		rule{Match: []match{destInSet{ipv4Addr, setDeny4}}, Verdict: accept},
+		rule{Match: []match{destInSet{ipv6Addr, setDeny6}}, Verdict: accept})
+	nat = slices.Concat(nat, allowRules(nil), pinnedPortRules(nil))
+	nat = append(nat,
+		rule{Match: []match{oifLoopback{}}, Verdict: accept},
+		rule{Match: []match{dport{TCP, 80}}, Verdict: redirectTo(cfg.HTTPPort)},
+		rule{Match: []match{dport{TCP, 443}}, Verdict: redirectTo(cfg.HTTPSPort)},
+		rule{Match: []match{dportInSet{TCP, setHTTPPorts}}, Verdict: redirectTo(cfg.HTTPPort)},
+		rule{Match: []match{dportInSet{TCP, setTLSPorts}}, Verdict: redirectTo(cfg.HTTPSPort)},
+	)
+	allowed, pinned := cfg.allowLogs()
+	output = slices.Concat(cfg.outputHead(), allowRules(allowed), pinnedPortRules(pinned), cfg.rejectNew())
+	return sets, nat, output
+}
+
+// dnsRules returns the sets that only dns mode has, and the rules of its
+// nat and output chains: the nat chain sends DNS to the local server but
+// for the filter's own queries; the output chain drops DoT, accepts
+// allowlisted and pinned destinations and refuses the rest, or, with
+// DNSOnly, accepts everything else.
+func (cfg Config) dnsRules() (sets []set, nat, output []rule) {
+	// No "oif lo" accept here: queries to a loopback resolver (Docker's
+	// 127.0.0.11) must reach the filter's DNS server too.
+	nat = append([]rule{jumpOwn}, dnsRedirect(cfg.DNSPort)...)
+	output = append(cfg.outputHead(),
+		rule{Match: []match{dport{TCP, 853}}, Verdict: drop},
+		rule{Match: []match{dport{UDP, 853}}, Verdict: drop},
+	)
+	if cfg.DNSOnly {
+		return nil, nat, append(output, rule{Verdict: accept})
+	}
+	sets = append([]set{
+		{Name: setPinned4, Type: ipv4Addr, Timeout: true},
+		{Name: setPinned6, Type: ipv6Addr, Timeout: true},
+	}, pinnedPortSets()...)
+	allowed, pinned := cfg.allowLogs()
+	output = slices.Concat(output, allowRules(allowed),
+		acceptTo(destInSet{ipv4Addr, setPinned4}, pinned), acceptTo(destInSet{ipv6Addr, setPinned6}, pinned),
+		pinnedPortRules(pinned), cfg.rejectNew())
+	return sets, nat, output
+}
+
+// jumpOwn sends a packet through the own chain, first in the nat chain
+// (so that the filter's own packets are not redirected) and early in the
+// output chain.
+var jumpOwn = rule{Verdict: verdict{Kind: verdictJump, Chain: chainOwn}}
+
+// outputHead returns the rules that start the output chain in both modes:
+// forged packets and the filter's own first, then the local services and
+// addresses, neighbour discovery and the denylist.
+func (cfg Config) outputHead() []rule {
 	// Ahead of everything, the established accept included: a packet
 	// forged from a raw socket can match a connection that conntrack
 	// already tracks.
-	filter := []rule{{
-		Match: []match{userSocket{}, srcNotLocal{}},
-		Log:   &logStmt{Prefix: SpoofedSourceLogPrefix, Group: cfg.NflogGroup}, Verdict: drop,
-	}}
+	out := []rule{{Match: []match{userSocket{}, srcNotLocal{}}, Log: cfg.log(SpoofedSourceLogPrefix), Verdict: drop}}
 	if cfg.OwnCgroup != 0 {
-		filter = append(filter, rule{
+		out = append(out, rule{
 			Match:   []match{userSocket{}, ctOriginal{}, ctMarkEq{ownConnMark}},
 			Verdict: verdict{Kind: verdictJump, Chain: chainOwnConn},
 		})
 	}
-	filter = append(filter,
-		rule{Match: []match{ctState{ctEstablished | ctRelated}}, Verdict: accept},
-		own,
-	)
-	filter = append(filter, cfg.guardRules()...)
-	filter = append(filter, rule{Match: []match{destLocal{}}, Verdict: accept})
-	// Not redirected: a denied address is refused in the filter chain,
-	// whatever name a client would send the proxy.
-	notRedirected := []rule{
-		{Match: []match{destInSet{ipv4Addr, setDeny4}}, Verdict: accept},
-		{Match: []match{destInSet{ipv6Addr, setDeny6}}, Verdict: accept},
-	}
-	logNew := &logStmt{Prefix: cfg.LogPrefix, Group: cfg.NflogGroup}
+	out = append(out, rule{Match: []match{ctState{ctEstablished | ctRelated}}, Verdict: accept}, jumpOwn)
+	out = append(out, cfg.guardRules()...)
+	// To an address of this host, the redirected connections included:
+	// this chain still sees their original output interface, so "oif lo"
+	// would not match them (see docs/DESIGN-NOTES.md).
+	out = append(out, rule{Match: []match{destLocal{}}, Verdict: accept})
 	// Neighbour discovery is the kernel's: its own sockets have no file.
 	// The same messages from a user's raw ICMPv6 socket (CAP_NET_RAW) to
 	// any address would otherwise be a way out.
+	logNew := cfg.log(cfg.LogPrefix)
 	for _, t := range []uint8{icmpv6RouterSolicit, icmpv6NeighborSolicit, icmpv6NeighborAdvert} {
-		filter = append(filter,
+		out = append(out,
 			rule{Match: []match{icmpv6Type{t}, userSocket{}}, Log: logNew, Verdict: drop},
 			rule{Match: []match{icmpv6Type{t}}, Verdict: accept})
 	}
 	// The denylist wins over every accept below: the allowlist and the
 	// pinned sets. (The kernel's neighbour discovery above is not a
 	// connection to anything.)
-	denied := &logStmt{Prefix: DeniedLogPrefix, Group: cfg.NflogGroup}
+	denied := cfg.log(DeniedLogPrefix)
 	for _, in := range []destInSet{{ipv4Addr, setDeny4}, {ipv6Addr, setDeny6}} {
-		filter = append(filter,
+		out = append(out,
 			rule{Match: []match{in, l4Proto{TCP}}, Log: denied, Verdict: rejectTCPReset},
 			rule{Match: []match{in}, Log: denied, Verdict: reject})
 	}
-	// Blocked connections fail at once: TCP with a reset, the rest with an
-	// ICMP port-unreachable (which a local UDP sender sees as EPERM).
-	reject := []rule{
-		{Match: []match{l4Proto{TCP}, ctState{ctNew}}, Log: logNew, Verdict: rejectTCPReset},
-		{Match: []match{ctState{ctNew}}, Log: logNew, Verdict: reject},
-	}
-	nat := []rule{own}
+	return out
+}
 
-	switch cfg.Mode {
-	case ModeHTTPS:
-		r.sets = append(r.sets, pinnedPortSets...)
-		if cfg.FilterDNS {
-			// Ahead of the allowlist and loopback accepts: queries to an
-			// allowlisted or loopback resolver are redirected too.
-			nat = append(nat, dnsRedirect(cfg.DNSPort)...)
-		}
-		nat = append(nat, notRedirected...)
-		nat = append(nat, allowNAT...)
-		nat = append(nat, lo,
-			rule{Match: []match{dport{TCP, 80}}, Verdict: redirectTo(cfg.HTTPPort)},
-			rule{Match: []match{dport{TCP, 443}}, Verdict: redirectTo(cfg.HTTPSPort)},
-		)
-		r.sets = append(r.sets,
-			set{Name: setTLSPorts, Type: inetService, Interval: true, Ports: slices.Clone(cfg.TLSPorts)},
-			set{Name: setHTTPPorts, Type: inetService, Interval: true, Ports: slices.Clone(cfg.HTTPPorts)},
-		)
-		nat = append(nat,
-			rule{Match: []match{dportInSet{TCP, setHTTPPorts}}, Verdict: redirectTo(cfg.HTTPPort)},
-			rule{Match: []match{dportInSet{TCP, setTLSPorts}}, Verdict: redirectTo(cfg.HTTPSPort)},
-		)
-		filter = append(filter, allow...)
-		filter = append(filter, pinnedPorts...)
-		filter = append(filter, reject...)
-	case ModeDNS:
-		// No "oif lo" accept here: queries to a loopback resolver (Docker's
-		// 127.0.0.11) must reach the filter's DNS server too.
-		nat = append(nat, dnsRedirect(cfg.DNSPort)...)
-		filter = append(filter,
-			rule{Match: []match{dport{TCP, 853}}, Verdict: drop},
-			rule{Match: []match{dport{UDP, 853}}, Verdict: drop},
-		)
-		if cfg.DNSOnly {
-			filter = append(filter, rule{Verdict: accept})
-			break
-		}
-		r.sets = append(r.sets,
-			set{Name: setPinned4, Type: ipv4Addr, Timeout: true},
-			set{Name: setPinned6, Type: ipv6Addr, Timeout: true},
-		)
-		r.sets = append(r.sets, pinnedPortSets...)
-		filter = append(filter, allow...)
-		filter = append(filter, acceptTo(destInSet{ipv4Addr, setPinned4}, logPinned)...)
-		filter = append(filter, acceptTo(destInSet{ipv6Addr, setPinned6}, logPinned)...)
-		filter = append(filter, pinnedPorts...)
-		filter = append(filter, reject...)
+// rejectNew ends the output chain: any other new connection is logged and
+// fails at once, TCP with a reset, the rest with an ICMP port-unreachable
+// (which a local UDP sender sees as EPERM).
+func (cfg Config) rejectNew() []rule {
+	log := cfg.log(cfg.LogPrefix)
+	return []rule{
+		{Match: []match{l4Proto{TCP}, ctState{ctNew}}, Log: log, Verdict: rejectTCPReset},
+		{Match: []match{ctState{ctNew}}, Log: log, Verdict: reject},
 	}
-	// The local services (the proxies, the DNS server) are for this
-	// namespace's own redirected connections, which arrive through
-	// loopback. Whatever address they listen on, a neighbour on the
-	// container network must not reach them and use them as an open proxy.
-	var guard []rule
-	for _, p := range cfg.servicePorts() {
-		guard = append(guard, rule{Match: []match{iifNotLoopback{}, p}, Verdict: drop})
+}
+
+// allowRules accept the allowlisted destinations, by address and by
+// service.
+func allowRules(log *logStmt) []rule {
+	return slices.Concat(
+		acceptTo(destInSet{ipv4Addr, SetAllow4}, log), acceptTo(destInSet{ipv6Addr, SetAllow6}, log),
+		acceptTo(serviceInSet{ipv4Service, setAllowPorts4}, log), acceptTo(serviceInSet{ipv6Service, setAllowPorts6}, log))
+}
+
+// pinnedPortRules accept the services pinned from allowed DNS answers.
+func pinnedPortRules(log *logStmt) []rule {
+	return slices.Concat(
+		acceptTo(serviceInSet{ipv4Service, setPinnedPorts4}, log), acceptTo(serviceInSet{ipv6Service, setPinnedPorts6}, log))
+}
+
+// log returns a log statement with prefix to cfg's nflog group.
+func (cfg Config) log(prefix string) *logStmt {
+	return &logStmt{Prefix: prefix, Group: cfg.NflogGroup}
+}
+
+// allowLogs returns the log statements of connections accepted because
+// their destination is allowlisted or pinned: none with QuietAllowed.
+func (cfg Config) allowLogs() (allowed, pinned *logStmt) {
+	if cfg.QuietAllowed {
+		return nil, nil
 	}
-	r.chains = []chain{
-		// First: a chain must exist before a rule can jump to it, and
-		// nft lists chains in the order they were made.
-		{Name: chainOwn, Type: chainRegular, Rules: cfg.ownRules()},
-	}
+	return cfg.log(cfg.AllowLogPrefix), cfg.log(cfg.PinnedLogPrefix)
+}
+
+// chains returns the chains of the inet table, with the rules of the nat
+// and output chains of cfg's mode.
+func (cfg Config) chains(nat, output []rule) []chain {
+	// The own chain first: a chain must exist before a rule can jump to
+	// it, and nft lists chains in the order they were made.
+	chains := []chain{{Name: chainOwn, Type: chainRegular, Rules: cfg.ownRules()}}
 	if cfg.OwnCgroup != 0 {
-		r.chains = append(r.chains, chain{Name: chainOwnConn, Type: chainRegular, Rules: cfg.ownConnRules()})
+		chains = append(chains, chain{Name: chainOwnConn, Type: chainRegular, Rules: cfg.ownConnRules()})
 	}
-	r.chains = append(r.chains,
-		// One before the usual NAT priority (-100), so that the redirect
-		// wins over NAT chains of others at the same hook: Docker DNATs
-		// the queries to its resolver at 127.0.0.11 in the container's
-		// namespace, and the first chain to NAT a connection decides it.
+	return append(chains,
 		chain{Name: chainNATOut, Type: chainNAT, Priority: natPriority, Policy: accept, Rules: nat},
-		chain{Name: chainOutput, Type: chainFilter, Priority: 0, Policy: drop, Rules: filter},
-		chain{Name: chainInput, Type: chainFilter, Hook: hookInput, Priority: 0, Policy: accept, Rules: guard},
+		chain{Name: chainOutput, Type: chainFilter, Priority: 0, Policy: drop, Rules: output},
+		chain{Name: chainInput, Type: chainFilter, Hook: hookInput, Priority: 0, Policy: accept, Rules: cfg.inputRules()},
 		// A packet that arrives on loopback was routed out through it,
 		// and keeps its route; a frame that a packet socket wrote to "lo"
 		// has none. Before conntrack (priority raw), so that it leaves no
@@ -525,17 +574,25 @@ func Build(cfg Config) (*Ruleset, error) {
 		chain{Name: chainPrerouting, Type: chainFilter, Hook: hookPrerouting, Priority: rawPriority, Policy: accept,
 			Rules: []rule{
 				{Match: []match{iifLoopback{}, routed{}}, Verdict: accept},
-				{Match: []match{iifLoopback{}}, Log: &logStmt{Prefix: InjectedLogPrefix, Group: cfg.NflogGroup}, Verdict: drop},
+				{Match: []match{iifLoopback{}}, Log: cfg.log(InjectedLogPrefix), Verdict: drop},
 			}},
 		// The namespace is a workload's, not a router: whatever would be
 		// forwarded (a frame injected with another host's destination,
 		// should forwarding be on) is dropped.
 		chain{Name: chainForward, Type: chainFilter, Hook: hookForward, Priority: 0, Policy: drop},
 	)
-	for _, d := range cfg.Devices {
-		r.egress = append(r.egress, egressChain(d))
+}
+
+// inputRules guard the local services (the proxies, the DNS server): they
+// are for this namespace's own redirected connections, which arrive
+// through loopback. Whatever address they listen on, a neighbour on the
+// container network must not reach them and use them as an open proxy.
+func (cfg Config) inputRules() []rule {
+	var rules []rule
+	for _, p := range cfg.servicePorts() {
+		rules = append(rules, rule{Match: []match{iifNotLoopback{}, p}, Verdict: drop})
 	}
-	return r, nil
+	return rules
 }
 
 // maxDeviceName is the longest network device name (IFNAMSIZ less the NUL).
