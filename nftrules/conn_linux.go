@@ -98,12 +98,10 @@ func (c *Conn) conn() (*nftables.Conn, error) {
 // batch sends the messages that queue puts on the connection as one batch,
 // which the kernel applies atomically. The caller holds c.mu.
 //
-// google/nftables keeps queued messages on its Conn until the next Flush,
-// whoever calls it, and has no way to drop them; it also keeps a message
-// that failed to serialise as an error that every later Flush returns. So
-// when queue fails, or the batch does not go through, the connection is
-// discarded with whatever it holds, and the next call opens another:
-// nothing of a failed batch is ever sent with a later one (a DNS pin, say).
+// When queue fails, or the batch does not go through, the connection is
+// discarded with whatever it holds and the next call opens another, so
+// that nothing of a failed batch is sent with a later one: google/nftables
+// cannot drop queued messages (see docs/DESIGN-NOTES.md).
 func (c *Conn) batch(queue func(nc *nftables.Conn) error) error {
 	nc, err := c.conn()
 	if err != nil {
@@ -424,13 +422,10 @@ func (c *Conn) UpdateSets(v4, v6 []netip.Prefix) error {
 // half-updated set, or a new allowlist with the old denylist.
 //
 // When it is smaller than the new contents, only the difference from the
-// previous contents is sent (a one-prefix change to 10k prefixes takes
-// about 2 ms). Otherwise, or should the kernel refuse the difference (the
-// sets were changed behind this Conn's back), the sets are flushed and
-// refilled, still in one batch.
-//
-// The service sets are flushed and refilled, in the same batch, when
-// their contents change.
+// previous contents is sent. Otherwise, or should the kernel refuse the
+// difference (the sets were changed behind this Conn's back), the sets
+// are flushed and refilled, still in one batch. The service and port sets
+// are flushed and refilled, in the same batch, when their contents change.
 func (c *Conn) UpdateLists(l Lists) error {
 	return c.update(map[string][]netip.Prefix{
 		SetAllow4: l.Allow4, SetAllow6: l.Allow6, setDeny4: l.Deny4, setDeny6: l.Deny6,
@@ -570,11 +565,12 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 	return nil
 }
 
-// Pin lets new connections go to addresses until their timeouts pass, by
-// adding them to the pinned sets of the applied dns mode ruleset: IPv4
-// addresses (IPv4-mapped ones unmapped) to pinned4, IPv6 ones to pinned6,
-// each with its own timeout (see [Pin] for its bounds), all in one atomic
-// batch. Connections made meanwhile outlive the pin: the filter chain
+// Pin lets new connections go to addresses until their timeouts pass, in
+// one atomic batch, each with its own timeout (see [Pin] for its bounds):
+// an address on every port goes to the pinned sets of a dns mode ruleset
+// (pinned4, pinned6), an address on one protocol and port to the
+// pinned_ports sets, which both modes have; IPv4-mapped addresses count
+// as IPv4. Connections made meanwhile outlive the pin: the output chain
 // accepts established ones before it looks at the sets.
 //
 // Pinning an address again leaves it as it is, and sends nothing, when
@@ -583,17 +579,13 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 // when that is later: a pin never shortens an earlier pin made through
 // this Conn since the last [Conn.Apply] (which empties the pinned sets).
 // An address pinned otherwise (by another Conn or process) gets the new
-// timeout, sooner or not. Pin does not rely on the kernel for this: on
-// recent kernels (checked on 6.18) re-adding an element replaces its
-// timeout and expiry only when the timeout differs, so a re-add with the
-// same timeout does not refresh it, and older ones never change an
-// existing element. So each address is added (in case it is missing),
-// deleted and added again with its timeout, in the same batch: packets
-// see either the old element or the new one.
+// timeout, sooner or not. Pin keeps the deadlines itself rather than rely
+// on the kernel, whose handling of a re-added element has changed over
+// time (see docs/DESIGN-NOTES.md).
 //
 // Pin returns [ErrNotApplied] before an Apply, [ErrNoPinnedSets] if the
-// applied ruleset is not in dns mode and an error wrapping [ErrConfig]
-// for an invalid address; then nothing is pinned. It may be called
+// applied ruleset has no set for a pin and an error wrapping [ErrConfig]
+// for an invalid pin; then nothing is pinned. It may be called
 // concurrently with the other methods. Pinned addresses are not part of
 // the [Ruleset] that [Conn.Applied] returns.
 func (c *Conn) Pin(pins []Pin) error {
@@ -659,8 +651,10 @@ func (c *Conn) Pin(pins []Pin) error {
 // are left in place.
 const minPrune = 1024
 
-// repin queues, for the addresses of ps, an add, a delete and an add with
-// their timeouts, in messages of at most elementsPerMessage elements.
+// repin queues, for the addresses of ps, an add (in case one is missing),
+// a delete and an add with their timeouts, in messages of at most
+// elementsPerMessage elements: packets see either the old element or the
+// new one.
 func repin(nc *nftables.Conn, ns *nftables.Set, ps []pinned) error {
 	if len(ps) == 0 {
 		return nil

@@ -151,8 +151,8 @@ type Config struct {
 	// mode. Zero means 53.
 	DNSPort uint16
 	// BypassMark is the socket mark (SO_MARK) that the filter sets on its own
-	// upstream sockets; packets carrying it are neither redirected nor
-	// blocked. Zero means 0x6700.
+	// upstream sockets; packets carrying it (from the filter's cgroup, with
+	// OwnCgroup) are neither redirected nor blocked. Zero means 0x6700.
 	BypassMark uint32
 	// NflogGroup is the nflog group that new connections are logged to,
 	// blocked and allowed alike (the log prefix tells them apart). Zero
@@ -215,8 +215,10 @@ type Config struct {
 	// the mark from any other socket is logged with ForgedMarkLogPrefix
 	// and dropped. A workload with CAP_NET_RAW can set any mark (Linux
 	// 5.17 and later) but cannot move its sockets into another cgroup.
-	// Zero means the mark alone, which is then as strong as it is hard to
-	// guess: choose it at random.
+	// The own chain then also sets the conntrack mark of the filter's
+	// connections, which the filter owns in its namespace. Zero means the
+	// mark alone, which is then as strong as it is hard to guess: choose
+	// it at random.
 	OwnCgroup uint64
 	// OwnCgroupLevel is the level of OwnCgroup in the cgroup hierarchy, 1
 	// for a child of the root. Zero means unknown, as in a container with
@@ -276,10 +278,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Ruleset is the description of the tables that g0efilter installs: the
-// single source from which both the netlink messages ([Conn.Apply]) and
-// the nft syntax rendering ([Ruleset.Render]) are produced. Build one with
-// [Build]; treat it as read-only.
+// Ruleset is the description of the tables that g0efilter installs, made
+// by [Build]: the single source from which both the netlink messages
+// ([Conn.Apply]) and the nft syntax rendering ([Ruleset.Render]) are
+// produced.
 type Ruleset struct {
 	table  string // always TableName; the family is inet
 	sets   []set
