@@ -143,7 +143,8 @@ func (h hook) String() string {
 	return "output"
 }
 
-// String returns "ipv4_addr" or "ipv6_addr".
+// String returns the set's key type in nft syntax ("ipv4_addr",
+// "inet_proto . ipv4_addr . inet_service").
 func (t setType) String() string {
 	switch t {
 	case ipv6Addr:
@@ -213,6 +214,7 @@ func (v verdict) String() string {
 	return fmt.Sprintf("verdict(%d)", int(v.Kind))
 }
 
+// String returns "tcp", "udp" or the protocol's number.
 func (p Proto) String() string {
 	switch p {
 	case TCP:
