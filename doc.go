@@ -7,7 +7,8 @@
 // This package holds only documentation. Import the package for the job:
 //
 //   - [github.com/g0lab/g0efilter/policy]: parse and validate the allowlist
-//     (YAML file or comma-separated lists), compile it into an immutable
+//     and denylist (YAML file or comma-separated lists; entries limited to
+//     protocols and ports), compile it into an immutable
 //     policy.Snapshot that matches names and addresses without locks or
 //     allocations, hold the live one, watch the file, and edit it safely.
 //   - [github.com/g0lab/g0efilter/sni]: read the server name from the first
@@ -25,6 +26,11 @@
 //     produces, the Sink interface, fan-out, bounded queues, the log and
 //     file sinks; events/nflog turns the kernel's verdicts into events and
 //     events/gotify notifies about blocked traffic.
+//   - [github.com/g0lab/g0efilter/dashboardapi] and
+//     [github.com/g0lab/g0efilter/unblock]: the dashboard's server and the
+//     filter's client, and the filter's side of remote unblock.
+//   - [github.com/g0lab/g0efilter/suggest]: a policy to review from what a
+//     workload did, as its events tell it.
 //
 // # Data flow
 //
@@ -39,7 +45,9 @@
 //	                                         │
 //	                                   events.Sink fan-out ──► log, LOG_FILE, Gotify, metrics
 //
-//	Snapshot.Prefixes ──► nftrules.Build ──► Conn.Apply / Conn.UpdateSets ──► table inet g0efilter
+//	Snapshot.Prefixes, .Services ──► nftrules.Build ──► Conn.Apply / Conn.UpdateLists ──► table inet g0efilter
+//
+//	LOG_FILE events ──► suggest.Observations ──► suggest.Suggest ──► a policy to review
 //
 // cmd/g0efilter wires these together from the environment; cmd/dashboard
 // serves the web UI and the API events are shipped to.
