@@ -207,6 +207,7 @@ func (s *Server) routes() {
 	m.Handle("DELETE /api/v1/logs", s.person(RoleOperator, http.HandlerFunc(s.clear)))
 	m.Handle("GET /api/v1/events", s.person(RoleViewer, http.HandlerFunc(s.stream)))
 	m.Handle("GET /api/v1/info", s.person(RoleViewer, http.HandlerFunc(s.info)))
+	m.Handle("GET /api/v1/suggest", s.person(RoleViewer, http.HandlerFunc(s.suggestPolicy)))
 	if u := s.cfg.Unblocks; u != nil {
 		m.Handle("GET /api/v1/unblocks", s.requireKey(u))
 		m.Handle("POST /api/v1/unblocks/ack", s.requireKey(u))
