@@ -203,6 +203,28 @@ func TestBrowserUI(t *testing.T) {
 		assert.Equal(t, "5 of 16 events", shown)
 	})
 
+	t.Run("a filter's suggested policy", func(t *testing.T) {
+		hidden := get(t, ctx, chromedp.Evaluate[bool](`document.getElementById('suggest').hidden`))
+		assert.True(t, hidden, "no link while every filter is shown")
+		runIn(t, ctx, 5*time.Second,
+			chromedp.SetValue(`#filter-host`, "web-1"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('filter-host').dispatchEvent(new Event('change'))`),
+		)
+		hidden = get(t, ctx, chromedp.Evaluate[bool](`document.getElementById('suggest').hidden`))
+		href := get(t, ctx, chromedp.Evaluate[string](`document.getElementById('suggest').href`))
+		assert.False(t, hidden)
+		assert.Equal(t, hs.URL+"/api/v1/suggest?hostname=web-1", href)
+		// The page fetches what the link downloads, as the browser would.
+		body := get(t, ctx, chromedp.Evaluate[string](`fetch(document.getElementById('suggest').href).then(r => r.text())`,
+			chromedp.EvalAwaitPromise))
+		assert.Contains(t, body, "tracker.example")
+		assert.Contains(t, body, "allowlist:")
+		runIn(t, ctx, 5*time.Second,
+			chromedp.SetValue(`#filter-host`, ""),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('filter-host').dispatchEvent(new Event('change'))`),
+		)
+	})
+
 	t.Run("clear empties the page", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodDelete, hs.URL+"/api/v1/logs", nil)
 		req.Header.Set(CSRFHeader, noneToken(s))

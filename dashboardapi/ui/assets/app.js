@@ -471,6 +471,14 @@
     let t = null;
     $('search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(render, 120); });
     for (const id of ['filter-action', 'filter-component', 'filter-host']) $(id).addEventListener('change', render);
+    // One filter chosen: offer the policy suggested from its events.
+    $('filter-host').addEventListener('change', () => {
+      const h = $('filter-host').value;
+      const a = $('suggest');
+      a.hidden = !h;
+      if (h) a.href = 'api/v1/suggest?hostname=' + encodeURIComponent(h);
+      else a.removeAttribute('href');
+    });
     $('pause').addEventListener('click', () => {
       state.paused = !state.paused;
       $('pause').textContent = state.paused ? 'Resume' : 'Pause';
