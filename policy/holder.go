@@ -55,3 +55,22 @@ func (h *Holder) MatchHostPort(name string, proto Proto, port uint16) (string, b
 
 // MatchNamePorts is [Snapshot.MatchNamePorts] on the current Snapshot.
 func (h *Holder) MatchNamePorts(name string) []NameRule { return h.Load().MatchNamePorts(name) }
+
+// Names is the live policy as a resolver asks it: MatchHost allows a name
+// that an entry allows with a port or without, so that a name allowed on
+// some ports only still resolves (the addresses it resolves to are then
+// allowed on those ports only). Its denylist is the Holder's.
+type Names struct{ *Holder }
+
+// MatchHost returns the entry without a port that allows name, else the
+// first entry with a port that does ([Snapshot.MatchNamePorts]).
+func (n Names) MatchHost(name string) (string, bool) {
+	s := n.Load()
+	if rule, ok := s.MatchHost(name); ok {
+		return rule, true
+	}
+	if rules := s.MatchNamePorts(name); len(rules) > 0 {
+		return rules[0].String(), true
+	}
+	return "", false
+}

@@ -35,7 +35,6 @@ type dnsService struct {
 // listenDNS opens the resolver's sockets. pin receives the addresses of
 // each allowed answer; nil means no pinning.
 func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Sink, log *slog.Logger, pin func(dnsfilter.Answer)) (*dnsService, error) {
-	pol := namePolicy{p}
 	up := &dnsfilter.Upstream{Servers: cfg.DNSUpstreams, Mark: cfg.bypassMark()}
 	var local *dnsfilter.Upstream
 	if len(cfg.DNSLocalUpstreams) > 0 && !slices.Equal(cfg.DNSLocalUpstreams, cfg.DNSUpstreams) {
@@ -43,7 +42,7 @@ func listenDNS(ctx context.Context, cfg config, p *policy.Holder, sink events.Si
 	}
 	s := &dnsService{upstream: up, local: local, server: &dnsfilter.Server{
 		Handler: &dnsfilter.Handler{
-			Policy:        pol,
+			Policy:        policy.Names{Holder: p},
 			Upstream:      up,
 			LocalUpstream: local,
 			Events:        sink,
@@ -124,21 +123,6 @@ func logUpstreams(cfg config, log *slog.Logger) {
 	if cfg.DNSUpstreamsWarn != "" {
 		log.Warn("DNS upstreams: "+cfg.DNSUpstreamsWarn, logKeyUpstreams, fmt.Sprint(cfg.DNSUpstreams))
 	}
-}
-
-// namePolicy is the live policy as the filtering resolver asks it: a name
-// is allowed when an entry without a port allows it or one with a port
-// does. Its denylist is the policy's.
-type namePolicy struct{ *policy.Holder }
-
-func (p namePolicy) MatchHost(name string) (string, bool) {
-	if rule, ok := p.Holder.MatchHost(name); ok {
-		return rule, true
-	}
-	if rules := p.MatchNamePorts(name); len(rules) > 0 {
-		return rules[0].String(), true
-	}
-	return "", false
 }
 
 // answerPins are the pins for an allowed answer under snap: each address

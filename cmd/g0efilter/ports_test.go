@@ -75,9 +75,9 @@ func TestAnswerPins(t *testing.T) {
 	// The resolver answers names that only an entry with a port allows.
 	var h policy.Holder
 	h.Store(snap)
-	rule, ok := namePolicy{&h}.MatchHost("git.example")
+	rule, ok := policy.Names{Holder: &h}.MatchHost("git.example")
 	assert.True(t, ok)
 	assert.Equal(t, "tcp/git.example:22", rule)
-	_, ok = namePolicy{&h}.MatchHost("other.example")
+	_, ok = policy.Names{Holder: &h}.MatchHost("other.example")
 	assert.False(t, ok)
 }
