@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/internal/policytest"
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 )
@@ -177,34 +178,11 @@ const perfV2Env = "G0EFILTER_DNSPERF_V2"
 
 var perfV2 = flag.Bool("dnsperf.v2", false, "BenchmarkDNSPerf: a policy that uses every entry form")
 
-// anyEntry allows a name that an entry allows, with a port or without.
-type anyEntry struct{ *policy.Holder }
-
-func (p anyEntry) MatchHost(name string) (string, bool) {
-	if rule, ok := p.Holder.MatchHost(name); ok {
-		return rule, true
-	}
-	if rules := p.MatchNamePorts(name); len(rules) > 0 {
-		return rules[0].String(), true
-	}
-	return "", false
-}
-
 // v2Policy is the benchmark's wildcard and 1000 entries of every other
 // form, none of which matches the benchmark's names.
 func v2Policy() *policy.Policy {
 	p := &policy.Policy{Domains: []string{"*.allowed.example"}}
-	for i := range 1000 {
-		p.IPs = append(p.IPs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24))
-		p.AddrPorts = append(p.AddrPorts, policy.AddrRule{Proto: policy.Proto(1 + i%2),
-			Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), 32), Ports: policy.Ports{First: 1000, Last: 1999}})
-		p.DenyIPs = append(p.DenyIPs, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 32))
-		p.Domains = append(p.Domains, fmt.Sprintf("host%d.example.net", i), fmt.Sprintf("*.zone%d.example.org", i))
-		p.NamePorts = append(p.NamePorts,
-			policy.NameRule{Proto: policy.TCP, Pattern: fmt.Sprintf("ssh%d.example.com", i), Ports: policy.Ports{First: 22, Last: 22}},
-			policy.NameRule{Pattern: fmt.Sprintf("*.tls%d.example.com", i), Ports: policy.Ports{First: 8444, Last: 8444}})
-		p.DenyDomains = append(p.DenyDomains, fmt.Sprintf("bad%d.zone%d.example.org", i, i))
-	}
+	policytest.AddEveryForm(p)
 	return p
 }
 
@@ -249,7 +227,7 @@ func servePerf(spec string) int {
 	live.Store(snap)
 	var pol Policy = &live
 	if os.Getenv(perfV2Env) != "" {
-		pol = anyEntry{&live}
+		pol = policy.Names{Holder: &live}
 	}
 	up := &Upstream{Servers: []netip.AddrPort{upstream}, MaxSockets: maxSockets}
 	defer up.Close()

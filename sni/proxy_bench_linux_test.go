@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/g0lab/g0efilter/internal/e2e"
+	"github.com/g0lab/g0efilter/internal/policytest"
 	"github.com/g0lab/g0efilter/nftrules"
 	"github.com/g0lab/g0efilter/policy"
 
@@ -320,18 +321,7 @@ var benchV2 = flag.Bool("bench.v2", false, "BenchmarkProxy: a policy that uses e
 // and names.
 func v2Policy() *policy.Policy {
 	p := &policy.Policy{Domains: []string{"bench.example"}}
-	for i := range 1000 {
-		a := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0})
-		p.IPs = append(p.IPs, netip.PrefixFrom(a, 24))
-		p.AddrPorts = append(p.AddrPorts, policy.AddrRule{Proto: policy.Proto(1 + i%2),
-			Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), 32), Ports: policy.Ports{First: 1000, Last: 1999}})
-		p.DenyIPs = append(p.DenyIPs, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 32))
-		p.Domains = append(p.Domains, fmt.Sprintf("host%d.example.net", i), fmt.Sprintf("*.zone%d.example.org", i))
-		p.NamePorts = append(p.NamePorts,
-			policy.NameRule{Proto: policy.TCP, Pattern: fmt.Sprintf("ssh%d.example.com", i), Ports: policy.Ports{First: 22, Last: 22}},
-			policy.NameRule{Pattern: fmt.Sprintf("*.tls%d.example.com", i), Ports: policy.Ports{First: 8444, Last: 8444}})
-		p.DenyDomains = append(p.DenyDomains, fmt.Sprintf("bad%d.zone%d.example.org", i, i))
-	}
+	policytest.AddEveryForm(p)
 	for _, port := range []uint16{benchPort, benchHTTPPort} {
 		p.AddrPorts = append(p.AddrPorts, policy.AddrRule{Proto: policy.TCP, Prefix: netip.PrefixFrom(e2e.Upstream4[1], 32),
 			Ports: policy.Ports{First: port, Last: port}})
