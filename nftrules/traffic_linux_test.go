@@ -92,6 +92,18 @@ func dialIn(t *testing.T, fd int, network, addr string, mark uint32) error {
 	return err
 }
 
+// accepted reports whether ln accepts a connection within 200ms: one that
+// the rules redirected to it.
+func accepted(ln net.Listener) bool {
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
+	conn, err := ln.Accept()
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -110,15 +122,6 @@ func TestTrafficHTTPS(t *testing.T) {
 
 	http4 := listenIn(t, fd, "tcp4", "127.0.0.1:8080")
 	https6 := listenIn(t, fd, "tcp6", "[::1]:8443")
-	accepted := func(ln net.Listener) bool {
-		_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
-		conn, err := ln.Accept()
-		if err != nil {
-			return false
-		}
-		_ = conn.Close()
-		return true
-	}
 
 	// Port 80 and 443 to other addresses reach the local proxies.
 	require.NoError(t, dialIn(t, fd, "tcp4", "198.18.0.2:80", 0))
@@ -266,15 +269,6 @@ func TestTrafficPorts(t *testing.T) {
 	// The extra proxied ports reach the local proxies.
 	http4 := listenIn(t, fd, "tcp4", "127.0.0.1:8080")
 	https4 := listenIn(t, fd, "tcp4", "127.0.0.1:8443")
-	accepted := func(ln net.Listener) bool {
-		_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
-		conn, err := ln.Accept()
-		if err != nil {
-			return false
-		}
-		_ = conn.Close()
-		return true
-	}
 	require.NoError(t, dialIn(t, fd, "tcp4", "198.18.0.2:9443", 0))
 	assert.True(t, accepted(https4), "port 9443 redirected to the TLS proxy")
 	require.NoError(t, dialIn(t, fd, "tcp4", "198.18.0.2:8082", 0))
