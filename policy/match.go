@@ -47,7 +47,7 @@ func (s *Snapshot) DenyHost(name string) (rule string, denied bool) {
 
 // matchNames matches name against the patterns of t, and any valid host
 // name when anyDomain.
-func matchNames(t *nameTable, anyDomain bool, name string) (rule string, ok bool) {
+func matchNames(t *nameTable[string], anyDomain bool, name string) (rule string, ok bool) {
 	if n := len(name); n > 0 && name[n-1] == '.' {
 		name = name[:n-1]
 	}

@@ -351,29 +351,19 @@ func overlapError(a, b AddrRule) error {
 	return reason(ErrIP, "%s and %s overlap in part; the kernel's sets need entries that are apart or one inside the other: split the ports or the prefixes", a, b)
 }
 
-// nameRules are the domain entries with ports, by pattern: an exact name's
-// under the name, a wildcard's under the name below "*.".
-type nameRules struct {
-	exact, wild map[string][]NameRule
-}
-
-func compileNameRules(rules []NameRule) nameRules {
-	t := nameRules{exact: map[string][]NameRule{}, wild: map[string][]NameRule{}}
+func compileNameRules(rules []NameRule) *nameTable[[]NameRule] {
+	t := newNameTable[[]NameRule]()
 	for _, r := range rules {
-		if base, ok := strings.CutPrefix(r.Pattern, "*."); ok {
-			t.wild[base] = append(t.wild[base], r)
-		} else {
-			t.exact[r.Pattern] = append(t.exact[r.Pattern], r)
-		}
+		t.add(r.Pattern, append(t.at(r.Pattern), r))
 	}
 	return t
 }
 
-// match calls yield with each rule whose pattern matches name, the exact
-// ones first, then the wildcards from the most specific, until yield
-// returns false. name must be a valid host name (MatchHost's rules).
-func (t nameRules) match(name string, yield func(NameRule) bool) {
-	if len(t.exact)+len(t.wild) == 0 {
+// eachNamePort calls yield with each entry with a port whose pattern
+// matches the host name, most specific first, until yield returns false.
+// A name that cannot be a host name matches none.
+func (s *Snapshot) eachNamePort(name string, yield func(NameRule) bool) {
+	if len(s.policy.NamePorts) == 0 {
 		return
 	}
 	name = strings.TrimSuffix(name, ".")
@@ -382,24 +372,14 @@ func (t nameRules) match(name string, yield func(NameRule) bool) {
 	if !ok || numericLastLabel(name) {
 		return
 	}
-	name = string(lower)
-	for _, r := range t.exact[name] {
-		if !yield(r) {
-			return
-		}
-	}
-	for rest := name; ; {
-		_, after, ok := strings.Cut(rest, ".")
-		if !ok {
-			return
-		}
-		for _, r := range t.wild[after] {
+	s.namePorts.each(lower, func(rules []NameRule) bool {
+		for _, r := range rules {
 			if !yield(r) {
-				return
+				return false
 			}
 		}
-		rest = after
-	}
+		return true
+	})
 }
 
 // MatchHostPort reports whether a domain entry with a port allows the host
@@ -410,7 +390,7 @@ func (s *Snapshot) MatchHostPort(name string, proto Proto, port uint16) (rule st
 	if _, denied := s.DenyHost(name); denied {
 		return "", false
 	}
-	s.namePorts.match(name, func(r NameRule) bool {
+	s.eachNamePort(name, func(r NameRule) bool {
 		if r.Proto.Covers(proto) && r.Ports.Contains(port) {
 			rule, ok = r.String(), true
 		}
@@ -426,7 +406,7 @@ func (s *Snapshot) MatchNamePorts(name string) []NameRule {
 	if _, denied := s.DenyHost(name); denied {
 		return nil
 	}
-	s.namePorts.match(name, func(r NameRule) bool {
+	s.eachNamePort(name, func(r NameRule) bool {
 		out = append(out, r)
 		return true
 	})

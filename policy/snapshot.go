@@ -13,18 +13,18 @@ import (
 type Snapshot struct {
 	policy Policy
 
-	names     *nameTable
+	names     *nameTable[string]
 	anyDomain bool // the policy has AnyDomain
 
 	// v4 and v6 are the allowlisted prefixes with nested ones removed,
 	// sorted by address, so that at most one can contain a given address.
 	v4, v6 []netip.Prefix
 
-	deny         *nameTable // the denied names; nil when there are none
+	deny         *nameTable[string] // the denied names; nil when there are none
 	deny4, deny6 []netip.Prefix
 
-	services  []Service // the address entries with ports, as the kernel's sets hold them
-	namePorts nameRules // the domain entries with ports
+	services  []Service              // the address entries with ports, as the kernel's sets hold them
+	namePorts *nameTable[[]NameRule] // the domain entries with ports
 }
 
 // Compile builds a Snapshot from p. Entries that are not in canonical form
