@@ -14,10 +14,14 @@ const (
 	Allowed Action = iota + 1 // the traffic was let through
 	Blocked                   // the traffic was refused
 	Error                     // the decision could not be carried out
+	// WouldBlock is a decision to refuse taken in audit mode: the
+	// traffic was let through, and would have been refused in enforce
+	// mode for the event's Reason.
+	WouldBlock
 )
 
-// String returns "allowed", "blocked", "error", or "action(N)" for an
-// invalid value.
+// String returns "allowed", "blocked", "error", "would-block", or
+// "action(N)" for an invalid value.
 func (a Action) String() string {
 	switch a {
 	case Allowed:
@@ -26,6 +30,8 @@ func (a Action) String() string {
 		return "blocked"
 	case Error:
 		return "error"
+	case WouldBlock:
+		return "would-block"
 	}
 	return "action(" + itoa(uint64(a)) + ")"
 }
@@ -83,6 +89,10 @@ func (r Reason) Bypass() bool {
 	}
 	return false
 }
+
+// Refused reports whether a is a decision to refuse the traffic, carried
+// out ([Blocked]) or, in audit mode, only reported ([WouldBlock]).
+func (a Action) Refused() bool { return a == Blocked || a == WouldBlock }
 
 // Event is one decision. Only Time, Component and Action are always set;
 // the rest is filled in where the component knows it.

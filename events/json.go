@@ -14,11 +14,12 @@ import (
 // offending field.
 var ErrInvalid = errors.New("events: invalid event")
 
-// MarshalText returns the action's name: "allowed", "blocked" or "error".
+// MarshalText returns the action's name: "allowed", "blocked", "error" or
+// "would-block".
 // An invalid action is an error wrapping [ErrInvalid].
 func (a Action) MarshalText() ([]byte, error) {
 	switch a {
-	case Allowed, Blocked, Error:
+	case Allowed, Blocked, Error, WouldBlock:
 		return []byte(a.String()), nil
 	}
 	return nil, fmt.Errorf("%w: action: unknown value %d", ErrInvalid, uint8(a))
@@ -34,6 +35,8 @@ func (a *Action) UnmarshalText(text []byte) error {
 		*a = Blocked
 	case "error":
 		*a = Error
+	case "would-block":
+		*a = WouldBlock
 	default:
 		return fmt.Errorf("%w: action: unknown value %q", ErrInvalid, text)
 	}

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -109,7 +110,7 @@ func TestEventMarshalInvalid(t *testing.T) {
 }
 
 func TestActionText(t *testing.T) {
-	for _, a := range []Action{Allowed, Blocked, Error} {
+	for _, a := range []Action{Allowed, Blocked, Error, WouldBlock} {
 		text, err := a.MarshalText()
 		require.NoError(t, err)
 		assert.Equal(t, a.String(), string(text))
@@ -117,6 +118,12 @@ func TestActionText(t *testing.T) {
 		require.NoError(t, back.UnmarshalText(text))
 		assert.Equal(t, a, back)
 	}
+	assert.Equal(t, "would-block", WouldBlock.String())
+	assert.True(t, WouldBlock.Refused())
+	assert.True(t, Blocked.Refused())
+	assert.False(t, Allowed.Refused())
+	assert.False(t, Error.Refused())
+	assert.Equal(t, slog.LevelWarn, LogLevel(WouldBlock))
 	var a Action
 	err := a.UnmarshalText([]byte(""))
 	require.ErrorIs(t, err, ErrInvalid)

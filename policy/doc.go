@@ -43,6 +43,14 @@
 // the g0efilter binary) that replace the file's list of the same kind. The
 // package never reads the environment; the caller passes the values.
 //
+// # Audit mode
+//
+// A policy is enforced or audited ([Mode]). The file's top-level "mode:
+// audit" wins over [Loader.Mode] (ENFORCE in the g0efilter binary), so a
+// switch is an edit, applied live and atomically with the lists it comes
+// with. [Snapshot.Audit] tells the filter's components to decide as usual,
+// report what they would refuse and let it through.
+//
 // # Reloading
 //
 // A [Snapshot] is immutable. A [Holder] publishes the current one through an

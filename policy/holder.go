@@ -48,6 +48,9 @@ func (h *Holder) DenyAddr(a netip.Addr) (netip.Prefix, bool) { return h.Load().D
 // MatchAddr is [Snapshot.MatchAddr] on the current Snapshot.
 func (h *Holder) MatchAddr(a netip.Addr) (netip.Prefix, bool) { return h.Load().MatchAddr(a) }
 
+// Audit is [Snapshot.Audit] on the current Snapshot.
+func (h *Holder) Audit() bool { return h.Load().Audit() }
+
 // MatchHostPort is [Snapshot.MatchHostPort] on the current Snapshot.
 func (h *Holder) MatchHostPort(name string, proto Proto, port uint16) (string, bool) {
 	return h.Load().MatchHostPort(name, proto, port)

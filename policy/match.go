@@ -208,8 +208,16 @@ func (s *Snapshot) Policy() *Policy {
 		IPs: slices.Clone(s.policy.IPs), Domains: slices.Clone(s.policy.Domains),
 		DenyIPs: slices.Clone(s.policy.DenyIPs), DenyDomains: slices.Clone(s.policy.DenyDomains),
 		AddrPorts: slices.Clone(s.policy.AddrPorts), NamePorts: slices.Clone(s.policy.NamePorts),
+		Mode: s.policy.Mode,
 	}
 }
+
+// Mode returns the policy's mode, Enforce or Audit.
+func (s *Snapshot) Mode() Mode { return s.policy.Mode }
+
+// Audit reports whether the policy is only audited: decisions to refuse
+// are reported, and the traffic is let through.
+func (s *Snapshot) Audit() bool { return s.policy.Mode == Audit }
 
 // DenyPrefixes returns the denied IPv4 and IPv6 prefixes as [Snapshot.Prefixes]
 // returns the allowed ones.

@@ -38,6 +38,9 @@ type Policy struct {
 	// a protocol ("tcp/github.com:22", "*.example.com:8443"); see
 	// [NameRule] for what they allow.
 	NamePorts []NameRule
+	// Mode is Enforce or Audit; zero states none (see [Loader.Mode]).
+	// In a file it is the top-level key "mode".
+	Mode Mode
 }
 
 // AllowsAnyDomain reports whether the policy contains [AnyDomain], which lets
@@ -238,6 +241,10 @@ type Loader struct {
 	// denylist.ips and denylist.domains. When the file is not read (IPs
 	// and Domains are both set), they are the only denylist.
 	DenyIPs, DenyDomains *List
+	// Mode is the policy's mode when the file states none (ENFORCE in the
+	// g0efilter binary): a file's "mode" wins, so that switching between
+	// audit and enforce is an edit, applied live like any other.
+	Mode Mode
 }
 
 // Load reads the sources and returns the combined policy. Mistakes from every
@@ -296,6 +303,9 @@ func (l Loader) load(data []byte) (*Policy, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if p.Mode == "" {
+		p.Mode = l.Mode
 	}
 	return p, nil
 }
@@ -393,8 +403,15 @@ func (d *decoder) document(root *yaml.Node) *Policy {
 			d.list(value, false, p)
 		case "denylist":
 			d.list(value, true, p)
+		case "mode":
+			m, err := ParseMode(value.Value)
+			if value.Kind != yaml.ScalarNode || isNull(value) || m == "" || err != nil {
+				d.fail(value, "mode", scalarValue(value), modeError(value.Value))
+				continue
+			}
+			p.Mode = m
 		default:
-			d.fail(key, key.Value, "", unknownKey(key.Value, "allowlist", "denylist"))
+			d.fail(key, key.Value, "", unknownKey(key.Value, "allowlist", "denylist", "mode"))
 		}
 	}
 	return p

@@ -215,3 +215,49 @@ func TestLoaderReportsAllSources(t *testing.T) {
 	_, err = Loader{Path: filepath.Join(t.TempDir(), "absent.yaml"), IPs: &List{Name: "ALLOWLIST_IPS"}}.Load()
 	assert.True(t, errors.Is(err, os.ErrNotExist), "the file is still needed for the list not overridden")
 }
+
+func TestLoaderMode(t *testing.T) {
+	dir := t.TempDir()
+	audited := filepath.Join(dir, "audit.yaml")
+	plain := filepath.Join(dir, "plain.yaml")
+	require.NoError(t, os.WriteFile(audited, []byte("mode: Audit\nallowlist:\n  domains: [a.example]\n"), 0o644))
+	require.NoError(t, os.WriteFile(plain, []byte("allowlist:\n  domains: [a.example]\n"), 0o644))
+
+	tests := []struct {
+		name   string
+		loader Loader
+		want   Mode
+	}{
+		{"file states audit", Loader{Path: audited}, Audit},
+		{"file wins over the default", Loader{Path: audited, Mode: Enforce}, Audit},
+		{"default when the file states none", Loader{Path: plain, Mode: Audit}, Audit},
+		{"neither", Loader{Path: plain}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := tt.loader.Load()
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, p.Mode)
+			snap, err := Compile(p)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want == Audit, snap.Audit())
+			assert.Equal(t, tt.want.String(), snap.Mode().String())
+			assert.Equal(t, snap.Mode(), snap.Policy().Mode, "the copy keeps the mode")
+		})
+	}
+
+	var h Holder
+	assert.False(t, h.Audit(), "a Holder with no policy enforces")
+	snap, err := Compile(&Policy{Mode: Audit})
+	require.NoError(t, err)
+	h.Store(snap)
+	assert.True(t, h.Audit())
+
+	_, err = Compile(&Policy{Mode: "watch"})
+	require.ErrorIs(t, err, ErrMode)
+	m, err := ParseMode(" ENFORCE ")
+	require.NoError(t, err)
+	assert.Equal(t, Enforce, m)
+	_, err = ParseMode("learn")
+	require.ErrorIs(t, err, ErrMode)
+}

@@ -41,6 +41,7 @@ func Compile(p *Policy) (*Snapshot, error) {
 	s.policy.DenyIPs = canonicalPrefixes(p.DenyIPs, "DenyIPs", &errs)
 	s.policy.AddrPorts = canonicalAddrRules(p.AddrPorts, &errs)
 	s.policy.NamePorts = canonicalNameRules(p.NamePorts, &errs)
+	s.policy.Mode = canonicalMode(p.Mode, &errs)
 	if slices.Contains(s.policy.DenyDomains, AnyDomain) {
 		errs = append(errs, &Error{Source: "policy", Field: "DenyDomains", Value: AnyDomain,
 			Err: reason(ErrDomain, `"*" would deny every name: leave the names out of the allowlist instead`)})
