@@ -181,4 +181,11 @@ type Lists struct {
 	// [Config.TLSPorts] and [Config.HTTPPorts]; ignored when the applied
 	// ruleset has no sets for them (dns mode).
 	TLSPorts, HTTPPorts []PortRange
+	// Audit is the mode of [Config.Audit]. A change of mode replaces the
+	// rules of the chains that hold the verdicts, in the batch that
+	// updates the sets. Going from audit to enforce also empties the
+	// pinned sets: addresses pinned while auditing (for names that the
+	// policy refuses) must not outlive the switch; the names the policy
+	// allows are pinned again when next asked for.
+	Audit bool
 }

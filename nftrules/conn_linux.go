@@ -493,7 +493,42 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 			newSets[want.Name] = want
 		}
 	}
+	// A change of mode replaces the verdict chains' rules and, to
+	// enforce, empties the pinned sets.
+	var (
+		switchMode bool
+		modeChains []chain
+		unpin      []*nftables.Set
+	)
+	if l != nil && l.Audit != c.applied.audit {
+		switchMode = true
+		modeChains = []chain{
+			{Name: chainBlock, Type: chainRegular, Rules: c.applied.verdicts.blockRules(l.Audit)},
+			{Name: chainDeny, Type: chainRegular, Rules: c.applied.verdicts.denyRules(l.Audit)},
+		}
+		if !l.Audit {
+			for _, name := range []string{setPinned4, setPinned6, setPinnedPorts4, setPinnedPorts6} {
+				if s := c.applied.set(name); s != nil {
+					unpin = append(unpin, nftSet(t, s))
+				}
+			}
+		}
+	}
 	replaceSets := func(nc *nftables.Conn) error {
+		for i := range modeChains {
+			ch := &nftables.Chain{Name: modeChains[i].Name, Table: t}
+			nc.FlushChain(ch)
+			for _, rule := range modeChains[i].Rules {
+				exprs, err := ruleExprs(rule, nil)
+				if err != nil {
+					return err
+				}
+				nc.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+			}
+		}
+		for _, ns := range unpin {
+			nc.FlushSet(ns)
+		}
 		for _, rp := range replacements {
 			nc.FlushSet(rp.set)
 			if err := addEncoded(nc, rp.set, rp.elems); err != nil {
@@ -560,6 +595,16 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 	}
 	for name, set := range newSets {
 		r.set(name).Services, r.set(name).Ports = set.Services, slices.Clone(set.Ports)
+	}
+	if switchMode {
+		r.chains = slices.Clone(r.chains)
+		for _, ch := range modeChains {
+			r.chain(ch.Name).Rules = ch.Rules
+		}
+		r.audit = l.Audit
+	}
+	if len(unpin) > 0 {
+		c.deadlines = nil
 	}
 	c.applied = &r
 	return nil

@@ -42,8 +42,14 @@
 // or sent below the IP stack, and connections to the local services other
 // than through the redirect. docs/DESIGN-NOTES.md walks through the chains.
 //
-// [Conn.UpdateLists] changes only set elements, in one batch: established
-// connections survive and no packet sees a half-updated set.
+// With [Config.Audit] the two regular chains that hold the verdicts on
+// what the policy refuses, block and deny, log it with [WouldBlockLogPrefix]
+// or [WouldDenyLogPrefix] and accept it; every other chain is the same in
+// both modes, so the guards hold while auditing.
+//
+// [Conn.UpdateLists] changes only set elements, and the verdict chains'
+// rules when [Lists.Audit] changes, in one batch: established connections
+// survive and no packet sees a half-updated set or a mix of modes.
 //
 // Netlink code is Linux only; on other systems [Open] returns
 // [ErrUnsupported] while [Build] and [Ruleset.Render] work everywhere.

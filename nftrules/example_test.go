@@ -122,6 +122,16 @@ func ExampleRuleset_Render() {
 	// 		meta mark 0x00006700 accept
 	// 	}
 	//
+	// 	chain block {
+	// 		meta l4proto tcp log prefix "g0efilter blocked: " group 100 reject with tcp reset
+	// 		log prefix "g0efilter blocked: " group 100 reject
+	// 	}
+	//
+	// 	chain deny {
+	// 		meta l4proto tcp log prefix "g0efilter denied: " group 100 reject with tcp reset
+	// 		log prefix "g0efilter denied: " group 100 reject
+	// 	}
+	//
 	// 	chain nat_output {
 	// 		type nat hook output priority -101; policy accept;
 	// 		jump own
@@ -156,10 +166,8 @@ func ExampleRuleset_Render() {
 	// 		icmpv6 type nd-neighbor-solicit accept
 	// 		icmpv6 type nd-neighbor-advert meta skuid >= 0 log prefix "g0efilter blocked: " group 100 drop
 	// 		icmpv6 type nd-neighbor-advert accept
-	// 		ip daddr @deny4 meta l4proto tcp log prefix "g0efilter denied: " group 100 reject with tcp reset
-	// 		ip daddr @deny4 log prefix "g0efilter denied: " group 100 reject
-	// 		ip6 daddr @deny6 meta l4proto tcp log prefix "g0efilter denied: " group 100 reject with tcp reset
-	// 		ip6 daddr @deny6 log prefix "g0efilter denied: " group 100 reject
+	// 		ip daddr @deny4 jump deny
+	// 		ip6 daddr @deny6 jump deny
 	// 		ip daddr @allow4 ct state new log prefix "g0efilter allowed: " group 100 accept
 	// 		ip daddr @allow4 accept
 	// 		ip6 daddr @allow6 ct state new log prefix "g0efilter allowed: " group 100 accept
@@ -172,8 +180,7 @@ func ExampleRuleset_Render() {
 	// 		meta l4proto . ip daddr . th dport @pinned_ports4 accept
 	// 		meta l4proto . ip6 daddr . th dport @pinned_ports6 ct state new log prefix "g0efilter pinned: " group 100 accept
 	// 		meta l4proto . ip6 daddr . th dport @pinned_ports6 accept
-	// 		meta l4proto tcp ct state new log prefix "g0efilter blocked: " group 100 reject with tcp reset
-	// 		ct state new log prefix "g0efilter blocked: " group 100 reject
+	// 		ct state new jump block
 	// 	}
 	//
 	// 	chain input {

@@ -50,6 +50,15 @@ const (
 	ForgedConnLogPrefix = "g0efilter forged conn: "
 )
 
+// Log prefixes of audit mode ([Config.Audit]): a new connection that
+// enforce mode would refuse is logged with one of them and accepted.
+const (
+	// WouldBlockLogPrefix logs a new connection that is not allowlisted.
+	WouldBlockLogPrefix = "g0efilter would block: "
+	// WouldDenyLogPrefix logs a new connection to a denied address.
+	WouldDenyLogPrefix = "g0efilter would deny: "
+)
+
 // ownConnMark is the conntrack mark that the own chain sets on the
 // filter's own connections when [Config.OwnCgroup] is set. A workload
 // cannot set a conntrack mark: that takes CAP_NET_ADMIN.
@@ -82,6 +91,8 @@ const (
 	chainOwnConn    = "own_conn"      // regular chain: later packets of the filter's connections, from its cgroup only
 	chainPrerouting = "prerouting"    // filter hook prerouting priority raw, policy accept: drops frames injected on loopback
 	chainForward    = "forward"       // filter hook forward priority 0, policy drop: the namespace routes nothing
+	chainBlock      = "block"         // regular chain: the verdict on a new connection that nothing allows, by mode
+	chainDeny       = "deny"          // regular chain: the verdict on a packet to a denied address, by mode
 	egressPrefix    = "egress_"       // netdev table: "egress_DEVICE", filter hook egress, policy drop
 	setPinned4      = "pinned4"       // dns mode: IPv4 addresses from allowed answers, with per-element timeouts
 	setPinned6      = "pinned6"       // dns mode: IPv6 addresses from allowed answers, with per-element timeouts
@@ -208,6 +219,16 @@ type Config struct {
 	// and refused, and is never redirected to a proxy.
 	Deny4, Deny6 []netip.Prefix
 
+	// Audit lets through, and logs with WouldBlockLogPrefix or
+	// WouldDenyLogPrefix, the new connections that the policy would
+	// refuse: those that nothing allows and those to denied addresses.
+	// The guards against getting around the filter (forged marks and
+	// connections, spoofed sources, injected and raw frames, the local
+	// services, DoT in dns mode) hold all the same. The verdicts are in
+	// two regular chains of their own, so that [Conn.UpdateLists] can
+	// switch modes in the batch that changes the lists.
+	Audit bool
+
 	// OwnCgroup is the id of the filter's cgroup (version 2), the inode
 	// number of its directory. When it is set, a packet is the filter's
 	// own only if its socket carries BypassMark and was made in that
@@ -289,6 +310,10 @@ type Ruleset struct {
 	// egress are the chains of the netdev table of the same name, one per
 	// guarded device; none means no netdev table.
 	egress []chain
+	// audit is the mode of the block and deny chains; verdicts holds what
+	// their rules are built from, to switch modes (see [Conn.UpdateLists]).
+	audit    bool
+	verdicts Config
 }
 
 // Service is a destination limited to a transport protocol and a port
@@ -321,7 +346,8 @@ func Build(cfg Config) (*Ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Ruleset{table: TableName, sets: l.sets()}
+	r := &Ruleset{table: TableName, sets: l.sets(), audit: cfg.Audit,
+		verdicts: Config{LogPrefix: cfg.LogPrefix, NflogGroup: cfg.NflogGroup}}
 	var sets []set
 	var nat, output []rule
 	switch cfg.Mode {
@@ -508,23 +534,48 @@ func (cfg Config) outputHead() []rule {
 	// The denylist wins over every accept below: the allowlist and the
 	// pinned sets. (The kernel's neighbour discovery above is not a
 	// connection to anything.)
-	denied := cfg.log(DeniedLogPrefix)
 	for _, in := range []destInSet{{ipv4Addr, setDeny4}, {ipv6Addr, setDeny6}} {
-		out = append(out,
-			rule{Match: []match{in, l4Proto{TCP}}, Log: denied, Verdict: rejectTCPReset},
-			rule{Match: []match{in}, Log: denied, Verdict: reject})
+		out = append(out, rule{Match: []match{in}, Verdict: verdict{Kind: verdictJump, Chain: chainDeny}})
 	}
 	return out
 }
 
-// rejectNew ends the output chain: any other new connection is logged and
-// fails at once, TCP with a reset, the rest with an ICMP port-unreachable
-// (which a local UDP sender sees as EPERM).
+// rejectNew ends the output chain: any other new connection goes to the
+// block chain.
 func (cfg Config) rejectNew() []rule {
+	return []rule{{Match: []match{ctState{ctNew}}, Verdict: verdict{Kind: verdictJump, Chain: chainBlock}}}
+}
+
+// blockRules are the rules of the block chain. Enforcing, a new
+// connection that nothing allows is logged and fails at once, TCP with a
+// reset, the rest with an ICMP port-unreachable (which a local UDP sender
+// sees as EPERM); auditing, it is logged and accepted.
+func (cfg Config) blockRules(audit bool) []rule {
+	if audit {
+		return []rule{{Log: cfg.log(WouldBlockLogPrefix), Verdict: accept}}
+	}
 	log := cfg.log(cfg.LogPrefix)
 	return []rule{
-		{Match: []match{l4Proto{TCP}, ctState{ctNew}}, Log: log, Verdict: rejectTCPReset},
-		{Match: []match{ctState{ctNew}}, Log: log, Verdict: reject},
+		{Match: []match{l4Proto{TCP}}, Log: log, Verdict: rejectTCPReset},
+		{Log: log, Verdict: reject},
+	}
+}
+
+// denyRules are the rules of the deny chain, for a packet to a denied
+// address that is not part of an established connection. Enforcing, it
+// is logged and refused; auditing, a new connection is logged and
+// accepted, as is any other such packet, unlogged.
+func (cfg Config) denyRules(audit bool) []rule {
+	if audit {
+		return []rule{
+			{Match: []match{ctState{ctNew}}, Log: cfg.log(WouldDenyLogPrefix), Verdict: accept},
+			{Verdict: accept},
+		}
+	}
+	log := cfg.log(DeniedLogPrefix)
+	return []rule{
+		{Match: []match{l4Proto{TCP}}, Log: log, Verdict: rejectTCPReset},
+		{Log: log, Verdict: reject},
 	}
 }
 
@@ -566,6 +617,8 @@ func (cfg Config) chains(nat, output []rule) []chain {
 		chains = append(chains, chain{Name: chainOwnConn, Type: chainRegular, Rules: cfg.ownConnRules()})
 	}
 	return append(chains,
+		chain{Name: chainBlock, Type: chainRegular, Rules: cfg.blockRules(cfg.Audit)},
+		chain{Name: chainDeny, Type: chainRegular, Rules: cfg.denyRules(cfg.Audit)},
 		chain{Name: chainNATOut, Type: chainNAT, Priority: natPriority, Policy: accept, Rules: nat},
 		chain{Name: chainOutput, Type: chainFilter, Priority: 0, Policy: drop, Rules: output},
 		chain{Name: chainInput, Type: chainFilter, Hook: hookInput, Priority: 0, Policy: accept, Rules: cfg.inputRules()},
@@ -824,6 +877,16 @@ func checkPorts(lists ...[]PortRange) error {
 			if pr.First <= o.Last && o.First <= pr.Last {
 				return fmt.Errorf("%w: port ranges %s and %s overlap", ErrConfig, o, pr)
 			}
+		}
+	}
+	return nil
+}
+
+// chain returns the chain of the inet table named name, or nil.
+func (r *Ruleset) chain(name string) *chain {
+	for i := range r.chains {
+		if r.chains[i].Name == name {
+			return &r.chains[i]
 		}
 	}
 	return nil

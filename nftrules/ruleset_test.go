@@ -99,7 +99,7 @@ func TestBuildAllowLog(t *testing.T) {
 			r, err := Build(cfg)
 			require.NoError(t, err)
 			d := cfg.withDefaults()
-			nat, filter := r.chains[1], r.chains[2]
+			nat, filter := r.chain(chainNATOut), r.chain(chainOutput)
 			for _, rule := range nat.Rules {
 				assert.Nil(t, rule.Log, "nat rule %q: the filter chain logs", rule)
 			}
@@ -144,9 +144,9 @@ func TestBuildInvariants(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r, err := Build(Config{Mode: mode})
 			require.NoError(t, err)
-			require.Len(t, r.chains, 6)
-			own, nat, filter, input := r.chains[0], r.chains[1], r.chains[2], r.chains[3]
-			pre, fwd := r.chains[4], r.chains[5]
+			require.Len(t, r.chains, 8)
+			own, nat, filter, input := r.chain(chainOwn), r.chain(chainNATOut), r.chain(chainOutput), r.chain(chainInput)
+			pre, fwd := r.chain(chainPrerouting), r.chain(chainForward)
 			assert.Equal(t, hookPrerouting, pre.Hook)
 			assert.Less(t, pre.Priority, int32(-200), "before conntrack")
 			assert.Equal(t, hookForward, fwd.Hook)
@@ -169,14 +169,47 @@ func TestBuildInvariants(t *testing.T) {
 			assert.Equal(t, drop, filter.Rules[0].Verdict)
 			assert.Equal(t, rule{Match: []match{ctState{ctEstablished | ctRelated}}, Verdict: accept}, filter.Rules[1])
 			last := filter.Rules[len(filter.Rules)-1]
-			assert.Equal(t, []match{ctState{ctNew}}, last.Match)
-			assert.NotNil(t, last.Log)
+			assert.Equal(t, rule{Match: []match{ctState{ctNew}}, Verdict: verdict{Kind: verdictJump, Chain: chainBlock}}, last,
+				"a new connection that nothing allowed goes to the block chain")
+			for _, c := range []*chain{r.chain(chainBlock), r.chain(chainDeny)} {
+				for _, rl := range c.Rules {
+					assert.NotEqual(t, accept, rl.Verdict, "%s: enforcing, %q", c.Name, rl)
+					assert.NotNil(t, rl.Log, "%s: %q", c.Name, rl)
+				}
+			}
 			// The filter's own packets are told apart before any
 			// redirect, and before anything else in the filter chain
 			// but established connections.
 			jump := rule{Verdict: verdict{Kind: verdictJump, Chain: chainOwn}}
 			assert.Equal(t, jump, nat.Rules[0])
 			assert.Equal(t, jump, filter.Rules[2])
+		})
+	}
+}
+
+// Auditing, the block and deny chains log and accept; everything else is
+// as enforcing: the guards hold.
+func TestBuildAudit(t *testing.T) {
+	for _, mode := range []Mode{ModeHTTPS, ModeDNS} {
+		t.Run(mode.String(), func(t *testing.T) {
+			enforce, err := Build(Config{Mode: mode, OwnCgroup: 7, GuardPorts: []uint16{9090}})
+			require.NoError(t, err)
+			audit, err := Build(Config{Mode: mode, OwnCgroup: 7, GuardPorts: []uint16{9090}, Audit: true})
+			require.NoError(t, err)
+			require.Len(t, audit.chains, len(enforce.chains))
+			for i, c := range audit.chains {
+				if c.Name == chainBlock || c.Name == chainDeny {
+					continue
+				}
+				assert.Equal(t, enforce.chains[i], c, "chain %s is the same in both modes", c.Name)
+			}
+			assert.Equal(t, []rule{{Log: &logStmt{Prefix: WouldBlockLogPrefix, Group: DefaultNflogGroup}, Verdict: accept}},
+				audit.chain(chainBlock).Rules)
+			assert.Equal(t, []rule{
+				{Match: []match{ctState{ctNew}}, Log: &logStmt{Prefix: WouldDenyLogPrefix, Group: DefaultNflogGroup}, Verdict: accept},
+				{Verdict: accept},
+			}, audit.chain(chainDeny).Rules)
+			assert.Contains(t, audit.String(), `log prefix "g0efilter would block: " group 100 accept`)
 		})
 	}
 }

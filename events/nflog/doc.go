@@ -23,6 +23,11 @@
 // logged with [Reader.PinnedPrefix] ("g0efilter pinned: ") become
 // [events.Allowed] events with reason [events.ReasonPinned].
 //
+// In audit mode the ruleset lets through what enforce mode refuses, and
+// logs it with one of two fixed prefixes that give [events.WouldBlock]
+// events: [DefaultWouldBlockPrefix] with reason [events.ReasonNotAllowlisted]
+// and [DefaultWouldDenyPrefix] with [events.ReasonDenied].
+//
 // Six prefixes are fixed, as in nftrules, and give [events.Blocked]
 // events. [DefaultDeniedPrefix] gives [events.ReasonDenied], for a
 // connection to a denied address. The others are attempts to get around

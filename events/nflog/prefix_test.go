@@ -21,5 +21,7 @@ func TestPrefixesMatchRuleset(t *testing.T) {
 	assert.Equal(t, nftrules.InjectedLogPrefix, nflog.DefaultInjectedPrefix)
 	assert.Equal(t, nftrules.ForgedConnLogPrefix, nflog.DefaultForgedConnPrefix)
 	assert.Equal(t, nftrules.DeniedLogPrefix, nflog.DefaultDeniedPrefix)
+	assert.Equal(t, nftrules.WouldBlockLogPrefix, nflog.DefaultWouldBlockPrefix)
+	assert.Equal(t, nftrules.WouldDenyLogPrefix, nflog.DefaultWouldDenyPrefix)
 	assert.Equal(t, nftrules.DefaultNflogGroup, nflog.DefaultGroup)
 }

@@ -56,6 +56,21 @@ const (
 	DefaultDeniedPrefix = "g0efilter denied: "
 )
 
+// Log prefixes of the rules that let through, in audit mode, what enforce
+// mode would refuse: the same as nftrules.WouldBlockLogPrefix and
+// nftrules.WouldDenyLogPrefix. Packets logged with them become
+// [events.WouldBlock] events.
+const (
+	// DefaultWouldBlockPrefix is the prefix of the rule that accepts a new
+	// connection that is not allowlisted; its event has reason
+	// [events.ReasonNotAllowlisted].
+	DefaultWouldBlockPrefix = "g0efilter would block: "
+	// DefaultWouldDenyPrefix is the prefix of the rule that accepts a new
+	// connection to a denied address; its event has reason
+	// [events.ReasonDenied].
+	DefaultWouldDenyPrefix = "g0efilter would deny: "
+)
+
 // ErrUnsupported is returned by [Reader.Run] on operating systems other
 // than Linux.
 var ErrUnsupported = errors.New("nflog: netfilter logging is only available on Linux")
@@ -234,6 +249,10 @@ func (r *Reader) verdict(prefix string) (events.Action, events.Reason, bool) {
 		return events.Blocked, events.ReasonForgedConn, true
 	case DefaultDeniedPrefix:
 		return events.Blocked, events.ReasonDenied, true
+	case DefaultWouldBlockPrefix:
+		return events.WouldBlock, events.ReasonNotAllowlisted, true
+	case DefaultWouldDenyPrefix:
+		return events.WouldBlock, events.ReasonDenied, true
 	case block:
 		return events.Blocked, events.ReasonNotAllowlisted, true
 	case allow:

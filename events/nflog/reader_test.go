@@ -92,6 +92,8 @@ func TestReaderVerdict(t *testing.T) {
 		{&Reader{}, "g0efilter injected: ", verdict{events.Blocked, events.ReasonInjected, true}},
 		{own, "g0efilter forged conn: ", verdict{events.Blocked, events.ReasonForgedConn, true}},
 		{own, "g0efilter denied: ", verdict{events.Blocked, events.ReasonDenied, true}},
+		{&Reader{}, "g0efilter would block: ", verdict{events.WouldBlock, events.ReasonNotAllowlisted, true}},
+		{own, "g0efilter would deny: ", verdict{events.WouldBlock, events.ReasonDenied, true}},
 		{&Reader{}, "", verdict{}},
 		{own, "no ", verdict{events.Blocked, events.ReasonNotAllowlisted, true}},
 		{own, "ok ", verdict{events.Allowed, events.ReasonAllowlisted, true}},
