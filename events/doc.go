@@ -42,7 +42,7 @@
 //	                   RFC 3339 offset and convert to UTC.
 //	host       string  the filter that decided (HOSTNAME)
 //	component  string  "https", "http", "dns", "kernel" (others may be added)
-//	action     string  "allowed", "blocked", "error" or "would-block"
+//	action     string  "allowed", "blocked", "error", "would-block" or "changed"
 //	protocol   string  "tcp" or "udp"
 //	src_ip     string  client address: "10.0.0.2", "2001:db8::2"
 //	src_port   number  client port, 1 to 65535; only with src_ip
@@ -57,7 +57,7 @@
 //	                   since a uint64 does not fit a JavaScript number
 //
 // Reading is strict, so that a receiver can reject a bad event alone: time,
-// component and action must be present, action must be one of the four
+// component and action must be present, action must be one of the five
 // names, addresses must parse, ports and flow must fit their types, and a
 // port needs its address. The error wraps [ErrInvalid] and names the field.
 // Keys not listed here are ignored, so that newer filters can add some.

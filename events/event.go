@@ -18,10 +18,14 @@ const (
 	// traffic was let through, and would have been refused in enforce
 	// mode for the event's Reason.
 	WouldBlock
+	// Changed reports a change to the filter rather than a decision on
+	// traffic: its policy's mode switched ([ReasonAuditMode],
+	// [ReasonEnforceMode]). Its Component is [Policy].
+	Changed
 )
 
-// String returns "allowed", "blocked", "error", "would-block", or
-// "action(N)" for an invalid value.
+// String returns "allowed", "blocked", "error", "would-block", "changed",
+// or "action(N)" for an invalid value.
 func (a Action) String() string {
 	switch a {
 	case Allowed:
@@ -32,6 +36,8 @@ func (a Action) String() string {
 		return "error"
 	case WouldBlock:
 		return "would-block"
+	case Changed:
+		return "changed"
 	}
 	return "action(" + itoa(uint64(a)) + ")"
 }
@@ -45,6 +51,7 @@ const (
 	HTTP   Component = "http"   // the plain-HTTP (Host) proxy
 	DNS    Component = "dns"    // the filtering resolver
 	Kernel Component = "kernel" // the nftables ruleset, read through nflog
+	Policy Component = "policy" // the filter's policy itself: a change of mode
 )
 
 // Reason says why a decision was taken, in a few stable words suitable as a
@@ -76,6 +83,8 @@ const (
 	ReasonSpoofedSource  Reason = "spoofed source"       // a packet from a raw or transparent socket with a source that is not the namespace's
 	ReasonInjected       Reason = "injected"             // a frame written to loopback through a packet socket
 	ReasonForgedConn     Reason = "forged conn"          // a packet written into one of the filter's own connections from outside its cgroup
+	ReasonAuditMode      Reason = "audit mode"           // policy: the filter audits; nothing is refused, what would be is reported
+	ReasonEnforceMode    Reason = "enforce mode"         // policy: the filter enforces the policy again
 )
 
 // Bypass reports whether r is that of an attempt to get around the

@@ -14,12 +14,12 @@ import (
 // offending field.
 var ErrInvalid = errors.New("events: invalid event")
 
-// MarshalText returns the action's name: "allowed", "blocked", "error" or
-// "would-block".
+// MarshalText returns the action's name: "allowed", "blocked", "error",
+// "would-block" or "changed".
 // An invalid action is an error wrapping [ErrInvalid].
 func (a Action) MarshalText() ([]byte, error) {
 	switch a {
-	case Allowed, Blocked, Error, WouldBlock:
+	case Allowed, Blocked, Error, WouldBlock, Changed:
 		return []byte(a.String()), nil
 	}
 	return nil, fmt.Errorf("%w: action: unknown value %d", ErrInvalid, uint8(a))
@@ -37,6 +37,8 @@ func (a *Action) UnmarshalText(text []byte) error {
 		*a = Error
 	case "would-block":
 		*a = WouldBlock
+	case "changed":
+		*a = Changed
 	default:
 		return fmt.Errorf("%w: action: unknown value %q", ErrInvalid, text)
 	}

@@ -110,7 +110,7 @@ func TestEventMarshalInvalid(t *testing.T) {
 }
 
 func TestActionText(t *testing.T) {
-	for _, a := range []Action{Allowed, Blocked, Error, WouldBlock} {
+	for _, a := range []Action{Allowed, Blocked, Error, WouldBlock, Changed} {
 		text, err := a.MarshalText()
 		require.NoError(t, err)
 		assert.Equal(t, a.String(), string(text))
@@ -123,6 +123,7 @@ func TestActionText(t *testing.T) {
 	assert.True(t, Blocked.Refused())
 	assert.False(t, Allowed.Refused())
 	assert.False(t, Error.Refused())
+	assert.False(t, Changed.Refused())
 	assert.Equal(t, slog.LevelWarn, LogLevel(WouldBlock))
 	var a Action
 	err := a.UnmarshalText([]byte(""))

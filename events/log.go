@@ -74,15 +74,15 @@ const (
 )
 
 // LogLevel returns the level at which a log sink writes an event with
-// action a: INFO for [Allowed], WARN for [Blocked] and [WouldBlock], and
-// ERROR for [Error] or an invalid action. Refused traffic is WARN so that
+// action a: INFO for [Allowed], WARN for [Blocked], [WouldBlock] and
+// [Changed], and ERROR for [Error] or an invalid action. Refused traffic is WARN so that
 // LOG_LEVEL=WARN shows what was (or, auditing, would have been) refused
 // without the flood of what was let through.
 func LogLevel(a Action) slog.Level {
 	switch a {
 	case Allowed:
 		return slog.LevelInfo
-	case Blocked, WouldBlock:
+	case Blocked, WouldBlock, Changed:
 		return slog.LevelWarn
 	}
 	return slog.LevelError
@@ -92,7 +92,7 @@ func LogLevel(a Action) slog.Level {
 type logSink struct{ h slog.Handler }
 
 // NewLogSink returns a Sink that writes each event as one record to logger:
-// the message is the action ("allowed", "blocked", "error", "would-block"), the level is
+// the message is the action ("allowed", "blocked", "error", "would-block", "changed"), the level is
 // [LogLevel] of it, the time is the event's (now if it has none), and the
 // attributes use the Key constants of this package. A nil logger gives
 // [Discard].

@@ -31,6 +31,7 @@ const (
 	envDenylistIPs               = "DENYLIST_IPS"
 	envDenylistDomains           = "DENYLIST_DOMAINS"
 	envFilterMode                = "FILTER_MODE"
+	envEnforce                   = "ENFORCE"
 	envDNSPort                   = "DNS_PORT"
 	envDNSUpstreams              = "DNS_UPSTREAMS"
 	envDashboardHost             = "DASHBOARD_HOST"
@@ -114,6 +115,10 @@ type config struct {
 
 	// Mode is the filter mode; https by default.
 	Mode nftrules.Mode
+	// Enforce is the policy's mode when the policy file states none:
+	// policy.Enforce by default, policy.Audit to let everything through
+	// and report what would be refused.
+	Enforce policy.Mode
 	// HTTPPort, HTTPSPort and DNSPort are the local listening ports; 8080,
 	// 8443 and 53 by default.
 	HTTPPort, HTTPSPort, DNSPort uint16
@@ -243,6 +248,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LogLevel:                  p.Level(envLogLevel),
 		Hostname:                  p.String(envHostname),
 		Mode:                      p.mode(envFilterMode),
+		Enforce:                   p.enforce(envEnforce),
 		HTTPPort:                  p.port(envHTTPPort, nftrules.DefaultHTTPPort),
 		HTTPSPort:                 p.port(envHTTPSPort, nftrules.DefaultHTTPSPort),
 		DNSPort:                   p.port(envDNSPort, nftrules.DefaultDNSPort),
@@ -365,6 +371,20 @@ func (p *envParser) mode(name string) nftrules.Mode {
 	}
 	p.Fail(name, v, errors.New("want https or dns"))
 	return nftrules.ModeHTTPS
+}
+
+// enforce parses ENFORCE: enforce (the default) or audit.
+func (p *envParser) enforce(name string) policy.Mode {
+	v, ok := p.Get(name)
+	if !ok {
+		return policy.Enforce
+	}
+	m, err := policy.ParseMode(v)
+	if err != nil || m == "" {
+		p.Fail(name, v, errors.New("want enforce or audit"))
+		return policy.Enforce
+	}
+	return m
 }
 
 func parsePort(v string) (uint16, error) {

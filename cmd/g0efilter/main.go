@@ -207,7 +207,7 @@ func usageErr(w io.Writer, msg string) int {
 // lists taking precedence.
 func loader(cfg config) policy.Loader {
 	return policy.Loader{Path: cfg.PolicyPath, IPs: cfg.AllowIPs, Domains: cfg.AllowDomains,
-		DenyIPs: cfg.DenyIPs, DenyDomains: cfg.DenyDomains}
+		DenyIPs: cfg.DenyIPs, DenyDomains: cfg.DenyDomains, Mode: cfg.Enforce}
 }
 
 // loadSnapshot loads and compiles the policy of cfg.
@@ -235,6 +235,7 @@ func ruleConfig(cfg config, g guards, l nftrules.Lists) nftrules.Config {
 		AllowPorts:     l.AllowPorts,
 		TLSPorts:       l.TLSPorts,
 		HTTPPorts:      l.HTTPPorts,
+		Audit:          l.Audit,
 		DNSOnly:        !cfg.DNSPinning,
 		FilterDNS:      cfg.FilterDNS,
 		OwnCgroup:      g.cgroupID,
@@ -248,7 +249,7 @@ func ruleConfig(cfg config, g guards, l nftrules.Lists) nftrules.Config {
 // setLists are the contents of the kernel's allowlist, denylist and port
 // sets for snap.
 func setLists(cfg config, snap *policy.Snapshot) nftrules.Lists {
-	var l nftrules.Lists
+	l := nftrules.Lists{Audit: snap.Audit()}
 	l.Allow4, l.Allow6 = snap.Prefixes()
 	l.Deny4, l.Deny6 = snap.DenyPrefixes()
 	for _, sv := range snap.Services() {
@@ -460,6 +461,7 @@ func cmdValidate(cfg config, stdout, stderr io.Writer) int {
 		anyDomain = `yes ("*" disables name filtering)`
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
+	fmt.Fprintf(stdout, "  mode:       %s\n", modeLine(p.Mode, cfg.Enforce))
 	fmt.Fprintf(stdout, "  ips:        %d (%d IPv4, %d IPv6)\n", len(p.IPs), v4, v6)
 	fmt.Fprintf(stdout, "  domains:    %d\n", len(p.Domains))
 	fmt.Fprintf(stdout, "  any domain: %s\n", anyDomain)
@@ -475,6 +477,20 @@ func cmdValidate(cfg config, stdout, stderr io.Writer) int {
 		}
 	}
 	return exitOK
+}
+
+// modeLine says which mode a policy file puts the filter in: its own, or
+// ENFORCE's.
+func modeLine(file, env policy.Mode) string {
+	m, from := file, "the file's mode"
+	if m == "" {
+		m, from = env, envEnforce
+	}
+	line := m.String() + " (" + from + ")"
+	if m == policy.Audit {
+		line += ": NOTHING IS BLOCKED; what would be is reported as would-block"
+	}
+	return line
 }
 
 // cmdHealth reports whether the ruleset is installed in this namespace:
@@ -507,7 +523,17 @@ func cmdHealth(stdout, stderr io.Writer) int {
 			unguarded = append(unguarded, d)
 		}
 	}
+	auditing, err := conn.Auditing()
+	if err != nil {
+		printErr(stderr, err)
+		return exitFailure
+	}
 	fmt.Fprintln(stdout, "ok: ruleset installed")
+	if auditing {
+		fmt.Fprintln(stdout, "mode: AUDIT: NOTHING IS BLOCKED; what the policy refuses is let through and reported as would-block")
+	} else {
+		fmt.Fprintln(stdout, "mode: enforce")
+	}
 	own := "mark and cgroup"
 	if !byCgroup {
 		own = "mark only (no cgroup: a workload that guesses the mark gets out)"
@@ -537,6 +563,9 @@ func cmdCheck(cfg config, targets []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printErr(stderr, defaultPolicyHint(cfg, err, "set it to your policy file, as in "+envPolicyPath+"=./policy.yaml g0efilter check HOST"))
 		return exitFailure
+	}
+	if snap.Audit() {
+		fmt.Fprintln(stderr, "g0efilter: note: the policy is in audit mode: what is blocked here is let through, and reported as would-block")
 	}
 	code := exitOK
 	for _, t := range targets {

@@ -20,6 +20,7 @@ type metrics struct {
 	lastLoad   prometheus.Gauge
 	waiting    prometheus.Gauge
 	guarantees *prometheus.GaugeVec
+	audit      prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -27,7 +28,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "g0efilter_decisions_total",
-			Help: "Decisions taken, by component (https, http, dns, kernel), action (allowed, blocked, error) and reason.",
+			Help: "Decisions taken, by component (https, http, dns, kernel), action (allowed, blocked, would-block, error) and reason. would-block: refused by the policy and let through, auditing.",
 		}, []string{"component", "action", "reason"}),
 		dns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "g0efilter_dns_queries_total",
@@ -54,7 +55,11 @@ func newMetrics() *metrics {
 			Help: "1 where a guarantee against a hostile workload holds: cgroup (own sockets told apart by cgroup, not by a mark alone), egress (frames from packet sockets dropped at every device), no_af_xdp (the kernel has no AF_XDP sockets, which would send frames past the egress guard).",
 		}, []string{"guarantee"}),
 	}
-	m.reg.MustRegister(m.decisions, m.dns, m.pinned, m.reloads, m.lastLoad, m.waiting, m.guarantees,
+	m.audit = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "g0efilter_audit_mode",
+		Help: "1 while the filter only audits (the policy's mode: audit): nothing is blocked, what would be is counted as would-block; 0 while it enforces.",
+	})
+	m.reg.MustRegister(m.decisions, m.dns, m.pinned, m.reloads, m.lastLoad, m.waiting, m.guarantees, m.audit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, result := range []string{"ok", "error", "retry"} {
 		m.reloads.WithLabelValues(result)
@@ -62,8 +67,12 @@ func newMetrics() *metrics {
 	return m
 }
 
-// Emit counts an event; metrics is one of the sinks.
+// Emit counts an event; metrics is one of the sinks. A change of mode is
+// not a decision: g0efilter_audit_mode shows it.
 func (m *metrics) Emit(e events.Event) {
+	if e.Action == events.Changed {
+		return
+	}
 	m.decisions.WithLabelValues(string(e.Component), e.Action.String(), string(e.Reason)).Inc()
 	if e.Component == events.DNS {
 		m.dns.WithLabelValues(e.Action.String()).Inc()
@@ -71,6 +80,18 @@ func (m *metrics) Emit(e events.Event) {
 }
 
 var _ events.Sink = (*metrics)(nil)
+
+// auditing sets whether the filter only audits. m may be nil (no metrics).
+func (m *metrics) auditing(audit bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if audit {
+		v = 1
+	}
+	m.audit.Set(v)
+}
 
 // guarantee sets whether the named guarantee holds.
 func (m *metrics) guarantee(name string, holds bool) {

@@ -159,7 +159,29 @@ func (f *filter) open(ctx context.Context) error {
 		log.Warn(`the policy allows any domain ("*"): name filtering is off`)
 	}
 	f.warnNamePorts(snap)
+	f.announceMode(snap, false)
 	return nil
+}
+
+// announceMode says loudly, in the log and as an event, that the filter
+// only audits: at start (switched false) and whenever the mode switches,
+// either way.
+func (f *filter) announceMode(snap *policy.Snapshot, switched bool) {
+	f.metrics.auditing(snap.Audit())
+	if !snap.Audit() && !switched {
+		return
+	}
+	e := events.Event{Time: time.Now(), Host: f.host, Component: events.Policy, Action: events.Changed}
+	if snap.Audit() {
+		e.Reason = events.ReasonAuditMode
+		e.Detail = "nothing is blocked: what the policy refuses is let through and reported as would-block"
+		f.log.Warn("AUDIT MODE: " + e.Detail + "; set \"mode: enforce\" in the policy file (or " + envEnforce + "=enforce) to block")
+	} else {
+		e.Reason = events.ReasonEnforceMode
+		e.Detail = "the policy is enforced: what it refuses is blocked"
+		f.log.Warn("enforce mode: " + e.Detail)
+	}
+	f.sinks.Emit(e)
 }
 
 // warnNamePorts says when the policy has names on ports that only the
@@ -411,7 +433,7 @@ func (f *filter) watch(ctx context.Context) error {
 			cur, np := f.live.Load().Policy(), next.Policy()
 			if slices.Equal(cur.IPs, np.IPs) && slices.Equal(cur.Domains, np.Domains) &&
 				slices.Equal(cur.DenyIPs, np.DenyIPs) && slices.Equal(cur.DenyDomains, np.DenyDomains) &&
-				slices.Equal(cur.AddrPorts, np.AddrPorts) && slices.Equal(cur.NamePorts, np.NamePorts) {
+				slices.Equal(cur.AddrPorts, np.AddrPorts) && slices.Equal(cur.NamePorts, np.NamePorts) && cur.Mode == np.Mode {
 				log.Debug("policy file read; nothing changed")
 				f.metrics.notPending()
 				return nil
@@ -424,7 +446,7 @@ func (f *filter) watch(ctx context.Context) error {
 			d4a, d4r := diff(f.lists.Deny4, nl.Deny4)
 			d6a, d6r := diff(f.lists.Deny6, nl.Deny6)
 			if added != 0 || removed != 0 || d4a+d4r+d6a+d6r != 0 || !slices.Equal(f.lists.AllowPorts, nl.AllowPorts) ||
-				!slices.Equal(f.lists.TLSPorts, nl.TLSPorts) || !slices.Equal(f.lists.HTTPPorts, nl.HTTPPorts) {
+				!slices.Equal(f.lists.TLSPorts, nl.TLSPorts) || !slices.Equal(f.lists.HTTPPorts, nl.HTTPPorts) || f.lists.Audit != nl.Audit {
 				if err := updateSets(nl); err != nil {
 					return fmt.Errorf("cannot update the allowlist and denylist sets: %w", err)
 				}
@@ -432,6 +454,9 @@ func (f *filter) watch(ctx context.Context) error {
 			}
 			f.live.Store(next)
 			f.warnNamePorts(next)
+			if cur.Mode != np.Mode {
+				f.announceMode(next, true)
+			}
 			f.metrics.reloaded(true)
 			f.metrics.notPending()
 			dAdded, dRemoved := diff(cur.Domains, np.Domains)
