@@ -102,6 +102,18 @@
 // kernel, with half-closes passed on. Every decision is one
 // [events.Event]. A connection that is refused is reset.
 //
+// # Audit mode
+//
+// When the policy is only audited ([Auditor], "mode: audit" in the policy
+// file), every decision is taken as above, but a refusal is reported as
+// [events.WouldBlock] with the same reason and rule, and the connection is
+// forwarded to the address the client connected to, the bytes read so far
+// first. A connection that is not TLS or HTTP, or whose first message does
+// not complete in time, is forwarded as it is; on HTTP, after a CONNECT, an
+// upgrade or a request that cannot be parsed, the rest of the connection is
+// forwarded without being read as requests. A connection made to the proxy
+// directly, not through the redirect, is refused in both modes.
+//
 // # Bounds
 //
 // Every connection is bounded: [Proxy.HelloTimeout] (10s) for the first

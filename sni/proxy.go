@@ -96,7 +96,7 @@ type Policy interface {
 // [Policy] is also a Denier, as [github.com/g0lab/g0efilter/policy.Holder]
 // is, a denied name is refused with [events.ReasonDenied] whatever allows
 // it, and so is a connection to a denied address, and a denied address is
-// never dialled.
+// never dialled, except in audit mode (see [Auditor]).
 type Denier interface {
 	DenyHost(name string) (rule string, denied bool)
 	DenyAddr(a netip.Addr) (rule netip.Prefix, denied bool)
@@ -109,6 +109,18 @@ type Denier interface {
 // client connected to.
 type PortPolicy interface {
 	MatchHostPort(name string, proto policy.Proto, port uint16) (rule string, ok bool)
+}
+
+// Auditor is a policy that may be only audited. When the [Policy] is also
+// an Auditor, as [github.com/g0lab/g0efilter/policy.Holder] is, and Audit
+// reports true, a decision to refuse is taken as usual and reported as
+// [events.WouldBlock], and the connection is forwarded to the address the
+// client connected to. A connection made to the proxy directly
+// ([events.ReasonLocalService]) is refused in both modes. Audit is asked
+// once per decision to refuse, so a reload that switches modes applies
+// from the next one.
+type Auditor interface {
+	Audit() bool
 }
 
 // Resolver looks up the addresses of a host name.
@@ -126,7 +138,8 @@ var ErrNotRedirected = errors.New("sni: connection was not redirected")
 // to it: it reads the name the client asks for (the TLS server name, or the
 // HTTP Host of every request), asks the policy, and either forwards the
 // connection to where the client meant it to go or resets it. It never
-// terminates TLS.
+// terminates TLS. When the policy is only audited (see [Auditor]), what
+// it would refuse is reported and forwarded to the client's destination.
 //
 // Its zero value forwards nothing: with no Policy, every name is refused.
 // Set the fields before the first call to [Proxy.Serve] and do not change
@@ -171,7 +184,9 @@ type Proxy struct {
 	IdleTimeout time.Duration
 
 	// Events receives one event per decision: one per TLS connection, one
-	// per HTTP request. Nil discards them.
+	// per HTTP request. In audit mode a refused connection whose forward
+	// fails gets a second event, the dial's Error, after its WouldBlock.
+	// Nil discards them.
 	Events events.Sink
 
 	// Host identifies this filter in events (Event.Host).
@@ -201,7 +216,10 @@ type Stats struct {
 	Active   int64  // connections open now
 	Allowed  uint64 // decisions that allowed (connections or requests)
 	Blocked  uint64 // decisions that blocked
-	Errors   uint64 // allowed connections that could not be forwarded
+	// WouldBlock counts decisions to refuse taken in audit mode: the
+	// traffic was forwarded.
+	WouldBlock uint64
+	Errors     uint64 // decisions not carried out: no destination, or a dial that failed
 	// AcceptWaits counts accepts that failed for want of descriptors or
 	// buffers, each followed by a wait (see [Proxy.Serve]).
 	AcceptWaits uint64
@@ -211,7 +229,7 @@ type Stats struct {
 
 type stats struct {
 	accepted, allowed, blocked, errors, up, down atomic.Uint64
-	acceptWaits                                  atomic.Uint64
+	wouldBlock, acceptWaits                      atomic.Uint64
 	active                                       atomic.Int64
 }
 
@@ -220,7 +238,8 @@ func (p *Proxy) Stats() Stats {
 	s := &p.stats
 	return Stats{
 		Accepted: s.accepted.Load(), Active: s.active.Load(),
-		Allowed: s.allowed.Load(), Blocked: s.blocked.Load(), Errors: s.errors.Load(),
+		Allowed: s.allowed.Load(), Blocked: s.blocked.Load(), WouldBlock: s.wouldBlock.Load(),
+		Errors:  s.errors.Load(),
 		BytesUp: s.up.Load(), BytesDown: s.down.Load(),
 		AcceptWaits: s.acceptWaits.Load(),
 	}
@@ -304,7 +323,9 @@ func (p *Proxy) handle(ctx context.Context, c net.Conn, proto Protocol) {
 
 	dst, err := p.originalDestination(c)
 	if errors.Is(err, ErrNotRedirected) {
-		// Made to the proxy directly: forwarding it would loop.
+		// Made to the proxy directly: forwarding it would loop, and it is
+		// an attempt to get around the filter, so audit mode does not
+		// forward it either.
 		cc.block(events.ReasonLocalService, err.Error())
 		return
 	}
@@ -326,6 +347,12 @@ func (p *Proxy) originalDestination(c net.Conn) (netip.AddrPort, error) {
 		return p.OriginalDestination(c)
 	}
 	return originalDestination(c)
+}
+
+// audit reports whether the policy is only audited.
+func (p *Proxy) audit() bool {
+	a, ok := p.Policy.(Auditor)
+	return ok && a.Audit()
 }
 
 func (p *Proxy) logger() *slog.Logger {
@@ -567,6 +594,8 @@ func (c *conn) emit(action events.Action, name string, v verdict) {
 		p.stats.allowed.Add(1)
 	case events.Blocked:
 		p.stats.blocked.Add(1)
+	case events.WouldBlock:
+		p.stats.wouldBlock.Add(1)
 	default:
 		p.stats.errors.Add(1)
 	}
@@ -590,15 +619,9 @@ func (c *conn) emit(action events.Action, name string, v verdict) {
 }
 
 // block reports a connection refused before it named anything, and
-// resets the client.
+// resets the client. It is for refusals that audit mode does not waive.
 func (c *conn) block(reason events.Reason, detail string) {
 	c.emit(events.Blocked, "", verdict{reason: reason, detail: detail})
-	c.reset()
-}
-
-// blockVerdict reports a verdict that did not allow, and resets the client.
-func (c *conn) blockVerdict(name string, v verdict) {
-	c.emit(events.Blocked, name, v)
 	c.reset()
 }
 
@@ -609,9 +632,41 @@ func (c *conn) reset() {
 	}
 }
 
-// connect dials the destinations of an allowed verdict. It reports the
-// decision: allowed if a connection was made, an error otherwise (and then
-// resets the client).
+// refused reports a decision to refuse and whether the connection goes on
+// anyway: in audit mode it is reported as would-block and goes on, unless
+// it is an attempt to get around the filter; otherwise it is reported as
+// blocked.
+func (c *conn) refused(name string, v verdict) (forward bool) {
+	if !v.reason.Bypass() && c.proxy.audit() {
+		c.emit(events.WouldBlock, name, v)
+		return true
+	}
+	c.emit(events.Blocked, name, v)
+	return false
+}
+
+// open carries out the first decision on a connection, v for name. An
+// allowed one is dialled as v says; a refused one is reset or, in audit
+// mode, dialled to the address the client connected to. It reports
+// whether the connection now has an upstream.
+func (c *conn) open(ctx context.Context, name string, v verdict) bool {
+	if v.allowed {
+		if !c.connect(ctx, name, v) {
+			return false
+		}
+		c.emit(events.Allowed, name, v)
+		return true
+	}
+	if !c.refused(name, v) {
+		c.reset()
+		return false
+	}
+	v.dial = []netip.AddrPort{c.dst}
+	return c.connect(ctx, name, v)
+}
+
+// connect dials the destinations of v. If that fails, it reports the
+// error for name and resets the client.
 func (c *conn) connect(ctx context.Context, name string, v verdict) bool {
 	up, err := c.proxy.dial(ctx, v.dial)
 	if err != nil {
@@ -621,14 +676,12 @@ func (c *conn) connect(ctx context.Context, name string, v verdict) bool {
 		return false
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
 		up.Close()
 		return false
 	}
 	c.upstream = up
-	c.mu.Unlock()
-	c.emit(events.Allowed, name, v)
 	return true
 }
 
@@ -644,63 +697,64 @@ func (c *conn) abort() {
 }
 
 // serveTLS reads the ClientHello, decides on its server name and forwards.
+// A client that sends something else, or stops or stalls first, is
+// refused; in audit mode, what it sent is forwarded as it is.
 func (c *conn) serveTLS(ctx context.Context) {
 	p := c.proxy
 	buf := getBuffer()
 	defer func() { putBuffer(buf) }()
 	c.client.SetReadDeadline(time.Now().Add(p.helloTimeout()))
-	var hello ClientHello
+	var (
+		name string
+		v    verdict
+	)
 	for {
 		n, rerr := c.client.Read(buf.b[len(buf.b):cap(buf.b)])
 		buf.b = buf.b[:len(buf.b)+n]
-		var err error
-		hello, err = ParseClientHello(buf.b)
+		hello, err := ParseClientHello(buf.b)
 		if err == nil {
+			name = hello.ServerName()
+			v = p.decide(ctx, name, c.dst)
 			break
 		}
 		if !errors.Is(err, ErrNeedMore) {
-			c.block(events.ReasonMalformed, err.Error())
-			return
+			v = verdict{reason: events.ReasonMalformed, detail: err.Error()}
+			break
 		}
 		if rerr != nil {
-			c.blockRead(rerr, len(buf.b))
-			return
+			v = c.readVerdict(rerr, len(buf.b))
+			break
 		}
 	}
-	name := hello.ServerName()
-	v := p.decide(ctx, name, c.dst)
-	if !v.allowed {
-		c.blockVerdict(name, v)
-		return
-	}
-	if !c.connect(ctx, name, v) {
+	if !c.open(ctx, name, v) {
 		return
 	}
 	c.client.SetReadDeadline(time.Time{})
-	if _, err := c.upstream.Write(buf.b); err != nil {
-		return
+	if len(buf.b) > 0 {
+		if _, err := c.upstream.Write(buf.b); err != nil {
+			return
+		}
+		p.stats.up.Add(uint64(len(buf.b)))
 	}
-	p.stats.up.Add(uint64(len(buf.b)))
 	putBuffer(buf)
 	buf = nil
 	c.relay(nil)
 }
 
-// blockRead reports a client that stopped or stalled before its first
+// readVerdict refuses a client that stopped or stalled before its first
 // message, or on HTTP a later request head, was complete.
-func (c *conn) blockRead(err error, got int) {
-	reason := events.ReasonMalformed
-	var detail string
+func (c *conn) readVerdict(err error, got int) verdict {
+	v := verdict{reason: events.ReasonMalformed}
 	switch {
 	case isTimeout(err):
-		reason = events.ReasonTimeout
-		detail = fmt.Sprintf("no complete %s after %v (%d bytes)", c.firstMessage(), c.proxy.helloTimeout(), got)
+		v.reason = events.ReasonTimeout
+		v.detail = fmt.Sprintf("no complete %s after %v (%d bytes)", c.firstMessage(), c.proxy.helloTimeout(), got)
 	case errors.Is(err, io.EOF):
-		detail = fmt.Sprintf("connection closed before a complete %s (%d bytes)", c.firstMessage(), got)
+		v.detail = fmt.Sprintf("connection closed before a complete %s (%d bytes)", c.firstMessage(), got)
 	default:
-		detail = err.Error()
+		v.detail = err.Error()
 	}
-	c.block(reason, detail)
+	return v
 }
 
 func (c *conn) firstMessage() string {

@@ -127,7 +127,9 @@ func (r *reqReader) line() ([]byte, error) {
 }
 
 // serveHTTP decides the first request, connects, and then forwards requests
-// one by one, deciding each.
+// one by one, deciding each. In audit mode a connection whose requests the
+// proxy cannot follow (not HTTP, a head that never completes, CONNECT or an
+// upgrade) is forwarded raw once its refusal is reported.
 func (c *conn) serveHTTP(ctx context.Context) {
 	p := c.proxy
 	r := &reqReader{conn: c.client}
@@ -138,30 +140,36 @@ func (c *conn) serveHTTP(ctx context.Context) {
 	}()
 	c.client.SetReadDeadline(time.Now().Add(p.helloTimeout()))
 	h, err := r.head()
-	if err != nil {
-		if errors.Is(err, ErrNeedMore) || !isParseError(err) {
-			c.blockRead(err, len(r.buffered()))
-		} else {
-			c.block(events.ReasonMalformed, err.Error())
+	var (
+		name string
+		v    verdict
+	)
+	switch {
+	case err == nil:
+		name = h.Host()
+		var ok bool
+		if v, ok = checkRequest(&h); ok {
+			v = p.decide(ctx, name, c.dst)
 		}
-		return
+	case errors.Is(err, ErrNeedMore) || !isParseError(err):
+		v = c.readVerdict(err, len(r.buffered()))
+	default:
+		v = verdict{reason: events.ReasonMalformed, detail: err.Error()}
 	}
-	name := h.Host()
-	if v, ok := checkRequest(&h); !ok {
-		c.blockVerdict(name, v)
-		return
-	}
-	v := p.decide(ctx, name, c.dst)
-	if !v.allowed {
-		c.blockVerdict(name, v)
-		return
-	}
-	if !c.connect(ctx, name, v) {
+	if !c.open(ctx, name, v) {
 		return
 	}
 	c.client.SetReadDeadline(time.Time{})
+	if err != nil || !followable(&h) {
+		c.relay(func(st *idleState) error { return c.forwardRaw(r, st) })
+		return
+	}
+	dialled := ""
+	if v.allowed {
+		dialled = name
+	}
 	c.relay(func(st *idleState) error {
-		return c.forwardRequests(ctx, r, h, name, st)
+		return c.forwardRequests(ctx, r, h, dialled, st)
 	})
 }
 
@@ -190,11 +198,32 @@ func checkRequest(h *RequestHead) (verdict, bool) {
 	return verdict{}, true
 }
 
+// followable reports whether the proxy can tell where the request after h
+// starts: not after a CONNECT or an upgrade, which the server may accept.
+func followable(h *RequestHead) bool {
+	return string(h.Method) != "CONNECT" && !h.Upgrade
+}
+
+// forwardRaw forwards what is buffered, then the rest of the client's
+// stream, without reading it as requests.
+func (c *conn) forwardRaw(r *reqReader, st *idleState) error {
+	if b := r.buffered(); len(b) > 0 {
+		if err := c.write(b); err != nil {
+			return err
+		}
+		r.consume(len(b))
+		c.proxy.stats.up.Add(uint64(len(b)))
+	}
+	return c.pipe(st, up, c.upstream, c.client, -1)
+}
+
 // forwardRequests forwards the request h, whose head is at the start of r's
 // buffer, and every request after it on the connection, each decided before
-// a byte of it goes upstream. A refused request ends the connection.
-func (c *conn) forwardRequests(ctx context.Context, r *reqReader, h RequestHead, first string, st *idleState) error {
-	lastName, lastOK := first, true
+// a byte of it goes upstream. A refused request ends the connection; in
+// audit mode it is forwarded as the others are. dialled is the name the
+// connection was opened for, "" if its first request was refused.
+func (c *conn) forwardRequests(ctx context.Context, r *reqReader, h RequestHead, dialled string, st *idleState) error {
+	lastName, lastOK := dialled, dialled != ""
 	for {
 		if err := c.forwardRequest(r, &h, st); err != nil {
 			return err
@@ -224,42 +253,51 @@ func (c *conn) forwardRequests(ctx context.Context, r *reqReader, h RequestHead,
 		// The rest of its head must then come within HelloTimeout, as the
 		// first request's did, however slowly it trickles in.
 		c.client.SetReadDeadline(time.Now().Add(c.proxy.helloTimeout()))
-		var err error
+		var (
+			err  error
+			name string
+			v    verdict
+		)
 		h, err = r.head()
 		switch {
 		case err != nil && isParseError(err):
-			c.emit(events.Blocked, "", verdict{reason: events.ReasonMalformed, detail: err.Error()})
-			return errRefused
+			v = verdict{reason: events.ReasonMalformed, detail: err.Error()}
 		case isTimeout(err):
-			c.blockRead(err, len(r.buffered()))
-			return errRefused
+			v = c.readVerdict(err, len(r.buffered()))
 		case err != nil:
 			return err
+		default:
+			name = h.Host()
+			var ok bool
+			if v, ok = checkRequest(&h); ok {
+				v = c.decideNext(ctx, name, dialled, lastName, lastOK)
+				lastName, lastOK = name, v.allowed
+			}
 		}
-
-		name := h.Host()
-		v, ok := checkRequest(&h)
-		if ok {
-			v = c.decideNext(ctx, name, first, lastName, lastOK)
-			lastName, lastOK = name, v.allowed
+		if v.allowed {
+			c.emit(events.Allowed, name, v)
+			continue
 		}
-		if !v.allowed {
-			c.emit(events.Blocked, name, v)
+		if !c.refused(name, v) {
 			return errRefused
 		}
-		c.emit(events.Allowed, name, v)
+		if err != nil || !followable(&h) {
+			return c.forwardRaw(r, st)
+		}
 	}
 }
 
 // decideNext decides a request after the first on a connection that is
-// already open to a destination.
-func (c *conn) decideNext(ctx context.Context, name, first, lastName string, lastOK bool) verdict {
+// already open to a destination, dialled for the name dialled ("" if the
+// first request was refused and forwarded in audit mode).
+func (c *conn) decideNext(ctx context.Context, name, dialled, lastName string, lastOK bool) verdict {
 	p := c.proxy
-	if p.Destination == DialName && name != first {
-		return verdict{
-			reason: events.ReasonWrongAddress,
-			detail: fmt.Sprintf("connection was dialled for %s", first),
+	if p.Destination == DialName && name != dialled {
+		detail := fmt.Sprintf("connection was dialled for %s", dialled)
+		if dialled == "" {
+			detail = "connection was forwarded to its original destination, not dialled by name"
 		}
+		return verdict{reason: events.ReasonWrongAddress, detail: detail}
 	}
 	if (name == lastName && lastOK) || p.Destination == DialName {
 		// The destination is already right for this name: the check held a
