@@ -34,8 +34,15 @@ func TestTrafficAudit(t *testing.T) {
 				assert.ErrorIs(t, dialIn(t, fd, "tcp4", "198.18.0.9:80", 0), syscall.ECONNREFUSED, "%s: denied", what)
 			}
 			refused("enforcing")
+			auditing, err := openIn(t, fd).Auditing()
+			require.NoError(t, err)
+			assert.False(t, auditing)
 
 			require.NoError(t, c.UpdateLists(Lists{Deny4: deny, Audit: true}))
+			auditing, err = openIn(t, fd).Auditing()
+			require.NoError(t, err)
+			assert.True(t, auditing, "read back by another Conn, as health does")
+			require.NoError(t, openIn(t, fd).Installed())
 			// Let through: the packets go out to a veth with no
 			// neighbour, so a TCP dial times out.
 			for _, addr := range []string{"198.18.0.2:22", "[fd00::2]:22", "198.18.0.9:80"} {

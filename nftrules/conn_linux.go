@@ -169,7 +169,8 @@ func (c *Conn) Installed() error {
 	if err != nil {
 		return fmt.Errorf("nftrules: no table inet %s: %w", TableName, err)
 	}
-	want := map[string]bool{chainOutput: false, chainNATOut: false, chainInput: false, chainPrerouting: false, chainForward: false}
+	want := map[string]bool{chainOutput: false, chainNATOut: false, chainInput: false, chainPrerouting: false, chainForward: false,
+		chainBlock: false, chainDeny: false}
 	chains, err := nc.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return fmt.Errorf("nftrules: list chains: %w", err)
@@ -225,6 +226,31 @@ func (c *Conn) Guards() (byCgroup bool, egress []string, err error) {
 		}
 	}
 	return byCgroup, egress, nil
+}
+
+// Auditing reads back whether the installed ruleset only audits
+// ([Config.Audit]): whether its block chain accepts what it logs. It is
+// for a health check in another process.
+func (c *Conn) Auditing() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nc, err := c.conn()
+	if err != nil {
+		return false, err
+	}
+	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	rules, err := nc.GetRules(t, &nftables.Chain{Name: chainBlock, Table: t})
+	if err != nil {
+		return false, fmt.Errorf("nftrules: chain %s: %w", chainBlock, err)
+	}
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictAccept {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // Close closes the netlink connection. The rules stay installed. The

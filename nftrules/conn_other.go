@@ -47,6 +47,9 @@ func SelfCgroup() (id uint64, level int, err error) { return 0, 0, ErrUnsupporte
 // RawFrames returns [ErrUnsupported].
 func (c *Conn) RawFrames() (map[string]uint64, error) { return nil, ErrUnsupported }
 
+// Auditing returns [ErrUnsupported].
+func (c *Conn) Auditing() (bool, error) { return false, ErrUnsupported }
+
 // Guards returns [ErrUnsupported].
 func (c *Conn) Guards() (byCgroup bool, egress []string, err error) {
 	return false, nil, ErrUnsupported

@@ -147,7 +147,16 @@ func openSinks(cfg config, log *slog.Logger, host string, extra ...events.Sink) 
 	case cfg.DashboardHost != nil:
 		log.Warn("DASHBOARD_HOST is set without DASHBOARD_API_KEY: events are not shipped")
 	}
-	s.Sink = events.Multi(all...)
+	multi := events.Multi(all...)
+	// Every event names this filter, those of components that do not
+	// know its name (the resolver) included: the dashboard files events
+	// by it, and a key bound to a host name refuses the others.
+	s.Sink = events.SinkFunc(func(e events.Event) {
+		if e.Host == "" {
+			e.Host = host
+		}
+		multi.Emit(e)
+	})
 	return s, nil
 }
 
