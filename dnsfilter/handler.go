@@ -286,9 +286,7 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 	}
 	// Every question answered from upstream or the Cache counts against
 	// the client's rate, waived ones included: they cost as much.
-	if no, ok := h.checkRate(src.Addr(), ev.Time); !ok {
-		no.rule = rule
-		h.refuse(q, no) // never waived
+	if no, ok := h.checkRate(src.Addr(), rule, ev.Time); !ok && h.refuse(q, no) {
 		return
 	}
 

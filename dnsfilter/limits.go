@@ -102,13 +102,13 @@ func (h *Handler) checkQuestion(name, rule string, qtype uint16) (no refusal, ok
 	return refusal{}, true
 }
 
-// checkRate applies the Limits' rate to a question from client asked at
-// now, which counts against the client's bucket, and returns the refusal
-// unless ok.
-func (h *Handler) checkRate(client netip.Addr, now time.Time) (no refusal, ok bool) {
+// checkRate applies the Limits' rate to a question from client, for a
+// name allowed by rule, asked at now, which counts against the client's
+// bucket, and returns the refusal unless ok.
+func (h *Handler) checkRate(client netip.Addr, rule string, now time.Time) (no refusal, ok bool) {
 	if l := h.rateLimiter(); l != nil {
 		if wait, allowed := l.Allow(client, now); !allowed {
-			return refusal{rcode: dns.RcodeRefused, reason: events.ReasonRateLimited,
+			return refusal{rcode: dns.RcodeRefused, reason: events.ReasonRateLimited, rule: rule,
 				detail: fmt.Sprintf("more than %g questions a second; the next in %v", h.Limits.Rate, wait.Round(time.Millisecond))}, false
 		}
 	}
