@@ -18,8 +18,15 @@ type Answer struct {
 	Name string
 	// QType is the question type, such as [dns.TypeA].
 	QType uint16
-	// Rule is the policy rule that allowed Name.
+	// Rule is the policy rule that allowed Name; for an Audited answer,
+	// the rule that matched it, if any ("" when none did).
 	Rule string
+	// Audited reports an answer given only because the policy is audited
+	// (see [Auditor]): enforce mode would have refused it. Its addresses
+	// are to be let through as those of a name allowed without a port
+	// are, on every port, whatever Rule says, so that the connections
+	// that follow are not reported as refused a second time.
+	Audited bool
 	// Addrs are the A and AAAA records of Name in the answer section,
 	// reached directly or through a chain of CNAME records within the
 	// answer, in the order of the answer. IPv4-mapped IPv6 addresses are

@@ -22,7 +22,11 @@ import (
 // Size answers, the one used longest ago makes room.
 //
 // The Handler asks the policy before it looks in the Cache, so a reload
-// never lets a name that is no longer allowed be answered from it.
+// never lets a name that is no longer allowed be answered from it, and a
+// switch from audit mode to enforce mode never lets an answer kept while
+// auditing reach a question that enforce mode refuses. An answer's limits
+// (the size of its TXT records) and the denylist's addresses are applied
+// to it each time it is given.
 type Cache struct {
 	size   int
 	maxTTL time.Duration

@@ -45,6 +45,15 @@
 // [events.ReasonDenied], whatever allows it, and denied addresses are not
 // passed to [Handler.OnAnswer].
 //
+// A Policy that is also an [Auditor] (policy.Holder and policy.Names are)
+// may be only audited: then a question refused for the policy's sake
+// (not allowlisted, denied, over the [Limits] on a name, its type or its
+// TXT answer) is decided as in enforce mode but answered as an allowed
+// one, its addresses passed to OnAnswer with [Answer.Audited] set, and
+// its one event is [events.WouldBlock] with the reason enforce mode
+// gives. The rate limit and the refusal of malformed queries hold in
+// both modes.
+//
 // With [Handler.LocalNames], a single-label name ("db.") that the Policy
 // does not allow is forwarded too, so that Compose service and container
 // names resolve through Docker's resolver; its answer is relayed but not

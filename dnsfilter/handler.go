@@ -32,12 +32,28 @@ type Policy interface {
 
 // Denier is a denylist that wins over the allowlist. When the [Policy] is
 // also a Denier, as policy.Holder is, a denied name is answered NXDOMAIN
-// with reason [events.ReasonDenied] whatever allows it, and denied
-// addresses in an allowed answer are not passed to [Handler.OnAnswer] (the
-// kernel refuses connections to them anyway).
+// with reason [events.ReasonDenied] whatever allows it (in audit mode,
+// only reported so: see [Auditor]), and denied addresses in an answer are
+// not passed to [Handler.OnAnswer] (the kernel refuses connections to
+// them anyway).
 type Denier interface {
 	DenyHost(name string) (rule string, denied bool)
 	DenyAddr(a netip.Addr) (rule netip.Prefix, denied bool)
+}
+
+// Auditor is a policy that may be only audited. When the [Policy] is also
+// an Auditor, as policy.Holder and policy.Names are, and Audit reports
+// true, a question that enforce mode would refuse for the policy's sake
+// (not allowlisted, denied, or over the [Limits] on a name, its type or
+// its answer's TXT records) is answered as an allowed one is: forwarded
+// or answered from the Cache, its addresses passed to [Handler.OnAnswer]
+// with [Answer.Audited] set. Its event says [events.WouldBlock] with the
+// reason, rule and detail that enforce mode gives. A question over the
+// rate limit, which protects the filter itself, and a malformed one,
+// which has nothing to forward, are refused in both modes. Audit is asked
+// once per question.
+type Auditor interface {
+	Audit() bool
 }
 
 // Handler is a [dns.Handler] that answers only for allowed names: it
@@ -76,7 +92,10 @@ type Denier interface {
 // [events.Blocked] with [events.ReasonNotAllowlisted] or
 // [events.ReasonDenied] when refused, the reason of a [Limits] refusal, or
 // [events.ReasonMalformed] when malformed, and [events.Error] with
-// [events.ReasonDial] when no upstream answered.
+// [events.ReasonDial] when no upstream answered. When the Policy is an
+// [Auditor] in audit mode, a question refused for the policy's sake is
+// answered all the same and its one event is [events.WouldBlock], with
+// the reason and rule of the refusal; see Auditor.
 type Handler struct {
 	// Policy decides which names are allowed; pass the filter's live
 	// *policy.Holder so that a reload applies to the next query. Nil
@@ -119,8 +138,10 @@ type Handler struct {
 
 	// OnAnswer, if set, is called with the addresses of every answer
 	// for a name the Policy allows that has any (not a local name's:
-	// see LocalNames), so that the filter can let connections to them
-	// through for their TTL. It is called synchronously, before the
+	// see LocalNames), and in audit mode of every answer given to a
+	// question that enforce mode would refuse ([Answer.Audited] set), so
+	// that the filter can let connections to them through for their
+	// TTL. It is called synchronously, before the
 	// answer is written, so that an address is in place before the
 	// client can connect to it: the client waits for it, and it must
 	// return quickly (a netlink batch, not a network round trip). It may
@@ -133,10 +154,11 @@ type Handler struct {
 	Logger *slog.Logger
 
 	// Cache, if set, keeps the answers for allowed names (not those of
-	// LocalNames) to give them again until their TTL runs out, and makes
-	// identical questions asked at once share one exchange upstream.
-	// Answers from it are passed to OnAnswer like the others, with the
-	// TTLs left. Nil asks upstream every time.
+	// LocalNames), and those given in audit mode, to give them again
+	// until their TTL runs out, and makes identical questions asked at
+	// once share one exchange upstream. Answers from it are passed to
+	// OnAnswer like the others, with the TTLs left. The policy is asked
+	// first, every time: see [Cache]. Nil asks upstream every time.
 	Cache *Cache
 
 	limiter limiter            // Limits.Rate's buckets
@@ -187,10 +209,12 @@ type query struct {
 	wire []byte   // resp as it came from upstream, with r's ID; nil: pack resp
 	made bool     // resp made here by reply: small enough for any client
 
+	audit bool // the Policy is only audited (see Auditor)
+
 	// Set by start when the answer must come from upstream.
 	up    *Upstream
-	local bool // a local name's (see LocalNames)
-	rule  string
+	local bool   // a local name's (see LocalNames)
+	rule  string // the rule that allows the name; "" for none
 	deny  Denier
 	key   cacheKey // in the Cache; zero without one
 }
@@ -239,45 +263,30 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 		Flow:      events.NewFlowID(),
 	}
 	if r.Opcode != dns.OpcodeQuery {
-		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
-		ev.Detail = "opcode " + opcodeString(r.Opcode)
-		q.reply(dns.RcodeNotImplemented, nil)
+		h.refuse(q, refusal{rcode: dns.RcodeNotImplemented, reason: events.ReasonMalformed, detail: "opcode " + opcodeString(r.Opcode)})
 		return
 	}
 	if len(r.Question) != 1 {
-		ev.Action, ev.Reason = events.Blocked, events.ReasonMalformed
-		ev.Detail = strconv.Itoa(len(r.Question)) + " questions"
-		q.reply(dns.RcodeFormatError, nil)
+		h.refuse(q, refusal{rcode: dns.RcodeFormatError, reason: events.ReasonMalformed, detail: strconv.Itoa(len(r.Question)) + " questions"})
 		q.resp.Question = nil
 		return
 	}
 	question := r.Question[0]
 	ev.Name = normalize(question.Name)
 	ev.QType = typeString(question.Qtype)
+	if a, ok := h.Policy.(Auditor); ok {
+		q.audit = a.Audit()
+	}
 
 	deny, _ := h.Policy.(Denier)
-	if deny != nil {
-		if rule, denied := deny.DenyHost(ev.Name); denied {
-			ev.Action, ev.Reason, ev.Rule = events.Blocked, events.ReasonDenied, rule
-			q.reply(dns.RcodeNameError, deniedEDE)
-			return
-		}
-	}
-	var rule string
-	ok := false
-	if h.Policy != nil {
-		rule, ok = h.Policy.MatchHost(ev.Name)
-	}
-	local := !ok && h.LocalNames && singleLabel(ev.Name)
-	if !ok && !local {
-		ev.Action, ev.Reason = events.Blocked, events.ReasonNotAllowlisted
-		q.reply(dns.RcodeNameError, blockedEDE)
+	rule, local, no, ok := h.decide(ev.Name, question.Qtype, deny)
+	ev.Rule = rule
+	if !ok && h.refuse(q, no) {
 		return
 	}
-	ev.Rule = rule
-	if rcode, reason, detail, ok := h.checkQuestion(ev.Name, rule, question.Qtype, src.Addr(), ev.Time); !ok {
-		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
-		q.reply(rcode, limitEDE(reason))
+	// Every question answered from upstream or the Cache counts against
+	// the client's rate, waived ones included: they cost as much.
+	if no, ok := h.checkRate(src.Addr(), rule, ev.Time); !ok && h.refuse(q, no) {
 		return
 	}
 
@@ -298,6 +307,70 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 		}
 	}
 	q.up = up
+}
+
+// decide takes the decision on a question for name (as normalize returns
+// it) of type qtype as enforce mode takes it: it returns the rule that
+// allows name ("" for none), whether name is a local name (see
+// LocalNames), and the refusal unless ok. The denylist wins over the
+// rest.
+func (h *Handler) decide(name string, qtype uint16, deny Denier) (rule string, local bool, no refusal, ok bool) {
+	if deny != nil {
+		if entry, denied := deny.DenyHost(name); denied {
+			// No rule allows a denied name: if audit mode answers it, a
+			// single label goes where a local name goes.
+			return "", h.LocalNames && singleLabel(name), refusal{rcode: dns.RcodeNameError, reason: events.ReasonDenied, rule: entry}, false
+		}
+	}
+	allowed := false
+	if h.Policy != nil {
+		rule, allowed = h.Policy.MatchHost(name)
+	}
+	local = !allowed && h.LocalNames && singleLabel(name)
+	if !allowed && !local {
+		return "", false, refusal{rcode: dns.RcodeNameError, reason: events.ReasonNotAllowlisted}, false
+	}
+	no, ok = h.checkQuestion(name, rule, qtype)
+	return rule, local, no, ok
+}
+
+// A refusal is a decision to refuse a question or its answer: the rcode
+// of the answer made here, and the reason, rule and detail of the event.
+type refusal struct {
+	rcode        int
+	reason       events.Reason
+	rule, detail string
+}
+
+// refuse carries out no, a decision to refuse q. It answers q with no's
+// rcode and a Blocked event and reports true; or, in audit mode when no
+// is the policy's to waive (see waived), it makes q's event WouldBlock and
+// reports false: q goes on as an allowed question does.
+func (h *Handler) refuse(q *query, no refusal) bool {
+	ev := &q.ev
+	ev.Reason, ev.Rule, ev.Detail = no.reason, no.rule, no.detail
+	if q.audit && waived(no.reason) {
+		ev.Action = events.WouldBlock
+		return false
+	}
+	ev.Action = events.Blocked
+	q.reply(no.rcode, refusalEDEs[no.reason])
+	return true
+}
+
+// waived reports whether a refusal for reason is waived in audit mode:
+// those that the policy decides (the allowlist and the denylist) and the
+// bounds on what an allowed name may carry, which a policy being learnt
+// needs to see past. A rate limit protects the filter and its upstreams,
+// and a malformed question has nothing sensible to forward: those are
+// refused in both modes, as is anything else (an unknown reason fails
+// closed).
+func waived(reason events.Reason) bool {
+	switch reason {
+	case events.ReasonNotAllowlisted, events.ReasonDenied, events.ReasonTooLong, events.ReasonQueryType:
+		return true
+	}
+	return false
 }
 
 // forward asks q.up for q's question, through the Cache when there is
@@ -379,22 +452,32 @@ func (h *Handler) relayCached(q *query, c cached) {
 
 // pass checks an answer whose TXT records hold txt bytes against the
 // Limits, refusing it when it is over them, and passes addrs, its
-// addresses, to OnAnswer. It reports whether the answer is relayed.
+// addresses, to OnAnswer. A question waived already (in audit mode) keeps
+// its one reason. It reports whether the answer is relayed as an allowed
+// one, for the event to describe it.
 func (h *Handler) pass(q *query, txt int, addrs []AddrTTL) bool {
 	ev := &q.ev
-	if reason, detail, ok := h.checkAnswer(txt); !ok {
-		ev.Action, ev.Reason, ev.Detail = events.Blocked, reason, detail
-		q.reply(dns.RcodeRefused, limitEDE(reason))
-		return false
+	if ev.Action != events.WouldBlock {
+		if no, ok := h.checkAnswer(q.rule, txt); !ok {
+			if h.refuse(q, no) {
+				return false
+			}
+		} else {
+			ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
+			if q.local {
+				ev.Reason = events.ReasonLocalName
+			}
+		}
 	}
-	ev.Action, ev.Reason = events.Allowed, events.ReasonAllowlisted
+	allowed := ev.Action == events.Allowed
 	if q.local {
-		ev.Reason = events.ReasonLocalName // resolution only: nothing pinned
-	} else if pins := notDenied(q.deny, addrs); len(pins) > 0 && h.OnAnswer != nil {
-		question := q.r.Question[0]
-		h.OnAnswer(Answer{Name: ev.Name, QType: question.Qtype, Rule: q.rule, Addrs: pins})
+		return allowed // resolution only: nothing pinned
 	}
-	return true
+	if pins := notDenied(q.deny, addrs); len(pins) > 0 && h.OnAnswer != nil {
+		question := q.r.Question[0]
+		h.OnAnswer(Answer{Name: ev.Name, QType: question.Qtype, Rule: q.rule, Addrs: pins, Audited: !allowed})
+	}
+	return allowed
 }
 
 // notDenied returns the addresses the denylist does not hold.
@@ -436,18 +519,17 @@ var discard = slog.New(slog.DiscardHandler)
 // The Extended DNS Errors of the answers made here. They are shared by
 // every answer, and never modified.
 var (
-	blockedEDE = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonNotAllowlisted)}
-	deniedEDE  = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonDenied)}
-	limitEDEs  = map[events.Reason]*dns.EDNS0_EDE{
-		events.ReasonTooLong:     {InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonTooLong)},
-		events.ReasonQueryType:   {InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonQueryType)},
-		events.ReasonRateLimited: {InfoCode: dns.ExtendedErrorCodeProhibited, ExtraText: blockedText + string(events.ReasonRateLimited)},
+	// refusalEDEs are those of the refusals, by reason; a malformed
+	// question's answer carries none.
+	refusalEDEs = map[events.Reason]*dns.EDNS0_EDE{
+		events.ReasonNotAllowlisted: {InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonNotAllowlisted)},
+		events.ReasonDenied:         {InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonDenied)},
+		events.ReasonTooLong:        {InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonTooLong)},
+		events.ReasonQueryType:      {InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: blockedText + string(events.ReasonQueryType)},
+		events.ReasonRateLimited:    {InfoCode: dns.ExtendedErrorCodeProhibited, ExtraText: blockedText + string(events.ReasonRateLimited)},
 	}
 	unreachableEDE = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNoReachableAuthority, ExtraText: "g0efilter: no upstream answered"}
 )
-
-// limitEDE is the Extended DNS Error of a refusal by the Limits.
-func limitEDE(reason events.Reason) *dns.EDNS0_EDE { return limitEDEs[reason] }
 
 // reply returns an answer to r, as [dns.Msg.SetRcode] makes it, with
 // recursion available. It holds a header, at most one question and an

@@ -18,7 +18,9 @@ import (
 // resolver that will forward "<data>.example.com" and relay a TXT answer is
 // a way to move data in and out. Each refusal is an [events.Blocked] event
 // with its reason: [events.ReasonTooLong], [events.ReasonQueryType] or
-// [events.ReasonRateLimited]. The zero value bounds nothing;
+// [events.ReasonRateLimited]. In audit mode (see [Auditor]) the first two
+// are reported as [events.WouldBlock] and the question answered; the
+// rate is enforced in both modes. The zero value bounds nothing;
 // [DefaultLimits] are the filter's defaults.
 type Limits struct {
 	// WildcardLabels and WildcardBytes bound the part of a name that a
@@ -38,8 +40,9 @@ type Limits struct {
 	// names) that one client, by its address, may ask a second, answered
 	// from upstream or from the Cache alike: the rest are refused (REFUSED,
 	// reason rate limited) until its bucket fills again. Questions refused
-	// by the policy are answered here and not counted. Zero Rate means no
-	// bound; zero Burst means twice Rate.
+	// by the policy are answered here and not counted; in audit mode those
+	// answered all the same are counted like the others. Zero Rate means
+	// no bound; zero Burst means twice Rate.
 	Rate  float64
 	Burst int
 }
@@ -76,43 +79,51 @@ func (h *Handler) rateLimiter() *ratelimit.Limiter[netip.Addr] {
 	return h.limiter.l
 }
 
-// checkQuestion applies the Limits to an allowed question for name (as
-// normalize returns it) of type qtype, allowed by rule, from client,
-// asked at now. It returns the rcode and the event's reason and detail of
-// a refusal, or ok.
-func (h *Handler) checkQuestion(name, rule string, qtype uint16, client netip.Addr, now time.Time) (rcode int, reason events.Reason, detail string, ok bool) {
+// checkQuestion applies the Limits on a name and a type to an allowed
+// question for name (as normalize returns it) of type qtype, allowed by
+// rule, and returns the refusal unless ok.
+func (h *Handler) checkQuestion(name, rule string, qtype uint16) (no refusal, ok bool) {
 	lim := h.Limits
 	if lim.RefuseNULL && qtype == dns.TypeNULL {
-		return dns.RcodeRefused, events.ReasonQueryType, "NULL questions are refused", false
+		return refusal{dns.RcodeRefused, events.ReasonQueryType, rule, "NULL questions are refused"}, false
 	}
 	if base, wild := strings.CutPrefix(rulePattern(rule), "*."); wild {
 		below := strings.TrimSuffix(strings.TrimSuffix(name, base), ".")
 		labels := strings.Count(below, ".") + 1
 		switch {
 		case lim.WildcardLabels > 0 && labels > lim.WildcardLabels:
-			return dns.RcodeNameError, events.ReasonTooLong,
-				fmt.Sprintf("%d labels under %s, more than %d", labels, rule, lim.WildcardLabels), false
+			return refusal{dns.RcodeNameError, events.ReasonTooLong, rule,
+				fmt.Sprintf("%d labels under %s, more than %d", labels, rule, lim.WildcardLabels)}, false
 		case lim.WildcardBytes > 0 && len(below) > lim.WildcardBytes:
-			return dns.RcodeNameError, events.ReasonTooLong,
-				fmt.Sprintf("%d bytes under %s, more than %d", len(below), rule, lim.WildcardBytes), false
+			return refusal{dns.RcodeNameError, events.ReasonTooLong, rule,
+				fmt.Sprintf("%d bytes under %s, more than %d", len(below), rule, lim.WildcardBytes)}, false
 		}
 	}
+	return refusal{}, true
+}
+
+// checkRate applies the Limits' rate to a question from client, for a
+// name allowed by rule, asked at now, which counts against the client's
+// bucket, and returns the refusal unless ok.
+func (h *Handler) checkRate(client netip.Addr, rule string, now time.Time) (no refusal, ok bool) {
 	if l := h.rateLimiter(); l != nil {
 		if wait, allowed := l.Allow(client, now); !allowed {
-			return dns.RcodeRefused, events.ReasonRateLimited,
-				fmt.Sprintf("more than %g questions a second; the next in %v", lim.Rate, wait.Round(time.Millisecond)), false
+			return refusal{rcode: dns.RcodeRefused, reason: events.ReasonRateLimited, rule: rule,
+				detail: fmt.Sprintf("more than %g questions a second; the next in %v", h.Limits.Rate, wait.Round(time.Millisecond))}, false
 		}
 	}
-	return 0, "", "", true
+	return refusal{}, true
 }
 
 // checkAnswer applies the Limits to an answer whose TXT records hold txt
-// bytes of text.
-func (h *Handler) checkAnswer(txt int) (reason events.Reason, detail string, ok bool) {
+// bytes of text, for a name allowed by rule, and returns the refusal
+// unless ok.
+func (h *Handler) checkAnswer(rule string, txt int) (no refusal, ok bool) {
 	if h.Limits.TXTBytes > 0 && txt > h.Limits.TXTBytes {
-		return events.ReasonTooLong, fmt.Sprintf("TXT answer of %d bytes, more than %d", txt, h.Limits.TXTBytes), false
+		return refusal{dns.RcodeRefused, events.ReasonTooLong, rule,
+			fmt.Sprintf("TXT answer of %d bytes, more than %d", txt, h.Limits.TXTBytes)}, false
 	}
-	return "", "", true
+	return refusal{}, true
 }
 
 // txtBytes returns the bytes of text in the TXT records of m's answer
