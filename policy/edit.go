@@ -181,6 +181,7 @@ func (a addition) appendTo(p *Policy) *Policy {
 		IPs: slices.Clone(p.IPs), Domains: slices.Clone(p.Domains),
 		DenyIPs: slices.Clone(p.DenyIPs), DenyDomains: slices.Clone(p.DenyDomains),
 		AddrPorts: slices.Clone(p.AddrPorts), NamePorts: slices.Clone(p.NamePorts),
+		Mode: p.Mode,
 	}
 	switch {
 	case a.key == keyIPs && a.plain():

@@ -33,6 +33,8 @@ type editCase struct {
 
 var editCases = []editCase{
 	{name: "block", in: "block", entry: "Example.ORG."},
+	{name: "mode", in: "mode", entry: "example.org"},
+	{name: "mode-ip", in: "mode", ip: true, entry: "tcp/192.0.2.7:5432"},
 	{name: "block-ip", in: "block", ip: true, entry: "192.0.2.0/24"},
 	{name: "block-covered-by-wildcard", in: "block", entry: "dl-cdn.alpinelinux.org"},
 	{name: "block-plain", in: "block-plain", entry: "new.example.org"},

@@ -136,7 +136,11 @@ func answerPins(cfg config, snap *policy.Snapshot, a dnsfilter.Answer) []nftrule
 		return nil
 	}
 	_, plain := snap.MatchHost(a.Name)
-	plain = plain && dns
+	// An answer given only because the filter audits is pinned as a name
+	// allowed on every port would be, so that connecting to its addresses
+	// is not reported a second time. Back to enforce, the kernel empties
+	// the pinned sets.
+	plain = (plain || a.Audited) && dns
 	rules := snap.MatchNamePorts(a.Name)
 	var pins []nftrules.Pin
 	for _, at := range a.Addrs {
