@@ -198,6 +198,9 @@ func TestAuditHTTPS(t *testing.T) {
 		assert.NotEqual(t, events.WouldBlock, e.Action, "enforcing, no would-block: %+v", e)
 	}
 	assert.Equal(t, 2, udp.Count(), "no UDP ping arrived while enforcing")
+	for _, e := range pe.readEvents(t) {
+		assert.Equal(t, "e2e", e.Host, "every event names the filter: %+v", e)
+	}
 }
 
 // TestAuditDNS: in dns mode, auditing, a refused name is answered and

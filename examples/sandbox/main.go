@@ -105,6 +105,8 @@ type Info struct {
 	// User and Password sign in to the dashboard: an operator account the
 	// sandbox made, with a new random password each run.
 	User, Password string
+	// Filter is the g0efilter binary, for its suggest command.
+	Filter string
 }
 
 func main() {

@@ -263,7 +263,8 @@ func run(ctx context.Context, cfg config) (err error) {
 		return trafficLog.Close()
 	})
 
-	info := Info{Dashboard: "http://" + ln.Addr().String(), Box: box, Net: netNS, Dir: dir, User: sandboxUser, Password: password}
+	info := Info{Dashboard: "http://" + ln.Addr().String(), Box: box, Net: netNS, Dir: dir, User: sandboxUser, Password: password,
+		Filter: filterBin}
 	fmt.Fprint(s.out, instructions(info, cfg.Interval, cfg.RootPrefix))
 	if cfg.Ready != nil {
 		cfg.Ready(info)

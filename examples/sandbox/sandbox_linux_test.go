@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -84,32 +85,54 @@ func TestSandbox(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, anonymous.StatusCode)
 	browser := signIn(t, info)
 
-	var allowed, blocked, kernel bool
-	deadline := time.Now().Add(eventsTimeout)
-	for !(allowed && blocked && kernel) {
-		if time.Now().After(deadline) {
-			break
-		}
-		for _, r := range readLogs(t, browser, info.Dashboard) {
-			ev := r.Event
-			if ev.Host != filterHostname {
-				continue
+	// Watch first: auditing, the names and the address the policy
+	// refuses get through, reported as would-block.
+	seen := func(refused events.Action, since time.Time) (allowed, named, kernel bool) {
+		deadline := time.Now().Add(eventsTimeout)
+		for !(allowed && named && kernel) && time.Now().Before(deadline) {
+			for _, r := range readLogs(t, browser, info.Dashboard) {
+				ev := r.Event
+				if ev.Host != filterHostname || ev.Time.Before(since) {
+					continue
+				}
+				switch {
+				case ev.Action == events.Allowed && ev.Name == "allowed.sandbox.test":
+					allowed = true
+				case ev.Action == refused && ev.Name == "blocked.sandbox.test":
+					named = true
+				case ev.Action == refused && ev.Component == events.Kernel &&
+					(ev.Destination.Addr() == rawAddr4 || ev.Destination.Addr() == rawAddr6):
+					kernel = true
+				}
 			}
-			switch {
-			case ev.Action == events.Allowed && ev.Name == "allowed.sandbox.test":
-				allowed = true
-			case ev.Action == events.Blocked && ev.Name == "blocked.sandbox.test":
-				blocked = true
-			case ev.Action == events.Blocked && ev.Component == events.Kernel &&
-				(ev.Destination.Addr() == rawAddr4 || ev.Destination.Addr() == rawAddr6):
-				kernel = true
-			}
+			time.Sleep(pollEvery)
 		}
-		time.Sleep(pollEvery)
+		return allowed, named, kernel
 	}
+	allowed, named, kernel := seen(events.WouldBlock, time.Time{})
 	assert.True(t, allowed, "no allowed event for allowed.sandbox.test reached the dashboard")
-	assert.True(t, blocked, "no blocked event for blocked.sandbox.test reached the dashboard")
-	assert.True(t, kernel, "no kernel event for the direct-IP target reached the dashboard")
+	assert.True(t, named, "no would-block event for blocked.sandbox.test reached the dashboard")
+	assert.True(t, kernel, "no would-block kernel event for the direct-IP target reached the dashboard")
+
+	// Then suggest, as the instructions say: the policy lacks the names
+	// the traffic used.
+	pol := filepath.Join(info.Dir, filePolicy)
+	out, err := exec.Command(info.Filter, "suggest", "--diff", pol, filepath.Join(info.Dir, fileEvents)).CombinedOutput()
+	require.Error(t, err, "suggest --diff exits 1 when something is missing: %s", out)
+	// Four names below sandbox.test were seen: a wildcard stands for the
+	// two that the policy lacks.
+	assert.Contains(t, string(out), `+    - "*.sandbox.test"`)
+	assert.Contains(t, string(out), "blocked.sandbox.test, tracker.sandbox.test")
+	assert.Contains(t, string(out), `+    - "tcp/198.18.100.9:9000"`)
+
+	// Then enforce, with the printed command: the same traffic is blocked.
+	out, err = exec.Command("sh", "-c", sedCommand("", pol, "mode: audit", "mode: enforce")).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	switched := time.Now()
+	allowed, named, kernel = seen(events.Blocked, switched)
+	assert.True(t, allowed, "enforcing, allowed.sandbox.test is still allowed")
+	assert.True(t, named, "enforcing, no blocked event for blocked.sandbox.test reached the dashboard")
+	assert.True(t, kernel, "enforcing, no blocked kernel event for the direct-IP target reached the dashboard")
 
 	require.NoError(t, stop(), "teardown")
 

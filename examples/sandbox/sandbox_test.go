@@ -119,7 +119,8 @@ func TestForwarderDialFails(t *testing.T) {
 }
 
 func TestInstructionsNameEverything(t *testing.T) {
-	info := Info{Dashboard: "http://127.0.0.1:8081", Box: "g0e-sbx-1-box", Net: "g0e-sbx-1-net", Dir: "/tmp/sbx", User: "sandbox", Password: "0123abcd"}
+	info := Info{Dashboard: "http://127.0.0.1:8081", Box: "g0e-sbx-1-box", Net: "g0e-sbx-1-net", Dir: "/tmp/sbx", User: "sandbox", Password: "0123abcd",
+		Filter: "/tmp/sbx/g0efilter"}
 	out := instructions(info, 0, "sudo ")
 	for _, want := range []string{
 		"http://127.0.0.1:8081",
@@ -129,6 +130,8 @@ func TestInstructionsNameEverything(t *testing.T) {
 		"sudo ip netns exec g0e-sbx-1-box curl http://198.18.100.9:9000/",
 		`sudo sed -i 's|# - "blocked.sandbox.test"|- "blocked.sandbox.test"|' /tmp/sbx/policy.yaml`,
 		"every 2s",
+		"sudo /tmp/sbx/g0efilter suggest --diff /tmp/sbx/policy.yaml /tmp/sbx/events.jsonl",
+		`sudo sed -i 's|mode: audit|mode: enforce|' /tmp/sbx/policy.yaml`,
 	} {
 		assert.Contains(t, out, want)
 	}

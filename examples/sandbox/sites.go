@@ -96,6 +96,12 @@ var policyYAML = strings.NewReplacer(
 # and the previous policy stays in force. The dashboard's "unblock" button
 # edits it too, keeping these comments.
 
+# Watch first: auditing, the filter refuses nothing. It decides as it
+# would enforcing and reports what it would refuse as "would-block", so
+# that you see what the workload needs before anything breaks. Change this
+# to "mode: enforce" to block.
+mode: audit
+
 allowlist:
   # Addresses and prefixes, IPv4 and IPv6. Traffic to these goes straight
   # through, on any port, without a name check.
@@ -124,5 +130,11 @@ allowlist:
 // written in policyYAML, quotes included) in the policy file at path,
 // after sudo (see rootPrefix).
 func uncommentCommand(sudo, path, entry string) string {
-	return sudo + "sed -i 's|# - " + entry + "|- " + entry + "|' " + path
+	return sedCommand(sudo, path, "# - "+entry, "- "+entry)
+}
+
+// sedCommand returns the sed command that replaces from with to in the
+// file at path, after sudo (see rootPrefix).
+func sedCommand(sudo, path, from, to string) string {
+	return sudo + "sed -i 's|" + from + "|" + to + "|' " + path
 }
