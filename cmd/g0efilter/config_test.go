@@ -31,6 +31,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	assert.Equal(t, config{
 		LogLevel:            slog.LevelInfo,
 		Mode:                nftrules.ModeHTTPS,
+		Enforce:             policy.Enforce,
 		HTTPPort:            8080,
 		HTTPSPort:           8443,
 		DNSPort:             53,
@@ -124,6 +125,8 @@ func TestLoadConfigValid(t *testing.T) {
 		{"ALLOWLIST_DOMAINS empty is unset", map[string]string{"ALLOWLIST_DOMAINS": ""}, func(t *testing.T, c config) { assert.Nil(t, c.AllowDomains) }},
 		{"FILTER_MODE dns", map[string]string{"FILTER_MODE": "dns"}, func(t *testing.T, c config) { assert.Equal(t, nftrules.ModeDNS, c.Mode) }},
 		{"FILTER_MODE HTTPS", map[string]string{"FILTER_MODE": "HTTPS"}, func(t *testing.T, c config) { assert.Equal(t, nftrules.ModeHTTPS, c.Mode) }},
+		{"ENFORCE unset", map[string]string{}, func(t *testing.T, c config) { assert.Equal(t, policy.Enforce, c.Enforce) }},
+		{"ENFORCE audit", map[string]string{"ENFORCE": "Audit"}, func(t *testing.T, c config) { assert.Equal(t, policy.Audit, c.Enforce) }},
 		{"DNS_UPSTREAMS", map[string]string{"DNS_UPSTREAMS": "1.1.1.1, 9.9.9.9:5353,::1,[2001:db8::1]:53"}, func(t *testing.T, c config) {
 			var want []netip.AddrPort
 			for _, s := range []string{"1.1.1.1:53", "9.9.9.9:5353", "[::1]:53", "[2001:db8::1]:53"} {
@@ -188,6 +191,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "ALLOWLIST_IPS", value: "10.0.0.1/8"},
 		{name: "ALLOWLIST_DOMAINS", value: "github.com,bad domain"},
 		{name: "FILTER_MODE", value: "http"},
+		{name: "ENFORCE", value: "learn"},
 		{name: "DNS_UPSTREAMS", value: "1.1.1.1:0"},
 		{name: "DNS_UPSTREAMS", value: "https://dns.example"},
 		{name: "DNS_UPSTREAMS", value: "*.example:53"},

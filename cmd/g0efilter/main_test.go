@@ -130,9 +130,24 @@ func TestValidate(t *testing.T) {
 		code, out, errOut := runCmd(t, map[string]string{"POLICY_PATH": good}, "validate")
 		require.Equal(t, 0, code, errOut)
 		assert.Equal(t, good+": ok\n"+
+			"  mode:       enforce (ENFORCE)\n"+
 			"  ips:        3 (2 IPv4, 1 IPv6)\n"+
 			"  domains:    2\n"+
 			"  any domain: no\n", out)
+	})
+	t.Run("mode", func(t *testing.T) {
+		_, out, _ := runCmd(t, map[string]string{"ENFORCE": "audit"}, "validate", good)
+		assert.Contains(t, out, "  mode:       audit (ENFORCE): NOTHING IS BLOCKED")
+		audited := writePolicy(t, "mode: audit\n"+goodPolicy)
+		_, out, _ = runCmd(t, map[string]string{"ENFORCE": "enforce"}, "validate", audited)
+		assert.Contains(t, out, "  mode:       audit (the file's mode): NOTHING IS BLOCKED")
+		_, _, errOut := runCmd(t, map[string]string{"POLICY_PATH": good}, "check", "example.invalid")
+		assert.NotContains(t, errOut, "audit mode")
+		code, out, errOut := runCmd(t, map[string]string{"POLICY_PATH": audited}, "dry-run")
+		require.Equal(t, 0, code, errOut)
+		assert.Contains(t, out, `log prefix "g0efilter would block: " group 100 accept`)
+		_, _, errOut = runCmd(t, map[string]string{"POLICY_PATH": audited}, "check", "example.invalid")
+		assert.Contains(t, errOut, "audit mode")
 	})
 	t.Run("any domain from argument", func(t *testing.T) {
 		code, out, errOut := runCmd(t, nil, "validate", anyDomain)
