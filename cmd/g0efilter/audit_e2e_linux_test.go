@@ -70,6 +70,7 @@ func TestAuditHTTPS(t *testing.T) {
 	pe := startProxyEnv(t, auditPolicy, map[string]string{"ENFORCE": "audit", "METRICS_ADDR": ":9464"})
 	pe.Echo("tcp", ":7000")
 	udp := pe.RecordUDP(t, netip.MustParseAddrPort("[::]:7053"))
+	quic := pe.RecordUDP(t, netip.MustParseAddrPort("[::]:443"))
 	pe.filter.WaitForOutput("AUDIT MODE: nothing is blocked")
 	assert.Contains(t, health(t, pe.Env), "mode: AUDIT: NOTHING IS BLOCKED")
 	require.Eventually(t, func() bool {
@@ -85,10 +86,10 @@ func TestAuditHTTPS(t *testing.T) {
 	de := &dnsEnv{proxyEnv: pe, resolver: resolver}
 	var cases []auditCase
 	for _, f := range fams {
-		denied := e2e.Upstream4[2]
+		denied, resolverAddr := e2e.Upstream4[2], e2e.Upstream4[0]
 		qtype := dns.TypeA
 		if f.name == "IPv6" {
-			denied, qtype = e2e.Upstream6[2], dns.TypeAAAA
+			denied, resolverAddr, qtype = e2e.Upstream6[2], e2e.Upstream6[0], dns.TypeAAAA
 		}
 		web := func(scheme, name string, to netip.Addr) func(t *testing.T) (bool, string) {
 			return func(t *testing.T) (bool, string) {
@@ -124,6 +125,12 @@ func TestAuditHTTPS(t *testing.T) {
 				named(events.HTTPS, "wild.example", f.dest)},
 			auditCase{f.name + " HTTP, not allowlisted", web("http", "blocked.example", f.dest),
 				named(events.HTTP, "blocked.example", f.dest)},
+			// The web servers answer on every upstream address, the
+			// resolver's too, where allowed.example does not live.
+			auditCase{f.name + " TLS, allowed name at another address", web("https", "allowed.example", resolverAddr),
+				named(events.HTTPS, "allowed.example", resolverAddr)},
+			auditCase{f.name + " QUIC", hostile("udp", netip.AddrPortFrom(f.dest, 443)),
+				toAddr("udp", netip.AddrPortFrom(f.dest, 443), events.ReasonNotAllowlisted)},
 			auditCase{f.name + " TCP, not allowlisted", hostile("tcp", tcp),
 				toAddr("tcp", tcp, events.ReasonNotAllowlisted)},
 			auditCase{f.name + " UDP, not allowlisted", hostile("udp", udpTo),
@@ -148,6 +155,7 @@ func TestAuditHTTPS(t *testing.T) {
 		assert.Equal(t, 1, countRefusals(t, pe, c, events.WouldBlock), "auditing, %s: exactly one would-block event", c.name)
 	}
 	assert.Equal(t, 2, udp.Count(), "the UDP pings arrived")
+	assert.Equal(t, 2, quic.Count(), "the UDP 443 pings arrived")
 
 	// Allowed traffic is reported as allowed, and the guards hold.
 	body, err := pe.get(fams[0].dest, "https://allowed.example/")
@@ -198,6 +206,7 @@ func TestAuditHTTPS(t *testing.T) {
 		assert.NotEqual(t, events.WouldBlock, e.Action, "enforcing, no would-block: %+v", e)
 	}
 	assert.Equal(t, 2, udp.Count(), "no UDP ping arrived while enforcing")
+	assert.Equal(t, 2, quic.Count(), "no UDP 443 ping arrived while enforcing")
 	for _, e := range pe.readEvents(t) {
 		assert.Equal(t, "e2e", e.Host, "every event names the filter: %+v", e)
 	}
