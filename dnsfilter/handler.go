@@ -428,7 +428,20 @@ func (h *Handler) failed(q *query, err error) {
 func (h *Handler) relay(q *query) {
 	addrs := AnswerAddrs(q.r.Question[0].Name, q.resp.Answer)
 	if h.pass(q, txtBytes(q.resp), addrs) {
-		q.ev.Detail = detail(q.resp, addrs)
+		q.describe(detail(q.resp, addrs))
+	}
+}
+
+// describe sets the detail of q's event to d, what its answer holds. An
+// answer given only because the policy is audited keeps the refusal's
+// detail first: both say something.
+func (q *query) describe(d string) {
+	if q.ev.Action == events.WouldBlock && q.ev.Detail != "" && d != "" {
+		q.ev.Detail += "; answered " + d
+		return
+	}
+	if q.ev.Action != events.WouldBlock || q.ev.Detail == "" {
+		q.ev.Detail = d
 	}
 }
 
@@ -446,15 +459,15 @@ func (h *Handler) relayCached(q *query, c cached) {
 		q.resp, q.wire = m, nil
 	}
 	if h.pass(q, c.txtBytes, c.addrs) {
-		q.ev.Detail = c.detail
+		q.describe(c.detail)
 	}
 }
 
 // pass checks an answer whose TXT records hold txt bytes against the
 // Limits, refusing it when it is over them, and passes addrs, its
 // addresses, to OnAnswer. A question waived already (in audit mode) keeps
-// its one reason. It reports whether the answer is relayed as an allowed
-// one, for the event to describe it.
+// its one reason. It reports whether the answer is relayed, as an allowed
+// one or in audit mode, for the event to describe it.
 func (h *Handler) pass(q *query, txt int, addrs []AddrTTL) bool {
 	ev := &q.ev
 	if ev.Action != events.WouldBlock {
@@ -470,14 +483,15 @@ func (h *Handler) pass(q *query, txt int, addrs []AddrTTL) bool {
 		}
 	}
 	allowed := ev.Action == events.Allowed
+	relayed := allowed || ev.Action == events.WouldBlock
 	if q.local {
-		return allowed // resolution only: nothing pinned
+		return relayed // resolution only: nothing pinned
 	}
 	if pins := notDenied(q.deny, addrs); len(pins) > 0 && h.OnAnswer != nil {
 		question := q.r.Question[0]
 		h.OnAnswer(Answer{Name: ev.Name, QType: question.Qtype, Rule: q.rule, Addrs: pins, Audited: !allowed})
 	}
-	return allowed
+	return relayed
 }
 
 // notDenied returns the addresses the denylist does not hold.
