@@ -15,10 +15,16 @@ import (
 )
 
 // TestSuggestReplay: a workload run against a policy that allows nothing
-// is blocked at every step and leaves events; g0efilter suggest turns them
-// into a policy; applied live, it lets the same run through, and nothing
-// else.
+// is blocked at every step, or, auditing, gets through at every step, and
+// leaves events; g0efilter suggest turns them into a policy; applied live
+// and enforced, it lets the same run through, and nothing else.
 func TestSuggestReplay(t *testing.T) {
+	for _, mode := range []policy.Mode{policy.Enforce, policy.Audit} {
+		t.Run(string(mode), func(t *testing.T) { suggestReplay(t, mode) })
+	}
+}
+
+func suggestReplay(t *testing.T, mode policy.Mode) {
 	env := e2e.New(t)
 	names := []string{"x.tls.example", "plain.example", "other.example"}
 	records := map[string][]netip.Addr{}
@@ -30,7 +36,7 @@ func TestSuggestReplay(t *testing.T) {
 	env.Echo("tcp", ":7023")
 	env.RecordUDP(t, netip.MustParseAddrPort("[::]:7053"))
 	pe.events = t.TempDir() + "/events.jsonl"
-	pe.filter = env.StartFilter(t, "allowlist: {}\n", map[string]string{
+	pe.filter = env.StartFilter(t, "mode: "+string(mode)+"\nallowlist: {}\n", map[string]string{
 		"DNS_UPSTREAMS": e2e.Upstream4[0].String(), "LOG_FILE": pe.events,
 	})
 	pe.filter.WaitForOutput("ruleset installed")
@@ -50,13 +56,17 @@ func TestSuggestReplay(t *testing.T) {
 		{"tcp :7022", func() bool { return hostile("tcp", netip.AddrPortFrom(a3[0], 7022)) }},
 		{"udp :7053", func() bool { return hostile("udp", netip.AddrPortFrom(a3[0], 7053)) }},
 	}
+	refused := events.Blocked
+	if mode == policy.Audit {
+		refused = events.WouldBlock
+	}
 	for _, s := range steps {
-		assert.False(t, s.do(), "%s: blocked before", s.name)
+		assert.Equal(t, mode == policy.Audit, s.do(), "%s: blocked before, or through while auditing", s.name)
 	}
 	require.Eventually(t, func() bool {
 		kernel := 0
 		for _, e := range pe.readEvents(t) {
-			if e.Component == events.Kernel && e.Action == events.Blocked {
+			if e.Component == events.Kernel && e.Action == refused {
 				kernel++
 			}
 		}
@@ -71,7 +81,10 @@ func TestSuggestReplay(t *testing.T) {
 	assert.ElementsMatch(t, []string{"x.tls.example", "plain.example"}, p.Domains)
 	assert.Len(t, p.AddrPorts, 2)
 
-	pe.filter.SetPolicy(suggested)
+	pe.filter.SetPolicy("mode: enforce\n" + suggested)
+	if mode == policy.Audit {
+		pe.filter.WaitForOutput("enforce mode: the policy is enforced")
+	}
 	require.Eventually(t, func() bool { return steps[2].do() }, 10*time.Second, 100*time.Millisecond, "the suggested policy applies")
 	for _, s := range steps {
 		assert.True(t, s.do(), "%s: through with the suggested policy", s.name)
