@@ -45,7 +45,7 @@ func TestRunInNetNS(t *testing.T) {
 	p.WaitForSet("198.18.0.3")
 	out, err = health()
 	require.NoError(t, err, "%s", out)
-	wantHealth := "ok: ruleset installed\nown sockets: mark and cgroup\negress guard: veth0\n"
+	wantHealth := "ok: ruleset installed\nmode: enforce\nown sockets: mark and cgroup\negress guard: veth0\n"
 	if hasAFXDP() {
 		wantHealth += "AF_XDP: " + afXDPWarning + "\n"
 	}
