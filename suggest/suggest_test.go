@@ -2,6 +2,7 @@ package suggest
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -225,4 +226,75 @@ allowlist:
 	buf.Reset()
 	require.NoError(t, Diff(&buf, "policy.yaml", old, old))
 	assert.Empty(t, buf.String())
+}
+
+// TestSuggestWouldBlock: in audit mode a refusal is only reported; what
+// it would have refused is suggested as a blocked destination is, and
+// counted apart. What is no reason to allow anything stays so.
+func TestSuggestWouldBlock(t *testing.T) {
+	denied := ev(3, events.HTTPS, events.WouldBlock, "evil.example", "203.0.113.1:443")
+	denied.Reason = events.ReasonDenied
+	bypass := ev(4, events.Kernel, events.WouldBlock, "", "203.0.113.1:443")
+	bypass.Reason = events.ReasonForgedMark
+	o := observe(
+		ev(0, events.HTTPS, events.WouldBlock, "api.example.com", "198.51.100.1:443"),
+		ev(1, events.HTTPS, events.WouldBlock, "api.example.com", "198.51.100.1:443"),
+		ev(2, events.HTTPS, events.Blocked, "api.example.com", "198.51.100.1:443"),
+		denied, bypass,
+		ev(5, events.HTTPS, events.WouldBlock, "only.example.net", "198.51.100.2:443"),
+		ev(6, events.Kernel, events.WouldBlock, "", "203.0.113.9:22"),
+		ev(7, events.HTTPS, events.Allowed, "mixed.example.org", "198.51.100.3:443"),
+		ev(8, events.HTTPS, events.WouldBlock, "mixed.example.org", "198.51.100.3:443"),
+	)
+	got := Suggest(o, Options{})
+	assert.Equal(t, []string{"api.example.com", "only.example.net", "mixed.example.org", "tcp/203.0.113.9:22"}, values(got))
+	assert.Equal(t, Seen{Count: 3, Blocked: 1, WouldBlock: 2, First: t0, Last: t0.Add(2 * time.Second)}, got[0].Seen)
+	assert.Equal(t, "seen 3 times, 1 blocked, 2 would block", got[0].Comment())
+	assert.Equal(t, "seen 1 time, all would block", got[1].Comment())
+	assert.Equal(t, "seen 2 times, 1 would block", got[2].Comment())
+	assert.Equal(t, "seen 1 time, all would block", got[3].Comment())
+	assert.Equal(t, 2, o.Skipped, "a denied name and a forged mark, would-block or not")
+	assert.Equal(t, 9, o.Events)
+
+	// An event without a verdict is no decision.
+	o = observe(events.Event{Time: t0, Component: events.HTTPS, Name: "none.example", Destination: netip.MustParseAddrPort("198.51.100.1:443")})
+	assert.Empty(t, Suggest(o, Options{}))
+	assert.Equal(t, 1, o.Skipped)
+}
+
+func TestEntryCommentNoCounts(t *testing.T) {
+	assert.Equal(t, "seen 0 times", Entry{Value: "a.example"}.Comment())
+}
+
+// TestObservationsBound: a workload that asks for ever new names fills
+// the bound, not memory; what is kept goes on counting.
+func TestObservationsBound(t *testing.T) {
+	o := &Observations{MaxDestinations: 3}
+	for i, name := range []string{"a.example", "b.example", "c.example", "d.example", "e.example", "a.example"} {
+		o.Add(ev(i, events.HTTPS, events.WouldBlock, name, "198.51.100.1:443"))
+	}
+	assert.Equal(t, []string{"a.example", "b.example", "c.example"}, values(Suggest(o, Options{})))
+	assert.Equal(t, 2, o.Overflow)
+	assert.Equal(t, 2, Suggest(o, Options{})[0].Seen.Count, "a.example counted twice")
+
+	// Answers are bounded too.
+	o = &Observations{MaxDestinations: 2}
+	answer := ev(0, events.DNS, events.Allowed, "db.example.com", "")
+	answer.Detail = "198.51.100.1 198.51.100.2 198.51.100.3"
+	o.Add(answer)
+	o.Add(ev(1, events.Kernel, events.Blocked, "", "198.51.100.3:5432"))
+	assert.Equal(t, 1, o.Overflow, "the third answered address")
+	assert.Equal(t, []string{"db.example.com", "tcp/198.51.100.3:5432"}, values(Suggest(o, Options{})),
+		"a connection to an address not kept with its name is suggested by address")
+
+	// The default bound, against a hostile workload.
+	o = &Observations{}
+	for i := range 2 * DefaultMaxDestinations {
+		e := ev(i, events.DNS, events.WouldBlock, fmt.Sprintf("r%d.example", i), "")
+		e.Detail = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		o.Add(e)
+	}
+	assert.Len(t, o.dests, DefaultMaxDestinations)
+	assert.Equal(t, DefaultMaxDestinations, o.Overflow, "the names beyond the bound; their answers were not read")
+	assert.LessOrEqual(t, o.answers, DefaultMaxDestinations)
 }
