@@ -35,7 +35,13 @@
 // [Diff] shows it as a unified diff of the policy file (see
 // policy.Append).
 //
-// Observations keep at most [Observations.MaxDestinations] destinations
-// (10000 by default), so a workload asking for endless random names
-// cannot grow them without limit: what is beyond is counted in Overflow.
+// # What was observed
+//
+// [Observations.Destinations] lists every destination with its counts,
+// its latest verdict and the suggested entry that allows it, would-block
+// first: what a view of the workload's traffic shows.
+// [Observations.Merge] adds one set to another. Observations keep at most
+// [Observations.MaxDestinations] destinations (10000 by default), so a
+// workload asking for endless random names cannot grow them without
+// limit: what is beyond is counted in Overflow.
 package suggest

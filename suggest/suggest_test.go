@@ -266,6 +266,33 @@ func TestEntryCommentNoCounts(t *testing.T) {
 	assert.Equal(t, "seen 0 times", Entry{Value: "a.example"}.Comment())
 }
 
+// richObservations has every kind of destination: DNS questions and
+// their answers, names through the proxies on standard and other ports,
+// connections by address with and without a name, IDN, every verdict.
+func richObservations() *Observations {
+	answer := ev(0, events.DNS, events.Allowed, "db.example.com", "")
+	answer.Detail = "198.51.100.7 2001:db8::7"
+	audit := ev(1, events.DNS, events.WouldBlock, "cache.example.com", "")
+	audit.Detail = "198.51.100.8"
+	udp := ev(9, events.Kernel, events.Blocked, "", "203.0.113.9:53")
+	udp.Protocol = "udp"
+	skipped := ev(10, events.HTTPS, events.Blocked, "", "198.51.100.1:443")
+	skipped.Reason = events.ReasonNoName
+	return observe(answer, audit,
+		ev(2, events.Kernel, events.Blocked, "", "198.51.100.7:5432"),
+		ev(3, events.Kernel, events.WouldBlock, "", "[2001:db8::7]:5432"),
+		ev(4, events.Kernel, events.WouldBlock, "", "198.51.100.8:6379"),
+		ev(5, events.HTTPS, events.WouldBlock, "a.example.org", "198.51.100.9:443"),
+		ev(6, events.HTTPS, events.Blocked, "b.example.org", "198.51.100.9:443"),
+		ev(7, events.HTTP, events.Allowed, "c.example.org", "198.51.100.9:80"),
+		ev(8, events.HTTPS, events.WouldBlock, "api.example.net", "198.51.100.10:8443"),
+		udp, skipped,
+		ev(11, events.HTTPS, events.WouldBlock, "Bücher.example", "198.51.100.11:443"),
+		ev(12, events.Kernel, events.Allowed, "", "203.0.113.10:123"),
+		ev(13, events.HTTPS, events.Allowed, "a.example.org", "198.51.100.12:443"),
+	)
+}
+
 // TestObservationsBound: a workload that asks for ever new names fills
 // the bound, not memory; what is kept goes on counting.
 func TestObservationsBound(t *testing.T) {
@@ -294,7 +321,115 @@ func TestObservationsBound(t *testing.T) {
 		e.Detail = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
 		o.Add(e)
 	}
-	assert.Len(t, o.dests, DefaultMaxDestinations)
+	assert.Len(t, o.Destinations(Options{}), DefaultMaxDestinations)
 	assert.Equal(t, DefaultMaxDestinations, o.Overflow, "the names beyond the bound; their answers were not read")
 	assert.LessOrEqual(t, o.answers, DefaultMaxDestinations)
+}
+
+func TestDestinations(t *testing.T) {
+	o := richObservations()
+	type row struct {
+		Verdict         events.Action
+		Domain, Name    string
+		Addr            string
+		Proto           string
+		Port            uint16
+		Entry           string
+		Count, Blk, Wbl int
+	}
+	rows := func(ds []Destination) []row {
+		var out []row
+		for _, d := range ds {
+			a := ""
+			if d.Addr.IsValid() {
+				a = d.Addr.String()
+			}
+			out = append(out, row{d.Verdict, d.Domain, d.Name, a, d.Proto, d.Port, d.Entry, d.Seen.Count, d.Seen.Blocked, d.Seen.WouldBlock})
+		}
+		return out
+	}
+	W, B, A := events.WouldBlock, events.Blocked, events.Allowed
+	assert.Equal(t, []row{
+		{W, "example.com", "cache.example.com", "", "", 0, "cache.example.com", 1, 0, 1},
+		{W, "example.com", "cache.example.com", "198.51.100.8", "tcp", 6379, "tcp/cache.example.com:6379", 1, 0, 1},
+		{W, "example.com", "db.example.com", "2001:db8::7", "tcp", 5432, "tcp/db.example.com:5432", 1, 0, 1},
+		{W, "example.net", "api.example.net", "198.51.100.10", "tcp", 8443, "api.example.net:8443", 1, 0, 1},
+		{W, "xn--bcher-kva.example", "xn--bcher-kva.example", "198.51.100.11", "tcp", 443, "xn--bcher-kva.example", 1, 0, 1},
+		{B, "", "", "203.0.113.9", "udp", 53, "udp/203.0.113.9:53", 1, 1, 0},
+		{B, "example.com", "db.example.com", "198.51.100.7", "tcp", 5432, "tcp/db.example.com:5432", 1, 1, 0},
+		{B, "example.org", "b.example.org", "198.51.100.9", "tcp", 443, "*.example.org", 1, 1, 0},
+		{A, "", "", "203.0.113.10", "tcp", 123, "tcp/203.0.113.10:123", 1, 0, 0},
+		{A, "example.com", "db.example.com", "", "", 0, "db.example.com", 1, 0, 0},
+		{A, "example.org", "a.example.org", "198.51.100.12", "tcp", 443, "*.example.org", 2, 0, 1},
+		{A, "example.org", "c.example.org", "198.51.100.9", "tcp", 80, "*.example.org", 1, 0, 0},
+	}, rows(o.Destinations(Options{})))
+
+	// In dns mode a name covers its connections: the entries follow.
+	for _, d := range o.Destinations(Options{DNSMode: true}) {
+		if d.Name == "db.example.com" || d.Name == "cache.example.com" {
+			assert.Equal(t, d.Name, d.Entry)
+		}
+	}
+	// Every entry is one Suggest gives, so the view matches the download.
+	for _, opt := range []Options{{}, {DNSMode: true}, {WildcardMin: -1}} {
+		suggested := values(Suggest(o, opt))
+		for _, d := range o.Destinations(opt) {
+			assert.Contains(t, suggested, d.Entry, "%+v", d)
+		}
+	}
+	// The verdict is the latest, whatever the order events came in.
+	late := observe(ev(5, events.HTTPS, events.Allowed, "x.example", "198.51.100.1:443"),
+		ev(1, events.HTTPS, events.WouldBlock, "x.example", "198.51.100.2:443"))
+	ds := late.Destinations(Options{})
+	require.Len(t, ds, 1)
+	assert.Equal(t, events.Allowed, ds[0].Verdict)
+	assert.Equal(t, "198.51.100.1", ds[0].Addr.String(), "the address of the latest")
+	assert.Empty(t, (&Observations{}).Destinations(Options{}))
+}
+
+func TestSuggestIDNDestination(t *testing.T) {
+	o := observe(ev(0, events.HTTPS, events.WouldBlock, "Bücher.Example", "198.51.100.1:443"))
+	ds := o.Destinations(Options{})
+	require.Len(t, ds, 1)
+	assert.Equal(t, "xn--bcher-kva.example", ds[0].Name, "ASCII in the data")
+	assert.Equal(t, "xn--bcher-kva.example", ds[0].Domain)
+	got := Suggest(o, Options{})
+	assert.Equal(t, "bücher.example; seen 1 time, all would block", got[0].Comment(), "Unicode in the comment only")
+}
+
+// TestMerge: observations merged give what one set of the same events
+// gives.
+func TestMerge(t *testing.T) {
+	all := richObservations()
+	evs := []events.Event{}
+	// Split the same events in two, by re-observing halves.
+	answer := ev(0, events.DNS, events.Allowed, "db.example.com", "")
+	answer.Detail = "198.51.100.7"
+	evs = append(evs, answer,
+		ev(2, events.Kernel, events.Blocked, "", "198.51.100.7:5432"),
+		ev(5, events.HTTPS, events.WouldBlock, "a.example.org", "198.51.100.9:443"),
+		ev(13, events.HTTPS, events.Allowed, "a.example.org", "198.51.100.12:443"),
+	)
+	whole := observe(evs...)
+	first, second := observe(evs[1], evs[3]), observe(evs[0], evs[2])
+	first.Merge(second)
+	for _, opt := range []Options{{}, {DNSMode: true}} {
+		assert.Equal(t, Suggest(whole, opt), Suggest(first, opt))
+		assert.Equal(t, whole.Destinations(opt), first.Destinations(opt))
+	}
+	assert.Equal(t, whole.Events, first.Events)
+	assert.Equal(t, whole.From, first.From)
+	assert.Equal(t, whole.To, first.To)
+
+	// Into empty observations, everything.
+	var o Observations
+	o.Merge(all)
+	assert.Equal(t, Suggest(all, Options{}), Suggest(&o, Options{}))
+	assert.Equal(t, all.Skipped, o.Skipped)
+
+	// Within the receiver's bound.
+	small := Observations{MaxDestinations: 2}
+	small.Merge(all)
+	assert.Len(t, small.dests, 2)
+	assert.Positive(t, small.Overflow)
 }
