@@ -39,8 +39,10 @@
 //
 // [Observations.Destinations] lists every destination with its counts,
 // its latest verdict and the suggested entry that allows it, would-block
-// first: what a view of the workload's traffic shows.
-// [Observations.Merge] adds one set to another. Observations keep at most
+// first: what a view of the workload's traffic shows. Observations
+// encode to JSON with a version ([Observations.MarshalJSON]), so a
+// filter can keep its own record in a file and a tool suggest from it
+// later; [Observations.Merge] adds one set to another. They keep at most
 // [Observations.MaxDestinations] destinations (10000 by default), so a
 // workload asking for endless random names cannot grow them without
 // limit: what is beyond is counted in Overflow.

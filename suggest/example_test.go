@@ -1,6 +1,7 @@
 package suggest_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -56,4 +57,27 @@ func ExampleObservations_Destinations() {
 	// would-block example.com cdn.example.com tcp/443 -> *.example.com
 	// would-block example.com www.example.com tcp/443 -> *.example.com
 	// allowed     github.com  github.com      tcp/443 -> github.com
+}
+
+// Observations are kept in a file and read back, by a filter that keeps
+// its own record or by a tool that reads it.
+func ExampleObservations_MarshalJSON() {
+	var o suggest.Observations
+	o.Add(events.Event{Time: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC), Component: events.DNS, Action: events.WouldBlock,
+		Protocol: "udp", Name: "api.example.com", Reason: events.ReasonNotAllowlisted})
+	data, err := json.Marshal(o)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(string(data))
+	var back suggest.Observations
+	if err := json.Unmarshal(data, &back); err != nil {
+		panic(err)
+	}
+	for _, e := range suggest.Suggest(&back, suggest.Options{}) {
+		fmt.Println(e.Value, "#", e.Comment())
+	}
+	// Output:
+	// {"version":1,"events":1,"skipped":0,"from":"2026-12-03T10:00:00Z","to":"2026-12-03T10:00:00Z","destinations":[{"name":"api.example.com","verdict":"would-block","count":1,"would_block":1,"first":"2026-12-03T10:00:00Z","last":"2026-12-03T10:00:00Z"}]}
+	// api.example.com # seen 1 time, all would block
 }

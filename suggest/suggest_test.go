@@ -2,6 +2,7 @@ package suggest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -293,6 +294,65 @@ func richObservations() *Observations {
 	)
 }
 
+func TestObservationsJSON(t *testing.T) {
+	o := richObservations()
+	data, err := json.Marshal(o)
+	require.NoError(t, err)
+	var back Observations
+	require.NoError(t, json.Unmarshal(data, &back))
+
+	for _, opt := range []Options{{}, {DNSMode: true}, {WildcardMin: 2}} {
+		assert.Equal(t, Suggest(o, opt), Suggest(&back, opt), "%+v", opt)
+		assert.Equal(t, o.Destinations(opt), back.Destinations(opt), "%+v", opt)
+	}
+	assert.Equal(t, o.Events, back.Events)
+	assert.Equal(t, o.Skipped, back.Skipped)
+	assert.True(t, o.From.Equal(back.From) && o.To.Equal(back.To))
+	again, err := json.Marshal(&back)
+	require.NoError(t, err)
+	assert.Equal(t, string(data), string(again), "the same bytes again")
+	assert.Contains(t, string(data), `"version":1`)
+	assert.Contains(t, string(data), `{"name":"a.example.org","addr":"198.51.100.12","proto":"tcp","port":443,"verdict":"allowed","count":2,"would_block":1,`)
+
+	var empty Observations
+	data, err = json.Marshal(empty)
+	require.NoError(t, err)
+	assert.Equal(t, `{"version":1,"events":0,"skipped":0,"destinations":[]}`, string(data))
+	require.NoError(t, json.Unmarshal(data, &back))
+	assert.Empty(t, Suggest(&back, Options{}))
+}
+
+func TestObservationsJSONErrors(t *testing.T) {
+	const ok = `"verdict":"blocked","count":1,"first":"2026-12-03T10:00:00Z","last":"2026-12-03T10:00:00Z"`
+	for _, tc := range []struct{ name, data, err string }{
+		{"not JSON", `[`, "unexpected end"},
+		{"no version", `{"events":1,"destinations":[]}`, "version 0, want 1"},
+		{"a later version", `{"version":2,"destinations":[]}`, "version 2, want 1"},
+		{"negative counts", `{"version":1,"events":-1}`, "negative counts"},
+		{"name not canonical", `{"version":1,"destinations":[{"name":"Bücher.example",` + ok + `}]}`, `destination 0: name "Bücher.example"`},
+		{"any domain", `{"version":1,"destinations":[{"name":"*",` + ok + `}]}`, `name "*"`},
+		{"nothing", `{"version":1,"destinations":[{` + ok + `}]}`, "neither a name nor an address"},
+		{"address without port", `{"version":1,"destinations":[{"addr":"198.51.100.1","proto":"tcp",` + ok + `}]}`, "neither a name nor an address"},
+		{"mapped address", `{"version":1,"destinations":[{"addr":"::ffff:198.51.100.1","proto":"tcp","port":22,` + ok + `}]}`, "IPv4 form"},
+		{"protocol", `{"version":1,"destinations":[{"addr":"198.51.100.1","proto":"icmp","port":22,` + ok + `}]}`, `proto "icmp"`},
+		{"verdict", `{"version":1,"destinations":[{"name":"a.example","verdict":"error","count":1}]}`, "verdict error"},
+		{"no verdict", `{"version":1,"destinations":[{"name":"a.example","count":1}]}`, "verdict action(0)"},
+		{"counts", `{"version":1,"destinations":[{"name":"a.example","verdict":"blocked","count":1,"blocked":2}]}`, "do not add up"},
+		{"times", `{"version":1,"destinations":[{"name":"a.example","verdict":"blocked","count":1,"first":"2026-12-03T10:00:00Z","last":"2026-12-02T10:00:00Z"}]}`, "do not add up"},
+		{"twice", `{"version":1,"destinations":[{"name":"a.example",` + ok + `},{"name":"a.example",` + ok + `}]}`, "destination 1: listed twice"},
+		{"year", `{"version":1,"from":"0000-01-01T00:00:00+01:00","destinations":[]}`, "out of range"},
+		{"answer name", `{"version":1,"destinations":[],"answers":[{"addr":"198.51.100.1","names":["A.example"]}]}`, `answer 0: name "A.example"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := observe(ev(0, events.DNS, events.Allowed, "kept.example", ""))
+			err := o.UnmarshalJSON([]byte(tc.data))
+			require.ErrorIs(t, err, ErrFormat)
+			assert.ErrorContains(t, err, tc.err)
+			assert.Equal(t, []string{"kept.example"}, values(Suggest(o, Options{})), "unchanged on error")
+		})
+	}
+}
+
 // TestObservationsBound: a workload that asks for ever new names fills
 // the bound, not memory; what is kept goes on counting.
 func TestObservationsBound(t *testing.T) {
@@ -324,6 +384,19 @@ func TestObservationsBound(t *testing.T) {
 	assert.Len(t, o.Destinations(Options{}), DefaultMaxDestinations)
 	assert.Equal(t, DefaultMaxDestinations, o.Overflow, "the names beyond the bound; their answers were not read")
 	assert.LessOrEqual(t, o.answers, DefaultMaxDestinations)
+
+	// A reader keeps its own bound.
+	data, err := json.Marshal(observe(
+		ev(0, events.HTTPS, events.Blocked, "a.example", "198.51.100.1:443"),
+		ev(1, events.HTTPS, events.Blocked, "b.example", "198.51.100.1:443"),
+		ev(2, events.HTTPS, events.Blocked, "b.example", "198.51.100.1:443"),
+	))
+	require.NoError(t, err)
+	small := Observations{MaxDestinations: 1}
+	require.NoError(t, json.Unmarshal(data, &small))
+	assert.Equal(t, []string{"a.example"}, values(Suggest(&small, Options{})))
+	assert.Equal(t, 2, small.Overflow, "b.example's two events")
+	assert.Equal(t, 1, small.MaxDestinations)
 }
 
 func TestDestinations(t *testing.T) {
@@ -432,4 +505,26 @@ func TestMerge(t *testing.T) {
 	small.Merge(all)
 	assert.Len(t, small.dests, 2)
 	assert.Positive(t, small.Overflow)
+}
+
+func FuzzObservationsJSON(f *testing.F) {
+	data, err := json.Marshal(richObservations())
+	require.NoError(f, err)
+	f.Add(data)
+	f.Add([]byte(`{"version":1,"destinations":[]}`))
+	f.Add([]byte(`{"version":1,"destinations":[{"addr":"198.51.100.1","proto":"tcp","port":22,"verdict":"blocked","count":1,"blocked":1,"first":"2026-12-03T10:00:00Z","last":"2026-12-03T10:00:00Z"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var o Observations
+		if json.Unmarshal(data, &o) != nil {
+			return
+		}
+		out, err := json.Marshal(o)
+		require.NoError(t, err)
+		var back Observations
+		require.NoError(t, json.Unmarshal(out, &back), "%s", out)
+		again, err := json.Marshal(back)
+		require.NoError(t, err)
+		assert.Equal(t, string(out), string(again))
+		assert.Equal(t, Suggest(&o, Options{}), Suggest(&back, Options{}))
+	})
 }
