@@ -133,7 +133,7 @@ func (o *Observations) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("%w: answer %d: address %v", ErrFormat, i, a.Addr)
 		}
 		for _, name := range a.Names {
-			if c, err := policy.NormalizeDomain(name); err != nil || c != name || c == policy.AnyDomain {
+			if c, ok := hostName(name); !ok || c != name {
 				return fmt.Errorf("%w: answer %d: name %q", ErrFormat, i, name)
 			}
 			n.answer(a.Addr, name)
@@ -169,7 +169,7 @@ func (wd wireDest) parse() (dkey, *dest, error) {
 	d := &dest{verdict: wd.Verdict,
 		seen: Seen{Count: wd.Count, Blocked: wd.Blocked, WouldBlock: wd.WouldBlock, First: first, Last: last}}
 	if wd.Name != "" {
-		if c, err := policy.NormalizeDomain(wd.Name); err != nil || c != wd.Name || c == policy.AnyDomain {
+		if c, ok := hostName(wd.Name); !ok || c != wd.Name {
 			return k, nil, fmt.Errorf("name %q", wd.Name)
 		}
 		if wd.Proto == "" && wd.Port != 0 {

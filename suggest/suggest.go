@@ -132,8 +132,8 @@ func (o *Observations) Add(e events.Event) {
 	}
 	switch e.Component {
 	case events.DNS:
-		name, err := policy.NormalizeDomain(e.Name)
-		if err != nil || name == policy.AnyDomain {
+		name, ok := hostName(e.Name)
+		if !ok {
 			o.Skipped++
 			return
 		}
@@ -148,8 +148,8 @@ func (o *Observations) Add(e events.Event) {
 			}
 		}
 	case events.HTTPS, events.HTTP:
-		name, err := policy.NormalizeDomain(e.Name)
-		if err != nil || name == policy.AnyDomain {
+		name, ok := hostName(e.Name)
+		if !ok {
 			o.Skipped++
 			return
 		}
@@ -167,6 +167,17 @@ func (o *Observations) Add(e events.Event) {
 	default:
 		o.Skipped++
 	}
+}
+
+// hostName returns the canonical form of a name a workload reached or
+// asked for, if it is one: a wildcard ("*.example.com" as a server name)
+// is not, and must never become a suggested wildcard.
+func hostName(s string) (string, bool) {
+	name, err := policy.NormalizeDomain(s)
+	if err != nil || strings.HasPrefix(name, "*") {
+		return "", false
+	}
+	return name, true
 }
 
 // noReason reports whether r is that of a decision that is never a

@@ -115,7 +115,9 @@ func TestSuggestSkipsWhatIsNoReason(t *testing.T) {
 	}
 	e := ev(20, events.HTTPS, events.Blocked, "evil.example", "203.0.113.1:443")
 	e.Reason = events.ReasonDenied
-	evs = append(evs, e)
+	evs = append(evs, e,
+		ev(21, events.HTTPS, events.Blocked, "*.evil.example", "203.0.113.1:443"), // a server name is never a wildcard
+		ev(22, events.DNS, events.WouldBlock, "*", ""))
 	o := observe(evs...)
 	assert.Empty(t, Suggest(o, Options{}))
 	assert.Equal(t, len(evs), o.Skipped)
@@ -331,6 +333,7 @@ func TestObservationsJSONErrors(t *testing.T) {
 		{"negative counts", `{"version":1,"events":-1}`, "negative counts"},
 		{"name not canonical", `{"version":1,"destinations":[{"name":"Bücher.example",` + ok + `}]}`, `destination 0: name "Bücher.example"`},
 		{"any domain", `{"version":1,"destinations":[{"name":"*",` + ok + `}]}`, `name "*"`},
+		{"wildcard", `{"version":1,"destinations":[{"name":"*.example.com",` + ok + `}]}`, `name "*.example.com"`},
 		{"nothing", `{"version":1,"destinations":[{` + ok + `}]}`, "neither a name nor an address"},
 		{"address without port", `{"version":1,"destinations":[{"addr":"198.51.100.1","proto":"tcp",` + ok + `}]}`, "neither a name nor an address"},
 		{"mapped address", `{"version":1,"destinations":[{"addr":"::ffff:198.51.100.1","proto":"tcp","port":22,` + ok + `}]}`, "IPv4 form"},
