@@ -209,10 +209,20 @@
 // a table of decisions with filters and search, counters, a chart of allowed
 // and blocked per minute, and the most blocked names. Everything that comes
 // from the network is put in the page as text, and a Content-Security-Policy
-// allows no inline script should that ever slip. Unblock buttons show only
-// when [Info.Unblocks] is true, on blocked rows; a click asks for the row's
-// name (or its destination address when it has none) on the row's filter,
-// and the row then shows the request's state, polling until it is final.
+// allows no inline script should that ever slip. Would-block verdicts
+// (audit mode) are drawn apart from blocked ones, as an outline. Unblock
+// buttons show only when [Info.Unblocks] is true and to operators, on
+// blocked and would-block rows; a click asks for the row's name (or its
+// destination address when it has none) on the row's filter, and the row
+// then shows the request's state, polling until it is final.
+//
+// With one filter chosen, the page offers its Suggested policy.yaml and
+// its Observed view (GET /api/v1/observed): the filter's destinations by
+// registrable domain, would-block first, with their counts, first and
+// last times, verdict and suggested entry, refreshed as events arrive.
+// Its Allow button asks for a remote unblock of the destination's
+// [ObservedDestination.Target] exactly as an Unblock button does, so the
+// audit names who asked; it shows where Unblock buttons would.
 //
 // # Client
 //
