@@ -6,7 +6,7 @@
   const CHART_MINUTES = 30;
   const TOP_N = 8;
   const UNBLOCK_POLL_MS = 1500;
-  const OBSERVED_REFRESH_MS = 2000; // at most one refresh of the Observed view in this time
+  const OBSERVED_REFRESH_MS = 4000; // at most one refresh of the Observed view in this time: each reads the store
 
   const state = {
     records: [],      // oldest first
@@ -467,7 +467,6 @@
     $('observed-summary').textContent = parts.join('; ') + '.';
     $('observed-empty').hidden = groups.length > 0;
     $('observed-groups').replaceChildren(...groups.map((g) => observedGroup(host, g)));
-    $('observed').dataset.host = host;
   }
 
   function observedGroup(host, g) {
