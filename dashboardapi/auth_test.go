@@ -198,6 +198,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/api/v1/events", "", []int{unauth, unauth, unauth, ok, ok, forbid, forbid}},
 		{"GET", "/api/v1/info", "", []int{unauth, unauth, unauth, ok, ok, forbid, forbid}},
 		{"GET", "/api/v1/suggest?hostname=web-1", "", []int{unauth, unauth, unauth, ok, ok, forbid, forbid}},
+		{"GET", "/api/v1/observed?hostname=web-1", "", []int{unauth, unauth, unauth, ok, ok, forbid, forbid}},
 		{"GET", "/api/v1/unblocks/status", "", []int{unauth, unauth, unauth, ok, ok, forbid, forbid}},
 		{"GET", "/api/v1/unblocks/audit", "", []int{unauth, unauth, unauth, ok, ok, forbid, forbid}},
 		{"DELETE", "/api/v1/logs", "", []int{unauth, unauth, unauth, forbid, ok, forbid, forbid}},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -450,6 +451,140 @@ func TestBrowserSignIn(t *testing.T) {
 		ran := get(t, ctx, chromedp.Evaluate[string](`typeof window.__inline`))
 		assert.Equal(t, "script-src-elem", directive)
 		assert.Equal(t, "undefined", ran)
+	})
+	assert.Empty(t, pageErrors(), "no script errors in the page")
+}
+
+// TestBrowserObserved walks the Observed view in a real browser: a
+// filter's destinations by registrable domain, would-block first; Allow
+// asks for a remote unblock as the signed-in operator, recorded in the
+// audit; a viewer sees no Allow buttons. The live table sets would-block
+// apart from blocked.
+func TestBrowserObserved(t *testing.T) {
+	ctx, pageErrors := browser(t)
+	hs, _ := localServer(t, nil)
+	postAs := func(evs ...events.Event) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, hs.URL+"/api/v1/logs", strings.NewReader(ingestBody(t, evs...)))
+		require.NoError(t, err)
+		req.Header.Set(APIKeyHeader, anyFilterKey)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	evs := observedEvents(time.Now().Add(-time.Minute))
+	postAs(evs...)
+	last := len(evs)
+
+	// chooseAndOpen chooses web-1 and opens its Observed view.
+	chooseAndOpen := func(t *testing.T) {
+		t.Helper()
+		runIn(t, ctx, 10*time.Second,
+			chromedp.WaitVisible(fmt.Sprintf(`#rows tr[data-id="%d"]`, last)),
+			chromedp.SetValue(`#filter-host`, "web-1"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('filter-host').dispatchEvent(new Event('change'))`),
+			chromedp.Click(`#show-observed`),
+			chromedp.WaitVisible(`#observed .obs-group`),
+		)
+	}
+	groups := func(t *testing.T) []string {
+		t.Helper()
+		return get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#observed .obs-group')].map((s) => s.dataset.domain + ':' + s.dataset.verdict)`))
+	}
+	want := []string{"example.com:wouldblock", "example.net:wouldblock", "example.org:wouldblock",
+		"tracker.example:blocked", ":blocked", "github.com:allowed"}
+
+	t.Run("operator", func(t *testing.T) {
+		signInPage(t, ctx, hs.URL, "alice", alicePassword)
+		runIn(t, ctx, 10*time.Second, chromedp.WaitVisible(fmt.Sprintf(`#rows tr[data-id="%d"]`, last)))
+
+		// The live table: a would-block badge is drawn unlike a blocked one.
+		styles := get(t, ctx, chromedp.Evaluate[[]string](`['blocked', 'wouldblock', 'allowed'].map((a) => {
+			const s = getComputedStyle(document.querySelector('#rows tr.action-' + a + ' .verdict'));
+			return s.backgroundColor + ' ' + s.borderStyle + ' ' + s.color;
+		})`))
+		assert.NotEqual(t, styles[0], styles[1], "would-block apart from blocked")
+		assert.NotEqual(t, styles[2], styles[1], "would-block apart from allowed")
+		counted := get(t, ctx, chromedp.TextContent(`#count-wouldblock`))
+		assert.Equal(t, "5", counted)
+		liveButtons := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#rows tr.action-wouldblock .unblock-btn').length`))
+		assert.Equal(t, 5, liveButtons, "would-block rows can be unblocked as blocked ones")
+
+		hidden := get(t, ctx, chromedp.Evaluate[bool](`document.getElementById('show-observed').hidden`))
+		assert.True(t, hidden, "no Observed view while every filter is shown")
+		chooseAndOpen(t)
+		pressed := get(t, ctx, chromedp.Evaluate[string](`document.getElementById('show-observed').getAttribute('aria-pressed')`))
+		tableHidden := get(t, ctx, chromedp.Evaluate[bool](`document.getElementById('events-view').hidden`))
+		title := get(t, ctx, chromedp.TextContent(`#observed-title`))
+		assert.Equal(t, "true", pressed)
+		assert.True(t, tableHidden, "the view takes the table's place")
+		assert.Equal(t, "Observed destinations of web-1", title)
+		assert.Equal(t, want, groups(t), "would-block first, then blocked, then allowed")
+
+		rows := get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#observed .obs-group[data-domain="example.com"] tbody tr')].map((tr) =>
+			[0, 1, 2, 3, 4, 5, 8].map((i) => tr.cells[i].textContent).join('|'))`))
+		assert.Equal(t, []string{
+			"api.example.com|tcp/443|would-block|2|0|2|*.example.com",
+			"cdn.example.com|tcp/443|would-block|1|0|1|*.example.com",
+			"www.example.com|tcp/443|allowed|1|0|0|*.example.com",
+		}, rows)
+		addrGroup := get(t, ctx, chromedp.TextContent(`#observed .obs-group[data-domain=""] h3 .obs-domain`))
+		assert.Equal(t, "Addresses without a name", addrGroup)
+		buttons := get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#observed tbody tr')].map((tr) =>
+			tr.dataset.dest + ':' + [...tr.querySelectorAll('.unblock-btn')].map((b) => b.textContent).join())`))
+		assert.Equal(t, []string{"api.example.com:Allow", "cdn.example.com:Allow", "www.example.com:",
+			"db.example.net:Allow", "db.example.net:", "api.example.org:", "ads.tracker.example:Allow",
+			"203.0.113.9:Allow", "github.com:"}, buttons,
+			"Allow on what was refused and an unblock can allow; not on a name on another port")
+
+		runIn(t, ctx, 5*time.Second,
+			chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
+			chromedp.Click(`#observed tr[data-dest="api.example.com"] .unblock-btn`),
+			chromedp.WaitVisible(`#observed tr[data-dest="api.example.com"] .unblock-state[data-state="pending"]`),
+		)
+		c := newTestClient(t, ClientConfig{URL: hs.URL, APIKey: anyFilterKey})
+		reqs, err := c.PendingUnblocks(context.Background(), "web-1")
+		require.NoError(t, err)
+		require.Len(t, reqs, 1)
+		assert.Equal(t, "api.example.com", reqs[0].Target)
+		assert.Equal(t, UnblockDomain, reqs[0].Kind)
+		audit := get(t, ctx, chromedp.Evaluate[[]string](`fetch('api/v1/unblocks/audit').then((r) => r.json()).then((b) =>
+			b.records.map((r) => r.action + ' ' + r.hostname + ' ' + r.target + ' by ' + r.user + ': ' + r.result))`, chromedp.EvalAwaitPromise))
+		assert.Equal(t, []string{"request web-1 api.example.com by alice: created"}, audit, "the audit names who asked")
+
+		// A new event of the filter shows in the open view, and the request
+		// keeps its state when the view is drawn again.
+		late := evs[0]
+		late.Time, late.Name = time.Now(), "late.example"
+		postAs(late)
+		runIn(t, ctx, 10*time.Second,
+			chromedp.WaitVisible(`#observed .obs-group[data-domain="late.example"]`),
+			chromedp.WaitVisible(`#observed tr[data-dest="api.example.com"] .unblock-state[data-state="pending"]`),
+		)
+		last++
+		if *screenshotDir != "" {
+			png := get(t, ctx, chromedp.FullScreenshot(100))
+			require.NoError(t, os.WriteFile(filepath.Join(*screenshotDir, "observed.png"), png, 0o644))
+		}
+
+		runIn(t, ctx, 5*time.Second, chromedp.Click(`#show-observed`))
+		shown := get(t, ctx, chromedp.Evaluate[[]bool](`[document.getElementById('observed').hidden, document.getElementById('events-view').hidden]`))
+		assert.Equal(t, []bool{true, false}, shown, "closed: the table is back")
+		runIn(t, ctx, 10*time.Second,
+			chromedp.Click(`#logout`),
+			chromedp.WaitVisible(`#login`),
+		)
+	})
+
+	t.Run("viewer", func(t *testing.T) {
+		signInPage(t, ctx, hs.URL, "victor", victorPass)
+		chooseAndOpen(t)
+		assert.Equal(t, slices.Concat(want[:3], []string{"late.example:wouldblock"}, want[3:]), groups(t))
+		buttons := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#observed .unblock-btn, #observed th.unblock-col, #observed td.unblock').length`))
+		n := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#observed tbody tr').length`))
+		assert.Zero(t, buttons, "no Allow for a viewer")
+		assert.Equal(t, 10, n)
 	})
 	assert.Empty(t, pageErrors(), "no script errors in the page")
 }

@@ -50,6 +50,8 @@
 //	DELETE /api/v1/logs         clear: ClearResponse; operator
 //	GET    /api/v1/events       Server-Sent Events stream of records; viewer
 //	GET    /api/v1/info         Info, which the UI reads first; viewer
+//	GET    /api/v1/suggest?hostname=X    a policy.yaml suggested from a filter's events; viewer
+//	GET    /api/v1/observed?hostname=X   ObservedResponse: what a filter's workload reached; viewer
 //	GET    /                    the web UI; viewer (/assets/: anyone)
 //	GET    /login, POST /login  AuthLocal's sign-in; POST /logout
 //	GET    /auth/oidc/login, /auth/oidc/callback   AuthOIDC's sign-in
@@ -80,7 +82,8 @@
 //
 // # Reading
 //
-// GET /api/v1/logs takes action (allowed, blocked, error), component, q (a
+// GET /api/v1/logs takes action (allowed, blocked, would-block, error),
+// component, q (a
 // text that the filter's host name, the name, the source or destination
 // address, the reason or the rule contains, ignoring case: what the page's
 // search box looks at) and limit (at most
@@ -89,6 +92,19 @@
 // oldest ones after it, to read on page by page. Either way the events come
 // oldest first, and [LogsResponse.LastID] tells where a stream should take
 // over.
+//
+// # What a filter's workload did
+//
+// GET /api/v1/suggest and GET /api/v1/observed read the stored events of
+// one filter (hostname=X, its HOSTNAME; dns=1 for a filter in dns mode)
+// with the suggest package's rules. The first answers a policy.yaml that
+// allows what the workload did, to download and review; the second, an
+// [ObservedResponse]: every destination by registrable domain, groups
+// with a would-block destination first (audit mode), then blocked, then
+// allowed, each with its counts, first and last time, latest verdict,
+// the entry of that policy that allows it, and what remote unblock would
+// ask for to allow it. Neither knows the filter's policy; both read at
+// most the oldest 200 000 events held.
 //
 // # Stream
 //
@@ -193,10 +209,20 @@
 // a table of decisions with filters and search, counters, a chart of allowed
 // and blocked per minute, and the most blocked names. Everything that comes
 // from the network is put in the page as text, and a Content-Security-Policy
-// allows no inline script should that ever slip. Unblock buttons show only
-// when [Info.Unblocks] is true, on blocked rows; a click asks for the row's
-// name (or its destination address when it has none) on the row's filter,
-// and the row then shows the request's state, polling until it is final.
+// allows no inline script should that ever slip. Would-block verdicts
+// (audit mode) are drawn apart from blocked ones, as an outline. Unblock
+// buttons show only when [Info.Unblocks] is true and to operators, on
+// blocked and would-block rows; a click asks for the row's name (or its
+// destination address when it has none) on the row's filter, and the row
+// then shows the request's state, polling until it is final.
+//
+// With one filter chosen, the page offers its Suggested policy.yaml and
+// its Observed view (GET /api/v1/observed): the filter's destinations by
+// registrable domain, would-block first, with their counts, first and
+// last times, verdict and suggested entry, refreshed as events arrive.
+// Its Allow button asks for a remote unblock of the destination's
+// [ObservedDestination.Target] exactly as an Unblock button does, so the
+// audit names who asked; it shows where Unblock buttons would.
 //
 // # Client
 //

@@ -208,6 +208,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/v1/events", s.person(RoleViewer, http.HandlerFunc(s.stream)))
 	m.Handle("GET /api/v1/info", s.person(RoleViewer, http.HandlerFunc(s.info)))
 	m.Handle("GET /api/v1/suggest", s.person(RoleViewer, http.HandlerFunc(s.suggestPolicy)))
+	m.Handle("GET /api/v1/observed", s.person(RoleViewer, http.HandlerFunc(s.observed)))
 	if u := s.cfg.Unblocks; u != nil {
 		m.Handle("GET /api/v1/unblocks", s.requireKey(u))
 		m.Handle("POST /api/v1/unblocks/ack", s.requireKey(u))
@@ -357,7 +358,7 @@ func parseQuery(r *http.Request) (Query, error) {
 	var q Query
 	if a := v.Get("action"); a != "" {
 		if err := q.Action.UnmarshalText([]byte(a)); err != nil {
-			return q, errors.New("action: want allowed, blocked or error")
+			return q, errors.New("action: want allowed, blocked, would-block or error")
 		}
 	}
 	q.Component = events.Component(v.Get("component"))

@@ -22,39 +22,27 @@ func (s *Server) suggestPolicy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "hostname: required, the filter's HOSTNAME as its events carry it")
 		return
 	}
-	var o suggest.Observations
-	q := Query{Limit: streamChunk, Oldest: true}
-	read := 0
-	for read < suggestMaxRecords {
-		recs, more, err := s.store.Query(r.Context(), q)
-		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-		for i := range recs {
-			if recs[i].Event.Host == host {
-				o.Add(recs[i].Event)
-			}
-			q.After = recs[i].ID
-		}
-		read += len(recs)
-		if !more {
-			break
-		}
+	o, partial, err := s.observations(r, host)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
 	}
 	header := fmt.Sprintf("Suggested by the dashboard from %d events of %s", o.Events, host)
 	if !o.From.IsZero() {
 		header += fmt.Sprintf(",\n%s to %s", o.From.UTC().Format("2006-01-02 15:04:05"), o.To.UTC().Format("2006-01-02 15:04:05 MST"))
 	}
-	if read >= suggestMaxRecords {
+	if partial {
 		header += fmt.Sprintf(",\nthe oldest %d events this dashboard holds only", suggestMaxRecords)
 	}
 	if o.Skipped > 0 {
 		header += fmt.Sprintf(".\n%d events were no reason to allow anything (denied, malformed, attempts to get around the filter)", o.Skipped)
 	}
+	if o.Overflow > 0 {
+		header += fmt.Sprintf(".\n%d events were about more destinations than the %d kept, and left out", o.Overflow, suggest.DefaultMaxDestinations)
+	}
 	header += ".\nReview every entry before you use it: it allows what the workload did, no more."
 	var b bytes.Buffer
-	entries := suggest.Suggest(&o, suggest.Options{DNSMode: r.URL.Query().Get("dns") == "1"})
+	entries := suggest.Suggest(o, suggest.Options{DNSMode: r.URL.Query().Get("dns") == "1"})
 	if err := suggest.Write(&b, header, entries); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -66,4 +54,31 @@ func (s *Server) suggestPolicy(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b.Bytes())
+}
+
+// observations reads the stored events of the filter host, oldest first,
+// into Observations (bounded by their default MaxDestinations). partial
+// reports that it stopped at suggestMaxRecords records.
+func (s *Server) observations(r *http.Request, host string) (o *suggest.Observations, partial bool, err error) {
+	o = &suggest.Observations{}
+	q := Query{Limit: streamChunk, Oldest: true}
+	for read := 0; ; {
+		if read >= suggestMaxRecords {
+			return o, true, nil
+		}
+		recs, more, err := s.store.Query(r.Context(), q)
+		if err != nil {
+			return nil, false, err
+		}
+		for i := range recs {
+			if recs[i].Event.Host == host {
+				o.Add(recs[i].Event)
+			}
+			q.After = recs[i].ID
+		}
+		read += len(recs)
+		if !more {
+			return o, false, nil
+		}
+	}
 }

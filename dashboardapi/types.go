@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/g0lab/g0efilter/events"
 )
@@ -128,6 +129,84 @@ type Info struct {
 	// Logout is true when the person can sign out here (local and OIDC
 	// sign-ins).
 	Logout bool `json:"logout"`
+}
+
+// ObservedResponse answers GET /api/v1/observed?hostname=X: what one
+// filter's workload reached or tried to, as the events this dashboard
+// holds for it show, grouped by registrable domain. Groups come by their
+// most pressing verdict, would-block first, then blocked, then allowed;
+// within a verdict by domain, with the addresses reached without a name
+// last.
+type ObservedResponse struct {
+	// Hostname is the filter's.
+	Hostname string `json:"hostname"`
+	// Events counts the filter's events read; Skipped, those that are no
+	// reason to allow anything (denied, malformed, attempts to get around
+	// the filter); Overflow, those about more destinations than are kept
+	// (suggest.DefaultMaxDestinations).
+	Events   int `json:"events"`
+	Skipped  int `json:"skipped"`
+	Overflow int `json:"overflow"`
+	// Partial is true when only the oldest 200 000 events this
+	// dashboard holds, of every filter, were read.
+	Partial bool `json:"partial"`
+	// From and To bound the events' times; absent without events.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+	// Groups are the destinations by registrable domain.
+	Groups []ObservedGroup `json:"groups"`
+}
+
+// ObservedGroup is the destinations of one registrable domain, or those
+// reached by address without a name.
+type ObservedGroup struct {
+	// Domain is the registrable domain by the public suffix list
+	// ("example.co.uk" for api.example.co.uk; a name that has none stands
+	// for itself), "" for addresses reached without a name.
+	Domain string `json:"domain"`
+	// Verdict is the most pressing of its destinations' verdicts:
+	// would-block, else blocked, else allowed.
+	Verdict events.Action `json:"verdict"`
+	// Count, Blocked and WouldBlock sum its destinations'.
+	Count      int `json:"count"`
+	Blocked    int `json:"blocked"`
+	WouldBlock int `json:"would_block"`
+	// Destinations are ordered as the groups are, then by name, address
+	// and port.
+	Destinations []ObservedDestination `json:"destinations"`
+}
+
+// ObservedDestination is one name, or one address reached without a
+// name, on a protocol and port.
+type ObservedDestination struct {
+	// Name is the name in canonical (ASCII) form; empty for an address
+	// reached without one.
+	Name string `json:"name,omitempty"`
+	// Addr is the address connected to, when known: for a name, the one
+	// the filter last saw it at.
+	Addr string `json:"addr,omitempty"`
+	// Proto ("tcp", "udp") and Port are absent for a DNS question.
+	Proto string `json:"proto,omitempty"`
+	Port  uint16 `json:"port,omitempty"`
+	// Verdict is the latest decision: allowed, blocked or would-block.
+	Verdict events.Action `json:"verdict"`
+	// Count is how many decisions; Blocked and WouldBlock, how many of
+	// them refused or, in audit mode, would have.
+	Count      int `json:"count"`
+	Blocked    int `json:"blocked"`
+	WouldBlock int `json:"would_block"`
+	// First and Last bound the decisions' times.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	// Entry is the entry of the suggested policy (GET /api/v1/suggest,
+	// with the same dns parameter) that allows it: "api.example.com",
+	// "*.example.com", "tcp/198.51.100.7:5432", "api.example.com:8443".
+	Entry string `json:"entry"`
+	// Target is what the UI's Allow button asks a remote unblock for: the
+	// name, or the address (which an unblock allows on every port).
+	// Empty where no unblock target allows the destination (a name on a
+	// port other than 80 and 443 needs its Entry in the policy file).
+	Target string `json:"target,omitempty"`
 }
 
 // ErrorResponse is the body of every answer with a 4xx or 5xx status.

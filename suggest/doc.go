@@ -26,8 +26,24 @@
 //   - Attempts to get around the filter, denied destinations and
 //     malformed requests are never a reason to allow anything: they are
 //     counted, not suggested.
+//   - A filter in audit mode lets traffic through and reports what it
+//     would refuse (events.WouldBlock): that counts as blocked traffic
+//     does, and is what audit mode is for.
 //
 // Each entry carries a comment saying what it covers and how often it was
-// seen. [Missing] keeps what a policy lacks, and [Diff] shows it as a
-// unified diff of the policy file (see policy.Append).
+// seen, blocked and would block. [Missing] keeps what a policy lacks, and
+// [Diff] shows it as a unified diff of the policy file (see
+// policy.Append).
+//
+// # What was observed
+//
+// [Observations.Destinations] lists every destination with its counts,
+// its latest verdict and the suggested entry that allows it, would-block
+// first: what a view of the workload's traffic shows. Observations
+// encode to JSON with a version ([Observations.MarshalJSON]), so a
+// filter can keep its own record in a file and a tool suggest from it
+// later; [Observations.Merge] adds one set to another. They keep at most
+// [Observations.MaxDestinations] destinations (10000 by default), so a
+// workload asking for endless random names cannot grow them without
+// limit: what is beyond is counted in Overflow.
 package suggest

@@ -18,46 +18,90 @@ import (
 // [Suggest] propose a wildcard for it, when [Options.WildcardMin] is zero.
 const DefaultWildcardMin = 3
 
+// DefaultMaxDestinations bounds what [Observations] keep when
+// MaxDestinations is zero.
+const DefaultMaxDestinations = 10000
+
 // Observations are what a workload did, gathered from the filter's events
 // with [Observations.Add]: the names it asked for and the addresses it
 // connected to, with their protocols and ports. The zero value is empty
 // and ready to use; it is not safe for concurrent use.
+//
+// What they keep is bounded, so that a workload asking for millions of
+// random names cannot grow them without limit: see MaxDestinations.
 type Observations struct {
-	// seen holds every destination by its policy entry: "github.com",
-	// "tcp/github.com:22", "tcp/198.51.100.7:5432".
-	seen map[string]*Seen
+	// MaxDestinations bounds the distinct destinations kept, and the
+	// pairs of an address and a name that DNS answers tied together:
+	// beyond it an event about a new one is counted in Overflow and
+	// dropped, while those kept go on counting. Zero means
+	// DefaultMaxDestinations; negative means no bound (for a trusted file
+	// read offline).
+	MaxDestinations int
+	// dests holds every destination kept.
+	dests map[dkey]*dest
 	// answered maps each address that a DNS answer gave to the names it
 	// was given for, so that a connection to it is suggested by name.
 	answered map[netip.Addr][]string
-	// conns are the connections by address the kernel reported, tied to
-	// names only once every answer has been read.
-	conns []conn
+	answers  int // pairs in answered
 	// Events counts the events read; Skipped, those that could not be a
 	// reason to allow anything (attempts to get around the filter,
-	// denied destinations, malformed requests).
+	// denied destinations, malformed requests, errors).
 	Events, Skipped int
+	// Overflow counts the events and answered addresses dropped beyond
+	// MaxDestinations.
+	Overflow int
 	// From and To bound the events' times.
 	From, To time.Time
 }
 
-// conn is a connection to an address that the kernel reported.
-type conn struct {
+// dkey identifies a destination: a name, on the protocol and port a
+// proxy saw it on (AnyProto and 0 for a DNS question), or an address the
+// kernel saw a connection to, tied to names only once every answer has
+// been read.
+type dkey struct {
+	name  string
+	addr  netip.Addr // kernel connections only
 	proto policy.Proto
-	dst   netip.AddrPort
-	time  time.Time
-	ok    bool // allowed
+	port  uint16
 }
 
-// Seen is one observed destination.
+// dest is what is known about one destination.
+type dest struct {
+	seen    Seen
+	verdict events.Action // the decision at seen.Last
+	at      netip.Addr    // for a name, the address a proxy last saw it at
+}
+
+func (d *dest) add(t time.Time, a events.Action, at netip.Addr) {
+	if !t.Before(d.seen.Last) {
+		d.verdict = a
+		if at.IsValid() {
+			d.at = at
+		}
+	} else if !d.at.IsValid() {
+		d.at = at
+	}
+	d.seen.add(t, a)
+}
+
+// Seen counts the observations of a destination, or of what an entry
+// covers.
 type Seen struct {
-	Count, Blocked int
-	First, Last    time.Time
+	// Count is how many decisions; Blocked, how many refused the
+	// traffic; WouldBlock, how many would have refused it but let it
+	// through, in audit mode.
+	Count, Blocked, WouldBlock int
+	// First and Last bound their times.
+	First, Last time.Time
 }
 
-func (s *Seen) add(t time.Time, allowed bool) {
+func (s *Seen) add(t time.Time, a events.Action) {
 	s.Count++
-	if !allowed {
+	switch a {
+	case events.Blocked:
 		s.Blocked++
+	case events.WouldBlock:
+		s.WouldBlock++
 	}
 	if s.First.IsZero() || t.Before(s.First) {
 		s.First = t
@@ -67,11 +111,10 @@ func (s *Seen) add(t time.Time, allowed bool) {
 	}
 }
 
-// Add records one event.
+// Add records one event. A would-block event (audit mode) counts as a
+// blocked one does: both are decisions to refuse, and what they refused
+// is what a policy would have to allow.
 func (o *Observations) Add(e events.Event) {
-	if o.seen == nil {
-		o.seen, o.answered = map[string]*Seen{}, map[netip.Addr][]string{}
-	}
 	o.Events++
 	if o.From.IsZero() || e.Time.Before(o.From) {
 		o.From = e.Time
@@ -79,64 +122,148 @@ func (o *Observations) Add(e events.Event) {
 	if e.Time.After(o.To) {
 		o.To = e.Time
 	}
-	if e.Action == events.Error || e.Reason.Bypass() || e.Reason == events.ReasonDenied ||
-		e.Reason == events.ReasonMalformed || e.Reason == events.ReasonNoName || e.Reason == events.ReasonTimeout ||
-		e.Reason == events.ReasonRateLimited || e.Reason == events.ReasonTooLong || e.Reason == events.ReasonQueryType ||
-		e.Reason == events.ReasonLocalName {
+	if e.Action != events.Allowed && !e.Action.Refused() || noReason(e.Reason) {
 		o.Skipped++
 		return
 	}
-	allowed := e.Action == events.Allowed
 	proto := policy.TCP
 	if e.Protocol == "udp" {
 		proto = policy.UDP
 	}
 	switch e.Component {
 	case events.DNS:
-		name, err := policy.NormalizeDomain(e.Name)
-		if err != nil || name == policy.AnyDomain {
+		name, ok := hostName(e.Name)
+		if !ok {
 			o.Skipped++
 			return
 		}
-		o.record(name, e.Time, allowed)
+		d := o.dest(dkey{name: name})
+		if d == nil {
+			return
+		}
+		d.add(e.Time, e.Action, netip.Addr{})
 		for field := range strings.FieldsSeq(e.Detail) {
 			if a, err := netip.ParseAddr(field); err == nil {
-				a = a.Unmap()
-				if !slices.Contains(o.answered[a], name) {
-					o.answered[a] = append(o.answered[a], name)
-				}
+				o.answer(a.Unmap(), name)
 			}
 		}
 	case events.HTTPS, events.HTTP:
-		name, err := policy.NormalizeDomain(e.Name)
-		if err != nil || name == policy.AnyDomain {
+		name, ok := hostName(e.Name)
+		if !ok {
 			o.Skipped++
 			return
 		}
-		entry := name
-		if port := e.Destination.Port(); port != 0 && port != 80 && port != 443 {
-			entry = policy.NameRule{Pattern: name, Ports: policy.Ports{First: port, Last: port}}.String()
+		if d := o.dest(dkey{name: name, proto: proto, port: e.Destination.Port()}); d != nil {
+			d.add(e.Time, e.Action, e.Destination.Addr().Unmap())
 		}
-		o.record(entry, e.Time, allowed)
 	case events.Kernel:
 		if !e.Destination.IsValid() || e.Destination.Port() == 0 {
 			o.Skipped++
 			return
 		}
-		dst := netip.AddrPortFrom(e.Destination.Addr().Unmap(), e.Destination.Port())
-		o.conns = append(o.conns, conn{proto, dst, e.Time, allowed})
+		if d := o.dest(dkey{addr: e.Destination.Addr().Unmap(), proto: proto, port: e.Destination.Port()}); d != nil {
+			d.add(e.Time, e.Action, netip.Addr{})
+		}
 	default:
 		o.Skipped++
 	}
 }
 
-func (o *Observations) record(entry string, t time.Time, allowed bool) {
-	s := o.seen[entry]
-	if s == nil {
-		s = &Seen{}
-		o.seen[entry] = s
+// hostName returns the canonical form of a name a workload reached or
+// asked for, if it is one: a wildcard ("*.example.com" as a server name)
+// is not, and must never become a suggested wildcard.
+func hostName(s string) (string, bool) {
+	name, err := policy.NormalizeDomain(s)
+	if err != nil || strings.HasPrefix(name, "*") {
+		return "", false
 	}
-	s.add(t, allowed)
+	return name, true
+}
+
+// noReason reports whether r is that of a decision that is never a
+// reason to allow anything: an attempt to get around the filter, a
+// denied destination, a malformed or unanswerable request.
+func noReason(r events.Reason) bool {
+	switch r {
+	case events.ReasonDenied, events.ReasonMalformed, events.ReasonNoName, events.ReasonTimeout,
+		events.ReasonRateLimited, events.ReasonTooLong, events.ReasonQueryType, events.ReasonLocalName:
+		return true
+	}
+	return r.Bypass()
+}
+
+// limit is the bound of MaxDestinations, or -1 for none.
+func (o *Observations) limit() int {
+	switch {
+	case o.MaxDestinations < 0:
+		return -1
+	case o.MaxDestinations == 0:
+		return DefaultMaxDestinations
+	}
+	return o.MaxDestinations
+}
+
+// dest returns the destination of k, made if there is room, else nil
+// (counted in Overflow).
+func (o *Observations) dest(k dkey) *dest {
+	if d := o.dests[k]; d != nil {
+		return d
+	}
+	if n := o.limit(); n >= 0 && len(o.dests) >= n {
+		o.Overflow++
+		return nil
+	}
+	if o.dests == nil {
+		o.dests = map[dkey]*dest{}
+	}
+	d := &dest{}
+	o.dests[k] = d
+	return d
+}
+
+// answer records that a DNS answer gave a for name, if there is room.
+func (o *Observations) answer(a netip.Addr, name string) {
+	if slices.Contains(o.answered[a], name) {
+		return
+	}
+	if n := o.limit(); n >= 0 && o.answers >= n {
+		o.Overflow++
+		return
+	}
+	if o.answered == nil {
+		o.answered = map[netip.Addr][]string{}
+	}
+	o.answered[a] = append(o.answered[a], name)
+	o.answers++
+}
+
+// each calls f with the exact entry that allows the destination of k,
+// and the name it was reached by ("" for an address reached without
+// one): several times for an address that answers gave for several
+// names. These are the rules of [Suggest], before wildcards.
+func (o *Observations) each(k dkey, dnsMode bool, f func(name, entry string)) {
+	if k.name != "" {
+		if k.port == 0 || k.port == 80 || k.port == 443 {
+			f(k.name, k.name)
+		} else {
+			f(k.name, policy.NameRule{Pattern: k.name, Ports: policy.Ports{First: k.port, Last: k.port}}.String())
+		}
+		return
+	}
+	names := o.answered[k.addr]
+	switch {
+	case len(names) == 0:
+		f("", policy.AddrRule{Proto: k.proto, Prefix: netip.PrefixFrom(k.addr, k.addr.BitLen()),
+			Ports: policy.Ports{First: k.port, Last: k.port}}.String())
+	case dnsMode:
+		for _, n := range names {
+			f(n, n)
+		}
+	default:
+		for _, n := range names {
+			f(n, policy.NameRule{Proto: k.proto, Pattern: n, Ports: policy.Ports{First: k.port, Last: k.port}}.String())
+		}
+	}
 }
 
 // Options tune [Suggest]. The zero value is the default.
@@ -174,35 +301,16 @@ type Entry struct {
 // seen for them. Names come first, then addresses, each sorted.
 func Suggest(o *Observations, opt Options) []Entry {
 	minWild := cmp.Or(opt.WildcardMin, DefaultWildcardMin)
-	seen := make(map[string]*Seen, len(o.seen))
-	for k, s := range o.seen {
-		c := *s
-		seen[k] = &c
-	}
-	add := func(entry string, c conn) {
-		s := seen[entry]
-		if s == nil {
-			s = &Seen{}
-			seen[entry] = s
-		}
-		s.add(c.time, c.ok)
-	}
-	for _, c := range o.conns {
-		names := o.answered[c.dst.Addr()]
-		switch {
-		case len(names) == 0:
-			rule := policy.AddrRule{Proto: c.proto, Prefix: netip.PrefixFrom(c.dst.Addr(), c.dst.Addr().BitLen()),
-				Ports: policy.Ports{First: c.dst.Port(), Last: c.dst.Port()}}
-			add(rule.String(), c)
-		case opt.DNSMode:
-			for _, n := range names {
-				add(n, c)
+	seen := map[string]*Seen{}
+	for k, d := range o.dests {
+		o.each(k, opt.DNSMode, func(_, entry string) {
+			s := seen[entry]
+			if s == nil {
+				s = &Seen{}
+				seen[entry] = s
 			}
-		default:
-			for _, n := range names {
-				add(policy.NameRule{Proto: c.proto, Pattern: n, Ports: policy.Ports{First: c.dst.Port(), Last: c.dst.Port()}}.String(), c)
-			}
-		}
+			s.merge(&d.seen)
+		})
 	}
 
 	// Plain names, grouped by registrable domain.
@@ -281,6 +389,7 @@ func (s *Seen) merge(o *Seen) {
 	}
 	s.Count += o.Count
 	s.Blocked += o.Blocked
+	s.WouldBlock += o.WouldBlock
 	if s.First.IsZero() || (!o.First.IsZero() && o.First.Before(s.First)) {
 		s.First = o.First
 	}
@@ -311,12 +420,18 @@ func (e Entry) Comment() string {
 		times = "time"
 	}
 	fmt.Fprintf(&b, "seen %d %s", e.Seen.Count, times)
-	switch e.Seen.Blocked {
-	case 0:
-	case e.Seen.Count:
+	switch s := e.Seen; {
+	case s.Blocked > 0 && s.Blocked == s.Count:
 		b.WriteString(", all blocked")
+	case s.WouldBlock > 0 && s.WouldBlock == s.Count:
+		b.WriteString(", all would block")
 	default:
-		fmt.Fprintf(&b, ", %d blocked", e.Seen.Blocked)
+		if s.Blocked > 0 {
+			fmt.Fprintf(&b, ", %d blocked", s.Blocked)
+		}
+		if s.WouldBlock > 0 {
+			fmt.Fprintf(&b, ", %d would block", s.WouldBlock)
+		}
 	}
 	return b.String()
 }

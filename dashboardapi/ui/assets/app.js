@@ -6,6 +6,7 @@
   const CHART_MINUTES = 30;
   const TOP_N = 8;
   const UNBLOCK_POLL_MS = 1500;
+  const OBSERVED_REFRESH_MS = 4000; // at most one refresh of the Observed view in this time: each reads the store
 
   const state = {
     records: [],      // oldest first
@@ -19,12 +20,20 @@
     unblocks: new Map(),     // filter + "\n" + target → its newest request
     unblockAlias: new Map(), // a row's key → the key of the request it made
     unblockPoll: null,
+    observed: { open: false, host: '', timer: null },
   };
 
   const $ = (id) => document.getElementById(id);
 
   // operator reports whether the signed-in person may change things.
   const operator = () => state.info.role === 'operator';
+
+  // canUnblock reports whether unblock (and Allow) buttons are shown.
+  const canUnblock = () => state.info.unblocks && operator();
+
+  // refused reports whether a verdict refused the traffic, or in audit
+  // mode would have.
+  const refused = (action) => action === 'blocked' || action === 'would-block';
 
   // api calls the dashboard's API. A request that changes something
   // carries the CSRF token; an answer saying the sign-in ended reloads the
@@ -106,18 +115,23 @@
     if (r.detail) more.push(r.detail);
     if (more.length) reason.title = more.join('\n');
     tr.append(reason);
-    if (state.info.unblocks && operator()) {
+    if (canUnblock()) {
       const td = el('td', 'unblock');
-      const target = r.name || r.dst_ip;
-      if (r.action === 'blocked' && target && r.host) {
-        td.dataset.host = r.host;
-        td.dataset.target = target;
-        td.dataset.key = unblockKey(r.host, target);
-        fillUnblock(td);
-      }
+      if (refused(r.action)) unblockCell(td, r.host, r.name || r.dst_ip, 'Unblock');
       tr.append(td);
     }
     return tr;
+  }
+
+  // unblockCell makes td the unblock cell of target on filter host, with a
+  // button labelled label.
+  function unblockCell(td, host, target, label) {
+    if (!host || !target) return;
+    td.dataset.host = host;
+    td.dataset.target = target;
+    td.dataset.key = unblockKey(host, target);
+    td.dataset.label = label;
+    fillUnblock(td);
   }
 
   // Remote unblock. Requests are kept by filter and target, so that every
@@ -141,8 +155,8 @@
 
   const STATE_TEXT = { pending: 'pending…', applied: 'applied', failed: 'failed', expired: 'expired' };
 
-  // fillUnblock draws a blocked row's unblock cell: the state of its latest
-  // request, and a button unless one is pending or applied.
+  // fillUnblock draws an unblock cell: the state of its latest request, and
+  // a button unless one is pending or applied.
   function fillUnblock(td, problem) {
     const req = unblockFor(td.dataset.key);
     const parts = [];
@@ -160,7 +174,8 @@
       parts.push(span);
     }
     if (!req || req.state === 'failed' || req.state === 'expired') {
-      const b = el('button', 'unblock-btn', req ? 'Unblock again' : 'Unblock');
+      const label = td.dataset.label || 'Unblock';
+      const b = el('button', 'unblock-btn', req ? label + ' again' : label);
       b.type = 'button';
       b.addEventListener('click', () => requestUnblock(td, b));
       parts.push(b);
@@ -169,7 +184,7 @@
   }
 
   function refreshUnblocks(keys) {
-    for (const td of document.querySelectorAll('#rows td.unblock')) {
+    for (const td of document.querySelectorAll('td.unblock[data-key]')) {
       const k = td.dataset.key;
       if (k && (keys.has(k) || keys.has(state.unblockAlias.get(k)))) fillUnblock(td);
     }
@@ -257,12 +272,13 @@
   }
 
   function counters() {
-    const c = { allowed: 0, blocked: 0, error: 0 };
+    const c = { allowed: 0, blocked: 0, error: 0, 'would-block': 0 };
     for (const r of state.records) if (r.action in c) c[r.action]++;
     $('count-total').textContent = String(state.records.length);
     $('count-allowed').textContent = String(c.allowed);
     $('count-blocked').textContent = String(c.blocked);
     $('count-error').textContent = String(c.error);
+    $('count-wouldblock').textContent = String(c['would-block']);
     $('count-hosts').textContent = String(state.hosts.size);
   }
 
@@ -362,6 +378,7 @@
       state.records.push(r);
       addHost(r.host);
       added++;
+      if (r.host === state.observed.host) scheduleObserved();
       if (live && matches(r, f)) {
         const tr = row(r);
         tr.classList.add('new');
@@ -395,6 +412,130 @@
     state.pending = state.pending.filter(keep);
     render();
     summaries();
+    scheduleObserved();
+  }
+
+  // The Observed view: what the chosen filter's workload reached or tried
+  // to, by registrable domain, would-block first, as the dashboard's
+  // events show it (GET api/v1/observed), with an Allow button that asks
+  // for a remote unblock as the table's Unblock does.
+
+  function setObservedOpen(open) {
+    state.observed.open = open;
+    $('show-observed').setAttribute('aria-pressed', String(open));
+    $('observed').hidden = !open;
+    $('events-view').hidden = open;
+    if (open) loadObserved();
+  }
+
+  // scheduleObserved refreshes an open view soon, once however many events
+  // arrive meanwhile.
+  function scheduleObserved() {
+    if (!state.observed.open || state.observed.timer) return;
+    state.observed.timer = setTimeout(() => {
+      state.observed.timer = null;
+      loadObserved();
+    }, OBSERVED_REFRESH_MS);
+  }
+
+  async function loadObserved() {
+    const host = $('filter-host').value;
+    if (!state.observed.open || !host) return;
+    state.observed.host = host;
+    $('observed-title').textContent = 'Observed destinations of ' + host;
+    let body;
+    try {
+      const resp = await api('api/v1/observed?hostname=' + encodeURIComponent(host));
+      body = await resp.json();
+      if (!resp.ok) throw new Error(body.error || String(resp.status));
+    } catch (e) {
+      $('observed-summary').textContent = 'Cannot read what was observed: ' + String(e.message || e);
+      return;
+    }
+    if (host !== $('filter-host').value) return; // another filter was chosen meanwhile
+    renderObserved(host, body);
+  }
+
+  function renderObserved(host, body) {
+    const groups = Array.isArray(body.groups) ? body.groups : [];
+    let n = 0;
+    for (const g of groups) n += (g.destinations || []).length;
+    const parts = [n + (n === 1 ? ' destination' : ' destinations') + ' from ' + (body.events || 0) + ' events'];
+    if (body.skipped) parts.push(body.skipped + ' no reason to allow anything (denied, malformed, attempts to get around the filter)');
+    if (body.overflow) parts.push(body.overflow + ' about more destinations than are kept, left out');
+    if (body.partial) parts.push('the oldest events held only');
+    $('observed-summary').textContent = parts.join('; ') + '.';
+    $('observed-empty').hidden = groups.length > 0;
+    $('observed-groups').replaceChildren(...groups.map((g) => observedGroup(host, g)));
+  }
+
+  function observedGroup(host, g) {
+    const sec = el('section', 'obs-group');
+    const domain = g.domain || '';
+    sec.dataset.domain = domain;
+    sec.dataset.verdict = cls(g.verdict);
+    const title = domain || 'Addresses without a name';
+    const h = el('h3');
+    const counts = [g.count + ' seen'];
+    if (g.blocked) counts.push(g.blocked + ' blocked');
+    if (g.would_block) counts.push(g.would_block + ' would block');
+    h.append(el('span', 'verdict ' + cls(g.verdict), g.verdict), el('span', domain ? 'obs-domain' : 'obs-domain unnamed', title),
+      el('span', 'muted obs-counts', counts.join(', ')));
+    const table = el('table', 'obs');
+    table.setAttribute('aria-label', 'Destinations of ' + title);
+    const head = el('tr');
+    for (const [text, c] of [['Destination'], ['Port'], ['Verdict'], ['Seen', 'num'], ['Blocked', 'num'],
+      ['Would block', 'num'], ['First seen'], ['Last seen'], ['Suggested entry']]) {
+      const th = el('th', c, text);
+      th.scope = 'col';
+      head.append(th);
+    }
+    if (canUnblock()) {
+      const th = el('th', 'unblock-col', 'Allow');
+      th.scope = 'col';
+      head.append(th);
+    }
+    const thead = el('thead');
+    thead.append(head);
+    const tbody = el('tbody');
+    for (const d of g.destinations || []) tbody.append(observedRow(host, d));
+    table.append(thead, tbody);
+    const wrap = el('div', 'table-wrap');
+    wrap.append(table);
+    sec.append(h, wrap);
+    return sec;
+  }
+
+  function observedRow(host, d) {
+    const tr = el('tr', 'action-' + cls(d.verdict));
+    tr.dataset.dest = d.name || d.addr || '';
+    const what = el('td', 'name', d.name || d.addr || '');
+    if (d.name && d.addr) what.title = 'at ' + d.addr;
+    tr.append(what);
+    const port = el('td', 'port', d.port ? (d.proto ? d.proto + '/' : '') + d.port : 'DNS');
+    if (!d.port) port.title = 'asked for in DNS';
+    tr.append(port);
+    const v = el('td', 'verdict-cell');
+    v.append(el('span', 'verdict ' + cls(d.verdict), d.verdict));
+    tr.append(v);
+    tr.append(el('td', 'num seen', d.count));
+    tr.append(el('td', 'num blocked', d.blocked));
+    tr.append(el('td', 'num wouldblock', d.would_block));
+    for (const t of [d.first, d.last]) {
+      const td = el('td', 'time', fmtTime(t));
+      td.title = String(t);
+      tr.append(td);
+    }
+    const entry = el('td', 'entry', d.entry || '');
+    entry.title = 'the entry of the suggested policy.yaml that allows it';
+    tr.append(entry);
+    if (canUnblock()) {
+      const td = el('td', 'unblock');
+      if (refused(d.verdict) && d.target) unblockCell(td, host, d.target, 'Allow');
+      else if (refused(d.verdict)) td.title = 'Add ' + (d.entry || 'its entry') + ' to the policy file: remote unblock allows names and addresses only';
+      tr.append(td);
+    }
+    return tr;
   }
 
   function setStatus(s, text) {
@@ -471,14 +612,20 @@
     let t = null;
     $('search').addEventListener('input', () => { clearTimeout(t); t = setTimeout(render, 120); });
     for (const id of ['filter-action', 'filter-component', 'filter-host']) $(id).addEventListener('change', render);
-    // One filter chosen: offer the policy suggested from its events.
+    // One filter chosen: offer the policy suggested from its events, and
+    // the view of what its workload reached.
     $('filter-host').addEventListener('change', () => {
       const h = $('filter-host').value;
       const a = $('suggest');
       a.hidden = !h;
       if (h) a.href = 'api/v1/suggest?hostname=' + encodeURIComponent(h);
       else a.removeAttribute('href');
+      $('show-observed').hidden = !h;
+      state.observed.host = h;
+      if (!h && state.observed.open) setObservedOpen(false);
+      else if (state.observed.open) loadObserved();
     });
+    $('show-observed').addEventListener('click', () => setObservedOpen(!state.observed.open));
     $('pause').addEventListener('click', () => {
       state.paused = !state.paused;
       $('pause').textContent = state.paused ? 'Resume' : 'Pause';

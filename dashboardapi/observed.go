@@ -1,0 +1,104 @@
+package dashboardapi
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+
+	"github.com/g0lab/g0efilter/events"
+	"github.com/g0lab/g0efilter/policy"
+	"github.com/g0lab/g0efilter/suggest"
+)
+
+// observed answers GET /api/v1/observed?hostname=H (&dns=1 for a filter
+// in dns mode): the destinations the stored events of that filter show
+// its workload reached or tried to, grouped by registrable domain, what
+// needs a person first: the suggest package's view, with the entries of
+// the policy /api/v1/suggest offers.
+func (s *Server) observed(w http.ResponseWriter, r *http.Request) {
+	host := r.URL.Query().Get("hostname")
+	if host == "" {
+		writeError(w, http.StatusBadRequest, "hostname: required, the filter's HOSTNAME as its events carry it")
+		return
+	}
+	o, partial, err := s.observations(r, host)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	resp := ObservedResponse{Hostname: host, Events: o.Events, Skipped: o.Skipped, Overflow: o.Overflow,
+		Partial: partial, From: o.From.UTC(), To: o.To.UTC(), Groups: []ObservedGroup{}}
+	for _, d := range o.Destinations(suggest.Options{DNSMode: r.URL.Query().Get("dns") == "1"}) {
+		od := ObservedDestination{Name: d.Name, Proto: d.Proto, Port: d.Port, Verdict: d.Verdict,
+			Count: d.Seen.Count, Blocked: d.Seen.Blocked, WouldBlock: d.Seen.WouldBlock,
+			First: d.Seen.First.UTC(), Last: d.Seen.Last.UTC(), Entry: d.Entry, Target: unblockTarget(d)}
+		if d.Addr.IsValid() {
+			od.Addr = d.Addr.String()
+		}
+		i := slices.IndexFunc(resp.Groups, func(g ObservedGroup) bool { return g.Domain == d.Domain })
+		if i < 0 {
+			i = len(resp.Groups)
+			// Destinations come would-block first: a group's first is its
+			// most pressing verdict.
+			resp.Groups = append(resp.Groups, ObservedGroup{Domain: d.Domain, Verdict: d.Verdict})
+		}
+		g := &resp.Groups[i]
+		g.Count += od.Count
+		g.Blocked += od.Blocked
+		g.WouldBlock += od.WouldBlock
+		g.Destinations = append(g.Destinations, od)
+	}
+	// By verdict, then by domain, with the addresses reached without a
+	// name after the names of the same verdict.
+	slices.SortStableFunc(resp.Groups, func(a, b ObservedGroup) int {
+		unnamed := func(g ObservedGroup) int {
+			if g.Domain == "" {
+				return 1
+			}
+			return 0
+		}
+		return cmp.Or(
+			cmp.Compare(verdictRank(a.Verdict), verdictRank(b.Verdict)),
+			cmp.Compare(unnamed(a), unnamed(b)),
+			cmp.Compare(a.Domain, b.Domain),
+		)
+	})
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// verdictRank orders verdicts by what needs a person first.
+func verdictRank(a events.Action) int {
+	switch a {
+	case events.WouldBlock:
+		return 0
+	case events.Blocked:
+		return 1
+	}
+	return 2
+}
+
+// unblockTarget is what the UI's Allow button asks a remote unblock for,
+// so that the filter allows the destination: its name where a name entry
+// allows it (the entry is the name or a wildcard over it), else its
+// address (a connection by address, allowed on every port by an unblock).
+// It is "" where neither would: a name reached through a proxy on another
+// port than 80 and 443 needs a "name:port" entry, which remote unblock
+// does not make.
+func unblockTarget(d suggest.Destination) string {
+	if d.Name != "" {
+		r, err := policy.ParseNameEntry(d.Entry)
+		switch {
+		case err != nil:
+			return ""
+		case r.Ports.All():
+			return d.Name
+		case r.Proto == policy.AnyProto:
+			return "" // name:port
+		}
+		// tcp/name:port: a connection to an address an answer gave for the name.
+	}
+	if d.Addr.IsValid() {
+		return d.Addr.WithZone("").String()
+	}
+	return ""
+}
