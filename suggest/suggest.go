@@ -115,6 +115,9 @@ func (s *Seen) add(t time.Time, a events.Action) {
 // blocked one does: both are decisions to refuse, and what they refused
 // is what a policy would have to allow.
 func (o *Observations) Add(e events.Event) {
+	if e.Action == events.Changed {
+		return // the filter's, not the workload's
+	}
 	o.Events++
 	if o.From.IsZero() || e.Time.Before(o.From) {
 		o.From = e.Time

@@ -263,6 +263,11 @@ func TestSuggestWouldBlock(t *testing.T) {
 	o = observe(events.Event{Time: t0, Component: events.HTTPS, Name: "none.example", Destination: netip.MustParseAddrPort("198.51.100.1:443")})
 	assert.Empty(t, Suggest(o, Options{}))
 	assert.Equal(t, 1, o.Skipped)
+
+	// A change of mode is the filter's: not counted at all.
+	o = observe(events.Event{Time: t0, Component: events.Policy, Action: events.Changed, Reason: events.ReasonAuditMode})
+	assert.Zero(t, o.Events)
+	assert.Zero(t, o.Skipped)
 }
 
 func TestEntryCommentNoCounts(t *testing.T) {

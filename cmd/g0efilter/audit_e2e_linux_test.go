@@ -218,7 +218,8 @@ func TestAuditHTTPS(t *testing.T) {
 // reported by the kernel. Switching to enforce refuses the name again,
 // and the address pinned while auditing is closed at once.
 func TestAuditDNS(t *testing.T) {
-	de := startDNSEnv(t, map[string]string{"ENFORCE": "audit"})
+	observed := t.TempDir() + "/observed.json"
+	de := startDNSEnv(t, map[string]string{"ENFORCE": "audit", "OBSERVED_FILE": observed})
 	de.Echo("tcp", ":7000")
 	de.filter.WaitForOutput("AUDIT MODE: nothing is blocked")
 	assert.Contains(t, health(t, de.Env), "mode: AUDIT")
@@ -264,4 +265,13 @@ func TestAuditDNS(t *testing.T) {
 	require.Equal(t, dns.RcodeSuccess, resp.Rcode)
 	ok, line = de.Hostile(t, e2e.AsNobody, "tcp", "-addr", answered.String(), "-timeout", "1s")
 	assert.True(t, ok, "pinned again by an allowed answer: %s", line)
+
+	// The filter kept a record of what the workload did, written at
+	// exit, and suggest reads it by default.
+	require.Equal(t, 0, de.filter.Stop())
+	code, out, errOut := runCmd(t, map[string]string{"FILTER_MODE": "dns", "OBSERVED_FILE": observed}, "suggest")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `- "blocked.example"`, out)
+	assert.Contains(t, out, `- "tcp/198.18.0.4:7000"`, "reached without a name: %s", out)
+	assert.Contains(t, out, "would block", "the comments count what was audited: %s", out)
 }

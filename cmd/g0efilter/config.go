@@ -39,6 +39,7 @@ const (
 	envDashboardQueueSize        = "DASHBOARD_QUEUE_SIZE"
 	envDashboardStartDelay       = "DASHBOARD_START_DELAY"
 	envLogFile                   = "LOG_FILE"
+	envObservedFile              = "OBSERVED_FILE"
 	envNflogBufSize              = "NFLOG_BUFSIZE"
 	envNflogQThresh              = "NFLOG_QTHRESH"
 	envNotificationHost          = "NOTIFICATION_HOST"
@@ -214,6 +215,9 @@ type config struct {
 
 	// LogFile is an optional persistent log file; empty means none.
 	LogFile string
+	// ObservedFile keeps the filter's record of what the workload did,
+	// for g0efilter suggest; empty means none.
+	ObservedFile string
 	// NflogBufSize and NflogQThresh tune the nflog subscription; 96 and 50
 	// by default.
 	NflogBufSize, NflogQThresh int
@@ -264,6 +268,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DashboardQueueSize:        p.Positive(envDashboardQueueSize, defaultDashboardQueueSize),
 		DashboardStartDelay:       p.duration(envDashboardStartDelay, defaultDashboardStartDelay, true),
 		LogFile:                   p.String(envLogFile),
+		ObservedFile:              p.String(envObservedFile),
 		NflogBufSize:              p.Positive(envNflogBufSize, defaultNflogBufSize),
 		NflogQThresh:              p.Positive(envNflogQThresh, defaultNflogQThresh),
 		NotificationHost:          p.url(envNotificationHost),

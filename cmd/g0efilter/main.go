@@ -13,6 +13,7 @@
 //	g0efilter dry-run         print the ruleset that run would install
 //	g0efilter validate [PATH] check a policy file (default $POLICY_PATH)
 //	g0efilter check HOST|IP…  say whether the policy allows each target
+//	g0efilter suggest [FILE…] print a policy from what the workload did
 //	g0efilter health          exit 0 if the ruleset is installed here
 //	g0efilter version         print the version
 //
@@ -79,6 +80,7 @@ const (
 	logKeyUpstreams        = "upstreams"
 	logKeyName             = "name"
 	logKeySink             = "sink"
+	logKeyPath             = "path"
 	logKeyAddr             = "addr"
 	logKeyInterval         = "interval"
 	logKeyCgroup           = "cgroup"
@@ -94,8 +96,9 @@ commands:
   validate [PATH]  check a policy file (default $POLICY_PATH)
   check TARGET...  report whether the policy allows each host name or address
                    (with :PORT, tcp/ or udp/ as the policy writes them)
-  suggest [--diff POLICY] [LOG_FILE...]
-                   print a policy that allows what the events show the workload did;
+  suggest [--diff POLICY] [FILE...]
+                   print a policy that allows what the workload did, from the filter's
+                   record (OBSERVED_FILE) or events (LOG_FILE), those by default;
                    with --diff, only what POLICY lacks, as a diff
   health           exit 0 if this namespace has the filter's ruleset installed
   version          print the version (also --version)

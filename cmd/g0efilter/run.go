@@ -394,6 +394,11 @@ func (f *filter) serve(ctx context.Context) {
 		log.Info("metrics listening", logKeyAddr, f.metln.Addr().String())
 	}
 
+	if o := f.sinks.observer; o != nil {
+		f.wg.Go(func() { o.run(ctx) })
+		log.Info("keeping a record of what the workload does, for g0efilter suggest", logKeyPath, o.path)
+	}
+
 	if len(f.guards.devices) > 0 {
 		f.wg.Go(func() { f.guardDevices(ctx) })
 		f.wg.Go(func() { f.reportRawFrames(ctx) })

@@ -28,6 +28,7 @@ type sinks struct {
 	closer   []func() error
 	notifier *gotify.Notifier
 	shipper  *dashboardapi.Client
+	observer *observer // OBSERVED_FILE's; nil without one
 	// fileErrors counts the events the LOG_FILE could not take; nil
 	// without one.
 	fileErrors func() uint64
@@ -104,6 +105,14 @@ func openSinks(cfg config, log *slog.Logger, host string, extra ...events.Sink) 
 		s.fileErrors = f.Errors
 		s.closer = append(s.closer, f.Close)
 	}
+	if cfg.ObservedFile != "" {
+		o, err := openObserver(cfg.ObservedFile, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envObservedFile, err)
+		}
+		add("observed", o)
+		s.observer = o
+	}
 	all := append([]events.Sink(nil), extra...)
 	for _, q := range s.queues {
 		all = append(all, q)
@@ -168,6 +177,11 @@ func (s *sinks) close(ctx context.Context, log *slog.Logger) {
 		}
 		if n := q.Dropped(); n > 0 {
 			log.Warn("events dropped because a sink was too slow", logKeySink, q.name, logKeyDropped, n)
+		}
+	}
+	if s.observer != nil {
+		if err := s.observer.save(); err != nil {
+			log.Warn("cannot write the record of observations at shutdown", logKeyErr, err, logKeyPath, s.observer.path)
 		}
 	}
 	if s.shipper != nil {

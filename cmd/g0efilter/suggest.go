@@ -19,8 +19,9 @@ import (
 // maxEventLine bounds one line of a LOG_FILE.
 const maxEventLine = 1 << 20
 
-// cmdSuggest prints a policy that allows what the events in files (the
-// LOG_FILE when none) show the workload did; with --diff POLICY, a unified
+// cmdSuggest prints a policy that allows what the files (records of
+// observations or events; the OBSERVED_FILE or else the LOG_FILE when
+// none) show the workload did; with --diff POLICY, a unified
 // diff that adds to POLICY only what it lacks.
 func cmdSuggest(cfg config, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("suggest", flag.ContinueOnError)
@@ -32,14 +33,19 @@ func cmdSuggest(cfg config, args []string, stdout, stderr io.Writer) int {
 	}
 	files := fs.Args()
 	if len(files) == 0 {
-		if cfg.LogFile == "" {
-			return usageErr(stderr, "suggest needs event files (the filter's LOG_FILE), as in g0efilter suggest events.jsonl")
+		switch {
+		case cfg.ObservedFile != "":
+			files = []string{cfg.ObservedFile}
+		case cfg.LogFile != "":
+			files = []string{cfg.LogFile}
+		default:
+			return usageErr(stderr, "suggest needs the filter's record (OBSERVED_FILE) or event files (LOG_FILE), as in g0efilter suggest events.jsonl")
 		}
-		files = []string{cfg.LogFile}
 	}
-	var o suggest.Observations
+	// Read offline from files the filter wrote: no bound.
+	o := suggest.Observations{MaxDestinations: -1}
 	for _, f := range files {
-		if err := readEvents(f, o.Add); err != nil {
+		if err := readObservations(f, &o); err != nil {
 			printErr(stderr, err)
 			return exitFailure
 		}
@@ -49,6 +55,9 @@ func cmdSuggest(cfg config, args []string, stdout, stderr io.Writer) int {
 	header := fmt.Sprintf("Suggested by g0efilter suggest from %d events of %s", o.Events, strings.Join(files, ", "))
 	if !o.From.IsZero() {
 		header += fmt.Sprintf(",\n%s to %s", o.From.UTC().Format("2006-01-02 15:04:05"), o.To.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	if o.Overflow > 0 {
+		header += fmt.Sprintf(".\n%d events were about destinations beyond the record's bound, and are not in it", o.Overflow)
 	}
 	if o.Skipped > 0 {
 		header += fmt.Sprintf(".\n%d events were no reason to allow anything (denied, malformed, attempts to get around the filter)", o.Skipped)
@@ -97,6 +106,24 @@ func cmdSuggest(cfg config, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "#   %s: %s\n", e.Value, e.Comment())
 	}
 	return exitFailure // something is missing, as diff(1) says
+}
+
+// readObservations adds to o what the file at path holds: the filter's
+// record (OBSERVED_FILE) or events (a LOG_FILE).
+func readObservations(path string, o *suggest.Observations) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("suggest: %w", err)
+	}
+	if !isObservations(data) {
+		return readEvents(path, o.Add)
+	}
+	rec := suggest.Observations{MaxDestinations: -1}
+	if err := rec.UnmarshalJSON(data); err != nil {
+		return fmt.Errorf("suggest: %s: %w", path, err)
+	}
+	o.Merge(&rec)
+	return nil
 }
 
 // readEvents calls add with each event of a LOG_FILE (JSON lines).
