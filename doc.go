@@ -32,6 +32,13 @@
 //   - [github.com/g0lab/g0efilter/suggest]: a policy to review from what a
 //     workload did, as its events tell it.
 //
+// A policy is enforced or only audited (policy.Mode; Snapshot.Audit):
+// auditing, the proxies, the resolver and the kernel's verdict chains
+// decide as they would enforcing, let through what they would refuse and
+// report it as events.WouldBlock, so that a policy can be learnt before
+// it blocks anything. The guards against getting around the filter hold
+// in both modes.
+//
 // # Data flow
 //
 //	policy.yaml / env ──► policy.Loader ──► policy.Compile ──► policy.Snapshot
@@ -47,7 +54,7 @@
 //
 //	Snapshot.Prefixes, .Services ──► nftrules.Build ──► Conn.Apply / Conn.UpdateLists ──► table inet g0efilter
 //
-//	LOG_FILE events ──► suggest.Observations ──► suggest.Suggest ──► a policy to review
+//	events ──► suggest.Observations (OBSERVED_FILE) ──► suggest.Suggest ──► a policy to review
 //
 // cmd/g0efilter wires these together from the environment; cmd/dashboard
 // serves the web UI and the API events are shipped to.
