@@ -81,5 +81,5 @@ allowlist:
 	assert.Contains(t, errOut, bad+":2: not an event")
 	code, _, errOut = runCmd(t, nil, "suggest")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, "suggest needs event files")
+	assert.Contains(t, errOut, "suggest needs the filter's record (OBSERVED_FILE) or event files (LOG_FILE)")
 }
