@@ -13,6 +13,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
+// fakeCgroup is the cgroup id of the golden rulesets: far above the inode
+// numbers of this machine's cgroup files, which nft, reading a ruleset
+// back, would print instead of the id (a small id such as 4242 once
+// matched a cgroup v1 file).
+const fakeCgroup = 0x6700_0000_4242
+
 func goldenConfigs() map[string]Config {
 	v4 := []netip.Prefix{
 		netip.MustParsePrefix("1.1.1.1/32"),
@@ -41,7 +47,7 @@ func goldenConfigs() map[string]Config {
 		// Every guard against a hostile workload: the own chain by
 		// cgroup at every level, egress chains, guarded ports and
 		// addresses.
-		"https_guarded": {Allow4: v4, FilterDNS: true, BypassMark: 0x5eed1234, OwnCgroup: 4242,
+		"https_guarded": {Allow4: v4, FilterDNS: true, BypassMark: 0x5eed1234, OwnCgroup: fakeCgroup,
 			Devices: []string{"eth0", "eth1"}, GuardPorts: []uint16{8081, 9090},
 			GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11"), netip.MustParseAddr("::1")}},
 		// Every entry form of the policy: services of both families, a
@@ -49,7 +55,7 @@ func goldenConfigs() map[string]Config {
 		"https_ports": {Allow4: v4, AllowPorts: services, Deny4: []netip.Prefix{netip.MustParsePrefix("10.0.0.7/32")},
 			TLSPorts: []PortRange{{8443, 8443}, {9000, 9099}}, HTTPPorts: []PortRange{{8080, 8080}}, FilterDNS: true},
 		"dns_ports": {Mode: ModeDNS, Allow6: v6, AllowPorts: services, TLSPorts: []PortRange{{8443, 8443}}},
-		"dns_guarded": {Mode: ModeDNS, Allow4: v4, OwnCgroup: 4242, OwnCgroupLevel: 3,
+		"dns_guarded": {Mode: ModeDNS, Allow4: v4, OwnCgroup: fakeCgroup, OwnCgroupLevel: 3,
 			Devices: []string{"eth0"}, GuardAddrs: []netip.Addr{netip.MustParseAddr("127.0.0.11")}},
 	}
 }
