@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/g0lab/g0efilter/events"
 	"github.com/g0lab/g0efilter/policy"
 	"github.com/g0lab/g0efilter/suggest"
 )
@@ -16,14 +15,8 @@ import (
 // needs a person first: the suggest package's view, with the entries of
 // the policy /api/v1/suggest offers.
 func (s *Server) observed(w http.ResponseWriter, r *http.Request) {
-	host := r.URL.Query().Get("hostname")
-	if host == "" {
-		writeError(w, http.StatusBadRequest, "hostname: required, the filter's HOSTNAME as its events carry it")
-		return
-	}
-	o, partial, err := s.observations(r, host)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+	host, o, partial, ok := s.hostObservations(w, r)
+	if !ok {
 		return
 	}
 	resp := ObservedResponse{Hostname: host, Events: o.Events, Skipped: o.Skipped, Overflow: o.Overflow,
@@ -58,23 +51,12 @@ func (s *Server) observed(w http.ResponseWriter, r *http.Request) {
 			return 0
 		}
 		return cmp.Or(
-			cmp.Compare(verdictRank(a.Verdict), verdictRank(b.Verdict)),
+			cmp.Compare(suggest.Urgency(a.Verdict), suggest.Urgency(b.Verdict)),
 			cmp.Compare(unnamed(a), unnamed(b)),
 			cmp.Compare(a.Domain, b.Domain),
 		)
 	})
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// verdictRank orders verdicts by what needs a person first.
-func verdictRank(a events.Action) int {
-	switch a {
-	case events.WouldBlock:
-		return 0
-	case events.Blocked:
-		return 1
-	}
-	return 2
 }
 
 // unblockTarget is what the UI's Allow button asks a remote unblock for,

@@ -17,14 +17,8 @@ const suggestMaxRecords = 200_000
 // rules over what this dashboard holds. It is for a person to review, a
 // download, never applied by the dashboard.
 func (s *Server) suggestPolicy(w http.ResponseWriter, r *http.Request) {
-	host := r.URL.Query().Get("hostname")
-	if host == "" {
-		writeError(w, http.StatusBadRequest, "hostname: required, the filter's HOSTNAME as its events carry it")
-		return
-	}
-	o, partial, err := s.observations(r, host)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+	host, o, partial, ok := s.hostObservations(w, r)
+	if !ok {
 		return
 	}
 	header := fmt.Sprintf("Suggested by the dashboard from %d events of %s", o.Events, host)
@@ -54,6 +48,24 @@ func (s *Server) suggestPolicy(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b.Bytes())
+}
+
+// hostObservations reads the stored events of the filter that the query
+// names (hostname=H) into Observations, for /api/v1/suggest and
+// /api/v1/observed. Without a hostname, or when the store fails, it
+// answers the request itself and reports false.
+func (s *Server) hostObservations(w http.ResponseWriter, r *http.Request) (host string, o *suggest.Observations, partial, ok bool) {
+	host = r.URL.Query().Get("hostname")
+	if host == "" {
+		writeError(w, http.StatusBadRequest, "hostname: required, the filter's HOSTNAME as its events carry it")
+		return "", nil, false, false
+	}
+	o, partial, err := s.observations(r, host)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return "", nil, false, false
+	}
+	return host, o, partial, true
 }
 
 // observations reads the stored events of the filter host, oldest first,

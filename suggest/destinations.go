@@ -72,7 +72,7 @@ func (o *Observations) Destinations(opt Options) []Destination {
 	}
 	slices.SortFunc(out, func(a, b Destination) int {
 		return cmp.Or(
-			cmp.Compare(rank(a.Verdict), rank(b.Verdict)),
+			cmp.Compare(Urgency(a.Verdict), Urgency(b.Verdict)),
 			cmp.Compare(a.Domain, b.Domain),
 			cmp.Compare(a.Name, b.Name),
 			a.Addr.Compare(b.Addr),
@@ -83,9 +83,9 @@ func (o *Observations) Destinations(opt Options) []Destination {
 	return out
 }
 
-// rank orders verdicts by what needs a person first: would-block, then
-// blocked, then allowed.
-func rank(a events.Action) int {
+// Urgency orders verdicts by what needs a person first, as Destinations
+// does: would-block (0), then blocked (1), then allowed (2).
+func Urgency(a events.Action) int {
 	switch a {
 	case events.WouldBlock:
 		return 0
