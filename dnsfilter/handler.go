@@ -209,7 +209,10 @@ type query struct {
 	wire []byte   // resp as it came from upstream, with r's ID; nil: pack resp
 	made bool     // resp made here by reply: small enough for any client
 
-	audit bool // the Policy is only audited (see Auditor)
+	// audit is whether the Policy is only audited (see Auditor), asked
+	// at the first refusal the policy may waive and kept for the rest of
+	// the question; asked reports that it was.
+	audit, asked bool
 
 	// Set by start when the answer must come from upstream.
 	up    *Upstream
@@ -274,9 +277,6 @@ func (h *Handler) start(q *query, w dns.ResponseWriter, r *dns.Msg) {
 	question := r.Question[0]
 	ev.Name = normalize(question.Name)
 	ev.QType = typeString(question.Qtype)
-	if a, ok := h.Policy.(Auditor); ok {
-		q.audit = a.Audit()
-	}
 
 	deny, _ := h.Policy.(Denier)
 	rule, local, no, ok := h.decide(ev.Name, question.Qtype, deny)
@@ -342,6 +342,16 @@ type refusal struct {
 	rule, detail string
 }
 
+// audits reports whether the Policy is only audited, asking it once per
+// question.
+func (h *Handler) audits(q *query) bool {
+	if !q.asked {
+		a, ok := h.Policy.(Auditor)
+		q.audit, q.asked = ok && a.Audit(), true
+	}
+	return q.audit
+}
+
 // refuse carries out no, a decision to refuse q. It answers q with no's
 // rcode and a Blocked event and reports true; or, in audit mode when no
 // is the policy's to waive (see waived), it makes q's event WouldBlock and
@@ -349,7 +359,7 @@ type refusal struct {
 func (h *Handler) refuse(q *query, no refusal) bool {
 	ev := &q.ev
 	ev.Reason, ev.Rule, ev.Detail = no.reason, no.rule, no.detail
-	if q.audit && waived(no.reason) {
+	if waived(no.reason) && h.audits(q) {
 		ev.Action = events.WouldBlock
 		return false
 	}
