@@ -519,41 +519,13 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 			newSets[want.Name] = want
 		}
 	}
-	// A change of mode replaces the verdict chains' rules and, to
-	// enforce, empties the pinned sets.
-	var (
-		switchMode bool
-		modeChains []chain
-		unpin      []*nftables.Set
-	)
+	var mode modeSwitch
 	if l != nil && l.Audit != c.applied.audit {
-		switchMode = true
-		modeChains = []chain{
-			{Name: chainBlock, Type: chainRegular, Rules: c.applied.verdicts.blockRules(l.Audit)},
-			{Name: chainDeny, Type: chainRegular, Rules: c.applied.verdicts.denyRules(l.Audit)},
-		}
-		if !l.Audit {
-			for _, name := range []string{setPinned4, setPinned6, setPinnedPorts4, setPinnedPorts6} {
-				if s := c.applied.set(name); s != nil {
-					unpin = append(unpin, nftSet(t, s))
-				}
-			}
-		}
+		mode = c.applied.switchTo(t, l.Audit)
 	}
 	replaceSets := func(nc *nftables.Conn) error {
-		for i := range modeChains {
-			ch := &nftables.Chain{Name: modeChains[i].Name, Table: t}
-			nc.FlushChain(ch)
-			for _, rule := range modeChains[i].Rules {
-				exprs, err := ruleExprs(rule, nil)
-				if err != nil {
-					return err
-				}
-				nc.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
-			}
-		}
-		for _, ns := range unpin {
-			nc.FlushSet(ns)
+		if err := mode.queue(nc, t); err != nil {
+			return err
 		}
 		for _, rp := range replacements {
 			nc.FlushSet(rp.set)
@@ -622,17 +594,63 @@ func (c *Conn) update(want map[string][]netip.Prefix, l *Lists) error {
 	for name, set := range newSets {
 		r.set(name).Services, r.set(name).Ports = set.Services, slices.Clone(set.Ports)
 	}
-	if switchMode {
+	if mode.chains != nil {
 		r.chains = slices.Clone(r.chains)
-		for _, ch := range modeChains {
+		for _, ch := range mode.chains {
 			r.chain(ch.Name).Rules = ch.Rules
 		}
 		r.audit = l.Audit
 	}
-	if len(unpin) > 0 {
+	if len(mode.unpin) > 0 {
 		c.deadlines = nil
 	}
 	c.applied = &r
+	return nil
+}
+
+// modeSwitch is a change of mode (see [Lists.Audit]): the verdict chains
+// with their new rules and, going back to enforce, the pinned sets to
+// empty. Its zero value changes nothing.
+type modeSwitch struct {
+	chains []chain
+	unpin  []*nftables.Set
+}
+
+// switchTo plans the switch of r, installed as table t, to audit mode or
+// back to enforce mode.
+func (r *Ruleset) switchTo(t *nftables.Table, audit bool) modeSwitch {
+	m := modeSwitch{chains: []chain{
+		{Name: chainBlock, Type: chainRegular, Rules: r.verdicts.blockRules(audit)},
+		{Name: chainDeny, Type: chainRegular, Rules: r.verdicts.denyRules(audit)},
+	}}
+	if !audit {
+		// Addresses pinned while auditing may be those of names the
+		// policy refuses.
+		for _, name := range []string{setPinned4, setPinned6, setPinnedPorts4, setPinnedPorts6} {
+			if s := r.set(name); s != nil {
+				m.unpin = append(m.unpin, nftSet(t, s))
+			}
+		}
+	}
+	return m
+}
+
+// queue adds the switch to a batch for table t.
+func (m modeSwitch) queue(nc *nftables.Conn, t *nftables.Table) error {
+	for i := range m.chains {
+		ch := &nftables.Chain{Name: m.chains[i].Name, Table: t}
+		nc.FlushChain(ch)
+		for _, rule := range m.chains[i].Rules {
+			exprs, err := ruleExprs(rule, nil)
+			if err != nil {
+				return err
+			}
+			nc.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+		}
+	}
+	for _, ns := range m.unpin {
+		nc.FlushSet(ns)
+	}
 	return nil
 }
 
