@@ -534,7 +534,7 @@ func TestBrowserObserved(t *testing.T) {
 		buttons := get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#observed tbody tr')].map((tr) =>
 			tr.dataset.dest + ':' + [...tr.querySelectorAll('.unblock-btn')].map((b) => b.textContent).join())`))
 		assert.Equal(t, []string{"api.example.com:Allow", "cdn.example.com:Allow", "www.example.com:",
-			"db.example.net:Allow", "db.example.net:", "api.example.org:", "ads.tracker.example:Allow",
+			"db.example.net:Allow", "db.example.net:", "api.example.org:Allow", "ads.tracker.example:Allow",
 			"203.0.113.9:Allow", "github.com:"}, buttons,
 			"Allow on what was refused and an unblock can allow; not on a name on another port")
 

@@ -60,27 +60,21 @@ func (s *Server) observed(w http.ResponseWriter, r *http.Request) {
 }
 
 // unblockTarget is what the UI's Allow button asks a remote unblock for,
-// so that the filter allows the destination: its name where a name entry
-// allows it (the entry is the name or a wildcard over it), else its
-// address (a connection by address, allowed on every port by an unblock).
-// It is "" where neither would: a name reached through a proxy on another
-// port than 80 and 443 needs a "name:port" entry, which remote unblock
-// does not make.
+// so that the filter allows the destination and no more: its name where
+// a plain name entry allows it (the entry is the name or a wildcard over
+// it), else the suggested entry itself, with its protocol and ports
+// ("api.example.com:8443", "tcp/api.example.com:22",
+// "tcp/198.51.100.7:5432").
 func unblockTarget(d suggest.Destination) string {
-	if d.Name != "" {
-		r, err := policy.ParseNameEntry(d.Entry)
-		switch {
-		case err != nil:
-			return ""
-		case r.Ports.All():
-			return d.Name
-		case r.Proto == policy.AnyProto:
-			return "" // name:port
-		}
-		// tcp/name:port: a connection to an address an answer gave for the name.
+	if d.Name == "" {
+		return d.Entry
 	}
-	if d.Addr.IsValid() {
-		return d.Addr.WithZone("").String()
+	r, err := policy.ParseNameEntry(d.Entry)
+	if err != nil {
+		return ""
 	}
-	return ""
+	if r.Ports.All() {
+		return d.Name // this name, not the wildcard that may stand for it
+	}
+	return d.Entry // on its protocol and ports
 }

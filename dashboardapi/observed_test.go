@@ -105,15 +105,16 @@ func TestObserved(t *testing.T) {
 	assert.Equal(t, 4, got.Groups[0].Count)
 	assert.Equal(t, 3, got.Groups[0].WouldBlock)
 	assert.Equal(t, []row{
-		{W, "db.example.net", "tcp", 5432, "tcp/db.example.net:5432", "198.51.100.7", 1, 0, 1},
+		{W, "db.example.net", "tcp", 5432, "tcp/db.example.net:5432", "tcp/db.example.net:5432", 1, 0, 1},
 		{A, "db.example.net", "", 0, "db.example.net", "db.example.net", 1, 0, 0},
-	}, rows(got.Groups[1]), "a connection to an address answered for a name; Allow asks for the address")
+	}, rows(got.Groups[1]), "a connection to an address answered for a name; Allow asks for the entry, with its port")
 	assert.Equal(t, "198.51.100.7", got.Groups[1].Destinations[0].Addr)
 	assert.Empty(t, got.Groups[1].Destinations[1].Addr, "a DNS question has no address")
-	assert.Equal(t, []row{{W, "api.example.org", "tcp", 8443, "api.example.org:8443", "", 1, 0, 1}}, rows(got.Groups[2]),
-		"a name on another port: no unblock target allows it")
+	assert.Equal(t, []row{{W, "api.example.org", "tcp", 8443, "api.example.org:8443", "api.example.org:8443", 1, 0, 1}}, rows(got.Groups[2]),
+		"a name on another port: Allow asks for it on that port")
 	assert.Equal(t, []row{{B, "ads.tracker.example", "tcp", 443, "ads.tracker.example", "ads.tracker.example", 1, 1, 0}}, rows(got.Groups[3]))
-	assert.Equal(t, []row{{B, "203.0.113.9", "tcp", 5432, "tcp/203.0.113.9:5432", "203.0.113.9", 1, 1, 0}}, rows(got.Groups[4]))
+	assert.Equal(t, []row{{B, "203.0.113.9", "tcp", 5432, "tcp/203.0.113.9:5432", "tcp/203.0.113.9:5432", 1, 1, 0}}, rows(got.Groups[4]),
+		"an address on one port, not on every port")
 	assert.Equal(t, []row{{A, "github.com", "tcp", 443, "github.com", "github.com", 1, 0, 0}}, rows(got.Groups[5]))
 	d := got.Groups[0].Destinations[0]
 	assert.Equal(t, at, d.First)

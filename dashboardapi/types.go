@@ -202,10 +202,10 @@ type ObservedDestination struct {
 	// with the same dns parameter) that allows it: "api.example.com",
 	// "*.example.com", "tcp/198.51.100.7:5432", "api.example.com:8443".
 	Entry string `json:"entry"`
-	// Target is what the UI's Allow button asks a remote unblock for: the
-	// name, or the address (which an unblock allows on every port).
-	// Empty where no unblock target allows the destination (a name on a
-	// port other than 80 and 443 needs its Entry in the policy file).
+	// Target is what the UI's Allow button asks a remote unblock for:
+	// the name where a plain name entry allows it, else Entry itself,
+	// with its protocol and ports, so that the destination is allowed
+	// and no more. Empty where Entry is not one.
 	Target string `json:"target,omitempty"`
 }
 

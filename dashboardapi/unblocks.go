@@ -600,7 +600,9 @@ func (u *Unblocks) ParseTarget(s string) (kind, target string, err error) {
 // ParseUnblockTarget validates and normalises an unblock target as a
 // policy entry: a domain or wildcard (policy.NormalizeDomain) or an IP
 // address or CIDR prefix (policy.ParsePrefix; an address alone becomes a
-// /32 or /128). It refuses what would allow everything or nearly: "*", a
+// /32 or /128), either of them maybe limited to a protocol and ports as
+// the policy writes it (policy.ParseNameEntry, policy.ParseAddrEntry:
+// "tcp/github.com:22", "tcp/198.51.100.7:5432"). It refuses what would allow everything or nearly: "*", a
 // wildcard over a public suffix ("*.com", "*.co.uk", "*.github.io") or a
 // top-level domain, and prefixes shorter than minIPv4Bits or minIPv6Bits
 // (zero or less means [DefaultMinIPv4Bits], [DefaultMinIPv6Bits]),
@@ -611,6 +613,9 @@ func ParseUnblockTarget(s string, minIPv4Bits, minIPv6Bits int) (kind, target st
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", "", errors.New("target: missing: give a domain, a wildcard, an IP address or a CIDR prefix")
+	}
+	if withPorts(s) {
+		return parsePortTarget(s, minIPv4Bits, minIPv6Bits)
 	}
 	ipText := s
 	if strings.HasPrefix(ipText, "[") && strings.HasSuffix(ipText, "]") {
@@ -632,6 +637,48 @@ func ParseUnblockTarget(s string, minIPv4Bits, minIPv6Bits int) (kind, target st
 		return "", "", fmt.Errorf("target %q: %w", cut(s), err)
 	}
 	return UnblockDomain, d, nil
+}
+
+// withPorts reports whether s is written as an entry limited to a
+// protocol or ports: "tcp/…", "udp/…", or a port after a name, an IPv4
+// address or a bracketed IPv6 address.
+func withPorts(s string) bool {
+	if len(s) > 4 && s[3] == '/' && (strings.EqualFold(s[:3], "tcp") || strings.EqualFold(s[:3], "udp")) {
+		return true
+	}
+	i := strings.LastIndexByte(s, ':')
+	return i > 0 && (s[i-1] == ']' || !strings.Contains(s[:i], ":"))
+}
+
+// parsePortTarget parses an entry limited to a protocol or ports, as the
+// policy writes it ("tcp/198.51.100.7:5432", "tcp/github.com:22",
+// "*.example.com:8443"), under the limits of the plain forms.
+func parsePortTarget(s string, minIPv4Bits, minIPv6Bits int) (kind, target string, err error) {
+	r, err := policy.ParseAddrEntry(s)
+	if err == nil {
+		if err := checkPrefix(r.Prefix, minIPv4Bits, minIPv6Bits); err != nil {
+			return "", "", fmt.Errorf("target %q: %w", cut(s), err)
+		}
+		return UnblockIP, r.String(), nil
+	}
+	// Told as an address mistake when what stands before the port looks
+	// like an address.
+	body := s
+	if len(s) > 4 && s[3] == '/' {
+		body = s[4:]
+	}
+	host, _, _ := strings.Cut(body, ":")
+	if strings.HasPrefix(body, "[") || looksLikeIP(host) {
+		return "", "", fmt.Errorf("target %q: %s", cut(s), strings.TrimPrefix(err.Error(), "policy: "))
+	}
+	n, err := policy.ParseNameEntry(s)
+	if err != nil {
+		return "", "", fmt.Errorf("target %q: %s", cut(s), strings.TrimPrefix(err.Error(), "policy: "))
+	}
+	if err := checkWildcard(n.Pattern); err != nil {
+		return "", "", fmt.Errorf("target %q: %w", cut(s), err)
+	}
+	return UnblockDomain, n.String(), nil
 }
 
 func checkPrefix(p netip.Prefix, minIPv4Bits, minIPv6Bits int) error {

@@ -106,6 +106,13 @@ func TestUnblockCreate(t *testing.T) {
 		{"[2001:db8::1]", UnblockIP, "2001:db8::1/128"},
 		{"2001:db8::/32", UnblockIP, "2001:db8::/32"},
 		{"::ffff:198.51.100.7", UnblockIP, "198.51.100.7/32"},
+		// Entries limited to a protocol and ports, as the policy writes
+		// them: what the Observed view's Allow asks for.
+		{"tcp/198.51.100.7:5432", UnblockIP, "tcp/198.51.100.7:5432"},
+		{"198.51.100.7:443", UnblockIP, "198.51.100.7:443"},
+		{"udp/[2001:DB8::7]:53", UnblockIP, "udp/[2001:db8::7]:53"},
+		{"tcp/GitHub.com:22", UnblockDomain, "tcp/github.com:22"},
+		{"*.Example.com:8443", UnblockDomain, "*.example.com:8443"},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			s, _ := unblocksServer(t, UnblocksConfig{})
@@ -137,7 +144,10 @@ func TestUnblockCreateRefusals(t *testing.T) {
 		{"IPv4 prefix too wide", "web-1", "10.0.0.0/7", "/7 is too wide"},
 		{"IPv6 prefix too wide", "web-1", "2001:db8::/31", "/31 is too wide"},
 		{"host bits set", "web-1", "10.0.0.1/8", "did you mean 10.0.0.0/8"},
-		{"address with port", "web-1", "198.51.100.7:443", "ports are not allowed"},
+		{"port 0", "web-1", "tcp/198.51.100.7:0", "port"},
+		{"wide prefix with a port", "web-1", "tcp/0.0.0.0/4:443", "too wide"},
+		{"bad address with a port", "web-1", "tcp/10.0.0.1/8:443", "host bits"},
+		{"wildcard over a public suffix with a port", "web-1", "*.co.uk:8443", "public suffix"},
 		{"not an address", "web-1", "300.1.2.3", "not an IP address"},
 		{"URL", "web-1", "https://example.com/x", "not a URL"},
 		{"bad domain", "web-1", "exa mple.com", "not allowed in a domain"},
@@ -538,6 +548,7 @@ func FuzzParseTarget(f *testing.F) {
 		"example.com", "*.example.com", "*", "*.com", "*.co.uk", "bücher.example", "198.51.100.7",
 		"10.0.0.0/8", "0.0.0.0/0", "::/0", "[2001:db8::1]", "::ffff:198.51.100.7", "1.2.3.4:80",
 		"https://example.com/", "a..b", "*.*.x", "cafe::1", "2001:db8::/31",
+		"tcp/198.51.100.7:5432", "udp/[2001:db8::7]:53-60", "tcp/github.com:22", "*.example.com:8443", "tcp/10.0.0.0/4:1",
 	} {
 		f.Add(s)
 	}
@@ -553,13 +564,27 @@ func FuzzParseTarget(f *testing.F) {
 		assert.Equal(t, target, t2, "normalised once")
 		switch kind {
 		case UnblockDomain:
-			assert.NotEqual(t, "*", target)
-			d, err := policy.NormalizeDomain(target)
+			r, err := policy.ParseNameEntry(target)
 			require.NoError(t, err)
-			assert.Equal(t, target, d)
+			assert.NotEqual(t, "*", r.Pattern)
+			if r.Proto == policy.AnyProto && r.Ports.All() {
+				d, err := policy.NormalizeDomain(target)
+				require.NoError(t, err)
+				assert.Equal(t, target, d)
+			} else {
+				assert.Equal(t, target, r.String(), "as the policy writes it")
+			}
 		case UnblockIP:
-			p, err := policy.ParsePrefix(target)
+			r, err := policy.ParseAddrEntry(target)
 			require.NoError(t, err)
+			if r.Proto == policy.AnyProto && r.Ports.All() {
+				p, err := policy.ParsePrefix(target)
+				require.NoError(t, err)
+				assert.Equal(t, target, p.String())
+			} else {
+				assert.Equal(t, target, r.String(), "as the policy writes it")
+			}
+			p := r.Prefix
 			least := DefaultMinIPv6Bits
 			if p.Addr().Is4() {
 				least = DefaultMinIPv4Bits

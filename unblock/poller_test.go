@@ -100,11 +100,15 @@ func TestPollAppliesAndAcknowledges(t *testing.T) {
 		req("3", "domain", "github.com"), // already there: applied, unchanged
 		req("4", "domain", "bad..name"),
 		{ID: "5", Hostname: "other", Kind: "domain", Target: "x.example"}, // not ours: not served
+		// Entries with protocols and ports, as the Observed view asks.
+		req("6", "ip", "tcp/198.51.100.7:5432"),
+		req("7", "domain", "tcp/db.example.net:5432"),
+		req("8", "domain", "api.example.org:8443"),
 	}}
 	p := &unblock.Poller{Source: q, Hostname: "web-1", Policy: &policy.Editor{Path: path}}
 	require.NoError(t, p.Poll(context.Background()))
 
-	require.Len(t, q.acks, 4)
+	require.Len(t, q.acks, 7)
 	byID := map[string]dashboardapi.UnblockAck{}
 	for _, a := range q.acks {
 		byID[a.ID] = a
@@ -125,6 +129,18 @@ func TestPollAppliesAndAcknowledges(t *testing.T) {
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"github.com", "*.example.org"}, p2.Domains)
 	assert.Len(t, p2.IPs, 2)
+	for _, id := range []string{"6", "7", "8"} {
+		assert.True(t, byID[id].Applied, "%s: %s", id, byID[id].Error)
+	}
+	var addrs, names []string
+	for _, r := range p2.AddrPorts {
+		addrs = append(addrs, r.String())
+	}
+	for _, r := range p2.NamePorts {
+		names = append(names, r.String())
+	}
+	assert.Equal(t, []string{"tcp/198.51.100.7:5432"}, addrs)
+	assert.ElementsMatch(t, []string{"tcp/db.example.net:5432", "api.example.org:8443"}, names)
 }
 
 // The filter checks a request again: a dashboard that lets "*", a

@@ -532,7 +532,7 @@
     if (canUnblock()) {
       const td = el('td', 'unblock');
       if (refused(d.verdict) && d.target) unblockCell(td, host, d.target, 'Allow');
-      else if (refused(d.verdict)) td.title = 'Add ' + (d.entry || 'its entry') + ' to the policy file: remote unblock allows names and addresses only';
+      else if (refused(d.verdict)) td.title = 'Add ' + (d.entry || 'its entry') + ' to the policy file';
       tr.append(td);
     }
     return tr;
