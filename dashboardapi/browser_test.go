@@ -510,6 +510,12 @@ func TestBrowserObserved(t *testing.T) {
 		assert.Equal(t, "5", counted)
 		liveButtons := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('#rows tr.action-wouldblock .unblock-btn').length`))
 		assert.Equal(t, 5, liveButtons, "would-block rows can be unblocked as blocked ones")
+		// The chart draws them apart too, and the top list counts them.
+		runIn(t, ctx, 5*time.Second, chromedp.WaitReady(`#chart rect.wouldblock`))
+		wouldFill := get(t, ctx, chromedp.Evaluate[[]string](`['wouldblock', 'blocked'].map((c) => getComputedStyle(document.querySelector('#chart rect.' + c)).fill)`))
+		assert.NotEqual(t, wouldFill[1], wouldFill[0], "would-block bars apart from blocked ones")
+		top := get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#top-blocked li .name')].map((e) => e.textContent)`))
+		assert.Contains(t, top, "api.example.com", "a would-block name is among the top refused")
 
 		hidden := get(t, ctx, chromedp.Evaluate[bool](`document.getElementById('show-observed').hidden`))
 		assert.True(t, hidden, "no Observed view while every filter is shown")
@@ -536,7 +542,7 @@ func TestBrowserObserved(t *testing.T) {
 		assert.Equal(t, []string{"api.example.com:Allow", "cdn.example.com:Allow", "www.example.com:",
 			"db.example.net:Allow", "db.example.net:", "api.example.org:Allow", "ads.tracker.example:Allow",
 			"203.0.113.9:Allow", "github.com:"}, buttons,
-			"Allow on what was refused and an unblock can allow; not on a name on another port")
+			"Allow on what was refused")
 
 		runIn(t, ctx, 5*time.Second,
 			chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),

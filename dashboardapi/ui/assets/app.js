@@ -285,7 +285,7 @@
   function topBlocked() {
     const counts = new Map();
     for (const r of state.records) {
-      if (r.action !== 'blocked') continue;
+      if (!refused(r.action)) continue;
       const k = r.name || r.dst_ip;
       if (k) counts.set(k, (counts.get(k) || 0) + 1);
     }
@@ -312,13 +312,15 @@
     const start = end - CHART_MINUTES;
     const allowed = new Array(CHART_MINUTES).fill(0);
     const blocked = new Array(CHART_MINUTES).fill(0);
+    const would = new Array(CHART_MINUTES).fill(0);
     for (const r of state.records) {
       const m = Math.floor(Date.parse(r.time) / minute) - start;
       if (m < 0 || m >= CHART_MINUTES) continue;
       if (r.action === 'allowed') allowed[m]++;
       else if (r.action === 'blocked') blocked[m]++;
+      else if (r.action === 'would-block') would[m]++;
     }
-    const peak = Math.max(1, ...allowed.map((a, i) => a + blocked[i]));
+    const peak = Math.max(1, ...allowed.map((a, i) => a + blocked[i] + would[i]));
     const W = 600, H = 120, bw = W / CHART_MINUTES;
     const parts = [];
     const rect = (x, y, w, h, c) => {
@@ -331,11 +333,13 @@
     for (let i = 0; i < CHART_MINUTES; i++) {
       const ha = (allowed[i] / peak) * (H - 4);
       const hb = (blocked[i] / peak) * (H - 4);
+      const hw = (would[i] / peak) * (H - 4);
       const x = i * bw + 1;
       if (hb > 0) parts.push(rect(x, H - hb, bw - 2, hb, 'blocked'));
-      if (ha > 0) parts.push(rect(x, H - hb - ha, bw - 2, ha, 'allowed'));
+      if (hw > 0) parts.push(rect(x, H - hb - hw, bw - 2, hw, 'wouldblock'));
+      if (ha > 0) parts.push(rect(x, H - hb - hw - ha, bw - 2, ha, 'allowed'));
       const title = document.createElementNS(SVG, 'title');
-      title.textContent = allowed[i] + ' allowed, ' + blocked[i] + ' blocked';
+      title.textContent = allowed[i] + ' allowed, ' + blocked[i] + ' blocked' + (would[i] ? ', ' + would[i] + ' would block' : '');
       const hit = rect(i * bw, 0, bw, H, 'hit');
       hit.setAttribute('fill', 'transparent');
       hit.append(title);
