@@ -389,3 +389,33 @@ func TestProxyAuditDialFailure(t *testing.T) {
 	assert.Equal(t, uint64(1), st.WouldBlock)
 	assert.Equal(t, uint64(1), st.Errors)
 }
+
+// A proxy that is stopping forwards nothing more, auditing or not: a
+// client still silent when Serve ends is cut off and reported once, as
+// blocked, not as would-block followed by a failed dial.
+func TestProxyAuditStopping(t *testing.T) {
+	dst, _ := tlsBackend(t, "a.example")
+	rec := newRecorder()
+	p := &sni.Proxy{Policy: audited(allow(t, "a.example"), true), Resolver: loopback, Events: rec,
+		OriginalDestination: func(net.Conn) (netip.AddrPort, error) { return dst, nil }}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln, sni.TLS) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.Eventually(t, func() bool { return p.Stats().Active == 1 }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+
+	rec.mu.Lock()
+	evs := append([]events.Event(nil), rec.events...)
+	rec.mu.Unlock()
+	require.Len(t, evs, 1, "%+v", evs)
+	assert.Equal(t, events.Blocked, evs[0].Action)
+	st := p.Stats()
+	assert.Zero(t, st.WouldBlock)
+	assert.Zero(t, st.Errors)
+}

@@ -634,10 +634,12 @@ func (c *conn) reset() {
 
 // refused reports a decision to refuse and whether the connection goes on
 // anyway: in audit mode it is reported as would-block and goes on, unless
-// it is an attempt to get around the filter; otherwise it is reported as
-// blocked.
-func (c *conn) refused(name string, v verdict) (forward bool) {
-	if !v.reason.Bypass() && c.proxy.audit() {
+// it is an attempt to get around the filter or the proxy is stopping
+// (ctx is done); otherwise it is reported as blocked.
+func (c *conn) refused(ctx context.Context, name string, v verdict) (forward bool) {
+	// A proxy that is stopping forwards nothing more: what it cuts is
+	// blocked, audit or not.
+	if ctx.Err() == nil && !v.reason.Bypass() && c.proxy.audit() {
 		c.emit(events.WouldBlock, name, v)
 		return true
 	}
@@ -657,7 +659,7 @@ func (c *conn) open(ctx context.Context, name string, v verdict) bool {
 		c.emit(events.Allowed, name, v)
 		return true
 	}
-	if !c.refused(name, v) {
+	if !c.refused(ctx, name, v) {
 		c.reset()
 		return false
 	}

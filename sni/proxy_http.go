@@ -278,7 +278,7 @@ func (c *conn) forwardRequests(ctx context.Context, r *reqReader, h RequestHead,
 			c.emit(events.Allowed, name, v)
 			continue
 		}
-		if !c.refused(name, v) {
+		if !c.refused(ctx, name, v) {
 			return errRefused
 		}
 		if err != nil || !followable(&h) {
