@@ -2,7 +2,6 @@ package policy
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -26,6 +25,10 @@ const (
 // ErrMode reports a mode other than "enforce" or "audit".
 var ErrMode = errors.New("policy: invalid mode")
 
+// errModeValue is the error of every mode other than "enforce" or "audit".
+var errModeValue = reason(ErrMode, `expected %q or %q (%q lets everything through and reports what %s would refuse)`,
+	Enforce, Audit, Audit, Enforce)
+
 // ParseMode returns the Mode named s: "enforce" or "audit", in any case,
 // or the zero Mode for an empty s.
 func ParseMode(s string) (Mode, error) {
@@ -33,7 +36,7 @@ func ParseMode(s string) (Mode, error) {
 	case "", Enforce, Audit:
 		return m, nil
 	}
-	return "", reason(ErrMode, "expected %q or %q", Enforce, Audit)
+	return "", errModeValue
 }
 
 // String returns the mode's name, "enforce" for the zero Mode.
@@ -55,9 +58,4 @@ func canonicalMode(m Mode, errs *ErrorList) Mode {
 		return Enforce
 	}
 	return c
-}
-
-// modeError explains a mode value in a file.
-func modeError(value string) error {
-	return fmt.Errorf("%w (\"audit\" lets everything through and reports what enforce would refuse)", reason(ErrMode, "expected %q or %q", Enforce, Audit))
 }

@@ -405,8 +405,11 @@ func (d *decoder) document(root *yaml.Node) *Policy {
 			d.list(value, true, p)
 		case "mode":
 			m, err := ParseMode(value.Value)
-			if value.Kind != yaml.ScalarNode || isNull(value) || m == "" || err != nil {
-				d.fail(value, "mode", scalarValue(value), modeError(value.Value))
+			if err == nil && (value.Kind != yaml.ScalarNode || isNull(value) || m == "") {
+				err = errModeValue
+			}
+			if err != nil {
+				d.fail(value, "mode", scalarValue(value), err)
 				continue
 			}
 			p.Mode = m
