@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -123,5 +122,5 @@ func isObservations(data []byte) bool {
 	var head struct {
 		Version *int `json:"version"`
 	}
-	return json.Valid(bytes.TrimSpace(data)) && json.Unmarshal(data, &head) == nil && head.Version != nil
+	return json.Unmarshal(data, &head) == nil && head.Version != nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -116,7 +117,7 @@ func readObservations(path string, o *suggest.Observations) error {
 		return fmt.Errorf("suggest: %w", err)
 	}
 	if !isObservations(data) {
-		return readEvents(path, o.Add)
+		return readEvents(path, bytes.NewReader(data), o.Add)
 	}
 	rec := suggest.Observations{MaxDestinations: -1}
 	if err := rec.UnmarshalJSON(data); err != nil {
@@ -126,14 +127,10 @@ func readObservations(path string, o *suggest.Observations) error {
 	return nil
 }
 
-// readEvents calls add with each event of a LOG_FILE (JSON lines).
-func readEvents(path string, add func(events.Event)) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("suggest: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+// readEvents calls add with each event of r, the LOG_FILE at path (JSON
+// lines).
+func readEvents(path string, r io.Reader, add func(events.Event)) error {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
