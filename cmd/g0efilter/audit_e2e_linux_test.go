@@ -54,6 +54,20 @@ func countRefusals(t *testing.T, pe *proxyEnv, c auditCase, action events.Action
 	return count()
 }
 
+// waitModeEvent waits for the event that says the filter's mode is now
+// the one of reason.
+func (pe *proxyEnv) waitModeEvent(t *testing.T, reason events.Reason) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, e := range pe.readEvents(t) {
+			if e.Component == events.Policy && e.Action == events.Changed && e.Reason == reason {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond, "an event says: %s", reason)
+}
+
 // health runs "g0efilter health" in the box.
 func health(t *testing.T, env *e2e.Env) string {
 	out, err := exec.Command("ip", "netns", "exec", env.Box, e2e.Binary(t), "health").CombinedOutput()
@@ -73,14 +87,7 @@ func TestAuditHTTPS(t *testing.T) {
 	quic := pe.RecordUDP(t, netip.MustParseAddrPort("[::]:443"))
 	pe.filter.WaitForOutput("AUDIT MODE: nothing is blocked")
 	assert.Contains(t, health(t, pe.Env), "mode: AUDIT: NOTHING IS BLOCKED")
-	require.Eventually(t, func() bool {
-		for _, e := range pe.readEvents(t) {
-			if e.Component == events.Policy && e.Action == events.Changed && e.Reason == events.ReasonAuditMode {
-				return true
-			}
-		}
-		return false
-	}, 5*time.Second, 50*time.Millisecond, "an event says the filter audits")
+	pe.waitModeEvent(t, events.ReasonAuditMode)
 
 	resolver := netip.AddrPortFrom(e2e.Upstream4[0], 53)
 	de := &dnsEnv{proxyEnv: pe, resolver: resolver}
@@ -177,14 +184,7 @@ func TestAuditHTTPS(t *testing.T) {
 	// The file's mode wins over ENFORCE: enforcing, each case is refused
 	// again, without a restart, with one blocked event each.
 	pe.filter.SetPolicy("mode: enforce\n" + auditPolicy)
-	require.Eventually(t, func() bool {
-		for _, e := range pe.readEvents(t) {
-			if e.Component == events.Policy && e.Action == events.Changed && e.Reason == events.ReasonEnforceMode {
-				return true
-			}
-		}
-		return false
-	}, 10*time.Second, 50*time.Millisecond, "an event says the filter enforces again")
+	pe.waitModeEvent(t, events.ReasonEnforceMode)
 	assert.Contains(t, health(t, pe.Env), "mode: enforce")
 	assert.Contains(t, scrape(t, he), "g0efilter_audit_mode 0")
 	before := pe.readEvents(t)
